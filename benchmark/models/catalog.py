@@ -50,3 +50,34 @@ def get_adapter(name: str) -> ModelAdapter:
 
 def list_models() -> list[str]:
     return MODELS.names()
+
+
+def describe_models() -> list[dict[str, object]]:
+    """Every entry's spec, templates and weight availability, without loading weights."""
+    rows: list[dict[str, object]] = []
+    for name in list_models():
+        adapter = get_adapter(name)
+        spec = adapter.spec
+        availability = adapter.availability()
+        rows.append(
+            {
+                "name": spec.name,
+                "kind": spec.kind,
+                "family": spec.family,
+                "hub_id": spec.hub_id,
+                "revision": spec.revision,
+                "modalities": list(spec.modalities),
+                "languages": list(spec.languages) if spec.languages is not None else "any",
+                "weights_source": spec.weights_source,
+                "transformers_major": spec.transformers_major,
+                "templates": {
+                    template: {modality: t.rendered for modality, t in by_modality.items()}
+                    for template, by_modality in adapter.templates.items()
+                },
+                "available": availability.available,
+                "availability": availability.detail,
+                "description": spec.description,
+                "notes": list(spec.notes),
+            }
+        )
+    return rows

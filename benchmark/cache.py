@@ -1,0 +1,138 @@
+"""Content-keyed caches: one latent entry per sample, and audio-encoder outputs per clip.
+
+The key hashes what the model *receives* (token ids, resampled waveform, processor config, template) plus
+the adapter's source, the library versions, dtype, device type and layer list, never a sample id: renaming a
+sample reuses its entry, changing a comma or a library version does not. Entries are written to a temporary
+file and renamed into place, and carry a checksum of their tensor, so a torn or corrupt entry is detected,
+removed and recomputed instead of being read back as latents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from benchmark.models.base import EncoderCache, ModelAdapter, PreparedInput
+from benchmark.provenance import library_versions
+
+if TYPE_CHECKING:
+    import torch
+
+CACHE_FORMAT = "1"
+
+
+def default_cache_dir() -> Path:
+    """``$LALM_BENCH_CACHE`` or ``~/.cache/lalm-bench/latents``."""
+    env = os.environ.get("LALM_BENCH_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "lalm-bench" / "latents"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def latent_key(
+    adapter: ModelAdapter,
+    item: PreparedInput,
+    *,
+    dtype: str,
+    device_type: str,
+    layers: list[str],
+) -> str:
+    """The cache key of one sample's latents under one model configuration."""
+    versions = library_versions()
+    material = {
+        "format": CACHE_FORMAT,
+        "model": adapter.spec.name,
+        "revision": adapter.spec.revision,
+        "adapter_source": adapter.source_sha256(),
+        "processor": _sha256(json.dumps(adapter.processor_config(), sort_keys=True, default=str).encode()),
+        "torch": versions.get("torch", ""),
+        "transformers": versions.get("transformers", ""),
+        "dtype": dtype,
+        "device_type": device_type,
+        "layers": layers,
+        "inputs": dict(sorted(item.key_material.items())),
+    }
+    return _sha256(json.dumps(material, sort_keys=True).encode())
+
+
+class LatentCache:
+    """Directory of per-sample latent entries (``<root>/<model>/<key[:2]>/<key>.npz``)."""
+
+    def __init__(self, root: Path | str | None = None) -> None:
+        self.root = Path(root) if root is not None else default_cache_dir()
+        self.corrupt_entries: list[Path] = []
+
+    def _path(self, model: str, key: str) -> Path:
+        return self.root / model.replace("/", "__") / key[:2] / f"{key}.npz"
+
+    def get(self, model: str, key: str) -> np.ndarray | None:
+        """The cached ``[layers, d]`` float32 array, or None when missing or corrupt (then it is deleted)."""
+        path = self._path(model, key)
+        if not path.exists():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as entry:
+                latents = entry["latents"]
+                stored_key = str(entry["key"])
+                checksum = str(entry["sha256"])
+            if stored_key != key or _sha256(np.ascontiguousarray(latents).tobytes()) != checksum:
+                raise ValueError("key or checksum mismatch")
+        except Exception:  # any unreadable entry is treated as absent and recomputed
+            self.corrupt_entries.append(path)
+            path.unlink(missing_ok=True)
+            return None
+        return latents
+
+    def put(self, model: str, key: str, latents: np.ndarray) -> None:
+        """Write atomically: a temp file in the same folder, then ``os.replace``."""
+        path = self._path(model, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        latents = np.ascontiguousarray(latents, dtype=np.float32)
+        handle, temp_name = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                np.savez(stream, latents=latents, key=np.array(key), sha256=np.array(_sha256(latents.tobytes())))
+            os.replace(temp_name, path)
+        except BaseException:
+            Path(temp_name).unlink(missing_ok=True)
+            raise
+
+
+class MemoryEncoderCache(EncoderCache):
+    """In-memory LRU of audio-encoder outputs keyed by waveform hash, bounded in bytes.
+
+    Shared across prompts and templates within one run: the same clip under several prompts is encoded once.
+    """
+
+    def __init__(self, max_bytes: int = 1 << 30) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, Any] = OrderedDict()
+        self._bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def get_or_compute(self, key: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return self._entries[key]
+        self.misses += 1
+        value = compute()
+        size = value.element_size() * value.nelement()
+        if size <= self.max_bytes:
+            self._entries[key] = value
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self._bytes -= evicted.element_size() * evicted.nelement()
+        return value

