@@ -55,7 +55,6 @@ def _cmd_probes(args: argparse.Namespace) -> int:
 
 def _cmd_fixtures(args: argparse.Namespace) -> int:
     from benchmark.probes.build import build_all
-
     from benchmark.probes.catalog import FIXTURES_DIR
 
     out = Path(args.out) if args.out else FIXTURES_DIR
@@ -115,6 +114,37 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_main(args)
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from benchmark.runner import calibrate_main
+
+    return calibrate_main(args)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from benchmark.check import main_check
+
+    return main_check(args)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from benchmark.report import load_records, write_report
+
+    records = load_records(args.results)
+    written = write_report(records, args.out, compare_to=args.compare_to, baselines_dir=args.baselines)
+    for kind, path in written.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def _cmd_expectations(args: argparse.Namespace) -> int:
+    from benchmark.claims.expectations import record_measured
+    from benchmark.report import load_records
+
+    count = record_measured(load_records(args.results), reason=args.reason)
+    print(f"recorded {count} measured expectations")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lalm-bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -160,6 +190,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     lock = sub.add_parser("lock", help="resolve hub revisions (needs hub access) into the committed lock file")
     lock.set_defaults(func=_cmd_lock)
+
+    check = sub.add_parser("check", help="pre-flight of a model: hooks, placeholders, batch invariance, drift")
+    check.add_argument("model")
+    check.add_argument("--json", action="store_true")
+    check.add_argument("--device", default="auto", help="Default: %(default)r")
+    check.add_argument("--dtype", default="auto", help="Default: %(default)r")
+    check.add_argument("--batch-size", type=int, default=8, help="Default: %(default)r")
+    check.set_defaults(func=_cmd_check)
+
+    calibrate = sub.add_parser("calibrate", help="false-positive rate and power of every claim from its controls")
+    calibrate.add_argument("--model", action="append", help="models whose real latents seed the controls")
+    calibrate.add_argument("--claim", action="append", help="only these claims")
+    calibrate.add_argument("--seeds", type=int, default=500, help="Default: %(default)r")
+    calibrate.add_argument("--budget", default="ci", choices=["ci", "full"], help="resampling sizes. Default: %(default)r")
+    calibrate.add_argument("--profile", default="ci", choices=["ci", "full"], help="Default: %(default)r")
+    calibrate.add_argument("--results", type=Path, default=Path("results"), help="Default: %(default)r")
+    _add_run_options(calibrate)
+    calibrate.set_defaults(func=_cmd_calibrate)
+
+    report = sub.add_parser("report", help="Markdown + HTML report from result records")
+    report.add_argument("results", nargs="+", type=Path, help="record files or folders")
+    report.add_argument("--out", type=Path, default=Path("reports"), help="Default: %(default)r")
+    report.add_argument("--compare-to", default=None, help="MODEL[@REV]: paired deltas against this model")
+    report.add_argument("--baselines", type=Path, default=Path("reports/baselines"), help="Default: %(default)r")
+    report.set_defaults(func=_cmd_report)
+
+    expectations = sub.add_parser("expectations", help="record measured verdicts as expectations (asks for a reason)")
+    expectations.add_argument("action", choices=["record"])
+    expectations.add_argument("results", nargs="+", type=Path)
+    expectations.add_argument("--reason", required=True)
+    expectations.set_defaults(func=_cmd_expectations)
 
     run = sub.add_parser("run", help="extract, evaluate every claim, write records and the report")
     run.add_argument("--model", action="append", help="repeatable; default: the offline real models")

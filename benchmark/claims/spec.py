@@ -36,6 +36,11 @@ class RuleSpec(BaseModel):
     epsilon: float | None = None
     alpha: float = 0.05
     min_power: float = 0.8
+    power_at: float | None = Field(
+        default=None,
+        description="presence claims: the planted effect at which power >= min_power is required (the positive "
+        "control); absence claims plant 0 (true absence) and the boundary null plants epsilon",
+    )
     reasons: dict[str, str] = Field(description="one sentence per constant: why this value")
 
     @model_validator(mode="after")
@@ -44,7 +49,9 @@ class RuleSpec(BaseModel):
             raise ValueError("a presence rule needs delta")
         if self.kind == "absence" and self.epsilon is None:
             raise ValueError("an absence rule needs epsilon")
-        for constant in ("delta", "epsilon", "alpha"):
+        if self.kind == "presence" and (self.power_at is None or self.power_at <= (self.delta or 0.0)):
+            raise ValueError("a presence rule needs power_at above delta (the planted positive control)")
+        for constant in ("delta", "epsilon", "alpha", "power_at"):
             if getattr(self, constant) is not None and constant not in self.reasons:
                 raise ValueError(f"rule constant {constant!r} has no reason")
         return self

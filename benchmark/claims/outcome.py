@@ -1,0 +1,21 @@
+"""Maps a claim record to a pytest outcome (the claims issue's outcome mapping)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmark.claims.record import ClaimRecord
+
+
+def check_record(record: ClaimRecord) -> None:
+    """Assert a record against its expectation, skipping (with the reason) what is not a tested finding."""
+    __tracebackhide__ = True
+    label = f"{record.claim_id} on {record.model}"
+    if record.verdict in ("n/a", "inconclusive"):
+        pytest.skip(f"{record.verdict}: {record.reason}")
+    if record.expectation is None:
+        pytest.skip(f"{record.verdict} (no recorded expectation, reported only): {record.reason}")
+    assert record.verdict == record.expectation.verdict, (
+        f"{label}: verdict {record.verdict!r} but expected {record.expectation.verdict!r} "
+        f"({record.expectation.status}, {record.expectation.source}); {record.reason}"
+    )

@@ -1,0 +1,207 @@
+"""One code path for ``lalm-bench run`` and ``pytest claims/``: a session that extracts (cached), evaluates
+claims (references first), and saves each record into the result store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmark.cache import LatentCache
+from benchmark.claims.data import Budget
+from benchmark.claims.evaluate import applicability, evaluate_claim
+from benchmark.claims.record import ClaimRecord
+from benchmark.claims.registry import all_claims, get_claim
+from benchmark.claims.spec import ClaimSpec
+from benchmark.extract import LatentSet, extract_latents
+from benchmark.models.base import ModelAdapter
+from benchmark.models.catalog import DEFAULT_MODELS, get_adapter
+from benchmark.schema import ProbeSet
+from benchmark.store import latents_path, record_path
+
+DEFAULT_SEED = 20251125
+
+
+@dataclass
+class SessionOptions:
+    profile: str = "ci"
+    probes: str | None = None
+    results: Path = Path("results")
+    cache_dir: Path | None = None
+    use_cache: bool = True
+    device: str = "auto"
+    dtype: str = "auto"
+    batch_size: int = 8
+    seed: int = DEFAULT_SEED
+    progress: bool = False
+
+
+@dataclass
+class ClaimSession:
+    """Memoises adapters, probe sets, latents and records for one run."""
+
+    options: SessionOptions
+    _adapters: dict[str, ModelAdapter] = field(default_factory=dict)
+    _probes: dict[str, ProbeSet] = field(default_factory=dict)
+    _latents: dict[tuple[str, str, str], LatentSet] = field(default_factory=dict)
+    _records: dict[tuple[str, str], ClaimRecord] = field(default_factory=dict)
+    extraction_log: list[dict[str, object]] = field(default_factory=list)
+
+    def adapter(self, model: str) -> ModelAdapter:
+        if model not in self._adapters:
+            self._adapters[model] = get_adapter(model)
+        return self._adapters[model]
+
+    def probe_set(self, spec: ClaimSpec) -> ProbeSet:
+        name = self.options.probes or spec.probe_set
+        if name not in self._probes:
+            from benchmark.probes.catalog import resolve_probes
+
+            ensure_fixture_audio(name)
+            self._probes[name] = resolve_probes(name, self.options.profile if not self.options.probes else None)
+        return self._probes[name]
+
+    def latents(self, model: str, probe_set: ProbeSet, template: str) -> LatentSet:
+        key = (model, probe_set.content_hash(), template)
+        if key in self._latents:
+            return self._latents[key]
+        adapter = self.adapter(model)
+        stored = latents_path(self.options.results, model, adapter.spec.revision, key[1], template)
+        if not adapter.availability().available and stored.exists():
+            latent_set = LatentSet.load(stored)  # imported from a machine that has the weights
+        else:
+            cache = LatentCache(self.options.cache_dir) if self.options.use_cache else None
+            latent_set, stats = extract_latents(
+                adapter, probe_set, template=template, batch_size=self.options.batch_size,
+                device=self.options.device, dtype=self.options.dtype, cache=cache, progress=self.options.progress,
+            )
+            latent_set.save(stored)
+            self.extraction_log.append({"model": model, "probe_set": probe_set.name, "template": template,
+                                        "samples": stats.samples, "cache_hits": stats.cache_hits,
+                                        "forward_passes": stats.forward_passes, "seconds": round(stats.seconds, 2)})
+        self._latents[key] = latent_set
+        return latent_set
+
+    def record(self, claim_id: str, model: str) -> ClaimRecord:
+        """Evaluate (once) and save the record of ``claim_id`` on ``model``; references are evaluated first."""
+        memo = (claim_id, model)
+        if memo in self._records:
+            return self._records[memo]
+        spec = get_claim(claim_id)
+        adapter = self.adapter(model)
+        reference_verdict = self.record(spec.reference, model).verdict if spec.reference else None
+        why_not = applicability(spec, adapter.spec.modalities, adapter.spec.languages)
+        probe_set = self.probe_set(spec)
+        if why_not is None:
+            latent_set = self.latents(model, probe_set, spec.template)
+        else:
+            latent_set = _placeholder_latents(adapter, probe_set, spec.template)
+        record = evaluate_claim(
+            spec, latent_set=latent_set, probe_set=probe_set, profile=self.options.profile, seed=self.options.seed,
+            model_modalities=adapter.spec.modalities, model_languages=adapter.spec.languages,
+            reference_verdict=reference_verdict, budget=Budget.for_profile(self.options.profile),
+        )
+        record.save(record_path(self.options.results, model, record.revision, record.probe_set_hash, claim_id,
+                                record.claim_version))
+        self._records[memo] = record
+        return record
+
+    def records(self) -> list[ClaimRecord]:
+        return list(self._records.values())
+
+
+def _placeholder_latents(adapter: ModelAdapter, probe_set: ProbeSet, template: str) -> LatentSet:
+    """An empty latents object carrying provenance only, for records of claims that are ``n/a``."""
+    import numpy as np
+    import torch
+
+    from benchmark.extract import build_provenance
+    from benchmark.schema import LatentsManifest
+
+    manifest = LatentsManifest(
+        provenance=build_provenance(adapter, probe_set, torch.device("cpu"), torch.float32),
+        template=template, layers=[], sample_ids=[], modalities=[], last_token_ids=[], positions=[], shape=[],
+        tensor_sha256="",
+    )
+    return LatentSet(latents=np.zeros((0, 0, 0), dtype=np.float32), manifest=manifest)
+
+
+def ensure_fixture_audio(name: str) -> None:
+    """Shipped speech sets keep audio out of git: rebuild (hash-checked) when it is missing."""
+    from benchmark.probes.catalog import shipped_probe_sets
+
+    shipped = shipped_probe_sets()
+    if name not in shipped:
+        return
+    folder = shipped[name]
+    manifest = folder / "manifest.jsonl"
+    if not manifest.exists() or '"audio_path": null' in manifest.read_text(encoding="utf-8")[:2000]:
+        return
+    if (folder / "audio").is_dir() and any((folder / "audio").iterdir()):
+        return
+    from benchmark.probes.build import build_all
+
+    build_all(folder.parent, check=True, sets=[name])
+
+
+def run_main(args: argparse.Namespace) -> int:
+    """``lalm-bench run``: every claim for every selected model, then the report."""
+    options = SessionOptions(
+        profile=args.profile, probes=args.probes, results=args.results, cache_dir=args.cache_dir,
+        use_cache=not args.no_cache, device=args.device, dtype=args.dtype, batch_size=args.batch_size,
+        progress=sys.stderr.isatty(),
+    )
+    session = ClaimSession(options)
+    models = args.model or list(DEFAULT_MODELS)
+    for model in models:
+        for spec in all_claims():
+            if spec.cross_model:
+                continue
+            record = session.record(spec.id, model)
+            print(f"{record.claim_id:42s} {model:24s} {record.verdict:12s} {record.reason[:90]}", flush=True)
+    from benchmark.runner_cross import evaluate_cross_model
+
+    for record in evaluate_cross_model(session, models):
+        print(f"{record.claim_id:42s} {record.model:24s} {record.verdict:12s} {record.reason[:90]}", flush=True)
+    print(json.dumps(session.extraction_log), file=sys.stderr)
+    from benchmark.report import write_report
+
+    written = write_report(session.records(), args.out)
+    for kind, path in written.items():
+        print(f"report ({kind}): {path}")
+    return 0
+
+
+def calibrate_main(args: argparse.Namespace) -> int:
+    """``lalm-bench calibrate``: controls of every claim on real offline latents (first model that fits)."""
+    from benchmark.claims.calibrate import calibrate
+    from benchmark.claims.data import claim_data_from
+
+    options = SessionOptions(profile=args.profile, results=args.results, cache_dir=args.cache_dir,
+                             device=args.device, dtype=args.dtype, batch_size=args.batch_size)
+    session = ClaimSession(options)
+    models = args.model or list(DEFAULT_MODELS)
+    specs = [spec for spec in all_claims() if not spec.cross_model]
+    bases = {}
+    for spec in specs:
+        if spec.probe_set in bases:
+            continue
+        for model in models:
+            adapter = session.adapter(model)
+            if applicability(spec, adapter.spec.modalities, adapter.spec.languages) is None:
+                probe_set = session.probe_set(spec)
+                bases[spec.probe_set] = claim_data_from(session.latents(model, probe_set, spec.template), probe_set)
+                break
+    if args.claim:
+        specs = [spec for spec in specs if spec.id in args.claim]
+    document = calibrate(specs, bases, seeds=args.seeds, budget=Budget.for_profile(args.budget))
+    for claim_id, row in document["claims"].items():
+        if "boundary_null" in row:
+            print(f"{claim_id:42s} FPR {row['boundary_null']['rate']:.3f} power {row['positive']['rate']:.3f} "
+                  f"(seeds {row['seeds']})")
+        else:
+            print(f"{claim_id:42s} {row.get('status')}")
+    return 0

@@ -1,0 +1,65 @@
+"""Parametrises every claim over the selected models; maps verdicts to pytest outcomes.
+
+Outcome mapping (the claims issue): a verdict that leaves its expectation fails; a pipeline/extraction problem
+(`error`) is a pytest error (raised during setup); `n/a`, `inconclusive` and a finding with no recorded
+expectation are skips that say why, never passes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmark.claims.record import ClaimRecord
+from benchmark.claims.registry import all_claims
+from benchmark.models.catalog import DEFAULT_MODELS
+from benchmark.runner import DEFAULT_SEED, ClaimSession, SessionOptions
+
+_SESSION_KEY = pytest.StashKey[ClaimSession]()
+
+
+def selected_models(config: pytest.Config) -> list[str]:
+    return config.getoption("--model") or list(DEFAULT_MODELS)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "claim_case" not in metafunc.fixturenames:
+        return
+    section = getattr(metafunc.module, "SECTION", None)
+    cases, ids = [], []
+    for spec in all_claims():
+        if spec.section != section or spec.cross_model:
+            continue
+        for model in selected_models(metafunc.config):
+            cases.append((spec.id, model))
+            ids.append(f"{spec.id}[{model}]")
+    metafunc.parametrize("claim_case", cases, ids=ids)
+
+
+@pytest.fixture(scope="session")
+def claim_session(pytestconfig: pytest.Config) -> ClaimSession:
+    if _SESSION_KEY not in pytestconfig.stash:
+        options = SessionOptions(
+            profile=pytestconfig.getoption("--profile"),
+            probes=pytestconfig.getoption("--probes"),
+            results=pytestconfig.getoption("--results"),
+            cache_dir=pytestconfig.getoption("--cache-dir"),
+            device=pytestconfig.getoption("--device"),
+            dtype=pytestconfig.getoption("--dtype"),
+            batch_size=pytestconfig.getoption("--batch-size"),
+            seed=pytestconfig.getoption("--claim-seed") or DEFAULT_SEED,
+        )
+        pytestconfig.stash[_SESSION_KEY] = ClaimSession(options)
+    return pytestconfig.stash[_SESSION_KEY]
+
+
+class ClaimPipelineError(Exception):
+    """The claim's measurement is broken (pipeline gate): reported as a pytest error, not a failure."""
+
+
+@pytest.fixture
+def claim_record(claim_case: tuple[str, str], claim_session: ClaimSession) -> ClaimRecord:
+    claim_id, model = claim_case
+    record = claim_session.record(claim_id, model)
+    if record.verdict == "error":
+        raise ClaimPipelineError(f"{claim_id} on {model}: {record.reason}")
+    return record

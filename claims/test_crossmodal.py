@@ -1,0 +1,12 @@
+"""Claims of the paper's crossmodal findings, one test per claim and model (ids: claim-id[model])."""
+
+from __future__ import annotations
+
+from benchmark.claims.outcome import check_record
+from benchmark.claims.record import ClaimRecord
+
+SECTION = "crossmodal"
+
+
+def test_claim(claim_record: ClaimRecord) -> None:
+    check_record(claim_record)

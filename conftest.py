@@ -1,0 +1,35 @@
+"""pytest options and the claim session shared by ``claims/`` (one code path with ``lalm-bench run``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmark.models.catalog import DEFAULT_MODELS
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("lalm-bench", "lalm-bench claims")
+    group.addoption("--model", action="append", default=None,
+                    help=f"model to evaluate claims on (repeatable). Default: {list(DEFAULT_MODELS)!r}")
+    group.addoption("--probes", default=None, help="probe-set folder replacing each claim's shipped set. Default: None")
+    group.addoption("--profile", default="ci", choices=["ci", "full", "custom"], help="Default: 'ci'")
+    group.addoption("--device", default="auto", help="cpu, cuda or auto. Default: 'auto'")
+    group.addoption("--dtype", default="auto", help="float32, bfloat16 or auto. Default: 'auto'")
+    group.addoption("--batch-size", type=int, default=8, help="Default: 8")
+    group.addoption("--cache-dir", type=Path, default=None,
+                    help="latent cache. Default: $LALM_BENCH_CACHE or ~/.cache/lalm-bench/latents")
+    group.addoption("--results", type=Path, default=Path("results"), help="record store. Default: 'results'")
+    group.addoption("--claim-seed", type=int, default=None, help="resampling seed. Default: the suite's fixed seed")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--profile") == "custom" and not config.getoption("--probes"):
+        raise pytest.UsageError("--profile custom needs --probes PATH")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    models = config.getoption("--model") or list(DEFAULT_MODELS)
+    return [f"lalm-bench: models={models} profile={config.getoption('--profile')} "
+            f"device={config.getoption('--device')} dtype={config.getoption('--dtype')}"]
