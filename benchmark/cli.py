@@ -145,6 +145,19 @@ def _cmd_expectations(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_baselines(args: argparse.Namespace) -> int:
+    from benchmark.report import load_records
+    from benchmark.report.baselines import regenerate, write_provisional
+
+    records = load_records(args.results)
+    if args.action == "accept":
+        paths = regenerate(records, args.reason or "", baselines_dir=args.baselines)
+    else:
+        paths = write_provisional(records, baselines_dir=args.baselines)
+    print(f"wrote {len(paths)} baselines under {args.baselines}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lalm-bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -221,6 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
     expectations.add_argument("results", nargs="+", type=Path)
     expectations.add_argument("--reason", required=True)
     expectations.set_defaults(func=_cmd_expectations)
+
+    baselines = sub.add_parser("baselines", help="accept (with a reason) or provisionally write baselines")
+    baselines.add_argument("action", choices=["accept", "provisional"])
+    baselines.add_argument("results", nargs="+", type=Path)
+    baselines.add_argument("--reason", default=None)
+    baselines.add_argument("--baselines", type=Path, default=Path("reports/baselines"), help="Default: %(default)r")
+    baselines.set_defaults(func=_cmd_baselines)
 
     run = sub.add_parser("run", help="extract, evaluate every claim, write records and the report")
     run.add_argument("--model", action="append", help="repeatable; default: the offline real models")

@@ -74,6 +74,7 @@ def describe_models() -> list[dict[str, object]]:
                     template: {modality: t.rendered for modality, t in by_modality.items()}
                     for template, by_modality in adapter.templates.items()
                 },
+                "layers": _layers(adapter),
                 "available": availability.available,
                 "availability": availability.detail,
                 "description": spec.description,
@@ -81,3 +82,11 @@ def describe_models() -> list[dict[str, object]]:
             }
         )
     return rows
+
+
+def _layers(adapter: ModelAdapter) -> list[str] | None:
+    """Layer names when known without loading weights (offline entries); None for hub entries."""
+    try:
+        return adapter.layer_names()
+    except Exception:  # hub adapters learn their depth only from the loaded config
+        return None

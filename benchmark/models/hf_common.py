@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 import torch
 
-from benchmark.errors import PipelineError, WeightsUnavailableError
+from benchmark.errors import PipelineError, UnsupportedModelError, WeightsUnavailableError
 from benchmark.models.base import Availability
 from benchmark.models.lock import UNRESOLVED
 
@@ -157,3 +159,97 @@ def forward_accepts(module: torch.nn.Module, name: str) -> bool:
     except (TypeError, ValueError):
         return False
     return name in params
+
+
+def encode_with_specials(tokenizer: Any, text: str, specials: tuple[str, ...]) -> list[int]:
+    """Token ids of ``text`` where each string in ``specials`` is one special token and the rest is plain text.
+
+    Why: some tokenizers (mistral-common's tekken) never parse special-token strings out of text, so a prompt
+    must be assembled from ids. Each special is checked to round-trip (an unknown one would silently become
+    ``<unk>``); an unknown special raises ``UnsupportedModelError`` naming it."""
+    ids: list[int] = []
+    rest = text
+    while rest:
+        hits = [(rest.find(s), s) for s in specials if s and rest.find(s) >= 0]
+        if not hits:
+            ids.extend(tokenizer.encode(rest, add_special_tokens=False))
+            break
+        at, special = min(hits)
+        if at:
+            ids.extend(tokenizer.encode(rest[:at], add_special_tokens=False))
+        ids.append(special_token_id(tokenizer, special))
+        rest = rest[at + len(special):]
+    return [int(i) for i in ids]
+
+
+def special_token_id(tokenizer: Any, token: str) -> int:
+    """Id of one special token, checked by the reverse lookup (no silent ``<unk>``)."""
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    back = tokenizer.convert_ids_to_tokens(token_id) if isinstance(token_id, int) else None
+    if not isinstance(token_id, int) or back != token:
+        raise UnsupportedModelError(
+            f"{type(tokenizer).__name__}: special token {token!r} is not in the vocabulary "
+            f"(got id {token_id!r}, which maps back to {back!r})"
+        )
+    return token_id
+
+
+# ---- Granite Speech log-mel features, torch only ---------------------------------------------------------
+@dataclass(frozen=True)
+class GraniteLogMel:
+    """Granite Speech's input features without torchaudio (no torchaudio wheel matches torch 2.13).
+
+    Same definition as ``GraniteSpeechFeatureExtractor`` (transformers 5): power-2 STFT (periodic Hann window
+    of ``win_length`` centred in ``n_fft``, centre padding by reflection) -> HTK mel filterbank without
+    normalisation (0 Hz to Nyquist) -> log10 of max(mel, 1e-10) -> floor at (clip max - 8) -> /4 + 1 -> drop
+    the last frame if the count is odd -> stack frame pairs, giving ``[1, frames // 2, 2 * n_mels]``. One clip
+    at a time: the extractor's batched path pads clips to a common length, which would change the encoder's
+    output for the shorter ones."""
+
+    sampling_rate: int = 16_000
+    n_fft: int = 512
+    win_length: int = 400
+    hop_length: int = 160
+    n_mels: int = 80
+    projector_window_size: int = 15
+    projector_downsample_rate: int = 5
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> GraniteLogMel:
+        """From a ``preprocessor_config.json`` dict (unknown keys ignored, missing ones default)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: config[k] for k in names if k in config})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def filterbank(self) -> torch.Tensor:
+        """``[n_fft // 2 + 1, n_mels]`` HTK triangles, as torchaudio's ``melscale_fbanks(norm=None)``."""
+        from transformers.audio_utils import mel_filter_bank
+
+        bank = mel_filter_bank(num_frequency_bins=self.n_fft // 2 + 1, num_mel_filters=self.n_mels, min_frequency=0.0,
+                               max_frequency=self.sampling_rate / 2, sampling_rate=self.sampling_rate, norm=None,
+                               mel_scale="htk")
+        return torch.from_numpy(np.asarray(bank, dtype=np.float32))
+
+    def __call__(self, waveform: np.ndarray) -> torch.Tensor:
+        """``[1, frames // 2, 2 * n_mels]`` float32 features of one mono clip."""
+        wave = torch.from_numpy(np.ascontiguousarray(waveform, dtype=np.float32))
+        if wave.ndim != 1 or wave.numel() <= self.n_fft // 2:
+            raise PipelineError(f"Granite features need a mono clip longer than {self.n_fft // 2} samples, "
+                                f"got shape {tuple(wave.shape)}")
+        spec = torch.stft(wave, n_fft=self.n_fft, hop_length=self.hop_length, win_length=self.win_length,
+                          window=torch.hann_window(self.win_length), center=True, pad_mode="reflect",
+                          normalized=False, onesided=True, return_complex=True).abs().pow(2)
+        mel = spec.transpose(0, 1) @ self.filterbank()  # [frames, n_mels]
+        logmel = mel.clamp(min=1e-10).log10()
+        logmel = torch.maximum(logmel, logmel.max() - 8.0) / 4 + 1
+        if logmel.shape[0] % 2:
+            logmel = logmel[:-1]
+        return logmel.reshape(1, -1, 2 * self.n_mels)
+
+    def num_embeddings(self, n_samples: int) -> int:
+        """Projector outputs for a clip of ``n_samples``: the extractor's documented count."""
+        encoder_frames = (n_samples // self.hop_length + 1) // 2
+        blocks = math.ceil(encoder_frames / self.projector_window_size)
+        return blocks * (self.projector_window_size // self.projector_downsample_rate)

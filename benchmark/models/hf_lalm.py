@@ -35,8 +35,10 @@ from benchmark.models.base import (
 )
 from benchmark.models.hf_common import (
     INSTRUCTION,
+    GraniteLogMel,
     cached_availability,
     check_waveform,
+    encode_with_specials,
     forward_accepts,
     ids_sha256,
     last_real_positions,
@@ -135,6 +137,7 @@ RECIPES: dict[str, Recipe] = {
             ),
             feature_keys=("input_features", "feature_attention_mask"),
             load_kwargs={"enable_audio_output": False},
+            notes=("falls back to an audio-only processor when the full one needs torchvision",),
             submodule="thinker",
         ),
         Recipe(
@@ -151,7 +154,8 @@ RECIPES: dict[str, Recipe] = {
                 note="mistral-common instruct format; audio chunk precedes the text in the user turn",
             ),
             feature_keys=("input_features",),
-            notes=("the official processor needs the mistral-common package (tokenizer = MistralCommonBackend)",),
+            notes=("ids assembled by the adapter (VoxtralProcessor refuses [AUDIO] in text); loading the real "
+                   "tokenizer needs mistral-common (MistralCommonBackend), not installed here",),
         ),
         Recipe(
             name="granite-speech-3.3-2b",
@@ -166,7 +170,8 @@ RECIPES: dict[str, Recipe] = {
                 note="no system turn: the tokenizer's default one inserts today's date, which would change the ids daily",
             ),
             feature_keys=("input_features", "input_features_mask"),
-            notes=("the feature extractor needs torchaudio",),
+            notes=("log-mel features computed in torch (GraniteLogMel; no torchaudio wheel for torch 2.13), "
+                   "audio encoded one clip at a time (the conformer has no padding mask)",),
         ),
         Recipe(
             name="phi-4-multimodal",
@@ -368,9 +373,7 @@ class HubLALMAdapter(ModelAdapter):
             )
         kwargs = revision_kwargs(self.spec.revision)
         hub_id = self.recipe.hub_id
-        processor = load_or_unavailable(
-            hub_id, lambda: transformers.AutoProcessor.from_pretrained(hub_id, **kwargs)
-        )
+        processor = self.load_processor(kwargs)
         model = load_or_unavailable(
             hub_id,
             lambda: model_cls.from_pretrained(hub_id, dtype=dtype, **kwargs, **self.recipe.load_kwargs),
@@ -379,6 +382,13 @@ class HubLALMAdapter(ModelAdapter):
             model = getattr(model, self.recipe.submodule)
         self.attach(model.to(device), processor, device=device, dtype=dtype)
         self.check_chat_template()
+
+    def load_processor(self, kwargs: dict[str, Any]) -> Any:
+        """The model's own processor from the hub (subclasses build one where that needs missing packages)."""
+        import transformers
+
+        hub_id = self.recipe.hub_id
+        return load_or_unavailable(hub_id, lambda: transformers.AutoProcessor.from_pretrained(hub_id, **kwargs))
 
     def attach(self, model: torch.nn.Module, processor: Any, *, device: torch.device, dtype: torch.dtype) -> None:
         """Use an already built model and processor (``load`` and the synthetic tests both come here)."""
@@ -434,18 +444,25 @@ class HubLALMAdapter(ModelAdapter):
         content = sample.text if sample.modality == "text" else self.recipe.chat.speech
         return tpl.prefix + content + tpl.suffix
 
+    def encode_speech(self, sample: Sample, wave: np.ndarray, template: str) -> Any:
+        """``input_ids`` ``[1, seq]`` (placeholder expanded) plus the recipe's feature keys, for one clip."""
+        prompt = self.render(sample, template)
+        return self.processor(text=[prompt], audio=[wave], sampling_rate=SAMPLE_RATE, return_tensors="pt",
+                              **self.recipe.processor_kwargs)
+
+    def encode_text(self, sample: Sample, template: str) -> Any:
+        """``input_ids`` ``[1, seq]`` of a text sample."""
+        prompt = self.render(sample, template)
+        return self.processor(text=[prompt], return_tensors="pt", **self.recipe.processor_kwargs)
+
     def prepare(self, sample: Sample, waveform: np.ndarray | None, template: str) -> PreparedInput:
         if self.processor is None:
             raise PipelineError(f"model {self.recipe.name!r} is not loaded; call load() first")
-        prompt = self.render(sample, template)
         tensors: dict[str, Any] = {}
         audio_key = None
         if sample.modality == "speech":
             wave = check_waveform(sample.id, waveform)
-            out = self.processor(
-                text=[prompt], audio=[wave], sampling_rate=SAMPLE_RATE, return_tensors="pt",
-                **self.recipe.processor_kwargs,
-            )
+            out = self.encode_speech(sample, wave, template)
             missing = [k for k in self.recipe.feature_keys if k not in out]
             if missing:
                 raise PipelineError(
@@ -458,8 +475,8 @@ class HubLALMAdapter(ModelAdapter):
         else:
             if waveform is not None:
                 raise PipelineError(f"sample {sample.id!r}: modality 'text' but a waveform was given")
-            out = self.processor(text=[prompt], return_tensors="pt", **self.recipe.processor_kwargs)
-        ids = out["input_ids"][0].to(torch.long)
+            out = self.encode_text(sample, template)
+        ids = torch.as_tensor(out["input_ids"])[0].to(torch.long)
         n_audio = int((ids == self.audio_token_id).sum())
         if sample.modality == "speech" and n_audio < 1:
             raise PipelineError(f"sample {sample.id!r}: no audio placeholder {self.audio_token!r} in the input ids")
@@ -525,9 +542,230 @@ class HubLALMAdapter(ModelAdapter):
         handle = self.layer_handles().blocks[0].register_forward_pre_hook(_guard, with_kwargs=True)
         try:
             with torch.no_grad():
-                self.model(**kwargs)
+                self.call_model(batch, kwargs)
         finally:
             handle.remove()
+
+    def call_model(self, batch: Batch, kwargs: dict[str, Any]) -> None:
+        """Run the model on the batch's kwargs (subclasses that encode audio per clip replace this)."""
+        assert self.model is not None
+        self.model(**kwargs)
+
+
+class VoxtralAdapter(HubLALMAdapter):
+    """Voxtral: ids assembled here, features from the processor's Whisper feature extractor.
+
+    Why not the processor: ``VoxtralProcessor.__call__`` refuses the audio token in text and its
+    ``apply_chat_template`` needs mistral-common plus a file/URL/base64 audio. The layout is the one
+    mistral-common's instruct encoding produces for ``[audio chunk, text chunk]``: ``<s> [INST] [BEGIN_AUDIO]
+    [AUDIO]*n <instruction> [/INST]``. Each clip is padded to whole encoder windows (30 s for the real model)
+    and every window gives a fixed number of audio embeddings, so ``n`` follows from the clip length and
+    the config. Content and instruction are tokenised separately, so the suffix ids are identical in both
+    modalities."""
+
+    _SPECIALS = ("<s>", "[INST]", "[/INST]", "[BEGIN_AUDIO]", "[AUDIO]")
+
+    def attach(self, model: torch.nn.Module, processor: Any, *, device: torch.device, dtype: torch.dtype) -> None:
+        super().attach(model, processor, device=device, dtype=dtype)
+        audio_cfg = model.config.audio_config
+        tower = model.model.audio_tower  # VoxtralForConditionalGeneration -> VoxtralModel -> encoder
+        strides = int(tower.conv1.stride[0]) * int(tower.conv2.stride[0])
+        self.window_frames = int(audio_cfg.max_source_positions) * strides
+        per_window, rem = divmod(int(audio_cfg.max_source_positions) * int(audio_cfg.hidden_size),
+                                 int(audio_cfg.intermediate_size))
+        if rem:
+            raise UnsupportedModelError(f"{self.recipe.name}: encoder windows of {audio_cfg.max_source_positions} "
+                                        f"frames do not group into whole audio embeddings")
+        self.embeddings_per_window = per_window
+
+    def _ids(self, *parts: str) -> list[int]:
+        tok = self.processor.tokenizer
+        return [i for part in parts for i in encode_with_specials(tok, part, self._SPECIALS)]
+
+    def encode_text(self, sample: Sample, template: str) -> Any:
+        tpl = self.template(template, "text")
+        return {"input_ids": torch.tensor([self._ids(tpl.prefix, sample.text, tpl.suffix)])}
+
+    def encode_speech(self, sample: Sample, wave: np.ndarray, template: str) -> Any:
+        fe = self.processor.feature_extractor
+        window = self.window_frames * int(fe.hop_length)
+        feats = fe(wave, sampling_rate=SAMPLE_RATE, padding="longest", pad_to_multiple_of=window, truncation=False,
+                   return_tensors="pt")["input_features"]  # [1, n_mels, k * window_frames]
+        n_mels, frames = int(feats.shape[1]), int(feats.shape[2])
+        if frames % self.window_frames:
+            raise PipelineError(f"sample {sample.id!r}: {frames} mel frames are not whole encoder windows of "
+                                f"{self.window_frames}")
+        windows = feats.reshape(n_mels, -1, self.window_frames).transpose(0, 1).contiguous()
+        tpl = self.template(template, "speech")
+        audio = self.recipe.chat.speech.replace(str(self.audio_token),
+                                                str(self.audio_token) * (windows.shape[0] * self.embeddings_per_window))
+        return {"input_ids": torch.tensor([self._ids(tpl.prefix, audio, tpl.suffix)]), "input_features": windows}
+
+    def check_chat_template(self) -> str:
+        """With mistral-common's tokenizer: its own text-turn ids must start with our prefix and end with
+        ``[/INST]``; other tokenizers (synthetic tests) have no template to compare with."""
+        tok = self.processor.tokenizer
+        if type(tok).__name__ != "MistralCommonBackend":
+            return "no chat template"
+        content = "HELLO" + INSTRUCTION
+        ref = tok.apply_chat_template([{"role": "user", "content": content}], tokenize=True)
+        ref = list(ref["input_ids"] if isinstance(ref, dict) else ref)
+        prefix = self._ids(self.recipe.chat.prefix)
+        suffix = self._ids(self.recipe.chat.suffix)
+        if ref[: len(prefix)] != prefix or ref[-len(suffix):] != suffix:
+            raise PipelineError(f"{self.recipe.name}: mistral-common encodes a user turn as {ref}, the adapter "
+                                f"declares prefix {prefix} and suffix {suffix}")
+        return "verified"
+
+
+class GraniteSpeechInputs:
+    """Granite Speech's processor without torchaudio: the tokenizer plus ``GraniteLogMel``.
+
+    Does what ``GraniteSpeechProcessor`` does for one clip: writes the audio token once per projector output,
+    then tokenises; returns ``input_features`` ``[1, frames, 2 * n_mels]`` and ``input_features_mask``."""
+
+    def __init__(self, tokenizer: Any, features: GraniteLogMel, audio_token: str = "<|audio|>") -> None:
+        self.tokenizer = tokenizer
+        self.feature_extractor = features
+        self.audio_token = getattr(tokenizer, "audio_token", None) or audio_token
+        self.chat_template = getattr(tokenizer, "chat_template", None)
+
+    def __call__(self, text: list[str], audio: list[np.ndarray] | None = None, **_: Any) -> dict[str, torch.Tensor]:
+        if len(text) != 1 or (audio is not None and len(audio) != 1):
+            raise PipelineError("GraniteSpeechInputs encodes one prompt (and at most one clip) at a time")
+        prompt = text[0]
+        out: dict[str, torch.Tensor] = {}
+        if audio is not None:
+            if prompt.count(self.audio_token) != 1:
+                raise PipelineError(f"Granite prompt must hold exactly one {self.audio_token!r}: {prompt!r}")
+            n = self.feature_extractor.num_embeddings(len(audio[0]))
+            prompt = prompt.replace(self.audio_token, self.audio_token * n)
+            out["input_features"] = self.feature_extractor(audio[0])
+            out["input_features_mask"] = torch.ones((1, n), dtype=torch.bool)
+        enc = self.tokenizer([prompt], return_tensors="pt", add_special_tokens=False)
+        out["input_ids"] = enc["input_ids"]
+        return out
+
+
+class GraniteSpeechAdapter(HubLALMAdapter):
+    """Granite Speech: torch-only features, and the audio encoded one clip at a time.
+
+    Why per clip: the conformer has no padding mask (block attention and depthwise convolutions), so a clip
+    padded to a longer one's length gets different embeddings for its real frames; its batched latents
+    would depend on the batch. Each clip is encoded alone (cached by waveform hash) and written over its
+    placeholder run with the model's own ``get_merged_audio_embeddings``."""
+
+    def load_processor(self, kwargs: dict[str, Any]) -> Any:
+        import transformers
+        from transformers.feature_extraction_utils import FeatureExtractionMixin
+
+        hub_id = self.recipe.hub_id
+        tok = load_or_unavailable(hub_id, lambda: transformers.AutoTokenizer.from_pretrained(hub_id, **kwargs))
+        cfg, _ = load_or_unavailable(hub_id, lambda: FeatureExtractionMixin.get_feature_extractor_dict(hub_id, **kwargs))
+        return GraniteSpeechInputs(tok, GraniteLogMel.from_dict(cfg))
+
+    def attach(self, model: torch.nn.Module, processor: Any, *, device: torch.device, dtype: torch.dtype) -> None:
+        fe = getattr(processor, "feature_extractor", None)
+        if not isinstance(fe, GraniteLogMel):
+            raise UnsupportedModelError(f"{self.recipe.name}: expected GraniteSpeechInputs (torch-only features), "
+                                        f"got {type(processor).__name__}")
+        cfg = model.config
+        if (fe.projector_window_size, fe.projector_downsample_rate) != (cfg.window_size, cfg.downsample_rate):
+            raise UnsupportedModelError(
+                f"{self.recipe.name}: feature extractor counts projector windows of {fe.projector_window_size}/"
+                f"{fe.projector_downsample_rate}, the model uses {cfg.window_size}/{cfg.downsample_rate}")
+        super().attach(model, processor, device=device, dtype=dtype)
+
+    def collate(self, items: list[PreparedInput]) -> Batch:
+        batch = super().collate([self._without_features(it) for it in items])
+        device = self.device or torch.device("cpu")
+        batch.extras["clips"] = [
+            (it.audio_key, it.tensors["input_features"].to(device, self.dtype or torch.float32),
+             int(it.tensors["input_features_mask"].sum()))
+            for it in items if it.modality == "speech"
+        ]
+        return batch
+
+    @staticmethod
+    def _without_features(item: PreparedInput) -> PreparedInput:
+        tensors = {"input_ids": item.tensors["input_ids"]}
+        return PreparedInput(item.sample_id, "text", item.length, item.last_token_id, tensors, item.key_material)
+
+    def merged_embeddings(self, batch: Batch) -> torch.Tensor:
+        """Token embeddings with each clip's own audio embeddings over its placeholder run."""
+        assert self.model is not None
+        inner = self.model.model
+        ids = batch.model_kwargs["input_ids"]
+        clips = batch.extras.get("clips", [])
+        if not clips:
+            return inner.get_input_embeddings()(ids)
+        parts = []
+        for key, feats, n in clips:
+            audio = self.encoder_cache.get_or_compute(
+                f"{key}:{self.spec.name}:{self.dtype}",
+                lambda feats=feats: inner.get_audio_features(feats, return_dict=True).pooler_output[0],
+            )
+            if audio.shape[0] != n:
+                raise PipelineError(f"{self.recipe.name}: the projector gave {audio.shape[0]} audio embeddings, "
+                                    f"the prompt holds {n} placeholders")
+            parts.append(audio)
+        return inner.get_merged_audio_embeddings(input_ids=ids, audio_features=torch.cat(parts))
+
+    def call_model(self, batch: Batch, kwargs: dict[str, Any]) -> None:
+        assert self.model is not None
+        kwargs = dict(kwargs)
+        kwargs.pop("input_ids")
+        self.model(inputs_embeds=self.merged_embeddings(batch), **kwargs)
+
+
+_OMNI_PROCESSOR: type | None = None
+
+
+def audio_only_omni_processor(feature_extractor: Any, tokenizer: Any, chat_template: str | None = None) -> Any:
+    """A real ``Qwen2_5OmniProcessor`` without image and video processors.
+
+    Why: its video processor needs torchvision, and this benchmark sends no images or videos. The subclass
+    only lets those two be ``None``; audio featurisation and placeholder expansion are the processor's own."""
+    global _OMNI_PROCESSOR
+    if _OMNI_PROCESSOR is None:
+        from transformers import Qwen2_5OmniProcessor
+
+        class AudioOnlyQwen2_5OmniProcessor(Qwen2_5OmniProcessor):
+            def check_argument_for_proper_class(self, argument_name: str, argument: Any) -> Any:
+                if argument is None and argument_name in ("image_processor", "video_processor"):
+                    return None
+                return super().check_argument_for_proper_class(argument_name, argument)
+
+        _OMNI_PROCESSOR = AudioOnlyQwen2_5OmniProcessor
+    return _OMNI_PROCESSOR(image_processor=None, video_processor=None, feature_extractor=feature_extractor,
+                           tokenizer=tokenizer, chat_template=chat_template)
+
+
+class QwenOmniThinkerAdapter(HubLALMAdapter):
+    """Qwen2.5-Omni's thinker; the processor falls back to audio-only when the full one cannot be built."""
+
+    def load_processor(self, kwargs: dict[str, Any]) -> Any:
+        import transformers
+
+        hub_id = self.recipe.hub_id
+        try:
+            return transformers.AutoProcessor.from_pretrained(hub_id, **kwargs)
+        except (ImportError, TypeError, ValueError, AttributeError) as exc:  # torchvision missing, typically
+            full_error = f"{type(exc).__name__}: {exc}"
+        fe = load_or_unavailable(hub_id, lambda: transformers.WhisperFeatureExtractor.from_pretrained(hub_id, **kwargs))
+        tok = load_or_unavailable(hub_id, lambda: transformers.AutoTokenizer.from_pretrained(hub_id, **kwargs))
+        try:
+            return audio_only_omni_processor(fe, tok, getattr(tok, "chat_template", None))
+        except Exception as exc:
+            raise UnsupportedModelError(f"{self.recipe.name}: cannot build its processor: full one failed with "
+                                        f"{full_error}; audio-only one with {type(exc).__name__}: {exc}") from exc
+
+
+_ADAPTER_CLASSES: dict[str, type[HubLALMAdapter]] = {
+    "voxtral": VoxtralAdapter,
+    "granite-speech": GraniteSpeechAdapter,
+    "qwen2.5-omni": QwenOmniThinkerAdapter,
+}
 
 
 class GenericHubAdapter(HubLALMAdapter):
@@ -614,4 +852,4 @@ def build_adapter(name: str) -> ModelAdapter:
             f"no hub adapter named {name!r}; known: {sorted([*RECIPES, 'ultravox-0.5-llama-3.2-1b', 'ultravox-0.5-llama-3.1-8b'])} "
             "or hf:<hub id>"
         ) from None
-    return HubLALMAdapter(recipe)
+    return _ADAPTER_CLASSES.get(recipe.family, HubLALMAdapter)(recipe)
