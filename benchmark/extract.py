@@ -16,6 +16,8 @@ How it works, and why:
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import time
 from collections.abc import Iterator
@@ -192,10 +194,8 @@ class LastTokenCapture:
         self._positions = batch.last_positions
         self._captured = [None] * self.num_layers
         with torch.inference_mode():
-            try:
+            with contextlib.suppress(StopForward):
                 self.adapter.forward(batch)
-            except StopForward:
-                pass
         missing = [i for i, value in enumerate(self._captured) if value is None]
         if missing:
             names = self.adapter.layer_names()

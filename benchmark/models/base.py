@@ -202,5 +202,5 @@ class ModelAdapter(ABC):
         after the final norm, so no logits are computed even when the model's own ``forward`` would.
         """
 
-    def unload(self) -> None:
+    def unload(self) -> None:  # noqa: B027 - optional hook; adapters without a model have nothing to free
         """Free the weights."""
