@@ -17,7 +17,6 @@ How it works, and why:
 from __future__ import annotations
 
 import contextlib
-
 import json
 import time
 from collections.abc import Iterator
@@ -193,9 +192,8 @@ class LastTokenCapture:
         """Forward one batch; return ``[batch, layers, d]`` float32 on CPU."""
         self._positions = batch.last_positions
         self._captured = [None] * self.num_layers
-        with torch.inference_mode():
-            with contextlib.suppress(StopForward):
-                self.adapter.forward(batch)
+        with torch.inference_mode(), contextlib.suppress(StopForward):
+            self.adapter.forward(batch)
         missing = [i for i, value in enumerate(self._captured) if value is None]
         if missing:
             names = self.adapter.layer_names()
