@@ -64,7 +64,7 @@ def run_controls(
     else:
         boundary, positive = float(rule.epsilon), 0.0
     results = {"boundary_null": ControlResult(0, 0), "positive": ControlResult(0, 0)}
-    params = dict(spec.params)
+    params = spec.measure_params
     for offset in range(seeds):
         rng = np.random.default_rng([first_seed + offset, 7919])
         shuffled = controls.shuffle(base, params, rng)
@@ -89,6 +89,18 @@ def run_controls(
     }
 
 
+def _kept_entries(out: Path, specs_by_id: dict[str, ClaimSpec]) -> dict[str, Any]:
+    """Entries of an existing file whose claim definition is unchanged (others are stale and dropped)."""
+    if not out.exists():
+        return {}
+    try:
+        old = json.loads(out.read_text(encoding="utf-8")).get("claims", {})
+    except (OSError, ValueError):
+        return {}
+    return {cid: row for cid, row in old.items()
+            if cid in specs_by_id and row.get("fingerprint") == specs_by_id[cid].fingerprint()}
+
+
 def calibrate(
     specs: list[ClaimSpec],
     bases: dict[str, ClaimData],
@@ -96,24 +108,35 @@ def calibrate(
     seeds: int,
     budget: Budget,
     out: Path = CALIBRATION_FILE,
+    all_specs: list[ClaimSpec] | None = None,
 ) -> dict[str, Any]:
-    """Run every claim's controls on its base latents and write the calibration file."""
-    claims: dict[str, Any] = {}
+    """Run every claim's controls on its base latents and write the calibration file after each claim.
+
+    Claims not in ``specs`` keep their existing entries while their definition is unchanged, so a long
+    calibration can be run claim by claim (or sharded) and an interrupted run loses only the claim in progress.
+    """
+    from benchmark.claims.registry import all_claims
+
+    known = {spec.id: spec for spec in (all_specs or all_claims())}
+    known.update({spec.id: spec for spec in specs})
+    claims: dict[str, Any] = _kept_entries(out, known)
+    document: dict[str, Any] = {}
     for spec in specs:
         if spec.cross_model or spec.probe_set not in bases:
             claims[spec.id] = {"status": "not calibrated: no base latents for " + spec.probe_set}
-            continue
-        base = select(spec, bases[spec.probe_set])
-        claims[spec.id] = {"version": spec.version, "fingerprint": spec.fingerprint(),
-                           **run_controls(spec, base, seeds=seeds, budget=budget)}
-    document = {
-        "created": utc_now(),
-        "git_commit": git_commit(),
-        "versions": library_versions(),
-        "targets": {"false_positive_rate": FPR_TARGET, "power": POWER_TARGET, "seeds_required": 500},
-        "seeds": seeds,
-        "base_models": sorted({base.model for base in bases.values()}),
-        "claims": claims,
-    }
-    out.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+        else:
+            base = select(spec, bases[spec.probe_set])
+            claims[spec.id] = {"version": spec.version, "fingerprint": spec.fingerprint(),
+                               "base_model": base.model, "created": utc_now(),
+                               **run_controls(spec, base, seeds=seeds, budget=budget)}
+        document = {
+            "created": utc_now(),
+            "git_commit": git_commit(),
+            "versions": library_versions(),
+            "targets": {"false_positive_rate": FPR_TARGET, "power": POWER_TARGET, "seeds_required": 500},
+            "claims": dict(sorted(claims.items())),
+        }
+        temp = out.with_suffix(".tmp")
+        temp.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+        temp.replace(out)
     return document

@@ -147,7 +147,7 @@ def evaluate_claim(
     measures = load_measures()
     measure = measures.get(spec.statistic)
     rng = np.random.default_rng(seed)
-    measurement: Measurement = measure(data, dict(spec.params), rng, budget or Budget.for_profile(profile))
+    measurement: Measurement = measure(data, spec.measure_params, rng, budget or Budget.for_profile(profile))
     verdict, why = decide(spec.rule, measurement, reference_verdict=reference_verdict)
     if spec.reference:
         base["reference"] = {"claim": spec.reference, "verdict": reference_verdict or "missing"}

@@ -89,6 +89,25 @@ class ClaimSpec(BaseModel):
             raise ValueError(f"claim {self.id}: an absence claim needs a positive reference")
         return self
 
+    @model_validator(mode="after")
+    def _params_agree_with_rule(self) -> ClaimSpec:
+        for name in ("alpha", "epsilon", "delta"):
+            constant = getattr(self.rule, name)
+            if name in self.params and constant is not None and float(self.params[name]) != float(constant):
+                raise ValueError(
+                    f"claim {self.id}: params.{name}={self.params[name]} disagrees with rule.{name}={constant}; "
+                    "the rule's constant is the one the verdict reads"
+                )
+        return self
+
+    @property
+    def measure_params(self) -> dict[str, Any]:
+        """The measure's parameters with the rule's constants injected, so measure and verdict read one alpha."""
+        out = {**self.params, "alpha": self.rule.alpha}
+        if self.rule.epsilon is not None:
+            out["epsilon"] = self.rule.epsilon
+        return out
+
     def fingerprint(self) -> str:
         """Hash of the claim's definition, recorded with every result."""
         return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()

@@ -22,7 +22,9 @@ def decide(
     if not all(math.isfinite(value) for value in numbers):
         return "error", f"non-finite effect or interval {numbers}"
     low, high = measurement.ci_low, measurement.ci_high
-    interval = f"effect {measurement.effect:.4g}, {100 * (1 - rule.alpha):.0f}% CI [{low:.4g}, {high:.4g}]"
+    # The level of the interval is the measure's (its ``resampling`` text says which): most read each bound as
+    # a one-sided alpha bound (two-sided 1 - 2 alpha), change-either-way claims use alpha/2 per side.
+    interval = f"effect {measurement.effect:.4g}, interval [{low:.4g}, {high:.4g}] at alpha={rule.alpha:g}"
     if rule.kind == "presence":
         delta = float(rule.delta)  # validated by RuleSpec
         if low > delta:

@@ -6,7 +6,7 @@ Public API
 Distances (:mod:`.distances`)
     ``pairwise_distances(X, *, metric)`` -- cosine / euclidean / scaled_euclidean, [n, n] or [L, n, n] float64.
 Cluster statistics (:mod:`.cluster`)
-    ``silhouette(D, labels)``, ``silhouette_batch(D, codes)``, ``davies_bouldin(D, labels, *, squared)``,
+    ``silhouette(D, labels)``, ``silhouette_batch(D, codes)``, ``silhouette_samples_batch(D, codes)``, ``davies_bouldin(D, labels, *, squared)``,
     ``davies_bouldin_batch``, ``group_distance_table(D, labels, *, kind)``, ``pairwise_separability(D, labels)``,
     ``hierarchical(D, labels, *, method)``; statistics for inference: ``silhouette_statistic()``,
     ``davies_bouldin_statistic()``.
@@ -43,6 +43,7 @@ from .cluster import (
     pairwise_separability,
     silhouette,
     silhouette_batch,
+    silhouette_samples_batch,
     silhouette_statistic,
 )
 from .design import Design, Resamples, permutation_indices, permute_within
@@ -83,6 +84,7 @@ __all__ = [
     "retrieval_statistic",
     "silhouette",
     "silhouette_batch",
+    "silhouette_samples_batch",
     "silhouette_statistic",
     "tsne_2d",
     "tsne_silhouette",

@@ -93,6 +93,15 @@ def silhouette_batch(D: np.ndarray, codes: np.ndarray) -> np.ndarray:
     return _silhouette_means(Dl, check_codes(codes, Dl.shape[-1]))
 
 
+def silhouette_samples_batch(D: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Per-sample silhouettes ``[P, L, n]`` for many labellings (paired designs compare them sample by sample)."""
+    Dl, _ = as_layers(D)
+    codes = check_codes(codes, Dl.shape[-1])
+    _check_k(codes, Dl.shape[-1])
+    k = _n_clusters(codes)
+    return np.concatenate([_silhouette_block(Dl, codes[sl], k) for sl in _chunks(codes.shape[0], Dl.size * k * 2)])
+
+
 def _silhouette_means(Dl: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """:func:`silhouette_batch` on validated float64 ``Dl [L, n, n]`` and codes ``[P, n]``."""
     L, n, _ = Dl.shape

@@ -12,7 +12,8 @@ the verdict ``error`` (never a pass or a fail). Checked:
 ``zero_norm``
     All-zero latent vectors (cosine distances undefined).
 ``collapsed_layer``
-    Every sample has the same latent at a layer.
+    Every sample has the same latent at a layer after ``emb`` (with a shared template suffix every input ends in
+    the same token, so ``emb`` is legitimately constant).
 ``collapsed_clusters``
     With ``labels``: every cluster has ~zero within-scatter, or two label centroids coincide.
 """
@@ -70,7 +71,7 @@ def check_latents(
         same id may legitimately share latents. Default: every sample distinct.
     labels : array [n], optional
         Cluster labels to check for collapsed clusters.
-    exempt : layer names skipped by the identical-latents check.
+    exempt : layer names skipped by the identical-latents and collapsed-layer checks.
     """
     arr = np.asarray(X)
     if arr.ndim != 3:
@@ -113,9 +114,10 @@ def check_latents(
                 )
             )
         if n > 1 and (layer == layer[0]).all():
-            problems.append(
-                Problem("collapsed_layer", name, f"all {n} samples have the same latent at {name}")
-            )
+            if name not in exempt:
+                problems.append(
+                    Problem("collapsed_layer", name, f"all {n} samples have the same latent at {name}")
+                )
             continue
         if name not in exempt:
             for group in _duplicate_groups(layer, ids):
