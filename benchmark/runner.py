@@ -155,7 +155,8 @@ def run_main(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty(),
     )
     session = ClaimSession(options)
-    models = args.model or list(DEFAULT_MODELS)
+    # Text LMs first: their text latents are the natural base for text claims; speech sets fall to whisper.
+    models = args.model or sorted(DEFAULT_MODELS, key=lambda m: "whisper" in m)
     for model in models:
         for spec in all_claims():
             if spec.cross_model:
@@ -183,7 +184,8 @@ def calibrate_main(args: argparse.Namespace) -> int:
     options = SessionOptions(profile=args.profile, results=args.results, cache_dir=args.cache_dir,
                              device=args.device, dtype=args.dtype, batch_size=args.batch_size)
     session = ClaimSession(options)
-    models = args.model or list(DEFAULT_MODELS)
+    # Text LMs first: their text latents are the natural base for text claims; speech sets fall to whisper.
+    models = args.model or sorted(DEFAULT_MODELS, key=lambda m: "whisper" in m)
     specs = [spec for spec in all_claims() if not spec.cross_model]
     bases = {}
     for spec in specs:
