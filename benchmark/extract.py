@@ -262,9 +262,9 @@ def extract_latents(
         )
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device, adapter)
-    if adapter.device is None or adapter.device != torch_device or adapter.dtype != torch_dtype:
+    needs_weights = not adapter.prepares_without_weights
+    if needs_weights and (adapter.device != torch_device or adapter.dtype != torch_dtype):
         adapter.load(torch_device, torch_dtype)
-    if not isinstance(adapter.encoder_cache, MemoryEncoderCache):
         adapter.encoder_cache = MemoryEncoderCache()
     layers = adapter.layer_names()
     prepared, stats.notes = prepare_samples(adapter, probe_set, accepted, template)
@@ -286,9 +286,17 @@ def extract_latents(
     stats.cache_misses = len(misses)
     stats.corrupt_entries = len(cache.corrupt_entries) if cache is not None else 0
 
+    if misses and (adapter.device is None or adapter.device != torch_device or adapter.dtype != torch_dtype):
+        # Weights load only when something must be computed; a fresh encoder cache goes with them, since its
+        # keys name the clip, not the device or dtype its outputs were computed in.
+        adapter.load(torch_device, torch_dtype)
+        adapter.encoder_cache = MemoryEncoderCache()
+    elif not isinstance(adapter.encoder_cache, MemoryEncoderCache):
+        adapter.encoder_cache = MemoryEncoderCache()
+
     batches = list(_batches(misses, batch_size))
     bar = _progress(len(misses), adapter.spec.name, enabled=progress)
-    with LastTokenCapture(adapter) as capture:
+    with LastTokenCapture(adapter) if batches else contextlib.nullcontext() as capture:
         for group in batches:
             batch = adapter.collate(group)
             try:

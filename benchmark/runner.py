@@ -165,12 +165,13 @@ def run_main(args: argparse.Namespace) -> int:
             print(f"{record.claim_id:42s} {model:24s} {record.verdict:12s} {record.reason[:90]}", flush=True)
     from benchmark.runner_cross import evaluate_cross_model
 
-    for record in evaluate_cross_model(session, models):
+    cross = evaluate_cross_model(session, models)
+    for record in cross:
         print(f"{record.claim_id:42s} {record.model:24s} {record.verdict:12s} {record.reason[:90]}", flush=True)
     print(json.dumps(session.extraction_log), file=sys.stderr)
     from benchmark.report import write_report
 
-    written = write_report(session.records(), args.out)
+    written = write_report([*session.records(), *cross], args.out)
     for kind, path in written.items():
         print(f"report ({kind}): {path}")
     return 0

@@ -22,6 +22,10 @@ def selected_models(config: pytest.Config) -> list[str]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "cross_case" in metafunc.fixturenames:
+        cases, ids = cross_model_cases(metafunc.config)
+        metafunc.parametrize("cross_case", cases, ids=ids)
+        return
     if "claim_case" not in metafunc.fixturenames:
         return
     section = getattr(metafunc.module, "SECTION", None)
@@ -62,4 +66,34 @@ def claim_record(claim_case: tuple[str, str], claim_session: ClaimSession) -> Cl
     record = claim_session.record(claim_id, model)
     if record.verdict == "error":
         raise ClaimPipelineError(f"{claim_id} on {model}: {record.reason}")
+    return record
+
+
+def _family(model: str) -> str:
+    from benchmark.models.catalog import get_adapter
+
+    return get_adapter(model).spec.family
+
+
+def cross_model_cases(config: pytest.Config) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """(claim, model A, model B) for every cross-model claim and fitting pair of the selected models."""
+    from benchmark.runner_cross import cross_model_pairs, cross_model_specs
+
+    cases, ids = [], []
+    for spec in cross_model_specs():
+        for a, b in cross_model_pairs(spec, selected_models(config), _family):
+            cases.append((spec.id, a, b))
+            ids.append(f"{spec.id}[{a}~{b}]")
+    return cases, ids
+
+
+@pytest.fixture
+def cross_record(cross_case: tuple[str, str, str], claim_session: ClaimSession) -> ClaimRecord:
+    from benchmark.claims.registry import get_claim
+    from benchmark.runner_cross import evaluate_cross_pair
+
+    claim_id, a, b = cross_case
+    record = evaluate_cross_pair(claim_session, get_claim(claim_id), a, b)
+    if record.verdict == "error":
+        raise ClaimPipelineError(f"{record.claim_id}: {record.reason}")
     return record

@@ -44,6 +44,8 @@ VOCAB = 300
 class TinyTextAdapter(ModelAdapter):
     """A 2-layer random Llama over byte ids. SYNTHETIC weights (seed 0)."""
 
+    prepares_without_weights = True
+
     def __init__(self) -> None:
         super().__init__()
         self.spec = ModelSpec(
@@ -168,3 +170,14 @@ def test_full_size_estimate_is_plausible_and_too_big_error_is_clear() -> None:
         80 * 1024**3,
     )
     assert fits >= 1 and fits & (fits - 1) == 0
+
+
+def test_warm_cache_never_loads_weights(tmp_path: Path) -> None:
+    """A fully cached probe set needs no weights: the adapter is not loaded at all."""
+    probes = tiny_probe_set(8)
+    cache = LatentCache(tmp_path)
+    first, _ = extract_latents(TinyTextAdapter(), probes, cache=cache, batch_size=4, device="cpu", dtype="float32")
+    fresh = TinyTextAdapter()
+    again, stats = extract_latents(fresh, probes, cache=cache, batch_size=4, device="cpu", dtype="float32")
+    assert fresh.model is None and stats.forward_passes == 0 and stats.cache_hits == 8
+    np.testing.assert_array_equal(first.latents, again.latents)

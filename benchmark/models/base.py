@@ -129,6 +129,10 @@ class ModelAdapter(ABC):
     spec: ModelSpec
     #: template name -> modality -> Template
     templates: dict[str, dict[Modality, Template]]
+    #: True when ``prepare`` and ``layer_names`` work before ``load``: the engine then loads weights only when
+    #: some latent is missing from the cache (a warm rerun needs no weights). Hub adapters get their processor
+    #: and layer count from ``load`` and keep the default.
+    prepares_without_weights: bool = False
 
     def __init__(self) -> None:
         self.device: torch.device | None = None

@@ -138,6 +138,8 @@ def _write_dequantised(
 class GGUFTextAdapter(ModelAdapter):
     """A text-only decoder LM; the engine hooks its blocks and final norm, the LM head never runs."""
 
+    prepares_without_weights = True
+
     def __init__(self, name: str) -> None:
         super().__init__()
         if name not in VARIANTS:
@@ -251,8 +253,16 @@ class GGUFTextAdapter(ModelAdapter):
         return self.model
 
     def _require_tokenizer(self) -> PreTrainedTokenizerBase:
+        """The tokenizer, read on its own (no weights) when ``load`` has not run yet."""
         if self.tokenizer is None:
-            raise RuntimeError(f"model {self.spec.name!r}: the tokenizer comes with load(); call it first")
+            from transformers import AutoTokenizer
+
+            cached = dequantised_dir(self.spec.revision)
+            if (cached / _COMPLETE_MARK).is_file():
+                self.tokenizer = AutoTokenizer.from_pretrained(str(cached))
+            else:
+                gguf_path = offline_assets.resolve_file(self.spec.name, "model")
+                self.tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
         return self.tokenizer
 
     def layer_handles(self) -> LayerHandles:

@@ -361,6 +361,8 @@ def _ids_sha256(ids: list[int]) -> str:
 class WhisperCT2Adapter(ModelAdapter):
     """Whisper's decoder as an audio-conditioned LM: speech in the encoder, text in the decoder prompt."""
 
+    prepares_without_weights = True
+
     def __init__(self, name: str) -> None:
         super().__init__()
         if name not in VARIANTS:
