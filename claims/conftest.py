@@ -39,6 +39,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("claim_case", cases, ids=ids)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark claim tests (``-m claim``) and cross-model ones (``-m cross_model``, the nightly's post-matrix job)."""
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        if "claim_case" in names:
+            item.add_marker(pytest.mark.claim)
+        if "cross_case" in names:
+            item.add_marker(pytest.mark.cross_model)
+
+
 @pytest.fixture(scope="session")
 def claim_session(pytestconfig: pytest.Config) -> ClaimSession:
     if _SESSION_KEY not in pytestconfig.stash:

@@ -3,6 +3,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
+# The report's browser test needs a headless Chromium (Debian package); install it where we may, else it skips
+# and says so.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: the browser test will skip"
+fi
 lalm-bench fixtures build
 ruff check benchmark claims tests conftest.py
 python -m pytest -q --durations=15 "$@"

@@ -309,6 +309,8 @@ def test_vctk_local_grid(tmp_path: Path) -> None:
                               cache_dir=str(tmp_path / "cache"))
     assert len(probe_set.samples) == 3 * 2 * 2
     require_axes(probe_set, ["speaker", "device", "meaning_id", "accent", "gender"], "S2-device-least-divergence")
+    first = next(s for s in probe_set.samples if s.speaker == "p225")  # VCTK columns -> Sample fields
+    assert (first.gender, first.age_group, first.accent, first.extra) == ("female", "23-27", "English", {})
     build = json.loads((tmp_path / "out" / "probeset.json").read_text())["build"]
     assert any("broken_name" in s["reason"] for s in build["skipped"])
     _wave, notes = read_waveform(tmp_path / "out" / probe_set.samples[0].audio_path)
@@ -362,6 +364,7 @@ def test_common_voice_covost_cvss_local_share_clip_keys(tmp_path: Path) -> None:
     cv = hub.load_common_voice(tmp_path / "cv_out", seed=2, language="fr", per_label="gender", n_per_label=1,
                                local=tmp_path / "cv", cache_dir=str(tmp_path / "cache"))
     assert sorted(s.gender for s in cv.samples) == ["female", "male"]
+    assert {s.gender: (s.age_group, s.accent) for s in cv.samples} == {"male": ("twenties", None), "female": (None, None)}
     cov = cv_columns(3, "fr", translation=[f"English sentence {i}" for i in range(3)])
     cov["file"] = cov.pop("path")
     write_hf_parquet(tmp_path / "covost" / "fr_en" / "test-00000.parquet", cov,
@@ -369,6 +372,9 @@ def test_common_voice_covost_cvss_local_share_clip_keys(tmp_path: Path) -> None:
     covost = hub.load_covost2(tmp_path / "cov_out", seed=2, source_language="fr", local=tmp_path / "covost",
                               cache_dir=str(tmp_path / "cache"))
     assert len(covost.samples) == 9
+    speech_only = hub.load_covost2(tmp_path / "cov_speech", seed=2, source_language="fr", with_text=False,
+                                   local=tmp_path / "covost", cache_dir=str(tmp_path / "cache"))
+    assert [s.speaker for s in speech_only.samples] == ["c0", "c1", "c0"]
     require_axes(covost, ["modality", "language", "meaning_id"], "M1-modality-separate")
     cvss = cv_columns(3, "fr")
     cvss = {"id": cvss["path"], "audio": cvss["audio"], "text": pa.array([f"English sentence {i}" for i in range(3)])}

@@ -16,7 +16,7 @@ tokenizer's own chat template at load: a differing suffix is an error, not a sil
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -69,15 +69,15 @@ class ChatFormat:
 
 @dataclass(frozen=True)
 class Recipe:
-    """What differs between the native hub LALMs."""
+    """What differs between the native hub LALMs; the defaults are what most of them share."""
 
     name: str
     hub_id: str
-    family: str
+    family: str  # also picks the adapter class (``_ADAPTER_CLASSES``), default ``HubLALMAdapter``
     description: str
     model_class: str
     chat: ChatFormat
-    feature_keys: tuple[str, ...]
+    feature_keys: tuple[str, ...] = ("input_features", "input_features_mask")
     languages: tuple[str, ...] | None = None
     load_kwargs: dict[str, Any] = field(default_factory=dict)
     submodule: str | None = None  # e.g. "thinker" for Qwen2.5-Omni
@@ -90,126 +90,73 @@ _OMNI_SYS = (
     "<|im_start|>system\nYou are Qwen, a virtual human developed by the Qwen Team, Alibaba Group, capable of "
     "perceiving auditory and visual inputs, as well as generating text and speech.<|im_end|>\n"
 )
-_QWEN_END = "<|im_end|>\n<|im_start|>assistant\n"
+_QWEN_AUDIO = "<|audio_bos|><|AUDIO|><|audio_eos|>"
+_QWEN_FEATURES = ("input_features", "feature_attention_mask")  # Qwen processors' name for the mel mask
+_UNTESTED = "spec and loader only, not tiny-tested"
 
-RECIPES: dict[str, Recipe] = {
-    r.name: r
-    for r in (
-        Recipe(
-            name="qwen2-audio-7b-instruct",
-            hub_id="Qwen/Qwen2-Audio-7B-Instruct",
-            family="qwen2-audio",
-            description="Qwen2-Audio-7B-Instruct: Whisper-large-v3 encoder + Qwen-7B, chat-tuned",
-            model_class="Qwen2AudioForConditionalGeneration",
-            chat=ChatFormat(
-                prefix=_QWEN_SYS + "<|im_start|>user\n",
-                speech="Audio 1: <|audio_bos|><|AUDIO|><|audio_eos|>",
-                suffix=_QWEN_END,
-                note="chat template of the processor; speech line as its template writes it ('Audio 1: ...')",
-            ),
-            feature_keys=("input_features", "feature_attention_mask"),
-        ),
-        Recipe(
-            name="qwen2-audio-7b",
-            hub_id="Qwen/Qwen2-Audio-7B",
-            family="qwen2-audio",
-            description="Qwen2-Audio-7B base (pretrained, no chat turn)",
-            model_class="Qwen2AudioForConditionalGeneration",
-            chat=ChatFormat(
-                prefix="",
-                speech="<|audio_bos|><|AUDIO|><|audio_eos|>",
-                suffix="",
-                note="base model has no chat template: content then the instruction, as in its model card prompts",
-            ),
-            feature_keys=("input_features", "feature_attention_mask"),
-        ),
-        Recipe(
-            name="qwen2.5-omni-7b",
-            hub_id="Qwen/Qwen2.5-Omni-7B",
-            family="qwen2.5-omni",
-            description="Qwen2.5-Omni-7B thinker only (talker and token2wav are not loaded)",
-            model_class="Qwen2_5OmniForConditionalGeneration",
-            chat=ChatFormat(
-                prefix=_OMNI_SYS + "<|im_start|>user\n",
-                speech="<|audio_bos|><|AUDIO|><|audio_eos|>",
-                suffix=_QWEN_END,
-                note="default Omni system prompt of the model card",
-            ),
-            feature_keys=("input_features", "feature_attention_mask"),
-            load_kwargs={"enable_audio_output": False},
-            notes=("falls back to an audio-only processor when the full one needs torchvision",),
-            submodule="thinker",
-        ),
-        Recipe(
-            name="voxtral-mini-3b",
-            hub_id="mistralai/Voxtral-Mini-3B-2507",
-            family="voxtral",
-            description="Voxtral-Mini-3B-2507: Whisper-style encoder + Ministral-3B decoder",
-            model_class="VoxtralForConditionalGeneration",
-            chat=ChatFormat(
-                prefix="<s>[INST]",
-                speech="[BEGIN_AUDIO][AUDIO]",
-                suffix="[/INST]",
-                bare_prefix="<s>",
-                note="mistral-common instruct format; audio chunk precedes the text in the user turn",
-            ),
-            feature_keys=("input_features",),
-            notes=("ids assembled by the adapter (VoxtralProcessor refuses [AUDIO] in text); loading the real "
-                   "tokenizer needs mistral-common (MistralCommonBackend), not installed here",),
-        ),
-        Recipe(
-            name="granite-speech-3.3-2b",
-            hub_id="ibm-granite/granite-speech-3.3-2b",
-            family="granite-speech",
-            description="Granite-Speech-3.3-2B: conformer encoder + Q-former projector + Granite-3.3-2B (LoRA merged at load)",
-            model_class="GraniteSpeechForConditionalGeneration",
-            chat=ChatFormat(
-                prefix="<|start_of_role|>user<|end_of_role|>",
-                speech="<|audio|>",
-                suffix="<|end_of_text|>\n<|start_of_role|>assistant<|end_of_role|>",
-                note="no system turn: the tokenizer's default one inserts today's date, which would change the ids daily",
-            ),
-            feature_keys=("input_features", "input_features_mask"),
-            notes=("log-mel features computed in torch (GraniteLogMel; no torchaudio wheel for torch 2.13), "
-                   "audio encoded one clip at a time (the conformer has no padding mask)",),
-        ),
-        Recipe(
-            name="phi-4-multimodal",
-            hub_id="microsoft/Phi-4-multimodal-instruct",
-            family="phi4-multimodal",
-            description="Phi-4-multimodal-instruct (native transformers 5 port), speech LoRA path",
-            model_class="Phi4MultimodalForCausalLM",
-            chat=ChatFormat(prefix="<|user|>", speech="<|audio_1|>", suffix="<|end|><|assistant|>"),
-            feature_keys=("audio_input_features",),
-            notes=("the native port may need a converted revision of the hub repo; spec and loader only, not tiny-tested",),
-        ),
-        Recipe(
-            name="gemma-3n-e4b",
-            hub_id="google/gemma-3n-E4B-it",
-            family="gemma3n",
-            description="Gemma-3n-E4B-it: USM audio encoder + Gemma-3n decoder (per-layer embeddings)",
-            model_class="Gemma3nForConditionalGeneration",
-            chat=ChatFormat(
-                prefix="<bos><start_of_turn>user\n",
-                speech="<audio_soft_token>",
-                suffix="<end_of_turn>\n<start_of_turn>model\n",
-                bare_prefix="<bos>",
-            ),
-            feature_keys=("input_features", "input_features_mask"),
-            notes=("spec and loader only, not tiny-tested",),
-        ),
-        Recipe(
-            name="audio-flamingo-3",
-            hub_id="nvidia/audio-flamingo-3-hf",
-            family="audioflamingo3",
-            description="Audio Flamingo 3 (transformers port): AF-Whisper encoder + Qwen2.5-7B",
-            model_class="AudioFlamingo3ForConditionalGeneration",
-            chat=ChatFormat(prefix=_QWEN_SYS + "<|im_start|>user\n", speech="<sound>", suffix=_QWEN_END),
-            feature_keys=("input_features", "input_features_mask"),
-            notes=("hub id as in transformers' audioflamingo3 docs; spec and loader only, not tiny-tested",),
-        ),
-    )
-}
+
+def _chatml(system: str, speech: str, note: str = "") -> ChatFormat:
+    """ChatML (Qwen decoders): system turn, user turn, assistant header; only the system and audio differ."""
+    return ChatFormat(prefix=system + "<|im_start|>user\n", speech=speech,
+                      suffix="<|im_end|>\n<|im_start|>assistant\n", note=note)
+
+
+# One entry per model: name, hub id, family, description, model class, chat format, then what differs
+# from the defaults. Behaviour that data cannot express lives in the family's adapter subclass.
+RECIPES: dict[str, Recipe] = {r.name: r for r in (
+    Recipe("qwen2-audio-7b-instruct", "Qwen/Qwen2-Audio-7B-Instruct", "qwen2-audio",
+           "Qwen2-Audio-7B-Instruct: Whisper-large-v3 encoder + Qwen-7B, chat-tuned",
+           "Qwen2AudioForConditionalGeneration",
+           _chatml(_QWEN_SYS, "Audio 1: " + _QWEN_AUDIO,
+                   "chat template of the processor; speech line as its template writes it ('Audio 1: ...')"),
+           _QWEN_FEATURES),
+    Recipe("qwen2-audio-7b", "Qwen/Qwen2-Audio-7B", "qwen2-audio",
+           "Qwen2-Audio-7B base (pretrained, no chat turn)",
+           "Qwen2AudioForConditionalGeneration",
+           ChatFormat("", _QWEN_AUDIO, "", note="base model has no chat template: content then the instruction, "
+                                                "as in its model card prompts"),
+           _QWEN_FEATURES),
+    Recipe("qwen2.5-omni-7b", "Qwen/Qwen2.5-Omni-7B", "qwen2.5-omni",
+           "Qwen2.5-Omni-7B thinker only (talker and token2wav are not loaded)",
+           "Qwen2_5OmniForConditionalGeneration",
+           _chatml(_OMNI_SYS, _QWEN_AUDIO, "default Omni system prompt of the model card"),
+           _QWEN_FEATURES, load_kwargs={"enable_audio_output": False}, submodule="thinker",
+           notes=("falls back to an audio-only processor when the full one needs torchvision",)),
+    Recipe("voxtral-mini-3b", "mistralai/Voxtral-Mini-3B-2507", "voxtral",
+           "Voxtral-Mini-3B-2507: Whisper-style encoder + Ministral-3B decoder",
+           "VoxtralForConditionalGeneration",
+           ChatFormat("<s>[INST]", "[BEGIN_AUDIO][AUDIO]", "[/INST]", bare_prefix="<s>",
+                      note="mistral-common instruct format; audio chunk precedes the text in the user turn"),
+           ("input_features",),
+           notes=("ids assembled by the adapter (VoxtralProcessor refuses [AUDIO] in text); loading the real "
+                  "tokenizer needs mistral-common (MistralCommonBackend), not installed here",)),
+    Recipe("granite-speech-3.3-2b", "ibm-granite/granite-speech-3.3-2b", "granite-speech",
+           "Granite-Speech-3.3-2B: conformer encoder + Q-former projector + Granite-3.3-2B (LoRA merged at load)",
+           "GraniteSpeechForConditionalGeneration",
+           ChatFormat("<|start_of_role|>user<|end_of_role|>", "<|audio|>",
+                      "<|end_of_text|>\n<|start_of_role|>assistant<|end_of_role|>",
+                      note="no system turn: the tokenizer's default one inserts today's date, which would change "
+                           "the ids daily"),
+           notes=("log-mel features computed in torch (GraniteLogMel; no torchaudio wheel for torch 2.13), "
+                  "audio encoded one clip at a time (the conformer has no padding mask)",)),
+    Recipe("phi-4-multimodal", "microsoft/Phi-4-multimodal-instruct", "phi4-multimodal",
+           "Phi-4-multimodal-instruct (native transformers 5 port), speech LoRA path",
+           "Phi4MultimodalForCausalLM",
+           ChatFormat("<|user|>", "<|audio_1|>", "<|end|><|assistant|>"),
+           ("audio_input_features",),
+           notes=("the native port may need a converted revision of the hub repo; " + _UNTESTED,)),
+    Recipe("gemma-3n-e4b", "google/gemma-3n-E4B-it", "gemma3n",
+           "Gemma-3n-E4B-it: USM audio encoder + Gemma-3n decoder (per-layer embeddings)",
+           "Gemma3nForConditionalGeneration",
+           ChatFormat("<bos><start_of_turn>user\n", "<audio_soft_token>", "<end_of_turn>\n<start_of_turn>model\n",
+                      bare_prefix="<bos>"),
+           notes=(_UNTESTED,)),
+    Recipe("audio-flamingo-3", "nvidia/audio-flamingo-3-hf", "audioflamingo3",
+           "Audio Flamingo 3 (transformers port): AF-Whisper encoder + Qwen2.5-7B",
+           "AudioFlamingo3ForConditionalGeneration",
+           _chatml(_QWEN_SYS, "<sound>"),
+           notes=("hub id as in transformers' audioflamingo3 docs; " + _UNTESTED,)),
+)}
 
 
 def _templates(name: str, chat: ChatFormat) -> dict[str, dict[Modality, Template]]:
@@ -778,17 +725,11 @@ class GenericHubAdapter(HubLALMAdapter):
     def __init__(self, hub_id: str) -> None:
         if not hub_id or "/" not in hub_id:
             raise UnsupportedModelError(f"'hf:{hub_id}': expected hf:<owner>/<name>, got {hub_id!r}")
-        recipe = Recipe(
-            name=f"hf:{hub_id}",
-            hub_id=hub_id,
-            family="hf-generic",
-            description=f"generic hub LALM {hub_id}",
-            model_class="AutoModelForImageTextToText",
-            chat=ChatFormat(prefix="", speech=_AUDIO, suffix="", note="resolved from the chat template at load"),
-            feature_keys=(),
+        super().__init__(Recipe(
+            f"hf:{hub_id}", hub_id, "hf-generic", f"generic hub LALM {hub_id}", "AutoModelForImageTextToText",
+            ChatFormat("", _AUDIO, "", note="resolved from the chat template at load"), (),
             notes=("generic adapter: decoder, audio token and chat format found from the model's own classes",),
-        )
-        super().__init__(recipe)
+        ))
 
     def load(self, device: torch.device, dtype: torch.dtype) -> None:
         import transformers
@@ -828,12 +769,10 @@ class GenericHubAdapter(HubLALMAdapter):
         if not keys:
             raise UnsupportedModelError(f"hf:{self.recipe.hub_id}: the processor has no audio feature extractor")
         extra = tuple(k for k in ("feature_attention_mask", "input_features_mask") if k in getattr(processor, "model_input_names", ()))
-        return Recipe(
-            name=self.recipe.name, hub_id=self.recipe.hub_id, family=self.recipe.family,
-            description=self.recipe.description, model_class=type(model).__name__,
+        return replace(
+            self.recipe, model_class=type(model).__name__, feature_keys=keys + extra,
             chat=ChatFormat(prefix=prefix, speech=str(self.audio_token), suffix=suffix,
                             bare_prefix=tok.bos_token or "", note="resolved from the model's chat template"),
-            feature_keys=keys + extra, notes=self.recipe.notes,
         )
 
 
@@ -845,11 +784,10 @@ def build_adapter(name: str) -> ModelAdapter:
         from benchmark.models.ultravox import build_ultravox
 
         return build_ultravox(name)
-    try:
-        recipe = RECIPES[name]
-    except KeyError:
-        raise UnsupportedModelError(
-            f"no hub adapter named {name!r}; known: {sorted([*RECIPES, 'ultravox-0.5-llama-3.2-1b', 'ultravox-0.5-llama-3.1-8b'])} "
-            "or hf:<hub id>"
-        ) from None
+    recipe = RECIPES.get(name)
+    if recipe is None:
+        from benchmark.models.ultravox import VARIANTS
+
+        raise UnsupportedModelError(f"no hub adapter named {name!r}; known: {sorted([*RECIPES, *VARIANTS])} "
+                                    "or hf:<hub id>")
     return _ADAPTER_CLASSES.get(recipe.family, HubLALMAdapter)(recipe)

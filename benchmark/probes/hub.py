@@ -26,8 +26,9 @@ from __future__ import annotations
 import io
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -339,6 +340,78 @@ def sample_stratified(
 
 # -------------------------------------------------------------------------------------------- writing
 
+_Row = dict[str, Any]
+_Column = str | tuple[str, Callable[[Any], Any]]
+"""The Sample field one dataset column feeds: a field name (an empty cell becomes None) or (field, converter)."""
+
+
+def _fields(row: _Row, columns: Mapping[str, _Column]) -> dict[str, Any]:
+    """Sample label fields from one row by a column mapping, so loaders declare labels instead of coding them."""
+    fields: dict[str, Any] = {}
+    for column, target in columns.items():
+        name, convert = (target, _or_none) if isinstance(target, str) else target
+        fields[name] = convert(row.get(column))
+    return fields
+
+
+def _or_none(value: Any) -> Any:
+    """Hub datasets write a missing label as ``""``; a Sample wants None there."""
+    return value or None
+
+
+@dataclass(frozen=True)
+class _Table:
+    """One opened config and split: row metadata to choose from, and the dataset to read chosen clips from."""
+
+    data: Any
+    rows: list[_Row]
+    where: str
+
+    def source(self, row: _Row) -> str:
+        """The row's address in skip records (``fleurs/en_us/test#12``)."""
+        return f"{self.where}#{row['_index']}"
+
+
+@dataclass(frozen=True)
+class _Request:
+    """The arguments every hub loader shares: which dataset, where to read it from, which split, which seed."""
+
+    key: str
+    seed: int
+    split: str
+    local: str | Path | None = None
+    hub_id: str | None = None
+    revision: str | None = None
+    cache_dir: str | None = None
+
+    def open(self, config: str | None, audio: str | None = "audio") -> _Table:
+        """One config as row metadata (audio left out: only the chosen rows' clips are read)."""
+        data = open_dataset(
+            self.key,
+            config=config,
+            split=self.split,
+            local=self.local,
+            hub_id=self.hub_id,
+            revision=self.revision,
+            cache_dir=self.cache_dir,
+        )
+        where = "/".join([self.key, *([config] if config is not None else []), self.split])
+        return _Table(data, _metadata(data, audio), where)
+
+    def record(self, **options: Any) -> dict[str, Any]:
+        """The ``build`` block of probeset.json: enough to rebuild the set (source, revision, seed, options)."""
+        ds = HUB_DATASETS[self.key]
+        return {
+            "source": ds.title,
+            "hub_id": self.hub_id or ds.hub_id,
+            "hub_status": ds.status,
+            "revision": self.revision or "unresolved",
+            "local": str(self.local) if self.local is not None else None,
+            "seed": self.seed,
+            "options": options,
+            "loader": f"benchmark.probes.hub:load_{self.key.replace('-', '_')}",
+        }
+
 
 @dataclass
 class _Builder:
@@ -378,6 +451,34 @@ class _Builder:
         write_wav(target, data, rate)
         return True
 
+    def keep(self, source: str, *texts: Any) -> bool:
+        """Whether every text of a row is usable; stops at the first bad one, so a bad row leaves one record."""
+        return all(self.text_ok(source, text) for text in texts)
+
+    def speech(
+        self,
+        table: _Table,
+        row: _Row,
+        path: str,
+        *,
+        text: Any,
+        checks: Sequence[Any] | None = None,
+        columns: Mapping[str, _Column] | None = None,
+        **fields: Any,
+    ) -> bool:
+        """One row as a speech sample, its clip written at ``path``; False (one skip record) if unusable.
+
+        ``checks`` are the texts that must be usable (default ``text``); ``columns`` maps dataset columns to
+        label fields; ``fields`` are the rest (id, language, meaning and group ids, constants).
+        """
+        source = table.source(row)
+        if not self.keep(source, *((text,) if checks is None else checks)) or not self.add_audio(
+            source, table.data[row["_index"]]["audio"], path
+        ):
+            return False
+        self.add(modality="speech", text=text, audio_path=path, **_fields(row, columns or {}), **fields)
+        return True
+
     def add(self, **fields: Any) -> None:
         self.samples.append(Sample(**fields))
 
@@ -391,22 +492,6 @@ class _Builder:
         )
         write_probe_set(self.out_dir, probe_set, {"full": [s.id for s in self.samples]}, build)
         return load_probe_set(self.out_dir)
-
-
-def _build_record(
-    key: str, hub_id: str | None, revision: str | None, local: Any, seed: int, **options: Any
-) -> dict[str, Any]:
-    ds = HUB_DATASETS[key]
-    return {
-        "source": ds.title,
-        "hub_id": hub_id or ds.hub_id,
-        "hub_status": ds.status,
-        "revision": revision or "unresolved",
-        "local": str(local) if local is not None else None,
-        "seed": seed,
-        "options": options,
-        "loader": f"benchmark.probes.hub:load_{key.replace('-', '_')}",
-    }
 
 
 def _check_languages(languages: Iterable[str], allowed: Iterable[str], title: str) -> list[str]:
@@ -441,63 +526,34 @@ def load_fleurs(
     Only sentence ids present in every requested language are sampled, so each meaning has every language.
     """
     rng = _rng(seed)
+    request = _Request("fleurs", seed, split, local, hub_id, revision, cache_dir)
     languages = _check_languages(languages, FLEURS_CONFIGS, "FLEURS")
-    opened = {}
-    by_lang: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for lang in languages:
-        data = open_dataset(
-            "fleurs",
-            config=FLEURS_CONFIGS[lang],
-            split=split,
-            local=local,
-            hub_id=hub_id,
-            revision=revision,
-            cache_dir=cache_dir,
-        )
-        opened[lang] = data
-        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for row in _metadata(data, "audio"):
-            groups[str(row["id"])].append(row)
-        by_lang[lang] = groups
-    common = set.intersection(*(set(g) for g in by_lang.values()))
+    tables = [request.open(FLEURS_CONFIGS[lang]) for lang in languages]
+    by_lang: list[dict[str, list[_Row]]] = []
+    for table in tables:
+        by_lang.append(defaultdict(list))
+        for row in table.rows:
+            by_lang[-1][str(row["id"])].append(row)
+    common = set.intersection(*(set(groups) for groups in by_lang))
     if not common:
         raise ProbeSetError(f"FLEURS {split}: no sentence id is present in all of {languages}")
     meanings = sample_keys(common, n_meanings, rng)
     out = _Builder.create(out_dir)
-    for lang in languages:
-        data = opened[lang]
+    for lang, table, groups in zip(languages, tables, by_lang, strict=True):
+        gender: dict[str, _Column] = {"gender": ("gender", partial(_class_name, table.data, "gender"))}
         for sid in meanings:
-            rows = {str(r.get("path") or r["_index"]): r for r in by_lang[lang][sid]}
-            picked = [rows[k] for k in sample_keys(rows, per_meaning, rng)]
-            text_written = False
-            for k, row in enumerate(picked):
-                source = f"fleurs/{FLEURS_CONFIGS[lang]}/{split}#{row['_index']}"
+            rows = {str(r.get("path") or r["_index"]): r for r in groups[sid]}
+            meaning = {"language": lang, "meaning_id": f"fleurs-{sid}", "group_id": f"fleurs-{sid}"}
+            text_written = not with_text  # the transcript goes in once, from the meaning's first usable clip
+            for k, key in enumerate(sample_keys(rows, per_meaning, rng)):
+                row = rows[key]
                 text = row.get("raw_transcription") or row.get("transcription")
-                if not out.text_ok(source, text):
-                    continue
-                relative = f"audio/{lang}/{_safe(sid)}_{k}.wav"
-                if not out.add_audio(source, data[row["_index"]]["audio"], relative):
-                    continue
-                common_fields = {"language": lang, "meaning_id": f"fleurs-{sid}", "group_id": f"fleurs-{sid}"}
-                out.add(
-                    id=f"fleurs-{lang}-{_safe(sid)}-{k}",
-                    modality="speech",
-                    text=text,
-                    audio_path=relative,
-                    gender=_class_name(data, "gender", row.get("gender")),
-                    **common_fields,
-                )
-                if with_text and not text_written:
-                    out.add(
-                        id=f"fleurs-{lang}-{_safe(sid)}-text", modality="text", text=text, **common_fields
-                    )
+                path, ident = f"audio/{lang}/{_safe(sid)}_{k}.wav", f"fleurs-{lang}-{_safe(sid)}-{k}"
+                written = out.speech(table, row, path, id=ident, text=text, columns=gender, **meaning)
+                if written and not text_written:
+                    out.add(id=f"fleurs-{lang}-{_safe(sid)}-text", modality="text", text=text, **meaning)
                     text_written = True
-    build = _build_record(
-        "fleurs",
-        hub_id,
-        revision,
-        local,
-        seed,
+    build = request.record(
         languages=list(languages),
         split=split,
         n_meanings=n_meanings,
@@ -525,6 +581,16 @@ def _norm_text(text: str) -> str:
     return re.sub(r"[^\w]+", " ", text.lower()).strip()
 
 
+#: VCTK column -> Sample field: gender is F/M there, ages become bands, a region (if any) goes to extra.
+VCTK_COLUMNS: dict[str, _Column] = {
+    "speaker_id": ("speaker", str),
+    "gender": ("gender", lambda g: {"F": "female", "M": "male"}.get(str(g).upper(), g) or None),
+    "age": ("age_group", _age_group),
+    "accent": "accent",
+    "region": ("extra", lambda r: {"region": str(r)} if r else {}),
+}
+
+
 def load_vctk(
     out_dir: str | Path,
     *,
@@ -545,20 +611,18 @@ def load_vctk(
     sentence for every speaker). Speakers are drawn at random (``n_speakers``) or per accent (``per_accent``).
     """
     rng = _rng(seed)
-    data = open_dataset(
-        "vctk", config=None, split=split, local=local, hub_id=hub_id, revision=revision, cache_dir=cache_dir
-    )
+    request = _Request("vctk", seed, split, local, hub_id, revision, cache_dir)
+    table = request.open(None)
     out = _Builder.create(out_dir)
-    cells: dict[tuple[str, str, str], dict[str, Any]] = {}
-    speakers: dict[str, dict[str, Any]] = {}
-    for row in _metadata(data, "audio"):
-        source = f"vctk/{split}#{row['_index']}"
+    cells: dict[tuple[str, str, str], _Row] = {}
+    speakers: dict[str, _Row] = {}
+    for row in table.rows:
         mic = re.search(r"_(mic[12])\b", str(row.get("file", "")))
         if mic is None:
-            out.skip(source, f"no mic1/mic2 in file name {row.get('file')!r}")
+            out.skip(table.source(row), f"no mic1/mic2 in file name {row.get('file')!r}")
             continue
         if not isinstance(row.get("text"), str) or not row["text"].strip():
-            out.skip(source, "empty text")
+            out.skip(table.source(row), "empty text")
             continue
         speaker = str(row["speaker_id"])
         cells[(speaker, _norm_text(row["text"]), mic.group(1))] = row
@@ -582,39 +646,24 @@ def load_vctk(
         raise ProbeSetError(
             f"VCTK: the {len(chosen_speakers)} chosen speakers share no sentence; choose fewer"
         )
-    sentences = sample_keys(shared, n_sentences, rng)
-    for si, norm in enumerate(sentences):
+    for si, norm in enumerate(sample_keys(shared, n_sentences, rng)):
         for speaker in chosen_speakers:
             for mic in mics:
                 row = cells[(speaker, norm, mic)]
-                source = f"vctk/{split}#{row['_index']}"
-                relative = f"audio/{_safe(speaker)}/{si:03d}_{mic}.wav"
-                if not out.text_ok(source, row["text"]) or not out.add_audio(
-                    source, data[row["_index"]]["audio"], relative
-                ):
-                    continue
-                gender = {"F": "female", "M": "male"}.get(str(row.get("gender")).upper(), row.get("gender"))
-                out.add(
+                out.speech(
+                    table,
+                    row,
+                    f"audio/{_safe(speaker)}/{si:03d}_{mic}.wav",
                     id=f"vctk-{_safe(speaker)}-{si:03d}-{mic}",
-                    modality="speech",
                     text=row["text"].strip(),
-                    audio_path=relative,
-                    language="en",
+                    checks=(row["text"],),
                     meaning_id=f"vctk-s{si:03d}",
                     group_id=f"vctk-s{si:03d}",
-                    speaker=speaker,
-                    gender=gender or None,
-                    age_group=_age_group(row.get("age")),
-                    accent=row.get("accent") or None,
+                    language="en",
                     device=mic,
-                    extra={"region": str(row["region"])} if row.get("region") else {},
+                    columns=VCTK_COLUMNS,
                 )
-    build = _build_record(
-        "vctk",
-        hub_id,
-        revision,
-        local,
-        seed,
+    build = request.record(
         n_sentences=n_sentences,
         n_speakers=n_speakers,
         per_accent=per_accent,
@@ -630,47 +679,42 @@ def load_vctk(
     return out.finish("vctk", "VCTK content x speaker x microphone grid", caveats, build)
 
 
-def _paws_pairs(out: _Builder, rows: Iterable[dict[str, Any]], lang: str, prefix: str, source: str) -> None:
-    for row in rows:
-        pid = _safe(row["id"])
-        where = f"{source}#{row['_index']}"
-        if not (out.text_ok(where, row.get("sentence1")) and out.text_ok(where, row.get("sentence2"))):
+def _paws_pairs(out: _Builder, table: _Table, ids: set[str], lang: str, prefix: str) -> None:
+    """Each chosen row as two text samples: the anchor, and its paraphrase (same meaning) or adversarial partner."""
+    for row in (r for r in table.rows if str(r["id"]) in ids):
+        if not out.keep(table.source(row), row.get("sentence1"), row.get("sentence2")):
             continue
-        paraphrase = int(row["label"]) == 1
+        pid, label = _safe(row["id"]), int(row["label"])
         pair = f"{prefix}-{pid}"
+        common = {"modality": "text", "language": lang, "group_id": pair, "pair_id": pair}
+        extra = {"paws_label": str(label)}
         out.add(
             id=f"{prefix}-{lang}-{pid}-a",
-            modality="text",
             text=row["sentence1"],
-            language=lang,
             meaning_id=f"{pair}-a",
-            group_id=pair,
-            pair_id=pair,
             pair_role="anchor",
-            extra={"paws_label": str(int(row["label"]))},
+            extra=extra,
+            **common,
         )
         out.add(
             id=f"{prefix}-{lang}-{pid}-b",
-            modality="text",
             text=row["sentence2"],
-            language=lang,
-            meaning_id=f"{pair}-a" if paraphrase else f"{pair}-b",
-            group_id=pair,
-            pair_id=pair,
-            pair_role="paraphrase" if paraphrase else "adversarial",
-            extra={"paws_label": str(int(row["label"]))},
+            meaning_id=f"{pair}-a" if label == 1 else f"{pair}-b",
+            pair_role="paraphrase" if label == 1 else "adversarial",
+            extra=extra,
+            **common,
         )
 
 
 def _paws_choose(
-    rows: list[dict[str, Any]], n_pairs: int | None, per_label: bool, rng: np.random.Generator
-) -> list[str]:
+    rows: list[_Row], n_pairs: int | None, per_label: bool, rng: np.random.Generator
+) -> set[str]:
     if per_label and n_pairs is not None:
         chosen, _ = sample_stratified(
             rows, lambda r: int(r["label"]), n_pairs // 2, rng, key=lambda r: str(r["id"])
         )
-        return [str(r["id"]) for r in chosen]
-    return sample_keys((str(r["id"]) for r in rows), n_pairs, rng)
+        return {str(r["id"]) for r in chosen}
+    return set(sample_keys((str(r["id"]) for r in rows), n_pairs, rng))
 
 
 def load_paws(
@@ -692,30 +736,14 @@ def load_paws(
     paraphrases share the anchor's ``meaning_id``.
     """
     rng = _rng(seed)
-    data = open_dataset(
-        "paws", config=config, split=split, local=local, hub_id=hub_id, revision=revision, cache_dir=cache_dir
-    )
-    rows = _metadata(data, None)
-    ids = set(_paws_choose(rows, n_pairs, per_label, rng))
+    request = _Request("paws", seed, split, local, hub_id, revision, cache_dir)
+    table = request.open(config, audio=None)
+    ids = _paws_choose(table.rows, n_pairs, per_label, rng)
     out = _Builder.create(out_dir)
-    _paws_pairs(out, (r for r in rows if str(r["id"]) in ids), "en", "paws", f"paws/{config}/{split}")
-    build = _build_record(
-        "paws",
-        hub_id,
-        revision,
-        local,
-        seed,
-        n_pairs=n_pairs,
-        per_label=per_label,
-        config=config,
-        split=split,
-    )
-    return out.finish(
-        f"paws-{config}-{split}",
-        "PAWS paraphrase and adversarial pairs",
-        ["English Wikipedia sentences; adversarial partners share nearly all words"],
-        build,
-    )
+    _paws_pairs(out, table, ids, "en", "paws")
+    build = request.record(n_pairs=n_pairs, per_label=per_label, config=config, split=split)
+    caveats = ["English Wikipedia sentences; adversarial partners share nearly all words"]
+    return out.finish(f"paws-{config}-{split}", "PAWS paraphrase and adversarial pairs", caveats, build)
 
 
 def load_paws_x(
@@ -733,72 +761,19 @@ def load_paws_x(
 ) -> ProbeSet:
     """PAWS-X pairs in several languages; the same pair id in every language (translations of one pair)."""
     rng = _rng(seed)
+    request = _Request("paws-x", seed, split, local, hub_id, revision, cache_dir)
     languages = _check_languages(languages, ("en", "de", "es", "fr", "ja", "ko", "zh"), "PAWS-X")
-    rows_by_lang = {
-        lang: _metadata(
-            open_dataset(
-                "paws-x",
-                config=lang,
-                split=split,
-                local=local,
-                hub_id=hub_id,
-                revision=revision,
-                cache_dir=cache_dir,
-            ),
-            None,
-        )
-        for lang in languages
-    }
-    common = set.intersection(*({str(r["id"]) for r in rows} for rows in rows_by_lang.values()))
-    base = [r for r in rows_by_lang[languages[0]] if str(r["id"]) in common]
-    ids = set(_paws_choose(base, n_pairs, per_label, rng))
+    by_lang = {lang: request.open(lang, audio=None) for lang in languages}  # a language asked twice: once
+    common = set.intersection(*({str(r["id"]) for r in table.rows} for table in by_lang.values()))
+    ids = _paws_choose(
+        [r for r in by_lang[languages[0]].rows if str(r["id"]) in common], n_pairs, per_label, rng
+    )
     out = _Builder.create(out_dir)
-    for lang, rows in rows_by_lang.items():
-        _paws_pairs(out, (r for r in rows if str(r["id"]) in ids), lang, "pawsx", f"paws-x/{lang}/{split}")
-    build = _build_record(
-        "paws-x",
-        hub_id,
-        revision,
-        local,
-        seed,
-        languages=list(languages),
-        n_pairs=n_pairs,
-        per_label=per_label,
-        split=split,
-    )
-    return out.finish(
-        f"paws-x-{split}",
-        "PAWS-X parallel paraphrase pairs",
-        ["meaning_id is per pair and language-independent: the same pair id in every language"],
-        build,
-    )
-
-
-def _cv_speech(
-    out: _Builder,
-    data: Any,
-    row: dict[str, Any],
-    source: str,
-    lang: str,
-    text: str,
-    prefix: str,
-    key: str,
-    **labels: Any,
-) -> bool:
-    relative = f"audio/{lang}/{_safe(key)}.wav"
-    if not out.add_audio(source, data[row["_index"]]["audio"], relative):
-        return False
-    out.add(
-        id=f"{prefix}-{lang}-{_safe(key)}",
-        modality="speech",
-        text=text,
-        audio_path=relative,
-        language=lang,
-        meaning_id=f"cv-{key}",
-        group_id=f"cv-{key}",
-        **labels,
-    )
-    return True
+    for lang, table in by_lang.items():
+        _paws_pairs(out, table, ids, lang, "pawsx")
+    build = request.record(languages=list(languages), n_pairs=n_pairs, per_label=per_label, split=split)
+    caveats = ["meaning_id is per pair and language-independent: the same pair id in every language"]
+    return out.finish(f"paws-x-{split}", "PAWS-X parallel paraphrase pairs", caveats, build)
 
 
 def _cv_gender(value: Any) -> str | None:
@@ -807,6 +782,24 @@ def _cv_gender(value: Any) -> str | None:
         return None
     text = str(value).lower()
     return "male" if text.startswith("male") else "female" if text.startswith("female") else text
+
+
+#: Common Voice column -> Sample field (self-reported labels; empty cells become None).
+CV_COLUMNS: dict[str, _Column] = {
+    "client_id": "speaker",
+    "gender": ("gender", _cv_gender),
+    "age": "age_group",
+    "accent": "accent",
+}
+
+
+def _cv_speech(
+    out: _Builder, table: _Table, row: _Row, key: str, language: str, prefix: str, text: Any, **fields: Any
+) -> bool:
+    """A clip as speech keyed by its Common Voice name (meaning ``cv-<clip>``), so the three sets line up."""
+    path, ident = f"audio/{language}/{_safe(key)}.wav", f"{prefix}-{language}-{_safe(key)}"
+    meaning = {"meaning_id": f"cv-{key}", "group_id": f"cv-{key}"}
+    return out.speech(table, row, path, id=ident, text=text, language=language, **meaning, **fields)
 
 
 def load_common_voice(
@@ -828,27 +821,18 @@ def load_common_voice(
     ``per_label`` (``gender``, ``age`` or ``accent``) draws ``n_per_label`` clips per value instead of ``n``.
     """
     rng = _rng(seed)
+    request = _Request("common_voice", seed, split, local, hub_id, revision, cache_dir)
     _check_languages([language], ISO_639_1, "Common Voice")
-    config = CV_LOCALES.get(language, language)
-    data = open_dataset(
-        "common_voice",
-        config=config,
-        split=split,
-        local=local,
-        hub_id=hub_id,
-        revision=revision,
-        cache_dir=cache_dir,
-    )
-    rows = _metadata(data, "audio")
-    keyed = {_clip_key(r["path"]): r for r in rows}
+    table = request.open(CV_LOCALES.get(language, language))
+    keyed = {_clip_key(r["path"]): r for r in table.rows}
     if per_label is not None:
         if per_label not in {"gender", "age", "accent"}:
             raise ProbeSetError(f"Common Voice: per_label must be gender, age or accent, not {per_label!r}")
 
-        def label(row: dict[str, Any]) -> Any:
+        def label(row: _Row) -> Any:
             return _cv_gender(row.get("gender")) if per_label == "gender" else row.get(per_label)
 
-        labelled = [r for r in rows if label(r)]
+        labelled = [r for r in table.rows if label(r)]
         chosen, short = sample_stratified(
             labelled, label, n_per_label, rng, key=lambda r: _clip_key(r["path"])
         )
@@ -858,35 +842,9 @@ def load_common_voice(
     out = _Builder.create(out_dir)
     for key in keys:
         row = keyed[key]
-        source = f"common_voice/{config}/{split}#{row['_index']}"
-        if not out.text_ok(source, row.get("sentence")):
-            continue
-        _cv_speech(
-            out,
-            data,
-            row,
-            source,
-            language,
-            row["sentence"],
-            "cv",
-            key,
-            speaker=row.get("client_id") or None,
-            gender=_cv_gender(row.get("gender")),
-            age_group=row.get("age") or None,
-            accent=row.get("accent") or None,
-        )
-    build = _build_record(
-        "common_voice",
-        hub_id,
-        revision,
-        local,
-        seed,
-        language=language,
-        n=n,
-        per_label=per_label,
-        n_per_label=n_per_label,
-        split=split,
-        strata_short=short,
+        _cv_speech(out, table, row, key, language, "cv", row.get("sentence"), columns=CV_COLUMNS)
+    build = request.record(
+        language=language, n=n, per_label=per_label, n_per_label=n_per_label, split=split, strata_short=short
     )
     caveats = [
         f"split {split}: Ultravox 0.5 trained on Common Voice (train split)",
@@ -911,39 +869,22 @@ def load_covost2(
 ) -> ProbeSet:
     """Source speech with its transcript and translation (text): one meaning in two languages and two modalities."""
     rng = _rng(seed)
+    request = _Request("covost2", seed, split, local, hub_id, revision, cache_dir)
     _check_languages([source_language, target_language], ISO_639_1, "CoVoST 2")
     config = f"{CV_LOCALES.get(source_language, source_language)}_{CV_LOCALES.get(target_language, target_language)}"
-    data = open_dataset(
-        "covost2",
-        config=config,
-        split=split,
-        local=local,
-        hub_id=hub_id,
-        revision=revision,
-        cache_dir=cache_dir,
-    )
-    rows = _metadata(data, "audio")
-    keyed = {_clip_key(r.get("file") or r.get("id")): r for r in rows}
+    table = request.open(config)
+    keyed = {_clip_key(r.get("file") or r.get("id")): r for r in table.rows}
     out = _Builder.create(out_dir)
     for key in sample_keys(keyed, n, rng):
         row = keyed[key]
-        source = f"covost2/{config}/{split}#{row['_index']}"
-        if not (out.text_ok(source, row.get("sentence")) and out.text_ok(source, row.get("translation"))):
-            continue
+        sentence, translation = row.get("sentence"), row.get("translation")
+        checks, columns = (sentence, translation), {"client_id": "speaker"}
         if not _cv_speech(
-            out,
-            data,
-            row,
-            source,
-            source_language,
-            row["sentence"],
-            "covost2",
-            key,
-            speaker=row.get("client_id") or None,
+            out, table, row, key, source_language, "covost2", sentence, checks=checks, columns=columns
         ):
             continue
         if with_text:
-            for lang, text in ((source_language, row["sentence"]), (target_language, row["translation"])):
+            for lang, text in ((source_language, sentence), (target_language, translation)):
                 out.add(
                     id=f"covost2-{lang}-{_safe(key)}-text",
                     modality="text",
@@ -954,9 +895,7 @@ def load_covost2(
                     pair_id=f"cv-{key}",
                     pair_role="transcript" if lang == source_language else "translation",
                 )
-    build = _build_record(
-        "covost2", hub_id, revision, local, seed, config=config, n=n, with_text=with_text, split=split
-    )
+    build = request.record(config=config, n=n, with_text=with_text, split=split)
     caveats = [
         f"split {split}: Ultravox 0.5 trained on CoVoST 2 (train split)",
         "translations are single human references",
@@ -986,45 +925,18 @@ def load_cvss(
     config name of the hub script is an assumption (``{variant}_{lang}_en``); pass ``config`` to override.
     """
     rng = _rng(seed)
+    request = _Request("cvss", seed, split, local, hub_id, revision, cache_dir)
     _check_languages([source_language], ISO_639_1, "CVSS")
     config = config or f"{variant}_{CV_LOCALES.get(source_language, source_language)}_en"
-    data = open_dataset(
-        "cvss", config=config, split=split, local=local, hub_id=hub_id, revision=revision, cache_dir=cache_dir
-    )
-    rows = _metadata(data, "audio")
-    keyed = {_clip_key(r["id"]): r for r in rows}
+    table = request.open(config)
+    keyed = {_clip_key(r["id"]): r for r in table.rows}
     out = _Builder.create(out_dir)
     voice = "single-voice" if variant == "cvss_c" else "multi-voice"
+    labels = {"synthetic": True, "voice_set": voice, "variant": variant}
     for key in sample_keys(keyed, n, rng):
         row = keyed[key]
-        source = f"cvss/{config}/{split}#{row['_index']}"
-        if not out.text_ok(source, row.get("text")):
-            continue
-        _cv_speech(
-            out,
-            data,
-            row,
-            source,
-            "en",
-            row["text"],
-            f"cvss-{variant}",
-            key,
-            synthetic=True,
-            voice_set=voice,
-            variant=variant,
-        )
-    build = _build_record(
-        "cvss",
-        hub_id,
-        revision,
-        local,
-        seed,
-        source_language=source_language,
-        variant=variant,
-        config=config,
-        n=n,
-        split=split,
-    )
+        _cv_speech(out, table, row, key, "en", f"cvss-{variant}", row.get("text"), **labels)
+    build = request.record(source_language=source_language, variant=variant, config=config, n=n, split=split)
     caveats = [
         "CVSS target speech is synthetic (CVSS-C: one canonical voice; CVSS-T: voice transferred)",
         "meaning_id cv-<clip> matches Common Voice / CoVoST 2 sets built from the same clips",
@@ -1064,17 +976,17 @@ def load_mvicuna(
     out = _Builder.create(out_dir)
     for lang in languages:
         for i in chosen:
-            text = lines[lang][i].strip()
-            if out.text_ok(f"{folder / (lang + '.txt')}:{i + 1}", text):
+            text, meaning = lines[lang][i].strip(), f"mvicuna-{i + 1:03d}"
+            if out.keep(f"{folder / (lang + '.txt')}:{i + 1}", text):
                 out.add(
                     id=f"mvicuna-{lang}-{i + 1:03d}",
                     modality="text",
                     text=text,
                     language=lang,
-                    meaning_id=f"mvicuna-{i + 1:03d}",
-                    group_id=f"mvicuna-{i + 1:03d}",
+                    meaning_id=meaning,
+                    group_id=meaning,
                 )
-    build = _build_record("mvicuna", None, None, local, seed, languages=list(languages), n=n)
+    build = _Request("mvicuna", seed, "all", local).record(languages=list(languages), n=n)
     caveats = ["no German: M-Vicuna covers en zh fr es vi id ja", "questions of mixed length and register"]
     return out.finish("mvicuna", "M-Vicuna parallel questions", caveats, build)
 
