@@ -215,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate = sub.add_parser("calibrate", help="false-positive rate and power of every claim from its controls")
     calibrate.add_argument("--model", action="append", help="models whose real latents seed the controls")
     calibrate.add_argument("--claim", action="append", help="only these claims")
+    calibrate.add_argument("--latents", action="append", type=Path, default=None,
+                           help="latents files (export-latents format) to use as bases instead of extracting; "
+                                "repeatable, one per probe set")
     calibrate.add_argument("--seeds", type=int, default=500, help="Default: %(default)r")
     calibrate.add_argument("--budget", default="ci", choices=["ci", "full"], help="resampling sizes. Default: %(default)r")
     calibrate.add_argument("--profile", default="ci", choices=["ci", "full"], help="Default: %(default)r")
