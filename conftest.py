@@ -16,6 +16,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--probes", default=None, help="probe-set folder replacing each claim's shipped set. Default: None")
     group.addoption("--profile", default="ci", choices=["ci", "full", "custom"], help="Default: 'ci'")
     group.addoption("--device", default="auto", help="cpu, cuda or auto. Default: 'auto'")
+    group.addoption("--device-map", default=None,
+                    help="accelerate placement for models larger than one GPU, e.g. 'auto'. Default: None")
     group.addoption("--dtype", default="auto", help="float32, bfloat16 or auto. Default: 'auto'")
     group.addoption("--batch-size", type=int, default=8, help="Default: 8")
     group.addoption("--cache-dir", type=Path, default=None,

@@ -18,6 +18,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="latent cache. Default: $LALM_BENCH_CACHE or ~/.cache/lalm-bench/latents")
     parser.add_argument("--no-cache", action="store_true", help="recompute every latent")
+    parser.add_argument("--device-map", default=None,
+                        help="accelerate placement for a model larger than one GPU, e.g. 'auto' (hub LALMs only)")
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -76,6 +78,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
     probe_set = resolve_probes(args.probes, args.profile)
     adapter = get_adapter(args.model)
+    adapter.device_map = args.device_map
     latent_set, stats = extract_latents(
         adapter, probe_set, template=args.template, batch_size=args.batch_size, device=args.device,
         dtype=args.dtype, cache=_cache(args), progress=sys.stderr.isatty(),

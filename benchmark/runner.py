@@ -37,6 +37,7 @@ class SessionOptions:
     batch_size: int = 8
     seed: int = DEFAULT_SEED
     progress: bool = False
+    device_map: str | None = None
 
 
 @dataclass
@@ -53,6 +54,7 @@ class ClaimSession:
     def adapter(self, model: str) -> ModelAdapter:
         if model not in self._adapters:
             self._adapters[model] = get_adapter(model)
+            self._adapters[model].device_map = self.options.device_map
         return self._adapters[model]
 
     def probe_set(self, spec: ClaimSpec) -> ProbeSet:
@@ -152,7 +154,7 @@ def run_main(args: argparse.Namespace) -> int:
     options = SessionOptions(
         profile=args.profile, probes=args.probes, results=args.results, cache_dir=args.cache_dir,
         use_cache=not args.no_cache, device=args.device, dtype=args.dtype, batch_size=args.batch_size,
-        progress=sys.stderr.isatty(),
+        progress=sys.stderr.isatty(), device_map=getattr(args, "device_map", None),
     )
     session = ClaimSession(options)
     # Text LMs first: their text latents are the natural base for text claims; speech sets fall to whisper.

@@ -25,8 +25,9 @@ Why these pieces:
 - **Models larger than one GPU.** Load with ``device_map="auto"`` (accelerate's dispatch; set ``max_memory``
   per device) instead of ``.to(device)``: blocks then live on several GPUs, the engine's hooks still see
   each block's output (on that block's device) and copy only the ``[batch, d]`` last-token rows to the CPU.
-  The estimate then applies to the sum of the devices' free memory (:func:`free_memory` per device). This
-  needs the adapters' ``load`` to accept a device map (see the report of issue 6 for the patch).
+  The estimate then applies to the sum of the devices' free memory (:func:`free_memory` per device).
+  ``--device-map auto`` (CLI, ``pytest claims/``) sets ``ModelAdapter.device_map``; the hub LALM adapters
+  pass it to ``from_pretrained``. Ultravox's composite loader (three checkpoints joined) does not take it yet.
 """
 
 from __future__ import annotations

@@ -61,6 +61,7 @@ def claim_session(pytestconfig: pytest.Config) -> ClaimSession:
             dtype=pytestconfig.getoption("--dtype"),
             batch_size=pytestconfig.getoption("--batch-size"),
             seed=pytestconfig.getoption("--claim-seed") or DEFAULT_SEED,
+            device_map=pytestconfig.getoption("--device-map"),
         )
         pytestconfig.stash[_SESSION_KEY] = ClaimSession(options)
     return pytestconfig.stash[_SESSION_KEY]

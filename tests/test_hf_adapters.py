@@ -261,3 +261,36 @@ def test_generic_finders_name_what_is_missing() -> None:
         find_audio_token(llm, tok)
     with pytest.raises(UnsupportedModelError, match="decoder blocks"):
         find_decoder(torch.nn.Linear(2, 2))
+
+
+def test_device_map_load_places_with_accelerate_and_gives_the_same_latents(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``device_map`` reaches ``from_pretrained`` (accelerate's placement, no ``.to``); latents equal the plain load's."""
+    import dataclasses
+
+    import transformers
+
+    model, processor = tiny_qwen2_audio()
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    cls = transformers.Qwen2AudioForConditionalGeneration
+    original = cls.from_pretrained.__func__
+    seen: list[object] = []
+
+    def spy(klass: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs.get("device_map"))
+        return original(klass, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "from_pretrained", classmethod(spy))
+    samples = [(_speech(0), clip(0)), (_text(1, "a short line"), None)]
+    out = {}
+    for placement in (None, {"": "cpu"}):
+        adapter = build_adapter("qwen2-audio-7b-instruct")
+        adapter.recipe = dataclasses.replace(adapter.recipe, hub_id=str(tmp_path))
+        adapter.device_map = placement
+        adapter.load(CPU, torch.float32)
+        out[placement is None] = _run(adapter, samples)[2]
+    assert seen == [None, {"": "cpu"}]
+    for name, plain in out[True].items():
+        torch.testing.assert_close(out[False][name], plain)

@@ -133,6 +133,9 @@ class ModelAdapter(ABC):
     #: some latent is missing from the cache (a warm rerun needs no weights). Hub adapters get their processor
     #: and layer count from ``load`` and keep the default.
     prepares_without_weights: bool = False
+    #: accelerate placement for models larger than one device (``"auto"`` or a module -> device map); adapters
+    #: that support it load with ``from_pretrained(device_map=...)`` instead of ``.to(device)``.
+    device_map: str | dict[str, Any] | None = None
 
     def __init__(self) -> None:
         self.device: torch.device | None = None

@@ -261,6 +261,13 @@ def find_audio_token(model: torch.nn.Module, processor: Any) -> tuple[str, int]:
     return str(token), int(config_id)
 
 
+def _placed(model: torch.nn.Module, device: torch.device, device_map: object) -> torch.nn.Module:
+    """The model on ``device``; with a ``device_map`` accelerate has placed it already (and its dispatch hooks
+    move each block's inputs), so it is left where it is: inputs go to ``device``, the engine's hooks copy
+    only last-token rows to the CPU."""
+    return model if device_map is not None else model.to(device)
+
+
 class HubLALMAdapter(ModelAdapter):
     """A transformers-5-native LALM, loaded from the hub at the locked revision."""
 
@@ -321,13 +328,14 @@ class HubLALMAdapter(ModelAdapter):
         kwargs = revision_kwargs(self.spec.revision)
         hub_id = self.recipe.hub_id
         processor = self.load_processor(kwargs)
+        placement = {"device_map": self.device_map} if self.device_map is not None else {}
         model = load_or_unavailable(
             hub_id,
-            lambda: model_cls.from_pretrained(hub_id, dtype=dtype, **kwargs, **self.recipe.load_kwargs),
+            lambda: model_cls.from_pretrained(hub_id, dtype=dtype, **kwargs, **self.recipe.load_kwargs, **placement),
         )
         if self.recipe.submodule:
             model = getattr(model, self.recipe.submodule)
-        self.attach(model.to(device), processor, device=device, dtype=dtype)
+        self.attach(_placed(model, device, self.device_map), processor, device=device, dtype=dtype)
         self.check_chat_template()
 
     def load_processor(self, kwargs: dict[str, Any]) -> Any:
@@ -739,16 +747,19 @@ class GenericHubAdapter(HubLALMAdapter):
         processor = load_or_unavailable(hub_id, lambda: transformers.AutoProcessor.from_pretrained(hub_id, **kwargs))
         model = None
         errors = []
+        placement = {"device_map": self.device_map} if self.device_map is not None else {}
         for cls_name in ("AutoModelForImageTextToText", "AutoModelForSeq2SeqLM", "AutoModelForCausalLM"):
             cls = getattr(transformers, cls_name)
             try:
-                model = load_or_unavailable(hub_id, lambda cls=cls: cls.from_pretrained(hub_id, dtype=dtype, **kwargs))
+                model = load_or_unavailable(
+                    hub_id, lambda cls=cls: cls.from_pretrained(hub_id, dtype=dtype, **kwargs, **placement)
+                )
                 break
             except ValueError as exc:  # "Unrecognized configuration class" for this auto class
                 errors.append(f"{cls_name}: {exc}")
         if model is None:
             raise UnsupportedModelError(f"hf:{hub_id}: no auto class loads it: {errors}")
-        self.attach(model.to(device), processor, device=device, dtype=dtype)
+        self.attach(_placed(model, device, self.device_map), processor, device=device, dtype=dtype)
 
     def attach(self, model: torch.nn.Module, processor: Any, *, device: torch.device, dtype: torch.dtype) -> None:
         super().attach(model, processor, device=device, dtype=dtype)
