@@ -346,6 +346,68 @@ def test_whisper_forward_encodes_each_clip_once_and_ignores_padding(
     torch.testing.assert_close(together, alone, atol=1e-4, rtol=1e-4)
 
 
+def _capture_whisper(adapter: ModelAdapter, items: list, *, reuse: bool) -> tuple[torch.Tensor, int]:
+    """Latents ``[rows, layers, d]`` through the engine's hooks, and how often a cross-attention ``k_proj`` ran."""
+    from benchmark.extract import LastTokenCapture
+
+    calls = [0]
+
+    def count(*_: object) -> None:
+        calls[0] += 1
+
+    hooks = [layer.encoder_attn.k_proj.register_forward_hook(count)
+             for layer in adapter.model.model.decoder.layers]  # type: ignore[attr-defined]
+    previous = adapter.reuse_silence_cross_kv  # type: ignore[attr-defined]
+    adapter.reuse_silence_cross_kv = reuse  # type: ignore[attr-defined]
+    try:
+        with LastTokenCapture(adapter) as capture:  # raises if a hooked layer runs twice or not at all
+            latents = capture.run(adapter.collate(items))
+    finally:
+        adapter.reuse_silence_cross_kv = previous  # type: ignore[attr-defined]
+        for hook in hooks:
+            hook.remove()
+    return latents, calls[0]
+
+
+@pytest.mark.slow
+def test_whisper_text_rows_reuse_silent_cross_kv(whisper_base: ModelAdapter) -> None:
+    """Text rows read the silent clip's cached cross-attention K/V: same latents, no per-row projection."""
+    from benchmark.probes.catalog import resolve_probes
+
+    probes = resolve_probes("text-parallel", "ci")
+    samples = [s for s in probes.samples if whisper_base.accepts(s.modality, s.language)]
+    chosen = samples[:3] + samples[-3:]  # a few languages and lengths
+    items = [whisper_base.prepare(sample, None, "shared-suffix") for sample in chosen]
+    plain, plain_calls = _capture_whisper(whisper_base, items, reuse=False)
+    _capture_whisper(whisper_base, items[:1], reuse=True)  # fills the K/V cache (one projection per layer)
+    kv = whisper_base._silence_cross_kv  # type: ignore[attr-defined]
+    reused, reused_calls = _capture_whisper(whisper_base, items, reuse=True)
+    assert plain_calls == whisper_base.num_blocks
+    assert reused_calls == 0
+    assert whisper_base._silence_cross_kv is kv  # type: ignore[attr-defined]  # kept, not recomputed
+    assert plain.shape == reused.shape == (len(items), whisper_base.num_blocks + 2, 512)
+    scale = plain.abs().amax(dim=(0, 2))
+    relative = (plain - reused).abs().amax(dim=(0, 2)) / scale
+    assert (relative < 1e-5).all(), relative.tolist()
+
+    whisper_base._silence_states = None  # type: ignore[attr-defined]  # a fresh silence renews the K/V
+    _, calls = _capture_whisper(whisper_base, items[:2], reuse=True)
+    assert calls == whisper_base.num_blocks
+    assert whisper_base._silence_cross_kv[0] is whisper_base._silence_states  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_whisper_speech_batches_ignore_silent_cross_kv(whisper_base: ModelAdapter, fox_clip: np.ndarray) -> None:
+    """Batches with speech (alone or mixed with text) take the plain path whether the reuse is on or off."""
+    speech = whisper_base.prepare(_speech("s", "fox"), fox_clip, "shared-suffix")
+    text = whisper_base.prepare(_text("t", "The quick brown fox."), None, "shared-suffix")
+    for items in ([speech], [speech, text]):
+        off, off_calls = _capture_whisper(whisper_base, items, reuse=False)
+        on, on_calls = _capture_whisper(whisper_base, items, reuse=True)
+        assert off_calls == on_calls == whisper_base.num_blocks
+        assert torch.equal(off, on)
+
+
 @pytest.mark.slow
 def test_gguf_prepare_and_collate(gemma: ModelAdapter) -> None:
     suffix_ids = gemma.tokenizer(  # type: ignore[attr-defined]

@@ -212,6 +212,72 @@ def test_retrieval_planted_and_chance() -> None:
     assert flat.top1 == pytest.approx(res.chance_top1) and flat.mrr == pytest.approx(res.chance_mrr)
 
 
+def _old_effect_gather(Dl: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The subsample gathering ``effect`` used before ``np.take`` (kept as the reference)."""
+    return Dl[:, idx[:, None], idx[None, :]]
+
+
+@pytest.mark.parametrize("statistic", ["silhouette", "davies_bouldin", "retrieval"])
+def test_effect_bit_identical_with_trusted_stacks_and_take(statistic: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Skipping re-validation of ``pairwise_distances`` stacks and gathering subsamples with ``np.take`` change
+    no bit of ``effect``: same seed, same null, draws, intervals as the validated, fancy-indexed path."""
+    import benchmark.stats.inference as inference
+    from benchmark.stats import _checks
+
+    X, design = crossed(np.random.default_rng(31), n_meaning=14, n_lang=3, L=4, d=20, lang_shift=0.4)
+    metric = "euclidean" if statistic == "davies_bouldin" else "cosine"
+    D = pairwise_distances(X, metric=metric)
+    assert not D.flags.writeable and _checks._is_trusted(D)
+    writable = D.copy()  # an equal array the module did not build: validated on every call
+    assert writable.flags.writeable and not _checks._is_trusted(writable)
+    lang = design.factors["language"]
+    stat, label = {
+        "silhouette": (silhouette_statistic(), "language"),
+        "davies_bouldin": (davies_bouldin_statistic(), "language"),
+        "retrieval": (retrieval_statistic(lang, query="en", target="de"), "meaning"),
+    }[statistic]
+    if statistic == "retrieval":
+        design = Design(design.factors, units=("meaning",), strata=("language",))
+    kwargs = {"n_perm": 29, "n_resamples": 7, "n_perm_resample": 4}
+
+    new = effect(stat, D, design, label, rng=np.random.default_rng(5), **kwargs)
+    checked: list[bool] = []
+    real_as_layers = inference.as_layers
+
+    def spy(arr: np.ndarray, **kw: object) -> tuple[np.ndarray, bool]:
+        checked.append(_checks._is_trusted(np.asarray(arr)))
+        return real_as_layers(arr, **kw)
+
+    monkeypatch.setattr(inference, "_subsample", _old_effect_gather)
+    monkeypatch.setattr(inference, "as_layers", spy)
+    old = effect(stat, writable, design, label, rng=np.random.default_rng(5), **kwargs)
+    assert checked == [False]  # the reference run really validated
+    for name in ("observed", "null_mean", "net", "p", "ci", "se", "null", "draws"):
+        assert np.array_equal(getattr(new, name), getattr(old, name), equal_nan=True), name
+    assert new.n_units == old.n_units
+
+
+def test_trusted_distances_lapse_when_writeable_and_subsample_matches_fancy_index() -> None:
+    from benchmark.stats import _checks
+    from benchmark.stats.inference import _subsample
+
+    rng = np.random.default_rng(3)
+    D = pairwise_distances(rng.normal(size=(9, 2, 5)), metric="euclidean")
+    single = pairwise_distances(rng.normal(size=(9, 5)))
+    assert _checks._is_trusted(D) and _checks._is_trusted(single)
+    assert _checks.as_layers(single)[0].shape == (1, 9, 9) and _checks.as_layers(single)[1]
+    with pytest.raises(ValueError, match="read-only"):
+        D[0, 1, 2] = 5.0
+    D.flags.writeable = True
+    D[0, 1, 2] = 5.0  # now asymmetric: no longer trusted, so validation catches it
+    assert not _checks._is_trusted(D)
+    with pytest.raises(ValueError, match="symmetric"):
+        _checks.as_layers(D)
+    idx = np.array([0, 2, 3, 7])
+    got = _subsample(D, idx)
+    assert got.flags.c_contiguous and np.array_equal(got, _old_effect_gather(D, idx))
+
+
 def test_gate_problems() -> None:
     rng = np.random.default_rng(7)
     X = rng.normal(size=(6, 3, 5)).astype(np.float32)

@@ -4,7 +4,8 @@ net effects with design-based intervals, and the pipeline gate.
 Public API
 ----------
 Distances (:mod:`.distances`)
-    ``pairwise_distances(X, *, metric)`` -- cosine / euclidean / scaled_euclidean, [n, n] or [L, n, n] float64.
+    ``pairwise_distances(X, *, metric)`` -- cosine / euclidean / scaled_euclidean, [n, n] or [L, n, n] float64
+    (read-only: built valid, so the statistics skip re-checking it).
 Cluster statistics (:mod:`.cluster`)
     ``silhouette(D, labels)``, ``silhouette_batch(D, codes)``, ``silhouette_samples_batch(D, codes)``, ``davies_bouldin(D, labels, *, squared)``,
     ``davies_bouldin_batch``, ``group_distance_table(D, labels, *, kind)``, ``pairwise_separability(D, labels)``,

@@ -5,16 +5,51 @@ Every public function validates before doing any work, and every error names the
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
+
+#: ``id -> weak reference`` of the distance arrays this package built valid (see :func:`trust_distances`).
+_TRUSTED: dict[int, weakref.ref] = {}
+
+
+def trust_distances(arr: np.ndarray) -> np.ndarray:
+    """Mark a distance array built by this package as valid, so :func:`as_layers` need not re-check it.
+
+    For arrays that are valid by construction (float64, finite, exactly symmetric, zero diagonal: the output of
+    :func:`benchmark.stats.pairwise_distances`) and own their memory. The array is made read-only, because the
+    trust only holds while its values cannot change; it lapses if the array is made writeable again.
+    """
+    if not (isinstance(arr, np.ndarray) and arr.dtype == np.float64 and arr.ndim in (2, 3) and arr.base is None):
+        raise ValueError("trust_distances takes a float64 [n, n] or [L, n, n] array that owns its memory")
+    arr.flags.writeable = False
+    key = id(arr)
+    _TRUSTED[key] = weakref.ref(arr, lambda _ref, key=key: _TRUSTED.pop(key, None))
+    return arr
+
+
+def _is_trusted(arr: np.ndarray) -> bool:
+    ref = _TRUSTED.get(id(arr))
+    return (
+        ref is not None
+        and ref() is arr
+        and not arr.flags.writeable
+        and arr.dtype == np.float64
+        and arr.ndim in (2, 3)
+        and arr.shape[-1] == arr.shape[-2]
+    )
 
 
 def as_layers(D: np.ndarray, *, name: str = "D") -> tuple[np.ndarray, bool]:
     """Return distances as float64 ``[L, n, n]`` and whether the input was a single ``[n, n]`` matrix.
 
     Checks shape, finiteness, symmetry (to 1e-8 relative) and a zero diagonal, because every statistic here
-    assumes a metric-like dissimilarity.
+    assumes a metric-like dissimilarity. Arrays marked by :func:`trust_distances` (still read-only) skip the
+    O(L n^2) checks: they were built valid and cannot have changed since.
     """
     arr = np.asarray(D)
+    if _is_trusted(arr):
+        return (arr[None], True) if arr.ndim == 2 else (arr, False)
     if arr.ndim not in (2, 3) or arr.shape[-1] != arr.shape[-2]:
         raise ValueError(
             f"{name} must be a square distance matrix [n, n] or a stack [L, n, n]; got shape {arr.shape}"

@@ -22,6 +22,8 @@ from typing import Literal
 import numpy as np
 import torch
 
+from ._checks import trust_distances
+
 Metric = Literal["cosine", "euclidean", "scaled_euclidean"]
 METRICS: tuple[str, ...] = ("cosine", "euclidean", "scaled_euclidean")
 
@@ -52,7 +54,8 @@ def pairwise_distances(X: np.ndarray, *, metric: Metric = "cosine") -> np.ndarra
     Returns
     -------
     D : float64 array [n, n] for 2-D input, else [L, n, n]
-        Symmetric, zero diagonal.
+        Symmetric, zero diagonal; read-only (copy it to modify), which lets the statistics trust it without
+        re-checking symmetry and diagonal on every call.
     """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}; got {metric!r}")
@@ -69,10 +72,11 @@ def pairwise_distances(X: np.ndarray, *, metric: Metric = "cosine") -> np.ndarra
             f"X is all zero at layer {int(np.flatnonzero(zero.all(axis=0))[0])}; scaled_euclidean is undefined there"
         )
     L, n = layers.shape[1], layers.shape[0]
-    out = np.empty((L, n, n))
+    out = np.empty((n, n) if single else (L, n, n))
     for layer in range(L):  # one layer at a time in float64: bounded memory, BLAS-bound anyway
-        out[layer] = _one_layer(layers[:, layer, :], metric, layer)
-    return out[0] if single else out
+        (out if single else out[layer])[...] = _one_layer(layers[:, layer, :], metric, layer)
+    # Valid by construction: read-only and marked, so the statistics do not re-check it (O(L n^2) per claim).
+    return trust_distances(out)
 
 
 def _one_layer(x: np.ndarray, metric: str, layer: int) -> np.ndarray:

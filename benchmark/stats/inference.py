@@ -140,6 +140,15 @@ class Effect:
         return self._summary(self.net[idx].max(), centred[:, idx].max(axis=1), self.draws[:, idx].max(axis=1))
 
 
+def _subsample(Dl: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``Dl[:, idx][:, :, idx]`` as a C-contiguous ``[L, m, m]`` (same values as the 3-D fancy index
+    ``Dl[:, idx[:, None], idx[None, :]]``, which is slower and lays the layer axis innermost)."""
+    out = np.empty((Dl.shape[0], idx.size, idx.size), dtype=Dl.dtype)
+    for layer in range(Dl.shape[0]):  # one [m, n] temporary at a time
+        np.take(np.take(Dl[layer], idx, axis=0), idx, axis=1, out=out[layer])
+    return out
+
+
 def effect(
     stat: Statistic,
     D: np.ndarray,
@@ -201,7 +210,7 @@ def effect(
     res = design.subsample(n_resamples, rng=rng, fraction=fraction, balance=balance)
     draws = np.empty((len(res.indices), net.size))
     for b, idx in enumerate(res.indices):
-        sub = Dl[:, idx[:, None], idx[None, :]]
+        sub = _subsample(Dl, idx)
         c = codes[idx]
         sp = permutation_indices(
             None if s_codes is None else s_codes[idx], n_perm_resample, rng=rng, n=idx.size
