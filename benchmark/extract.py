@@ -228,6 +228,14 @@ def prepare_samples(
     return prepared, notes
 
 
+def _load_if_needed(adapter: ModelAdapter, device: torch.device, dtype: torch.dtype) -> None:
+    """Load ``adapter`` on ``device``/``dtype`` unless it is already there, with a fresh encoder cache: the
+    cache's keys name the clip, not the device or dtype its outputs were computed in."""
+    if adapter.device != device or adapter.dtype != dtype:
+        adapter.load(device, dtype)
+        adapter.encoder_cache = MemoryEncoderCache()
+
+
 def extract_latents(
     adapter: ModelAdapter,
     probe_set: ProbeSet,
@@ -262,10 +270,8 @@ def extract_latents(
         )
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device, adapter)
-    needs_weights = not adapter.prepares_without_weights
-    if needs_weights and (adapter.device != torch_device or adapter.dtype != torch_dtype):
-        adapter.load(torch_device, torch_dtype)
-        adapter.encoder_cache = MemoryEncoderCache()
+    if not adapter.prepares_without_weights:
+        _load_if_needed(adapter, torch_device, torch_dtype)
     layers = adapter.layer_names()
     prepared, stats.notes = prepare_samples(adapter, probe_set, accepted, template)
 
@@ -286,12 +292,9 @@ def extract_latents(
     stats.cache_misses = len(misses)
     stats.corrupt_entries = len(cache.corrupt_entries) if cache is not None else 0
 
-    if misses and (adapter.device is None or adapter.device != torch_device or adapter.dtype != torch_dtype):
-        # Weights load only when something must be computed; a fresh encoder cache goes with them, since its
-        # keys name the clip, not the device or dtype its outputs were computed in.
-        adapter.load(torch_device, torch_dtype)
-        adapter.encoder_cache = MemoryEncoderCache()
-    elif not isinstance(adapter.encoder_cache, MemoryEncoderCache):
+    if misses:  # weights load only when something must be computed
+        _load_if_needed(adapter, torch_device, torch_dtype)
+    if not isinstance(adapter.encoder_cache, MemoryEncoderCache):
         adapter.encoder_cache = MemoryEncoderCache()
 
     batches = list(_batches(misses, batch_size))

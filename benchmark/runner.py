@@ -191,11 +191,11 @@ def calibrate_main(args: argparse.Namespace) -> int:
     models = args.model or sorted(DEFAULT_MODELS, key=lambda m: "whisper" in m)
     specs = [spec for spec in all_claims() if not spec.cross_model]
     bases = {}
+    from benchmark.probes.catalog import resolve_probes
+
     for path in getattr(args, "latents", None) or []:
         # Imported latents (e.g. extracted on another machine): the probe set comes from the file's manifest,
         # and its rows pick their samples by id, so a ci or full file both work.
-        from benchmark.probes.catalog import resolve_probes
-
         latent_set = LatentSet.load(path)
         name = latent_set.manifest.provenance.probe_set
         ensure_fixture_audio(name)

@@ -70,7 +70,9 @@ def evaluate_cross_pair(session: ClaimSession, spec: ClaimSpec, model_a: str, mo
 
 def evaluate_cross_model(session: ClaimSession, models: list[str]) -> list[ClaimRecord]:
     """Every cross-model claim for each (A, B) pair whose families match the spec; none when no pair fits."""
-    family = lambda model: session.adapter(model).spec.family  # noqa: E731
+    def family(model: str) -> str:
+        return session.adapter(model).spec.family
+
     return [
         evaluate_cross_pair(session, spec, a, b)
         for spec in cross_model_specs()

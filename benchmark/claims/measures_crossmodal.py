@@ -371,18 +371,13 @@ _MODALITY_RESAMPLING = (
 )
 
 
-@measure("modality_separation_min_band")
-def modality_separation_min_band(
-    data: ClaimData, params: dict[str, Any], rng: np.random.Generator, budget: Budget
+def _modality_measurement(
+    prep: _Prepared, eff: Effect, summary: Summary, budget: Budget, numbers: dict[str, float],
+    curves: dict[str, list[float]], payloads: dict[str, Any],
 ) -> Measurement:
-    """M1: text and speech are separable in every band: min over bands of the band-mean net modality silhouette."""
-    _check_declared(params, _MODALITY_DESIGN | {"bands": list(BAND_NAMES)}, "modality_separation_min_band")
-    prep = _prepare(data, params)
-    eff = _modality_effect(prep, params, rng, budget)
-    summary = _combine(eff, [prep.bands[b] for b in BAND_NAMES], lambda x: x.min(axis=-1))
+    """M1 and M2 report alike: the band aggregate, the design's sizes, and the emb token-identity control."""
     emb = prep.data.layers.index("emb")
     early = float(eff.net[prep.bands["early"]].mean())
-    numbers, curves, payloads = _modality_secondary(prep, eff, params, rng)
     n_units, n_samples = _design_sizes(prep)
     conf = eff.confidence
     return Measurement(
@@ -401,6 +396,19 @@ def modality_separation_min_band(
         numbers=numbers | {"se": summary.se},
         payloads=payloads,
     )
+
+
+@measure("modality_separation_min_band")
+def modality_separation_min_band(
+    data: ClaimData, params: dict[str, Any], rng: np.random.Generator, budget: Budget
+) -> Measurement:
+    """M1: text and speech are separable in every band: min over bands of the band-mean net modality silhouette."""
+    _check_declared(params, _MODALITY_DESIGN | {"bands": list(BAND_NAMES)}, "modality_separation_min_band")
+    prep = _prepare(data, params)
+    eff = _modality_effect(prep, params, rng, budget)
+    summary = _combine(eff, [prep.bands[b] for b in BAND_NAMES], lambda x: x.min(axis=-1))
+    numbers, curves, payloads = _modality_secondary(prep, eff, params, rng)
+    return _modality_measurement(prep, eff, summary, budget, numbers, curves, payloads)
 
 
 @measure("modality_gap_early_minus_late")
@@ -412,30 +420,12 @@ def modality_gap_early_minus_late(
     prep = _prepare(data, params)
     eff = _modality_effect(prep, params, rng, budget)
     summary = _combine(eff, [prep.bands["early"], prep.bands["late"]], lambda x: x[..., 0] - x[..., 1])
-    emb = prep.data.layers.index("emb")
-    early = float(eff.net[prep.bands["early"]].mean())
     numbers, curves, payloads = _modality_secondary(prep, eff, params, rng)
     layers = prep.data.layers
+    emb = layers.index("emb")
     numbers["gap/block0_minus_final_norm"] = float(eff.net[layers.index("block0")] - eff.net[layers.index("final_norm")])
     numbers["gap/emb_minus_last_block"] = float(eff.net[emb] - eff.net[prep.data.block_slice().stop - 1])
-    n_units, n_samples = _design_sizes(prep)
-    conf = eff.confidence
-    return Measurement(
-        effect=summary.estimate,
-        ci_low=summary.ci_low,
-        ci_high=summary.ci_high,
-        p_value=summary.p,
-        n_units=n_units,
-        n_samples=n_samples,
-        n_boot=budget.n_resamples,
-        n_perm=budget.n_perm,
-        resampling=_MODALITY_RESAMPLING.format(conf=conf, half=(1 - conf) / 2),
-        token_control=float(eff.net[emb]),
-        explained_by_last_token=bool(early <= eff.net[emb]),
-        curves=curves,
-        numbers=numbers | {"se": summary.se},
-        payloads=payloads,
-    )
+    return _modality_measurement(prep, eff, summary, budget, numbers, curves, payloads)
 
 
 # ----------------------------------------------------------------------------------- M3 and its reference: retrieval

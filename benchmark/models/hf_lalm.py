@@ -261,6 +261,11 @@ def find_audio_token(model: torch.nn.Module, processor: Any) -> tuple[str, int]:
     return str(token), int(config_id)
 
 
+def _placement_kwargs(device_map: object) -> dict[str, Any]:
+    """``from_pretrained`` keywords for accelerate's placement; none without a device map."""
+    return {"device_map": device_map} if device_map is not None else {}
+
+
 def _placed(model: torch.nn.Module, device: torch.device, device_map: object) -> torch.nn.Module:
     """The model on ``device``; with a ``device_map`` accelerate has placed it already (and its dispatch hooks
     move each block's inputs), so it is left where it is: inputs go to ``device``, the engine's hooks copy
@@ -328,7 +333,7 @@ class HubLALMAdapter(ModelAdapter):
         kwargs = revision_kwargs(self.spec.revision)
         hub_id = self.recipe.hub_id
         processor = self.load_processor(kwargs)
-        placement = {"device_map": self.device_map} if self.device_map is not None else {}
+        placement = _placement_kwargs(self.device_map)
         model = load_or_unavailable(
             hub_id,
             lambda: model_cls.from_pretrained(hub_id, dtype=dtype, **kwargs, **self.recipe.load_kwargs, **placement),
@@ -747,7 +752,7 @@ class GenericHubAdapter(HubLALMAdapter):
         processor = load_or_unavailable(hub_id, lambda: transformers.AutoProcessor.from_pretrained(hub_id, **kwargs))
         model = None
         errors = []
-        placement = {"device_map": self.device_map} if self.device_map is not None else {}
+        placement = _placement_kwargs(self.device_map)
         for cls_name in ("AutoModelForImageTextToText", "AutoModelForSeq2SeqLM", "AutoModelForCausalLM"):
             cls = getattr(transformers, cls_name)
             try:
