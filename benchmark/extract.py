@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ import torch
 
 from benchmark.cache import LatentCache, MemoryEncoderCache, latent_key
 from benchmark.errors import OutOfMemoryError, PipelineError
+from benchmark.memory import plan_batches
 from benchmark.models.base import Batch, ModelAdapter, PreparedInput
 from benchmark.provenance import git_commit, library_versions, utc_now
 from benchmark.schema import LatentsManifest, ProbeSet, Provenance, Sample
@@ -72,6 +74,7 @@ class ExtractionStats:
     padded_tokens: int = 0
     seconds: float = 0.0
     corrupt_entries: int = 0
+    memory_plan: str = ""
     skipped: dict[str, str] = field(default_factory=dict)
     notes: dict[str, list[str]] = field(default_factory=dict)
 
@@ -241,7 +244,7 @@ def extract_latents(
     probe_set: ProbeSet,
     *,
     template: str = "shared-suffix",
-    batch_size: int = 8,
+    batch_size: int | None = None,
     device: str = "auto",
     dtype: str = "auto",
     cache: LatentCache | None = None,
@@ -250,8 +253,11 @@ def extract_latents(
     """Latents of every sample of ``probe_set`` that the model accepts, in probe-set order.
 
     Samples whose modality or language the model does not take are listed in ``stats.skipped`` with the
-    reason (claims turn that into ``n/a``), never dropped silently. Raises ``OutOfMemoryError`` with the batch
-    size and what to try; already computed entries stay in the cache, so a rerun resumes.
+    reason (claims turn that into ``n/a``), never dropped silently. Before the first batch the memory plan
+    (``benchmark.memory.plan_batches``: weights plus activations, the batch size, the free memory) is put in
+    ``stats.memory_plan`` and printed to stderr on a GPU or with ``progress``; ``batch_size=None`` chooses it
+    from free memory on a GPU. Raises ``OutOfMemoryError`` when the plan does not fit, or with the batch size
+    and what to try when a batch runs out; already computed entries stay in the cache, so a rerun resumes.
     """
     started = time.perf_counter()
     stats = ExtractionStats()
@@ -294,10 +300,13 @@ def extract_latents(
 
     if misses:  # weights load only when something must be computed
         _load_if_needed(adapter, torch_device, torch_dtype)
+        batch_size, stats.memory_plan = _plan(adapter, misses, batch_size, torch_device, torch_dtype)
+        if progress or torch_device.type == "cuda":
+            print(f"{adapter.spec.name}: {stats.memory_plan}", file=sys.stderr)
     if not isinstance(adapter.encoder_cache, MemoryEncoderCache):
         adapter.encoder_cache = MemoryEncoderCache()
 
-    batches = list(_batches(misses, batch_size))
+    batches = list(_batches(misses, batch_size or 1))
     bar = _progress(len(misses), adapter.spec.name, enabled=progress)
     with LastTokenCapture(adapter) if batches else contextlib.nullcontext() as capture:
         for group in batches:
@@ -340,6 +349,24 @@ def extract_latents(
     stats.samples = len(order)
     stats.seconds = time.perf_counter() - started
     return LatentSet(latents=latents, manifest=manifest), stats
+
+
+def _plan(
+    adapter: ModelAdapter, misses: list[PreparedInput], batch_size: int | None, device: torch.device,
+    dtype: torch.dtype,
+) -> tuple[int, str]:
+    """The batch size to use and the memory plan's sentence; models without a decoder config get no estimate."""
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, or None to choose it; got {batch_size}")
+    model = getattr(adapter, "model", None)
+    longest = max(item.length for item in misses)
+    try:
+        if not isinstance(model, torch.nn.Module):
+            raise ValueError(f"{type(model).__name__} is not a torch module")
+        plan = plan_batches(model, longest, batch_size=batch_size, device=device, dtype=dtype)
+    except ValueError as error:  # an estimate needs hidden size and layer count; say why there is none
+        return batch_size or 8, f"no memory estimate ({error}); batch size {batch_size or 8}"
+    return plan.batch_size, plan.describe()
 
 
 def build_provenance(

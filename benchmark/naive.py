@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from benchmark.extract import prepare_samples
-from benchmark.models.base import SAMPLE_RATE, ModelAdapter, PreparedInput
+from benchmark.models.base import SAMPLE_RATE, EncoderCache, ModelAdapter, PreparedInput
 from benchmark.schema import ProbeSet, Sample, layer_names
 
 
@@ -73,25 +74,47 @@ def _is_whisper(adapter: ModelAdapter) -> bool:
     return adapter.spec.family == "whisper"
 
 
+def _lalm_output(adapter: ModelAdapter, item: PreparedInput) -> Any:
+    """Full forward of an audio-language model on one input, the LM head included.
+
+    The batch of one comes from the adapter's own ``collate`` (same ids and features as the engine). Adapters
+    that merge audio embeddings themselves (Ultravox's composite model) give the merged embeddings to their
+    causal LM; the others call the model class with the processor's tensors. Encoder caching is switched off
+    so that every clip is encoded, as a plain loop would."""
+    batch = adapter.collate([item])
+    model = adapter.model  # type: ignore[attr-defined]
+    if hasattr(adapter, "merged_embeddings"):
+        language_model = getattr(model, "language_model", None)
+        if language_model is None or not hasattr(language_model, "lm_head"):
+            raise NotImplementedError(f"the naive baseline needs {adapter.spec.name!r}'s causal LM with its head")
+        saved, adapter.encoder_cache = adapter.encoder_cache, EncoderCache()
+        try:
+            embeds = adapter.merged_embeddings(batch)  # type: ignore[attr-defined]
+        finally:
+            adapter.encoder_cache = saved
+        return language_model(inputs_embeds=embeds, attention_mask=batch.model_kwargs["attention_mask"],
+                              output_hidden_states=True)
+    return model(**batch.model_kwargs, output_hidden_states=True)
+
+
 def naive_forward(adapter: ModelAdapter, item: PreparedInput) -> np.ndarray:
     """Last-position vectors ``[L + 1, d]`` of one input through the full model (logits computed)."""
     model = getattr(adapter, "model", None)
     if model is None:
         raise RuntimeError(f"model {adapter.spec.name!r} is not loaded; call adapter.load(device, dtype) first")
-    if _is_whisper(adapter):
-        inputs = _whisper_inputs(adapter, item)
-    elif adapter.spec.modalities == ("text",):
-        inputs = _causal_lm_inputs(item)
-    else:
-        raise NotImplementedError(
-            f"the naive baseline covers Whisper and text-only LMs; {adapter.spec.name!r} is neither"
-        )
+    device = adapter.device or torch.device("cpu")
     with torch.no_grad():
-        output = model(**inputs, output_hidden_states=True)
+        if _is_whisper(adapter):
+            inputs = {k: v.to(device) for k, v in _whisper_inputs(adapter, item).items()}
+            output = model(**inputs, output_hidden_states=True)
+        elif adapter.spec.modalities == ("text",):
+            output = model(**{k: v.to(device) for k, v in _causal_lm_inputs(item).items()}, output_hidden_states=True)
+        else:
+            output = _lalm_output(adapter, item)
     hidden = output.decoder_hidden_states if _is_whisper(adapter) else output.hidden_states
     if output.logits is None:  # the point of the baseline is that the LM head runs
         raise RuntimeError("the full model returned no logits; the naive baseline must run the LM head")
-    return torch.stack([state[0, -1] for state in hidden]).float().numpy()
+    return torch.stack([state[0, -1] for state in hidden]).float().cpu().numpy()
 
 
 def naive_extract(

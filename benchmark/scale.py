@@ -1,13 +1,13 @@
-"""Scaling extraction past one CPU: memory estimates, batch size from free memory, sharding over processes.
+"""Scaling extraction past one CPU: sharding over processes, placement over GPUs (estimates: ``benchmark.memory``).
 
 Why these pieces:
 
 - **Memory estimate before a run.** A 7B model that does not fit should fail in a second with a message
   that says by how much and what to try, not after minutes of loading with a CUDA OOM traceback.
-  :func:`estimate_memory` counts weights exactly (parameters built on the ``meta`` device, no allocation)
+  :func:`benchmark.memory.estimate_memory` counts weights exactly (parameters built on the ``meta`` device, no allocation)
   and bounds activations of one decoder layer at a time (the engine keeps only last-token vectors and
   never computes logits, so activations do not accumulate over layers).
-- **Batch size from free memory.** :func:`choose_batch_size` takes the largest power of two whose
+- **Batch size from free memory.** :func:`benchmark.memory.choose_batch_size` takes the largest power of two whose
   estimate fits in a share of the free memory (``torch.cuda.mem_get_info`` on a GPU). On GPU the dtype is
   bf16 where the model supports it (``ModelSpec.gpu_dtype``, applied by ``benchmark.extract.resolve_dtype``).
 - **Data-parallel extraction.** :func:`shard` splits a probe set by a hash of each sample id, so the split
@@ -25,7 +25,7 @@ Why these pieces:
 - **Models larger than one GPU.** Load with ``device_map="auto"`` (accelerate's dispatch; set ``max_memory``
   per device) instead of ``.to(device)``: blocks then live on several GPUs, the engine's hooks still see
   each block's output (on that block's device) and copy only the ``[batch, d]`` last-token rows to the CPU.
-  The estimate then applies to the sum of the devices' free memory (:func:`free_memory` per device).
+  The estimate then applies to the sum of the devices' free memory (:func:`benchmark.memory.free_memory` per device).
   ``--device-map auto`` (CLI, ``pytest claims/``) sets ``ModelAdapter.device_map``; the hub LALM adapters
   pass it to ``from_pretrained``. Ultravox's composite loader (three checkpoints joined) does not take it yet.
 """
@@ -35,150 +35,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import torch
-
 from benchmark.cache import LatentCache
-from benchmark.errors import OutOfMemoryError
 from benchmark.extract import ExtractionStats, LatentSet, extract_latents
 from benchmark.models.base import ModelAdapter
 from benchmark.schema import ProbeSet
-
-_GIB = 1024**3
-#: Allocator fragmentation and framework buffers on top of the counted activations.
-ACTIVATION_OVERHEAD = 1.25
-#: Share of the free memory a run may plan to use.
-HEADROOM = 0.85
-
-
-# ---- memory ---------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MemoryEstimate:
-    """Bytes a run needs: ``weights`` (exact) plus ``activations`` (upper bound of one layer's transients)."""
-
-    weights_bytes: int
-    activation_bytes: int
-    batch_size: int
-    seq_len: int
-    dtype: str
-
-    @property
-    def total_bytes(self) -> int:
-        return self.weights_bytes + self.activation_bytes
-
-    def describe(self) -> str:
-        return (
-            f"memory estimate: {self.total_bytes / _GIB:.2f} GiB = weights {self.weights_bytes / _GIB:.2f} GiB "
-            f"+ activations {self.activation_bytes / _GIB:.2f} GiB (batch {self.batch_size} x {self.seq_len} "
-            f"tokens, {self.dtype})"
-        )
-
-
-def _text_config(config: Any) -> Any:
-    """The language model's config of a multimodal config (``text_config``), else the config itself."""
-    getter = getattr(config, "get_text_config", None)
-    return getter() if callable(getter) else config
-
-
-def count_parameters(config_or_model: Any) -> int:
-    """Parameters of a loaded model, or of a config's model built on the ``meta`` device (no memory)."""
-    if isinstance(config_or_model, torch.nn.Module):
-        return sum(p.numel() for p in config_or_model.parameters())
-    from transformers import AutoModel, AutoModelForCausalLM
-
-    with torch.device("meta"):
-        try:
-            model = AutoModelForCausalLM.from_config(config_or_model)
-        except ValueError:
-            model = AutoModel.from_config(config_or_model)
-    return sum(p.numel() for p in model.parameters())
-
-
-def _dtype_bytes(dtype: torch.dtype) -> int:
-    return torch.empty((), dtype=dtype).element_size()
-
-
-def estimate_memory(
-    config_or_model: Any,
-    *,
-    batch_size: int,
-    seq_len: int,
-    dtype: torch.dtype = torch.float32,
-    parameters: int | None = None,
-) -> MemoryEstimate:
-    """Weights plus activations of one engine batch (LM head skipped, last tokens kept).
-
-    Activations of the widest layer: residual stream in and out, q/k/v and attention output, the MLP's
-    gate, up and activation (``3 x intermediate``), and the attention scores ``heads x seq x seq`` (eager
-    attention's worst case; sdpa needs less), times :data:`ACTIVATION_OVERHEAD`; plus the captured
-    last-token rows in float32. ``parameters`` overrides the count (e.g. a quantised checkpoint).
-    """
-    if batch_size < 1 or seq_len < 1:
-        raise ValueError(f"batch_size and seq_len must be >= 1; got {batch_size}, {seq_len}")
-    model = config_or_model if isinstance(config_or_model, torch.nn.Module) else None
-    config = _text_config(model.config if model is not None else config_or_model)
-    width = _dtype_bytes(dtype)
-    n_params = parameters if parameters is not None else count_parameters(config_or_model)
-    d = int(config.hidden_size)
-    ff = int(getattr(config, "intermediate_size", 4 * d))
-    heads = int(config.num_attention_heads)
-    layers = int(config.num_hidden_layers)
-    tokens = batch_size * seq_len
-    per_layer = tokens * (2 * d + 4 * d + 3 * ff) + batch_size * heads * seq_len * seq_len
-    captured = batch_size * (layers + 2) * d * 4
-    activations = int(per_layer * width * ACTIVATION_OVERHEAD) + captured
-    return MemoryEstimate(n_params * width, activations, batch_size, seq_len, str(dtype).removeprefix("torch."))
-
-
-def free_memory(device: torch.device | str) -> int:
-    """Free bytes on ``device``: ``cudaMemGetInfo`` on a GPU, ``MemAvailable`` on the CPU."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-
-
-def check_fits(estimate: MemoryEstimate, free_bytes: int, *, device: str = "the device") -> None:
-    """Raise ``OutOfMemoryError`` with the numbers and the remedies when the estimate exceeds the budget."""
-    budget = int(free_bytes * HEADROOM)
-    if estimate.total_bytes <= budget:
-        return
-    if estimate.weights_bytes > budget:
-        advice = (
-            "the weights alone do not fit: use a lower-precision --dtype (bfloat16 halves float32), or spread "
-            "the model over several GPUs with device_map='auto' (benchmark.scale docs)"
-        )
-    else:
-        advice = f"lower --batch-size (try {max(1, estimate.batch_size // 2)}) or use a lower-precision --dtype"
-    raise OutOfMemoryError(
-        f"{estimate.describe()} does not fit {device}: {free_bytes / _GIB:.2f} GiB free, "
-        f"{budget / _GIB:.2f} GiB usable ({HEADROOM:.0%}); short by {(estimate.total_bytes - budget) / _GIB:.2f} "
-        f"GiB. {advice}."
-    )
-
-
-def choose_batch_size(
-    estimate: Callable[[int], MemoryEstimate], free_bytes: int, *, max_batch: int = 64
-) -> int:
-    """Largest power of two ``<= max_batch`` whose estimate fits the free memory; raises if 1 does not."""
-    check_fits(estimate(1), free_bytes)
-    batch = 1
-    while batch * 2 <= max_batch and estimate(batch * 2).total_bytes <= free_bytes * HEADROOM:
-        batch *= 2
-    return batch
-
 
 #: Published shapes of the full-size models benchmarked on a GPU with random weights (no download).
 FULL_SIZE_SHAPES: dict[str, dict[str, Any]] = {

@@ -176,6 +176,20 @@ def test_batch1_equals_batch4(adapter: ModelAdapter) -> None:
             torch.testing.assert_close(alone[layer][0], value[i], rtol=1e-4, atol=1e-5)
 
 
+def test_naive_baseline_matches_engine_on_lalms(adapter: ModelAdapter) -> None:
+    """The naive loop (full model, LM head, output_hidden_states) gives the engine's latents on LALMs too."""
+    from benchmark.naive import naive_forward, naive_layer_names
+
+    samples = [(_speech(1), clip(1, 0.4)), (_text(1, "Another sentence."), None)]
+    items, _, engine = _run(adapter, samples)
+    names = naive_layer_names(adapter.num_blocks)
+    for row, item in enumerate(items):
+        naive = naive_forward(adapter, item)
+        assert naive.shape[0] == len(names)
+        for index, name in enumerate(names):
+            torch.testing.assert_close(torch.from_numpy(naive[index]), engine[name][row], rtol=1e-4, atol=1e-5)
+
+
 def test_ignored_audio_is_an_error() -> None:
     """A processor that drops the audio (lmms-eval PR #1081) must fail, not give identical latents."""
     model, processor = tiny_qwen2_audio()

@@ -18,6 +18,7 @@ import torch.multiprocessing as mp
 from benchmark.cache import LatentCache
 from benchmark.errors import OutOfMemoryError
 from benchmark.extract import extract_latents
+from benchmark.memory import check_fits, choose_batch_size, count_parameters, estimate_memory
 from benchmark.models.base import (
     Availability,
     Batch,
@@ -27,15 +28,7 @@ from benchmark.models.base import (
     PreparedInput,
     Template,
 )
-from benchmark.scale import (
-    check_fits,
-    choose_batch_size,
-    count_parameters,
-    estimate_memory,
-    extract_sharded,
-    full_size_config,
-    shard,
-)
+from benchmark.scale import extract_sharded, full_size_config, shard
 from benchmark.schema import ProbeSet, Sample
 
 VOCAB = 300
@@ -181,3 +174,35 @@ def test_warm_cache_never_loads_weights(tmp_path: Path) -> None:
     again, stats = extract_latents(fresh, probes, cache=cache, batch_size=4, device="cpu", dtype="float32")
     assert fresh.model is None and stats.forward_passes == 0 and stats.cache_hits == 8
     np.testing.assert_array_equal(first.latents, again.latents)
+
+
+def test_memory_plan_is_made_before_the_first_batch_and_refuses_what_cannot_fit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The plan is in the stats; too little free memory fails before any forward pass, naming the numbers."""
+    import benchmark.memory as memory
+
+    probes = tiny_probe_set(8)
+    _, stats = extract_latents(TinyTextAdapter(), probes, device="cpu", dtype="float32")
+    assert "memory estimate" in stats.memory_plan and "batch size 8 (the CPU default)" in stats.memory_plan
+    assert stats.batches == 1
+    monkeypatch.setattr(memory, "free_memory", lambda _device: 1024)
+    adapter = TinyTextAdapter()
+    with pytest.raises(OutOfMemoryError, match="does not fit cpu"):
+        extract_latents(adapter, probes, device="cpu", dtype="float32")
+
+
+def test_batch_size_is_chosen_from_free_memory_on_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a GPU the largest power of two whose activations fit is taken; more memory, larger batches."""
+    import benchmark.memory as memory
+
+    adapter = TinyTextAdapter()
+    adapter.load(torch.device("cpu"), torch.float32)
+    sizes = []
+    for free in (2 * 1024**2, 64 * 1024**2, 64 * 1024**3):
+        monkeypatch.setattr(memory, "free_memory", lambda _device, free=free: free)
+        plan = memory.plan_batches(adapter.model, 64, batch_size=None, device=torch.device("cuda"),
+                                   dtype=torch.bfloat16)
+        assert plan.chosen and plan.estimate.batch_size == plan.batch_size
+        sizes.append(plan.batch_size)
+    assert sizes == sorted(sizes) and sizes[-1] == 64 and sizes[0] < 64
