@@ -22,6 +22,7 @@ from benchmark.models.base import EncoderCache, ModelAdapter
 from benchmark.models.offline import build_adapter
 from benchmark.schema import Sample
 
+ROOT = Path(__file__).resolve().parents[1]
 OFFLINE_NAMES = ("whisper-base-ct2", "whisper-tiny.en-ct2", "gemma-3-270m-q4km", "smollm2-135m-q41")
 
 
@@ -452,3 +453,29 @@ def test_smollm2_is_english_only(smollm2: ModelAdapter) -> None:
     assert not smollm2.accepts("text", "fr")
     with pytest.raises(ValueError, match="language 'fr'"):
         smollm2.prepare(_text("f", "Bonjour.", "fr"), None, "shared-suffix")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["gemma-3-270m-q4km", "smollm2-135m-q41"])
+def test_saved_tokenizer_gives_transformers_ids_on_every_shipped_text(name: str) -> None:
+    """The fast ``tokenizers`` reader used for cache keys gives AutoTokenizer's ids, specials and suffix too."""
+    import json as _json
+
+    from transformers import AutoTokenizer
+
+    from benchmark.models.gguf_lm import SavedTokenizer, dequantised_dir
+
+    _require(name)
+    adapter = build_adapter(name)
+    adapter.load(torch.device("cpu"), torch.float32)  # writes the dequantised folder on a first run
+    folder = dequantised_dir(adapter.spec.revision)
+    fast, reference = SavedTokenizer(folder), AutoTokenizer.from_pretrained(str(folder))
+    texts = sorted({_json.loads(line)["text"].strip() for manifest in (ROOT / "fixtures").glob("*/manifest.jsonl")
+                    for line in manifest.read_text(encoding="utf-8").splitlines()})
+    assert len(texts) > 500
+    for text in [*texts, "", " x"]:
+        assert fast(text)["input_ids"] == reference(text, add_special_tokens=True)["input_ids"], text
+    suffix = adapter.template("shared-suffix", "text").suffix
+    assert fast(suffix, add_special_tokens=False)["input_ids"] == reference(suffix, add_special_tokens=False)["input_ids"]
+    assert (fast.pad_token_id, fast.eos_token_id, fast.bos_token_id) == (
+        reference.pad_token_id, reference.eos_token_id, reference.bos_token_id)
