@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.models.catalog import DEFAULT_MODELS
+from benchmark.profiles import PROFILE_CHOICES
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -14,12 +15,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--model", action="append", default=None,
                     help=f"model to evaluate claims on (repeatable). Default: {list(DEFAULT_MODELS)!r}")
     group.addoption("--probes", default=None, help="probe-set folder replacing each claim's shipped set. Default: None")
-    group.addoption("--profile", default="ci", choices=["ci", "full", "custom"], help="Default: 'ci'")
+    group.addoption("--profile", default="ci", choices=PROFILE_CHOICES, help="Default: 'ci'")
     group.addoption("--device", default="auto", help="cpu, cuda or auto. Default: 'auto'")
     group.addoption("--device-map", default=None,
                     help="accelerate placement for models larger than one GPU, e.g. 'auto'. Default: None")
     group.addoption("--dtype", default="auto", help="float32, bfloat16 or auto. Default: 'auto'")
-    group.addoption("--batch-size", type=int, default=8, help="Default: 8")
+    group.addoption("--batch-size", type=int, default=None,
+                    help="Default: chosen from free memory on a GPU, 8 on the CPU")
     group.addoption("--cache-dir", type=Path, default=None,
                     help="latent cache. Default: $LALM_BENCH_CACHE or ~/.cache/lalm-bench/latents")
     group.addoption("--results", type=Path, default=Path("results"), help="record store. Default: 'results'")

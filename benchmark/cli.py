@@ -9,12 +9,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmark.errors import BenchError
+from benchmark.profiles import PROFILE_CHOICES, PROFILE_NAMES
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto. Default: %(default)r")
     parser.add_argument("--dtype", default="auto", help="float32, bfloat16, float16 or auto. Default: %(default)r")
-    parser.add_argument("--batch-size", type=int, default=8, help="inputs per forward. Default: %(default)r")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="inputs per forward. Default: chosen from free memory on a GPU, 8 on the CPU")
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="latent cache. Default: $LALM_BENCH_CACHE or ~/.cache/lalm-bench/latents")
     parser.add_argument("--no-cache", action="store_true", help="recompute every latent")
@@ -117,6 +119,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_main(args)
 
 
+def _cmd_consistency(args: argparse.Namespace) -> int:
+    from benchmark.runner import consistency_main
+
+    if args.profile == args.against:
+        raise BenchError(f"--profile and --against are both {args.profile!r}; give two different profiles")
+    return consistency_main(args)
+
+
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from benchmark.runner import calibrate_main
 
@@ -184,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     extract = sub.add_parser("extract", help="extract per-layer last-token latents")
     extract.add_argument("--model", required=True)
     extract.add_argument("--probes", required=True, help="shipped probe-set name or a folder")
-    extract.add_argument("--profile", default="ci", help="ci, full or custom. Default: %(default)r")
+    extract.add_argument("--profile", default="ci", choices=PROFILE_CHOICES, help="Default: %(default)r")
     extract.add_argument("--template", default="shared-suffix", help="Default: %(default)r")
     extract.add_argument("--out", type=Path, help="write a latents file (safetensors + manifest)")
     _add_run_options(extract)
@@ -193,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export-latents", help="extract (or reuse the cache) and write one portable file")
     export.add_argument("--model", required=True)
     export.add_argument("--probes", required=True)
-    export.add_argument("--profile", default="full", help="Default: %(default)r")
+    export.add_argument("--profile", default="full", choices=PROFILE_CHOICES, help="Default: %(default)r")
     export.add_argument("--template", default="shared-suffix", help="Default: %(default)r")
     export.add_argument("--out", type=Path, required=True)
     _add_run_options(export)
@@ -212,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true")
     check.add_argument("--device", default="auto", help="Default: %(default)r")
     check.add_argument("--dtype", default="auto", help="Default: %(default)r")
-    check.add_argument("--batch-size", type=int, default=8, help="Default: %(default)r")
+    check.add_argument("--batch-size", type=int, default=8, help="batch compared with batch 1. Default: %(default)r")
     check.set_defaults(func=_cmd_check)
 
     calibrate = sub.add_parser("calibrate", help="false-positive rate and power of every claim from its controls")
@@ -222,8 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
                            help="latents files (export-latents format) to use as bases instead of extracting; "
                                 "repeatable, one per probe set")
     calibrate.add_argument("--seeds", type=int, default=500, help="Default: %(default)r")
+    calibrate.add_argument("--first-seed", type=int, default=0,
+                           help="first seed of this run; a range disjoint from the file's adds to its counts. "
+                                "Default: %(default)r")
     calibrate.add_argument("--budget", default="ci", choices=["ci", "full"], help="resampling sizes. Default: %(default)r")
-    calibrate.add_argument("--profile", default="ci", choices=["ci", "full"], help="Default: %(default)r")
+    calibrate.add_argument("--profile", default="ci", choices=PROFILE_NAMES, help="Default: %(default)r")
     calibrate.add_argument("--results", type=Path, default=Path("results"), help="Default: %(default)r")
     _add_run_options(calibrate)
     calibrate.set_defaults(func=_cmd_calibrate)
@@ -251,11 +264,23 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="extract, evaluate every claim, write records and the report")
     run.add_argument("--model", action="append", help="repeatable; default: the offline real models")
     run.add_argument("--probes", help="a probe-set folder to use instead of each claim's shipped set")
-    run.add_argument("--profile", default="full", choices=["ci", "full", "custom"], help="Default: %(default)r")
+    run.add_argument("--profile", default="full", choices=PROFILE_CHOICES, help="Default: %(default)r")
     run.add_argument("--out", type=Path, default=Path("reports"), help="report folder. Default: %(default)r")
     run.add_argument("--results", type=Path, default=Path("results"), help="record store. Default: %(default)r")
     _add_run_options(run)
     run.set_defaults(func=_cmd_run)
+
+    consistency = sub.add_parser(
+        "consistency", help="every claim on two profiles (e.g. ci and ci-alt); exit 1 when a verdict flips")
+    consistency.add_argument("--model", action="append", help="repeatable; default: the offline real models")
+    consistency.add_argument("--profile", default="ci", choices=PROFILE_NAMES, help="Default: %(default)r")
+    consistency.add_argument("--against", default="ci-alt", choices=PROFILE_NAMES, help="Default: %(default)r")
+    consistency.add_argument("--stored", action="store_true",
+                             help="read the newest stored record of each claim instead of evaluating")
+    consistency.add_argument("--results", type=Path, default=Path("results"), help="record store. Default: %(default)r")
+    consistency.add_argument("--markdown", type=Path, default=None, help="also write the tables as Markdown here")
+    _add_run_options(consistency)
+    consistency.set_defaults(func=_cmd_consistency)
     return parser
 
 

@@ -34,7 +34,7 @@ class SessionOptions:
     use_cache: bool = True
     device: str = "auto"
     dtype: str = "auto"
-    batch_size: int = 8
+    batch_size: int | None = None  # None: from free memory on a GPU, 8 on the CPU
     seed: int = DEFAULT_SEED
     progress: bool = False
     device_map: str | None = None
@@ -211,7 +211,8 @@ def calibrate_main(args: argparse.Namespace) -> int:
                 break
     if args.claim:
         specs = [spec for spec in specs if spec.id in args.claim]
-    document = calibrate(specs, bases, seeds=args.seeds, budget=Budget.for_profile(args.budget))
+    document = calibrate(specs, bases, seeds=args.seeds, budget=Budget.for_profile(args.budget),
+                         first_seed=getattr(args, "first_seed", 0))
     for claim_id, row in document["claims"].items():
         if "boundary_null" in row:
             print(f"{claim_id:42s} FPR {row['boundary_null']['rate']:.3f} power {row['positive']['rate']:.3f} "
@@ -219,3 +220,48 @@ def calibrate_main(args: argparse.Namespace) -> int:
         else:
             print(f"{claim_id:42s} {row.get('status')}")
     return 0
+
+
+def _profile_records(options: SessionOptions, models: list[str]) -> list[ClaimRecord]:
+    """Every single-model claim on every model under ``options.profile`` (cached latents; records saved)."""
+    session = ClaimSession(options)
+    return [session.record(spec.id, model) for model in models for spec in all_claims() if not spec.cross_model]
+
+
+def consistency_main(args: argparse.Namespace) -> int:
+    """``lalm-bench consistency``: every claim on two profiles, paired per claim; 1 when any pair is opposite.
+
+    Evaluates both profiles (the latent cache makes a warm side free) unless ``--stored``, which reads the
+    newest stored record of each claim instead. Cross-model claims are left out (they belong to no one model).
+    """
+    from benchmark.consistency import VerdictRow, compare_profiles, exit_code, newest_rows
+    from benchmark.provenance import utc_now
+    from benchmark.report.consistency import render_markdown, summary_line, verdict_table
+
+    models = args.model or sorted(DEFAULT_MODELS, key=lambda m: "whisper" in m)
+    expected = [(model, spec.id) for model in models for spec in all_claims() if not spec.cross_model]
+    sides = []
+    for profile in (args.profile, args.against):
+        if args.stored:
+            from benchmark.report import load_records
+
+            sides.append(newest_rows(load_records([args.results]), profile=profile, models=models))
+            continue
+        options = SessionOptions(
+            profile=profile, results=args.results, cache_dir=args.cache_dir, use_cache=not args.no_cache,
+            device=args.device, dtype=args.dtype, batch_size=args.batch_size, progress=sys.stderr.isatty(),
+            device_map=args.device_map,
+        )
+        sides.append([VerdictRow.from_record(r) for r in _profile_records(options, models)])
+    pairs = compare_profiles(sides[0], sides[1], profile_a=args.profile, profile_b=args.against, expected=expected)
+    print(verdict_table(pairs, profile_a=args.profile, profile_b=args.against, fmt_name="simple"))
+    print(summary_line(pairs))
+    if args.markdown:
+        command = "lalm-bench consistency " + " ".join(
+            [*(f"--model {m}" for m in models), f"--profile {args.profile}", f"--against {args.against}",
+             *(["--stored"] if args.stored else [])])
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(render_markdown(pairs, profile_a=args.profile, profile_b=args.against,
+                                                 command=command, date=utc_now()) + "\n", encoding="utf-8")
+        print(f"wrote {args.markdown}")
+    return exit_code(pairs)

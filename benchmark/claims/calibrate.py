@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -80,20 +81,55 @@ def run_controls(
             result = results[name]
             result.trials += 1
             result.holds += verdict == "holds"
-    null, pos = results["boundary_null"].as_dict(), results["positive"].as_dict()
+    return _summary(results["boundary_null"], results["positive"], seeds=seeds, failures=len(failures),
+                    examples=failures[:3], extra={
+                        "boundary": boundary, "positive_size": positive, "budget": budget.name,
+                        "n_samples": len(base.samples), "seed_ranges": [[first_seed, first_seed + seeds]]})
+
+
+def _summary(null: ControlResult, pos: ControlResult, *, seeds: int, failures: int, examples: list[str],
+             extra: dict[str, Any]) -> dict[str, Any]:
+    """One claim's entry: both controls' rates with intervals, and whether the targets are met."""
+    null_row, pos_row = null.as_dict(), pos.as_dict()
     return {
-        "boundary_null": null,
-        "positive": pos,
-        "boundary": boundary,
-        "positive_size": positive,
-        "meets_fpr_target": null["ci95"][1] <= FPR_TARGET if seeds >= 500 else null["rate"] <= FPR_TARGET,
-        "meets_power_target": pos["rate"] >= POWER_TARGET and not failures,
+        "boundary_null": null_row,
+        "positive": pos_row,
+        **{k: v for k, v in extra.items() if k not in ("seed_ranges",)},
+        "meets_fpr_target": null_row["ci95"][1] <= FPR_TARGET if seeds >= 500 else null_row["rate"] <= FPR_TARGET,
+        "meets_power_target": pos_row["rate"] >= POWER_TARGET and not failures,
         "seeds": seeds,
-        "plant_failures": len(failures),
-        "plant_failure_examples": failures[:3],
-        "budget": budget.name,
-        "n_samples": len(base.samples),
+        "seed_ranges": extra.get("seed_ranges", [[0, seeds]]),
+        "plant_failures": failures,
+        "plant_failure_examples": examples,
     }
+
+
+#: Entry fields that must agree for two runs' counts to be added (same controls on the same base).
+_SAME_RUN = ("version", "fingerprint", "base_model", "budget", "n_samples", "boundary", "positive_size")
+
+
+def merge_entries(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
+    """``old`` and ``new`` counts added, when both ran the same controls on disjoint seeds; else ``None``.
+
+    Why: 500 seeds of every claim is hours of CPU; runs of seed ranges (``--first-seed``) on several machines or
+    days add up to it. Entries written before seed ranges were recorded ran seeds ``0..seeds-1``.
+    """
+    if "boundary_null" not in old or any(old.get(k) != new.get(k) for k in _SAME_RUN):
+        return None
+    ranges = [*old.get("seed_ranges", [[0, old["seeds"]]]), *new["seed_ranges"]]
+    ordered = sorted(ranges)
+    if any(a[1] > b[0] for a, b in pairwise(ordered)):
+        return None  # overlapping seeds would count the same draws twice
+
+    def added(name: str) -> ControlResult:
+        return ControlResult(old[name]["holds"] + new[name]["holds"], old[name]["trials"] + new[name]["trials"])
+
+    extra = {k: new[k] for k in ("boundary", "positive_size", "budget", "n_samples")}
+    merged = _summary(added("boundary_null"), added("positive"), seeds=old["seeds"] + new["seeds"],
+                      failures=old["plant_failures"] + new["plant_failures"],
+                      examples=(old["plant_failure_examples"] + new["plant_failure_examples"])[:3],
+                      extra={**extra, "seed_ranges": ordered})
+    return {**{k: new[k] for k in ("version", "fingerprint", "base_model", "created")}, **merged}
 
 
 def _kept_entries(out: Path, specs_by_id: dict[str, ClaimSpec]) -> dict[str, Any]:
@@ -116,11 +152,14 @@ def calibrate(
     budget: Budget,
     out: Path = CALIBRATION_FILE,
     all_specs: list[ClaimSpec] | None = None,
+    first_seed: int = 0,
 ) -> dict[str, Any]:
     """Run every claim's controls on its base latents and write the calibration file after each claim.
 
     Claims not in ``specs`` keep their existing entries while their definition is unchanged, so a long
     calibration can be run claim by claim (or sharded) and an interrupted run loses only the claim in progress.
+    A run of seeds disjoint from an entry's (``first_seed``) on the same base adds to its counts
+    (:func:`merge_entries`); any other rerun replaces the entry.
     """
     from benchmark.claims.registry import all_claims
 
@@ -133,9 +172,11 @@ def calibrate(
             claims[spec.id] = {"status": "not calibrated: no base latents for " + spec.probe_set}
         else:
             base = select(spec, bases[spec.probe_set])
-            claims[spec.id] = {"version": spec.version, "fingerprint": spec.fingerprint(),
-                               "base_model": base.model, "created": utc_now(),
-                               **run_controls(spec, base, seeds=seeds, budget=budget)}
+            entry = {"version": spec.version, "fingerprint": spec.fingerprint(), "base_model": base.model,
+                     "created": utc_now(),
+                     **run_controls(spec, base, seeds=seeds, budget=budget, first_seed=first_seed)}
+            previous = claims.get(spec.id)
+            claims[spec.id] = (merge_entries(previous, entry) if previous else None) or entry
         document = {
             "created": utc_now(),
             "git_commit": git_commit(),

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.claims.record import Measurement
+from benchmark.profiles import CI_SIZED
 from benchmark.registry import Registry
 from benchmark.schema import Sample
 from benchmark.stats import bands as _bands
@@ -30,7 +31,8 @@ class Budget:
 
     @classmethod
     def for_profile(cls, profile: str) -> Budget:
-        if profile == "ci":
+        """``ci`` and ``ci-alt`` share the small budget (their verdicts are compared); anything else is full."""
+        if profile in CI_SIZED:
             return cls(n_perm=200, n_resamples=60, n_perm_resample=10, name="ci")
         return cls(n_perm=1000, n_resamples=200, n_perm_resample=20, name="full")
 

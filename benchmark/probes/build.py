@@ -7,6 +7,10 @@ hashes needs ``--update``, asked for explicitly. Text comes from ``fixtures/sour
 sentences); speech is synthesised with eSpeak NG (:mod:`benchmark.probes.synth`) and passed through the
 device chains of :mod:`benchmark.probes.devices`.
 
+Profiles: ``ci`` is the first block of meanings (and, in speech, a subset of voices); ``ci-alt`` is the next
+block of the same size with the voices ``ci`` leaves out where the set has any (see :func:`profile_of`), so the
+same claims can be checked on other items of the same design; ``full`` is every sample.
+
 Run: ``python -m benchmark.probes.build [--update] [--sets speech-grid,...] [--out fixtures]``.
 """
 
@@ -61,6 +65,10 @@ _FINAL_PUNCT = ".!?。！？…"
 #: Voice variants used in every language of the parallel speech sets (2 male, 2 female presets).
 PARALLEL_VARIANTS: tuple[str, ...] = ("m1", "f1", "m3", "f4")
 PARALLEL_VARIANTS_CI: tuple[str, ...] = ("m1", "f1")
+#: The ci-alt profile's voices: the other male and female preset of the set.
+PARALLEL_VARIANTS_CI_ALT: tuple[str, ...] = ("m3", "f4")
+#: Meanings (parallel sentences, paraphrase items) per cell of the ci and ci-alt profiles.
+CI_MEANINGS = 12
 
 #: The six English accents of the grid (eSpeak voice names; labels in synth.ENGLISH_ACCENTS).
 GRID_ACCENTS: tuple[str, ...] = ("en-us", "en", "en-gb-scotland", "en-029", "en-us-nyc", "en-gb-x-gbcwmd")
@@ -108,6 +116,26 @@ def grid_speakers_ci() -> list[Speaker]:
     return chosen
 
 
+def grid_speakers_ci_alt() -> list[Speaker]:
+    """The 12 speakers ``ci`` leaves out: per accent and gender the other age group, so the balance is the same."""
+    ci = {s.id for s in grid_speakers_ci()}
+    return [s for s in grid_speakers() if s.id not in ci]
+
+
+def profile_of(index: int, block: int) -> str | None:
+    """``ci`` for the first ``block`` items of a source, ``ci-alt`` for the next ``block``, else ``None``.
+
+    Why blocks in source order: ``ci`` has always been the first block, so ``ci-alt`` is the next one of the
+    same size; a source too short for a whole second block gives a smaller ``ci-alt``, which
+    :func:`_profiles` then leaves out rather than ship a profile of another size.
+    """
+    if index < block:
+        return "ci"
+    if index < 2 * block:
+        return "ci-alt"
+    return None
+
+
 # Items ------------------------------------------------------------------------------------------------
 
 
@@ -130,6 +158,7 @@ class SetSpec:
     caveats: list[str]
     items: list[Item]
     ci: list[str]
+    ci_alt: list[str] = field(default_factory=list)
     version: str = RECIPE_VERSION
     extra_build: dict[str, Any] = field(default_factory=dict)
 
@@ -219,8 +248,10 @@ def _device_clip(base: np.ndarray, device: str, seed: int, name: str) -> np.ndar
 
 def text_parallel(src: Path) -> SetSpec:
     meanings = _load(src, "parallel_sentences.json", "meanings")
-    items, ci = [], []
+    items: list[Item] = []
+    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": []}
     for k, m in enumerate(meanings):
+        block = profile_of(k, CI_MEANINGS)
         for lang in PAPER_LANGUAGES:
             text = m["texts"][lang]
             for variant, t in (("punct", text), ("nopunct", strip_final_punct(text))):
@@ -239,8 +270,8 @@ def text_parallel(src: Path) -> SetSpec:
                         }
                     )
                 )
-                if k < 12:
-                    ci.append(sid)
+                if block is not None:
+                    profiles[block].append(sid)
     return SetSpec(
         "text-parallel",
         "Parallel sentences in the paper's 8 languages, with and without final "
@@ -251,14 +282,17 @@ def text_parallel(src: Path) -> SetSpec:
             "language clusters on it can measure punctuation (compare nopunct).",
         ],
         items,
-        ci,
+        profiles["ci"],
+        ci_alt=profiles["ci-alt"],
     )
 
 
 def text_paraphrase(src: Path) -> SetSpec:
     rows = _load(src, "paraphrases.json", "items")
-    items, ci = [], []
+    items: list[Item] = []
+    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": []}
     for k, row in enumerate(rows):
+        block = profile_of(k, CI_MEANINGS)
         pid = row["meaning_id"]
         meanings = {
             "anchor": pid,
@@ -284,8 +318,8 @@ def text_paraphrase(src: Path) -> SetSpec:
                         }
                     )
                 )
-                if k < 12:
-                    ci.append(sid)
+                if block is not None:
+                    profiles[block].append(sid)
     return SetSpec(
         "text-paraphrase",
         "English anchors with a paraphrase, a PAWS-style adversarial "
@@ -294,18 +328,25 @@ def text_paraphrase(src: Path) -> SetSpec:
             "Authored English items in the PAWS style, not PAWS itself; English only.",
         ],
         items,
-        ci,
+        profiles["ci"],
+        ci_alt=profiles["ci-alt"],
     )
 
 
 def _parallel_speech_items(
     src: Path, synth_: _Synth, variants: Sequence[str]
-) -> tuple[list[Item], list[str]]:
-    """Speech clips of the parallel sentences: every language with the same voice variants."""
+) -> tuple[list[Item], dict[str, list[str]]]:
+    """Speech clips of the parallel sentences: every language with the same voice variants.
+
+    Returns the items and the ``ci`` / ``ci-alt`` ids (each profile keeps its own voice variants).
+    """
     meanings = _load(src, "parallel_sentences.json", "meanings")
-    items, ci = [], []
+    voices_of = {"ci": PARALLEL_VARIANTS_CI, "ci-alt": PARALLEL_VARIANTS_CI_ALT}
+    items: list[Item] = []
+    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": []}
     requests = []
     for k, m in enumerate(meanings):
+        block = profile_of(k, CI_MEANINGS)
         for lang in PAPER_LANGUAGES:
             spoken = m["ja_kana"] if lang == "ja" else m["texts"][lang]
             for variant in variants:
@@ -340,10 +381,10 @@ def _parallel_speech_items(
                         needs=((spoken, voice),),
                     )
                 )
-                if k < 12 and variant in PARALLEL_VARIANTS_CI:
-                    ci.append(sid)
+                if block is not None and variant in voices_of[block]:
+                    profiles[block].append(sid)
     del requests
-    return items, ci
+    return items, profiles
 
 
 def _renderer(
@@ -357,7 +398,7 @@ def _renderer(
 
 
 def speech_parallel(src: Path, synth_: _Synth) -> SetSpec:
-    items, ci = _parallel_speech_items(src, synth_, PARALLEL_VARIANTS)
+    items, profiles = _parallel_speech_items(src, synth_, PARALLEL_VARIANTS)
     return SetSpec(
         "speech-parallel",
         "The parallel sentences spoken in all 8 languages by the same eSpeak "
@@ -369,7 +410,8 @@ def speech_parallel(src: Path, synth_: _Synth) -> SetSpec:
             "across languages; its per-language voices differ in phoneme inventory and prosody rules.",
         ],
         items,
-        ci,
+        profiles["ci"],
+        ci_alt=profiles["ci-alt"],
     )
 
 
@@ -386,9 +428,12 @@ GRID_N_SENTENCES_CI = 4
 
 def speech_grid(src: Path, synth_: _Synth) -> SetSpec:
     sentences = _grid_sentences(src, GRID_N_SENTENCES)
-    speakers, ci_speakers = grid_speakers(), {s.id for s in grid_speakers_ci()}
-    items, ci = [], []
+    speakers = grid_speakers()
+    voices_of = {"ci": {s.id for s in grid_speakers_ci()}, "ci-alt": {s.id for s in grid_speakers_ci_alt()}}
+    items: list[Item] = []
+    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": []}
     for k, row in enumerate(sentences):
+        block = profile_of(k, GRID_N_SENTENCES_CI)
         for sp in speakers:
             for device in devices.DEVICES:
                 sid = f"{row['content_id']}-{sp.id}-{device}"
@@ -418,8 +463,8 @@ def speech_grid(src: Path, synth_: _Synth) -> SetSpec:
                         needs=((row["text"], sp.voice),),
                     )
                 )
-                if k < GRID_N_SENTENCES_CI and sp.id in ci_speakers:
-                    ci.append(sid)
+                if block is not None and sp.id in voices_of[block]:
+                    profiles[block].append(sid)
     return SetSpec(
         "speech-grid",
         "English content x speaker x device grid: 8 sentences x 24 synthetic speakers "
@@ -436,9 +481,12 @@ def speech_grid(src: Path, synth_: _Synth) -> SetSpec:
             "microphone uses its datasheet's band and S/N, not a measured response curve.",
             "Report the input-feature (log-mel) distances per factor (benchmark.probes.features) beside "
             "latent distances, so a latent effect can be set against how far the factor moves the input.",
+            "Profiles: ci and ci-alt take disjoint sentences (c01-c04, c05-c08) and disjoint halves of the 24 "
+            "speakers (each one speaker per accent and gender, age groups balanced within both).",
         ],
         items,
-        ci,
+        profiles["ci"],
+        ci_alt=profiles["ci-alt"],
     )
 
 
@@ -448,8 +496,10 @@ GAIN_SPEAKERS = 8
 def speech_gain(src: Path, synth_: _Synth) -> SetSpec:
     sentences = _grid_sentences(src, GRID_N_SENTENCES)
     speakers = [sp for sp in grid_speakers() if sp.age_group == "younger"][:GAIN_SPEAKERS]
-    items, ci = [], []
+    items: list[Item] = []
+    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": []}
     for k, row in enumerate(sentences):
+        block = profile_of(k, GRID_N_SENTENCES_CI)
         for sp in speakers:
             base_id = f"{row['content_id']}-{sp.id}"
             level = gain.draw_gain_db(gain.stable_seed(SEED, "gain", base_id))
@@ -490,8 +540,8 @@ def speech_gain(src: Path, synth_: _Synth) -> SetSpec:
                 items.append(
                     Item(fields, render=render, render_key=f"gain/{sid}", needs=((row["text"], sp.voice),))
                 )
-                if k < GRID_N_SENTENCES_CI:
-                    ci.append(sid)
+                if block is not None:
+                    profiles[block].append(sid)
     return SetSpec(
         "speech-gain",
         "Grid sentences x 8 speakers, close microphone, each clip at a seeded input "
@@ -502,14 +552,20 @@ def speech_gain(src: Path, synth_: _Synth) -> SetSpec:
             "Level is the only thing normalisation changes here (no device variation); the paper "
             "normalised real recordings from several devices.",
             "The peak version is normalised from the stored 16-bit raw clip, as a user would.",
+            "Profiles: ci-alt differs from ci in sentences only (c05-c08 against c01-c04); both use all 8 "
+            "speakers of the set, so the speaker axis could not change.",
         ],
         items,
-        ci,
+        profiles["ci"],
+        ci_alt=profiles["ci-alt"],
     )
 
 
 VOICES_N_TAKES = 6
 VOICES_N_TAKES_CI = 4
+#: Takes (and so multi voices) per profile: ci-alt has the two that ci leaves out plus ci's first two, so like
+#: ci its multi set holds the single voice's accent (en-us) and two male and two female voices.
+VOICES_TAKES: dict[str, tuple[int, ...]] = {"ci": (0, 1, 2, 3), "ci-alt": (0, 1, 4, 5)}
 SINGLE_VOICE = synth.Voice("en-us", "m1")
 MULTI_VOICES: tuple[synth.Voice, ...] = (
     synth.Voice("en-us", "m3"),
@@ -533,8 +589,10 @@ def _take(audio: np.ndarray, take: int, seed: int) -> np.ndarray:
 
 def speech_voices(src: Path, synth_: _Synth) -> SetSpec:
     sentences = _grid_sentences(src, GRID_N_SENTENCES)
-    items, ci = [], []
+    items: list[Item] = []
+    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": []}
     for k, row in enumerate(sentences):
+        block = profile_of(k, GRID_N_SENTENCES_CI)
         for device in devices.DEVICES:
             for take in range(VOICES_N_TAKES):
                 for voice_set in ("single", "multi"):
@@ -579,8 +637,8 @@ def speech_voices(src: Path, synth_: _Synth) -> SetSpec:
                     items.append(
                         Item(fields, render=render, render_key=f"voices/{sid}", needs=((row["text"], voice),))
                     )
-                    if k < GRID_N_SENTENCES_CI and take < VOICES_N_TAKES_CI:
-                        ci.append(sid)
+                    if block is not None and take in VOICES_TAKES[block]:
+                        profiles[block].append(sid)
     return SetSpec(
         "speech-voices",
         "One voice versus six voices with equal n and equal non-speaker variation: "
@@ -592,9 +650,13 @@ def speech_voices(src: Path, synth_: _Synth) -> SetSpec:
             "a quiet noise floor and device noise, exactly as the multi-voice takes do.",
             "The six voices mix accents and genders (eSpeak presets), so 'multi' varies accent as well "
             "as voice.",
+            "Profiles: ci-alt takes other sentences (c05-c08 against c01-c04) and takes 0, 1, 4, 5 against "
+            "ci's 0-3, so two of its four multi voices are new and two are shared with ci; the single voice "
+            "is the same in both (the set has one), so the speaker axis could not change in full.",
         ],
         items,
-        ci,
+        profiles["ci"],
+        ci_alt=profiles["ci-alt"],
     )
 
 
@@ -602,26 +664,34 @@ def crossmodal(src: Path, synth_: _Synth) -> SetSpec:
     meanings = _load(src, "parallel_sentences.json", "meanings")
     text = text_parallel(src)
     speech_items, _ = _parallel_speech_items(src, synth_, PARALLEL_VARIANTS_CI)
-    items, ci = [], []
-    ci_meanings = {m["meaning_id"] for m in meanings[:12]}
+    items: list[Item] = []
+    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": []}
+    # Speech here has only the ci voices, so ci-alt differs from ci by meanings alone (in both modalities).
+    block_of = {m["meaning_id"]: profile_of(k, CI_MEANINGS) for k, m in enumerate(meanings)}
     for item in text.items:
         fields = dict(item.fields, id=f"text-{item.fields['id']}")
         items.append(Item(fields))
-        if fields["meaning_id"] in ci_meanings:
-            ci.append(fields["id"])
+        if block_of[fields["meaning_id"]] is not None:
+            profiles[block_of[fields["meaning_id"]]].append(fields["id"])
     for item in speech_items:
         fields = dict(item.fields, id=f"speech-{item.fields['id']}")
         items.append(Item(fields, render=item.render, render_key=item.render_key, needs=item.needs))
-        if fields["meaning_id"] in ci_meanings:
-            ci.append(fields["id"])
+        if block_of[fields["meaning_id"]] is not None:
+            profiles[block_of[fields["meaning_id"]]].append(fields["id"])
     return SetSpec(
         "crossmodal",
         "Text and speech of the same meanings in all 8 languages, linked by meaning_id: "
         "text with and without final punctuation, speech by two voice variants (the same clips as "
         "speech-parallel) (claims M1-M4).",
-        SYNTHETIC_CAVEATS + LANGUAGE_CAVEATS,
+        [
+            *SYNTHETIC_CAVEATS,
+            *LANGUAGE_CAVEATS,
+            "Profiles: ci-alt differs from ci in meanings only (m13-m24 against m01-m12); the set's speech has "
+            "the two ci voices (espeak-m1, espeak-f1) only, so the voice axis could not change.",
+        ],
         items,
-        ci,
+        profiles["ci"],
+        ci_alt=profiles["ci-alt"],
     )
 
 
@@ -678,18 +748,35 @@ def _file_name(sample_id: str) -> str:
     return f"audio/{safe}.wav"
 
 
+def _profiles(spec: SetSpec, ids: list[str]) -> dict[str, list[str]]:
+    """``ci``, ``ci-alt`` (when the source has a whole second block) and ``full``, each in manifest order.
+
+    Adding a profile changes only ``probeset.json``: the manifest and so every profile's content hash stay
+    as they were (the hash covers samples, not profile lists).
+    """
+    known = set(ids)
+    for name, members in (("ci", spec.ci), ("ci-alt", spec.ci_alt)):
+        missing = sorted(set(members) - known)
+        if missing:
+            raise ValueError(f"probe set {spec.name!r}: {name} profile names unknown samples {missing[:5]}")
+    shared = sorted(set(spec.ci) & set(spec.ci_alt))
+    if shared:
+        raise ValueError(f"probe set {spec.name!r}: ci-alt shares samples with ci: {shared[:5]}")
+    profiles = {"ci": [i for i in ids if i in set(spec.ci)]}
+    if spec.ci_alt and len(spec.ci_alt) == len(spec.ci):
+        profiles["ci-alt"] = [i for i in ids if i in set(spec.ci_alt)]
+    profiles["full"] = ids
+    return profiles
+
+
 def _probeset_json(spec: SetSpec, samples: list[Sample]) -> dict[str, Any]:
-    ids = [s.id for s in samples]
-    missing = sorted(set(spec.ci) - set(ids))
-    if missing:
-        raise ValueError(f"probe set {spec.name!r}: ci profile names unknown samples {missing[:5]}")
     return {
         "schema_version": SCHEMA_VERSION,
         "name": spec.name,
         "version": spec.version,
         "description": spec.description,
         "caveats": spec.caveats,
-        "profiles": {"ci": [i for i in ids if i in set(spec.ci)], "full": ids},
+        "profiles": _profiles(spec, [s.id for s in samples]),
         "build": {
             "generator": GENERATOR,
             "espeak_version": synth.espeak_version(),
@@ -797,6 +884,7 @@ def build_set(
         "mode": mode,
         "samples": len(samples),
         "ci": len(meta["profiles"]["ci"]),
+        "ci-alt": len(meta["profiles"].get("ci-alt", [])),
         "clips": n_clips,
         "seconds": round(time.perf_counter() - started, 2),
     }
@@ -878,7 +966,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     for r in reports:
         print(
-            f"{r['set']:16s} {r['mode']:5s} samples={r['samples']:5d} ci={r['ci']:4d} clips={r['clips']:5d} "
+            f"{r['set']:16s} {r['mode']:5s} samples={r['samples']:5d} ci={r['ci']:4d} ci-alt={r['ci-alt']:4d} "
+            f"clips={r['clips']:5d} "
             f"{r['seconds']:6.1f} s"
         )
     print(f"total {time.perf_counter() - started:.1f} s")

@@ -40,6 +40,7 @@ import soundfile as sf
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from benchmark.errors import ProbeSetError
+from benchmark.profiles import PROFILE_NAMES  # re-exported: the names a header may declare
 from benchmark.schema import LABEL_AXES, SCHEMA_VERSION, ProbeSet, Sample
 
 #: Sampling rate every waveform is delivered at: what Whisper-style encoders (Whisper, Qwen2-Audio,
@@ -59,7 +60,6 @@ SILENCE_PEAK = 1e-4
 
 MANIFEST_NAMES = ("manifest.jsonl", "manifest.csv", "manifest.parquet")
 HEADER_NAME = "probeset.json"
-PROFILE_NAMES = ("ci", "full")
 
 _BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _SAMPLE_FIELDS = tuple(Sample.model_fields)
@@ -502,7 +502,7 @@ def load_probe_set(
 ) -> ProbeSet | tuple[ProbeSet, list[SkippedRow]]:
     """Load and validate a probe-set folder (or a manifest file inside one).
 
-    ``profile``: ``ci``, ``full``, or ``custom`` (every row); default ``full`` when declared, else ``custom``.
+    ``profile``: ``ci``, ``ci-alt``, ``full``, or ``custom`` (every row); default ``full`` when declared, else ``custom``.
     ``on_error="skip"`` leaves bad rows out and returns ``(probe_set, skipped_rows)``; file-level problems
     (header, unknown profile, a profile naming an id absent from the manifest) always raise.
     ``decode_audio`` decodes each clip to reject corrupt, empty, non-finite or silent audio at load.
@@ -661,7 +661,7 @@ def write_probe_set(
 ) -> Path:
     """Write a probe set as a folder: header, manifest, and its audio copied beside them.
 
-    ``profiles`` maps ``ci``/``full`` to sample ids (default: ``full`` = every sample). Audio hashes are
+    ``profiles`` maps ``ci``/``ci-alt``/``full`` to sample ids (default: ``full`` = every sample). Audio hashes are
     filled in, so the written set verifies its own audio at load.
     """
     folder = Path(folder)

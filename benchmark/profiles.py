@@ -1,0 +1,21 @@
+"""Names of the probe-set profiles, in one dependency-free place.
+
+Why a module of its own: the CLI, the pytest options, the probe-set header check, the schema and the
+resampling budget all restrict or branch on profile names; one tuple here keeps them from drifting apart when a
+profile is added, and importing it costs the CLI nothing.
+
+- ``ci``: the small, fixed subset every CI run evaluates.
+- ``ci-alt``: the same design shape and size as ``ci`` on other sentences (and other voices where the set
+  has them); it exists to check that verdicts do not hinge on the particular items of ``ci``.
+- ``full``: every sample of the set.
+- ``custom`` (not declared in a header): every row of a user's folder.
+"""
+
+from __future__ import annotations
+
+#: Profiles a ``probeset.json`` may declare.
+PROFILE_NAMES: tuple[str, ...] = ("ci", "ci-alt", "full")
+#: Every value ``--profile`` accepts (``custom`` = every row of a folder given with ``--probes``).
+PROFILE_CHOICES: tuple[str, ...] = (*PROFILE_NAMES, "custom")
+#: Profiles of the ci size: they share the ci resampling budget, so their verdicts are comparable.
+CI_SIZED: tuple[str, ...] = ("ci", "ci-alt")

@@ -1,0 +1,42 @@
+"""Calibration runs over disjoint seed ranges add up; anything else replaces (the 500 seeds come in pieces)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from benchmark.claims.calibrate import ControlResult, _summary, merge_entries
+
+
+def entry(null: tuple[int, int], pos: tuple[int, int], first: int, seeds: int, **change: Any) -> dict[str, Any]:
+    base = {"version": 1, "fingerprint": "f", "base_model": "m", "created": "t"}
+    extra = {"boundary": 0.1, "positive_size": 0.2, "budget": "ci", "n_samples": 96,
+             "seed_ranges": [[first, first + seeds]]}
+    row = {**base, **_summary(ControlResult(*null), ControlResult(*pos), seeds=seeds, failures=0, examples=[],
+                              extra=extra)}
+    row.update(change)
+    return row
+
+
+def test_disjoint_ranges_add_counts_and_recompute_the_targets() -> None:
+    merged = merge_entries(entry((1, 20), (15, 20), 0, 20), entry((0, 480), (400, 480), 20, 480))
+    assert merged is not None
+    assert merged["boundary_null"]["holds"] == 1 and merged["boundary_null"]["trials"] == 500
+    assert merged["positive"]["holds"] == 415 and merged["seeds"] == 500
+    assert merged["seed_ranges"] == [[0, 20], [20, 500]]
+    assert merged["meets_fpr_target"] is True  # 1/500: the upper Clopper-Pearson bound is under 5%
+    assert merged["meets_power_target"] is True
+
+
+def test_legacy_entry_without_ranges_counts_as_seeds_from_zero() -> None:
+    old = entry((0, 20), (20, 20), 0, 20)
+    del old["seed_ranges"]
+    assert merge_entries(old, entry((0, 10), (10, 10), 20, 10)) is not None
+    assert merge_entries(old, entry((0, 10), (10, 10), 10, 10)) is None  # seeds 10..19 already counted
+
+
+@pytest.mark.parametrize("field", ["budget", "n_samples", "fingerprint", "base_model", "boundary"])
+def test_different_controls_are_never_added(field: str) -> None:
+    new = entry((0, 10), (10, 10), 20, 10, **{field: "other"})
+    assert merge_entries(entry((0, 20), (20, 20), 0, 20), new) is None
