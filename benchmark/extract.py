@@ -163,7 +163,9 @@ class LastTokenCapture:
         if self._captured[slot] is not None:
             raise PipelineError(f"layer slot {slot} ran twice in one forward (a hooked module is reused)")
         rows = torch.arange(hidden.shape[0], device=hidden.device)
-        self._captured[slot] = hidden[rows, positions.to(hidden.device)].detach().float().cpu()
+        # Kept on the layer's device (advanced indexing copies): one transfer per batch in ``run``, not one
+        # device synchronisation per layer.
+        self._captured[slot] = hidden[rows, positions.to(hidden.device)].detach()
 
     def __enter__(self) -> LastTokenCapture:
         def emb_hook(_module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
@@ -204,7 +206,10 @@ class LastTokenCapture:
                 f"model {self.adapter.spec.name!r}: layers {[names[i] for i in missing]} produced no output; "
                 "the adapter's layer_handles() do not match the modules its forward() runs"
             )
-        return torch.stack(self._captured, dim=1)  # type: ignore[arg-type]
+        captured: list[torch.Tensor] = self._captured  # type: ignore[assignment]
+        first = captured[0].device  # with a device_map the blocks live on several devices
+        stacked = torch.stack([row if row.device == first else row.to(first) for row in captured], dim=1)
+        return stacked.float().cpu()
 
 
 def _batches(items: list[PreparedInput], batch_size: int) -> Iterator[list[PreparedInput]]:
