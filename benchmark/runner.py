@@ -12,7 +12,7 @@ from pathlib import Path
 
 from benchmark.cache import LatentCache
 from benchmark.claims.data import Budget
-from benchmark.claims.evaluate import applicability, evaluate_claim
+from benchmark.claims.evaluate import applicability, evaluate_claim, evaluation_key
 from benchmark.claims.record import ClaimRecord
 from benchmark.claims.registry import all_claims, get_claim
 from benchmark.claims.spec import ClaimSpec
@@ -101,18 +101,37 @@ class ClaimSession:
             latent_set = self.latents(model, probe_set, spec.template)
         else:
             latent_set = _placeholder_latents(adapter, probe_set, spec.template)
-        record = evaluate_claim(
-            spec, latent_set=latent_set, probe_set=probe_set, profile=self.options.profile, seed=self.options.seed,
-            model_modalities=adapter.spec.modalities, model_languages=adapter.spec.languages,
-            reference_verdict=reference_verdict, budget=Budget.for_profile(self.options.profile),
-        )
-        record.save(record_path(self.options.results, model, record.revision, record.probe_set_hash, claim_id,
-                                record.claim_version))
+        inputs = {
+            "latent_set": latent_set, "probe_set": probe_set, "profile": self.options.profile,
+            "seed": self.options.seed, "model_modalities": adapter.spec.modalities,
+            "model_languages": adapter.spec.languages, "reference_verdict": reference_verdict,
+            "budget": Budget.for_profile(self.options.profile),
+        }
+        key = evaluation_key(spec, **inputs)
+        provenance = latent_set.manifest.provenance
+        path = record_path(self.options.results, model, provenance.revision, provenance.probe_set_hash, claim_id,
+                           spec.version)
+        record = _stored_record(path, key) if self.options.use_cache else None
+        if record is None:  # nothing stored from these exact inputs: evaluate (permutations, bootstraps)
+            record = evaluate_claim(spec, **inputs)
+            record.evaluation_key = key
+            record.save(path)
         self._records[memo] = record
         return record
 
     def records(self) -> list[ClaimRecord]:
         return list(self._records.values())
+
+
+def _stored_record(path: Path, key: str) -> ClaimRecord | None:
+    """The record saved at ``path`` when it was computed from exactly these inputs (same evaluation key)."""
+    if not path.is_file():
+        return None
+    try:
+        stored = ClaimRecord.load(path)
+    except (OSError, ValueError):  # unreadable or of an older schema: recompute and overwrite
+        return None
+    return stored if stored.evaluation_key == key else None
 
 
 def _placeholder_latents(adapter: ModelAdapter, probe_set: ProbeSet, template: str) -> LatentSet:

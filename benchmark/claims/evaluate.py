@@ -6,7 +6,10 @@ This is the single code path shared by ``lalm-bench run`` and ``pytest claims/``
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +176,57 @@ def _record(
         meets_expectation=meets,
         seconds=time.perf_counter() - started,
     )
+
+
+@cache
+def _source_sha256() -> str:
+    """Hash of the code that turns latents into verdicts: the claims package (specs included) and the statistics."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for folder, pattern in (("claims", "*.py"), ("claims/specs", "*.yaml"), ("stats", "*.py")):
+        for path in sorted((package / folder).glob(pattern)):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _file_sha256(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def evaluation_key(
+    spec: ClaimSpec,
+    *,
+    latent_set: Any,
+    probe_set: ProbeSet,
+    profile: str,
+    seed: int,
+    model_modalities: tuple[str, ...],
+    model_languages: tuple[str, ...] | None,
+    reference_verdict: Verdict | None,
+    budget: Budget,
+) -> str:
+    """sha256 of everything :func:`evaluate_claim` reads: a stored record with this key is the record a new
+    evaluation would give (same latents, labels, claim, seed, budget, code, library versions, calibration and
+    expectations), so a warm rerun may reuse it instead of recomputing its permutations."""
+    from benchmark.claims.expectations import _path as expectations_path
+
+    manifest = latent_set.manifest
+    material = {
+        "claim": spec.fingerprint(),
+        "latents": manifest.tensor_sha256,
+        "rows": hashlib.sha256("\n".join(manifest.sample_ids).encode()).hexdigest(),
+        "provenance": manifest.provenance.model_dump(mode="json", exclude={"created", "git_commit"}),
+        "template": manifest.template,
+        "probe_set": probe_set.content_hash(),
+        "profile": profile,
+        "seed": seed,
+        "budget": [budget.n_perm, budget.n_resamples, budget.n_perm_resample, budget.name],
+        "modalities": list(model_modalities),
+        "languages": list(model_languages) if model_languages is not None else None,
+        "reference": reference_verdict,
+        "code": _source_sha256(),
+        "versions": library_versions(),
+        "calibration": _file_sha256(CALIBRATION_FILE),
+        "expectations": _file_sha256(expectations_path()),
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()

@@ -86,6 +86,7 @@ class ClaimRecord(BaseModel):
     caveats: list[str] = Field(default_factory=list)
     created: str
     seconds: float = 0.0
+    evaluation_key: str = Field(default="", description="sha256 of everything the verdict was computed from")
 
     def save(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
