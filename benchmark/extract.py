@@ -29,7 +29,7 @@ import torch
 
 from benchmark.cache import LatentCache, MemoryEncoderCache, latent_key
 from benchmark.errors import OutOfMemoryError, PipelineError
-from benchmark.memory import plan_batches
+from benchmark.memory import CPU_BATCH, plan_batches
 from benchmark.models.base import Batch, ModelAdapter, PreparedInput
 from benchmark.provenance import git_commit, library_versions, utc_now
 from benchmark.schema import LatentsManifest, ProbeSet, Provenance, Sample
@@ -311,7 +311,7 @@ def extract_latents(
     if not isinstance(adapter.encoder_cache, MemoryEncoderCache):
         adapter.encoder_cache = MemoryEncoderCache()
 
-    batches = list(_batches(misses, batch_size or 1))
+    batches = list(_batches(misses, batch_size)) if misses else []  # batch_size is planned only for misses
     bar = _progress(len(misses), adapter.spec.name, enabled=progress)
     with LastTokenCapture(adapter) if batches else contextlib.nullcontext() as capture:
         for group in batches:
@@ -370,7 +370,8 @@ def _plan(
             raise ValueError(f"{type(model).__name__} is not a torch module")
         plan = plan_batches(model, longest, batch_size=batch_size, device=device, dtype=dtype)
     except ValueError as error:  # an estimate needs hidden size and layer count; say why there is none
-        return batch_size or 8, f"no memory estimate ({error}); batch size {batch_size or 8}"
+        chosen = batch_size or CPU_BATCH
+        return chosen, f"no memory estimate ({error}); batch size {chosen}"
     return plan.batch_size, plan.describe()
 
 

@@ -23,9 +23,9 @@ _GIB = 1024**3
 ACTIVATION_OVERHEAD = 1.25
 #: Share of the free memory a run may plan to use.
 HEADROOM = 0.85
-
-
-# ---- memory ---------------------------------------------------------------------------------------------------
+#: Batch size on the CPU when none is given: batching past a few inputs gains little there and costs resident
+#: memory (reports/performance.md).
+CPU_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -188,14 +188,13 @@ def plan_batches(
     device: torch.device,
     dtype: torch.dtype,
     max_batch: int = 64,
-    cpu_batch: int = 8,
+    cpu_batch: int = CPU_BATCH,
 ) -> BatchPlan:
     """Check that the run fits before its first batch, and choose the batch size where none was given.
 
     The weights are already resident when this runs, so only the activations are compared with the free
     memory (``OutOfMemoryError`` with the numbers when they do not fit). ``batch_size=None`` means: on a GPU
-    the largest power of two that fits (:func:`choose_batch_size`), on the CPU ``cpu_batch`` (batching past
-    a few inputs gains little there and costs resident memory; see reports/performance.md).
+    the largest power of two that fits (:func:`choose_batch_size`), on the CPU ``cpu_batch``.
     """
     config = decoder_config(model)
     params = count_parameters(model)

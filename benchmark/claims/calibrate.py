@@ -81,24 +81,24 @@ def run_controls(
             result = results[name]
             result.trials += 1
             result.holds += verdict == "holds"
-    return _summary(results["boundary_null"], results["positive"], seeds=seeds, failures=len(failures),
-                    examples=failures[:3], extra={
-                        "boundary": boundary, "positive_size": positive, "budget": budget.name,
-                        "n_samples": len(base.samples), "seed_ranges": [[first_seed, first_seed + seeds]]})
+    return _summary(results["boundary_null"], results["positive"], seeds=seeds,
+                    seed_ranges=[[first_seed, first_seed + seeds]], failures=len(failures), examples=failures[:3],
+                    extra={"boundary": boundary, "positive_size": positive, "budget": budget.name,
+                           "n_samples": len(base.samples)})
 
 
-def _summary(null: ControlResult, pos: ControlResult, *, seeds: int, failures: int, examples: list[str],
-             extra: dict[str, Any]) -> dict[str, Any]:
+def _summary(null: ControlResult, pos: ControlResult, *, seeds: int, seed_ranges: list[list[int]], failures: int,
+             examples: list[str], extra: dict[str, Any]) -> dict[str, Any]:
     """One claim's entry: both controls' rates with intervals, and whether the targets are met."""
     null_row, pos_row = null.as_dict(), pos.as_dict()
     return {
         "boundary_null": null_row,
         "positive": pos_row,
-        **{k: v for k, v in extra.items() if k not in ("seed_ranges",)},
+        **extra,
         "meets_fpr_target": null_row["ci95"][1] <= FPR_TARGET if seeds >= 500 else null_row["rate"] <= FPR_TARGET,
         "meets_power_target": pos_row["rate"] >= POWER_TARGET and not failures,
         "seeds": seeds,
-        "seed_ranges": extra.get("seed_ranges", [[0, seeds]]),
+        "seed_ranges": seed_ranges,
         "plant_failures": failures,
         "plant_failure_examples": examples,
     }
@@ -126,9 +126,8 @@ def merge_entries(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | 
 
     extra = {k: new[k] for k in ("boundary", "positive_size", "budget", "n_samples")}
     merged = _summary(added("boundary_null"), added("positive"), seeds=old["seeds"] + new["seeds"],
-                      failures=old["plant_failures"] + new["plant_failures"],
-                      examples=(old["plant_failure_examples"] + new["plant_failure_examples"])[:3],
-                      extra={**extra, "seed_ranges": ordered})
+                      seed_ranges=ordered, failures=old["plant_failures"] + new["plant_failures"],
+                      examples=(old["plant_failure_examples"] + new["plant_failure_examples"])[:3], extra=extra)
     return {**{k: new[k] for k in ("version", "fingerprint", "base_model", "created")}, **merged}
 
 

@@ -233,7 +233,9 @@ class GGUFTextAdapter(ModelAdapter):
         if (cached / _COMPLETE_MARK).is_file():
             try:
                 model = AutoModelForCausalLM.from_pretrained(str(cached), dtype=torch.float32)
-                return model, SavedTokenizer(cached), True
+                # ``prepare`` may have read it already (cache keys are computed before weights load).
+                saved = self.tokenizer if isinstance(self.tokenizer, SavedTokenizer) else SavedTokenizer(cached)
+                return model, saved, True
             except (OSError, ValueError) as error:
                 raise WeightsUnavailableError(
                     f"model {self.spec.name!r}: the dequantised cache {cached} is unreadable ({error}); "
