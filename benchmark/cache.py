@@ -101,7 +101,9 @@ class LatentCache:
         handle, temp_name = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         try:
             with os.fdopen(handle, "wb") as stream:
-                np.savez(stream, latents=latents, key=np.array(key), sha256=np.array(_sha256(latents.tobytes())))
+                np.savez(
+                    stream, latents=latents, key=np.array(key), sha256=np.array(_sha256(latents.tobytes()))
+                )
             os.replace(temp_name, path)
         except BaseException:
             Path(temp_name).unlink(missing_ok=True)

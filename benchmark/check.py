@@ -295,7 +295,9 @@ def _check_hidden_states(adapter: ModelAdapter, batch: Batch, tolerance: float) 
     n_blocks = len(layers) - 2
     if len(states) != n_blocks + 1:
         return CheckItem(
-            "hidden_states", title, "fail",
+            "hidden_states",
+            title,
+            "fail",
             f"hidden_states has {len(states)} entries, expected {n_blocks + 1} (emb + {n_blocks} blocks)",
         )
     rows = torch.arange(len(batch.sample_ids))
@@ -310,18 +312,28 @@ def _check_hidden_states(adapter: ModelAdapter, batch: Batch, tolerance: float) 
         relative_diff(hooked[:, layers.index(last_block)], hooked[:, layers.index("final_norm")]).min()
     )
     bad = {name: value for name, value in worst.items() if not value <= tolerance}
-    numbers = {"max_relative_diff": worst, "tolerance": tolerance, f"{last_block}_vs_final_norm_min": raw_vs_norm,
-               "rows": len(batch.sample_ids)}
+    numbers = {
+        "max_relative_diff": worst,
+        "tolerance": tolerance,
+        f"{last_block}_vs_final_norm_min": raw_vs_norm,
+        "rows": len(batch.sample_ids),
+    }
     if bad:
-        return CheckItem("hidden_states", title, "fail", f"layers over tolerance {tolerance:g}: {bad}", numbers)
+        return CheckItem(
+            "hidden_states", title, "fail", f"layers over tolerance {tolerance:g}: {bad}", numbers
+        )
     if raw_vs_norm <= DISTINCT_MIN:
         return CheckItem(
-            "hidden_states", title, "fail",
+            "hidden_states",
+            title,
+            "fail",
             f"{last_block} equals final_norm: the final-norm hook sits on the last block, not after the norm",
             numbers,
         )
     return CheckItem(
-        "hidden_states", title, "pass",
+        "hidden_states",
+        title,
+        "pass",
         f"emb, block0..block{n_blocks - 2} and final_norm within {tolerance:g} (worst "
         f"{max(worst.values()):.2e}); {last_block} differs from final_norm (min {raw_vs_norm:.2e})",
         numbers,
@@ -381,8 +393,11 @@ def _placeholder_counts(adapter: ModelAdapter, item: PreparedInput) -> dict[str,
 def _check_placeholders(adapter: ModelAdapter, items: list[PreparedInput]) -> CheckItem:
     title = "audio placeholder count equals audio embeddings"
     if adapter.spec.kind != "lalm":
-        reason = ("text-only model" if adapter.spec.kind == "text-lm"
-                  else "Whisper: audio enters through cross-attention, no placeholders in the decoder input")
+        reason = (
+            "text-only model"
+            if adapter.spec.kind == "text-lm"
+            else "Whisper: audio enters through cross-attention, no placeholders in the decoder input"
+        )
         return CheckItem("audio_placeholders", title, "not applicable", reason)
     speech = [item for item in items if item.modality == "speech"]
     if not speech:
@@ -393,14 +408,21 @@ def _check_placeholders(adapter: ModelAdapter, items: list[PreparedInput]) -> Ch
             per_clip[item.sample_id] = _placeholder_counts(adapter, item)
     except _Skip as reason:
         return CheckItem("audio_placeholders", title, "skipped", str(reason))
-    bad = {sid: c for sid, c in per_clip.items() if c["placeholders"] < 1 or c["placeholders"] != c["audio_embeddings"]}
+    bad = {
+        sid: c
+        for sid, c in per_clip.items()
+        if c["placeholders"] < 1 or c["placeholders"] != c["audio_embeddings"]
+    }
     numbers = {"per_clip": per_clip}
     if bad:
         return CheckItem("audio_placeholders", title, "fail", f"mismatch on {len(bad)} clips: {bad}", numbers)
     counts = sorted(c["placeholders"] for c in per_clip.values())
     return CheckItem(
-        "audio_placeholders", title, "pass",
-        f"{len(per_clip)} clips, placeholders = audio embeddings ({counts[0]}..{counts[-1]} per clip)", numbers,
+        "audio_placeholders",
+        title,
+        "pass",
+        f"{len(per_clip)} clips, placeholders = audio embeddings ({counts[0]}..{counts[-1]} per clip)",
+        numbers,
     )
 
 
@@ -429,9 +451,13 @@ def _check_distinct(latents: np.ndarray, layers: list[str], items: list[Prepared
     if len(items) < 2:
         return CheckItem("distinct_inputs", title, "skipped", "fewer than two inputs", numbers)
     if collapsed:
-        return CheckItem("distinct_inputs", title, "fail", f"{len(collapsed)} collapsed pairs: {collapsed[:5]}", numbers)
+        return CheckItem(
+            "distinct_inputs", title, "fail", f"{len(collapsed)} collapsed pairs: {collapsed[:5]}", numbers
+        )
     return CheckItem(
-        "distinct_inputs", title, "pass",
+        "distinct_inputs",
+        title,
+        "pass",
         f"{len(items)} inputs; smallest relative distance {min(minimum.values()):.2e} (at "
         f"{min(minimum, key=minimum.get)})",  # type: ignore[arg-type]
         numbers,
@@ -439,7 +465,11 @@ def _check_distinct(latents: np.ndarray, layers: list[str], items: list[Prepared
 
 
 def _check_batch(
-    single: np.ndarray, batched: np.ndarray, layers: list[str], tolerance: dict[str, float], batch_size: int,
+    single: np.ndarray,
+    batched: np.ndarray,
+    layers: list[str],
+    tolerance: dict[str, float],
+    batch_size: int,
     lengths: list[int],
 ) -> CheckItem:
     title = f"batch 1 equals batch {batch_size} (inputs of different lengths)"
@@ -450,10 +480,17 @@ def _check_batch(
     if len(set(lengths)) < 2:
         numbers["note"] = "all inputs had one length: padding was not exercised"
     if bad:
-        return CheckItem("batch_invariance", title, "fail",
-                         f"layers over tolerance: { {k: f'{v:.2e}' for k, v in bad.items()} }", numbers)
+        return CheckItem(
+            "batch_invariance",
+            title,
+            "fail",
+            f"layers over tolerance: { {k: f'{v:.2e}' for k, v in bad.items()} }",
+            numbers,
+        )
     return CheckItem(
-        "batch_invariance", title, "pass",
+        "batch_invariance",
+        title,
+        "pass",
         f"worst {max(worst.values()):.2e} at {max(worst, key=worst.get)}; "  # type: ignore[arg-type]
         f"lengths {min(lengths)}..{max(lengths)} tokens",
         numbers,
@@ -463,7 +500,9 @@ def _check_batch(
 def _check_drift(low: np.ndarray, full: np.ndarray, layers: list[str], low_name: str) -> CheckItem:
     title = f"{low_name} versus float32 drift (relative)"
     diffs = relative_diff(low, full)
-    l2 = np.linalg.norm(low.astype(np.float64) - full, axis=-1) / np.maximum(np.linalg.norm(full, axis=-1), 1e-300)
+    l2 = np.linalg.norm(low.astype(np.float64) - full, axis=-1) / np.maximum(
+        np.linalg.norm(full, axis=-1), 1e-300
+    )
     worst = _per_layer_max(diffs, layers)
     median_l2 = {name: float(np.median(l2[:, i])) for i, name in enumerate(layers)}
     numbers = {"max_relative_diff": worst, "median_relative_l2": median_l2, "ceiling": DRIFT_CEILING}
@@ -471,11 +510,16 @@ def _check_drift(low: np.ndarray, full: np.ndarray, layers: list[str], low_name:
         return CheckItem("dtype_drift", title, "fail", f"{low_name} latents contain NaN or inf", numbers)
     if median_l2["final_norm"] > DRIFT_CEILING:
         return CheckItem(
-            "dtype_drift", title, "fail",
-            f"median drift at final_norm {median_l2['final_norm']:.2e} exceeds {DRIFT_CEILING}", numbers,
+            "dtype_drift",
+            title,
+            "fail",
+            f"median drift at final_norm {median_l2['final_norm']:.2e} exceeds {DRIFT_CEILING}",
+            numbers,
         )
     return CheckItem(
-        "dtype_drift", title, "pass",
+        "dtype_drift",
+        title,
+        "pass",
         f"median relative L2 at final_norm {median_l2['final_norm']:.2e}; worst max-abs "
         f"{max(worst.values()):.2e} at {max(worst, key=worst.get)}",  # type: ignore[arg-type]
         numbers,
@@ -493,14 +537,25 @@ def _check_template(adapter: ModelAdapter, template: str, items: list[PreparedIn
         if item.modality in tails:
             continue
         ids = _token_ids(item)[-TAIL_TOKENS:]
-        tails[item.modality] = {"sample": item.sample_id, "ids": ids, "tokens": _decode(adapter, ids),
-                                "last_token_id": item.last_token_id}
+        tails[item.modality] = {
+            "sample": item.sample_id,
+            "ids": ids,
+            "tokens": _decode(adapter, ids),
+            "last_token_id": item.last_token_id,
+        }
     numbers = {"rendered": rendered, "last_tokens": tails, "template": template}
     last_ids = {modality: tail["last_token_id"] for modality, tail in tails.items()}
     if template == "shared-suffix" and len(set(last_ids.values())) > 1:
-        return CheckItem("template", title, "fail",
-                         f"shared-suffix but the modalities end on different tokens: {last_ids}", numbers)
-    shown = "; ".join(f"{m}: {t['tokens'] if t['tokens'] is not None else t['ids']}" for m, t in tails.items())
+        return CheckItem(
+            "template",
+            title,
+            "fail",
+            f"shared-suffix but the modalities end on different tokens: {last_ids}",
+            numbers,
+        )
+    shown = "; ".join(
+        f"{m}: {t['tokens'] if t['tokens'] is not None else t['ids']}" for m, t in tails.items()
+    )
     return CheckItem("template", title, "pass", f"last tokens {shown}", numbers)
 
 
@@ -564,13 +619,17 @@ def run_check(
         tolerance = dict.fromkeys(layers, FP32_TOLERANCE)
     else:
         # A batch-size effect may not exceed the low precision's own error on that layer.
-        tolerance = {name: max(FP32_TOLERANCE, value) for name, value in drift.numbers["max_relative_diff"].items()}
+        tolerance = {
+            name: max(FP32_TOLERANCE, value) for name, value in drift.numbers["max_relative_diff"].items()
+        }
         run_tolerance = max(tolerance.values())
 
     items_out.append(_check_hidden_states(adapter, hs_batch, run_tolerance))
     items_out.append(_check_placeholders(adapter, ordered))
     items_out.append(_check_distinct(batched, layers, ordered))
-    items_out.append(_check_batch(single, batched, layers, tolerance, batch_size, [i.length for i in ordered]))
+    items_out.append(
+        _check_batch(single, batched, layers, tolerance, batch_size, [i.length for i in ordered])
+    )
     items_out.append(drift)
     items_out.append(_check_template(adapter, template, ordered))
 
@@ -587,8 +646,12 @@ def run_check(
         probe_set=check_set.name,
         samples=counts,
         items=items_out,
-        tolerances={"fp32": FP32_TOLERANCE, "run": tolerance, "distinct_min": DISTINCT_MIN,
-                    "drift_ceiling": DRIFT_CEILING},
+        tolerances={
+            "fp32": FP32_TOLERANCE,
+            "run": tolerance,
+            "distinct_min": DISTINCT_MIN,
+            "drift_ceiling": DRIFT_CEILING,
+        },
         seconds=round(time.perf_counter() - started, 2),
     )
 
@@ -641,6 +704,9 @@ def main_check(args: argparse.Namespace) -> int:
     )
     print(report_json(report) if getattr(args, "json", False) else format_report(report))
     if not report.ok:
-        print(f"lalm-bench check: {report.model}: failed items {[i.key for i in report.failed]}", file=sys.stderr)
+        print(
+            f"lalm-bench check: {report.model}: failed items {[i.key for i in report.failed]}",
+            file=sys.stderr,
+        )
         return 1
     return 0

@@ -14,14 +14,27 @@ from benchmark.profiles import PROFILE_CHOICES, PROFILE_NAMES
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto. Default: %(default)r")
-    parser.add_argument("--dtype", default="auto", help="float32, bfloat16, float16 or auto. Default: %(default)r")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="inputs per forward. Default: chosen from free memory on a GPU, 8 on the CPU")
-    parser.add_argument("--cache-dir", type=Path, default=None,
-                        help="latent cache. Default: $LALM_BENCH_CACHE or ~/.cache/lalm-bench/latents")
+    parser.add_argument(
+        "--dtype", default="auto", help="float32, bfloat16, float16 or auto. Default: %(default)r"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="inputs per forward. Default: chosen from free memory on a GPU, 8 on the CPU",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="latent cache. Default: $LALM_BENCH_CACHE or ~/.cache/lalm-bench/latents",
+    )
     parser.add_argument("--no-cache", action="store_true", help="recompute every latent")
-    parser.add_argument("--device-map", default=None,
-                        help="accelerate placement for a model larger than one GPU, e.g. 'auto' (hub LALMs only)")
+    parser.add_argument(
+        "--device-map",
+        default=None,
+        help="accelerate placement for a model larger than one GPU, e.g. 'auto' (hub LALMs only)",
+    )
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -33,8 +46,17 @@ def _cmd_models(args: argparse.Namespace) -> int:
         return 0
     from tabulate import tabulate
 
-    table = [[r["name"], r["kind"], r["hub_id"] or "-", r["revision"][:16], ",".join(r["modalities"]),
-              "yes" if r["available"] else "no"] for r in rows]
+    table = [
+        [
+            r["name"],
+            r["kind"],
+            r["hub_id"] or "-",
+            r["revision"][:16],
+            ",".join(r["modalities"]),
+            "yes" if r["available"] else "no",
+        ]
+        for r in rows
+    ]
     print(tabulate(table, headers=["model", "kind", "hub id", "revision", "modalities", "weights here"]))
     return 0
 
@@ -49,8 +71,12 @@ def _cmd_probes(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     table = [
-        [r["name"], " ".join(f"{name}={p.get('n_samples')}" for name, p in r.get("profiles", {}).items()),
-         ",".join(r.get("label_axes", [])), r.get("error", "")]
+        [
+            r["name"],
+            " ".join(f"{name}={p.get('n_samples')}" for name, p in r.get("profiles", {}).items()),
+            ",".join(r.get("label_axes", [])),
+            r.get("error", ""),
+        ]
         for r in rows
     ]
     print(tabulate(table, headers=["probe set", "profiles (samples)", "label axes", "problem"]))
@@ -82,8 +108,14 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     adapter = get_adapter(args.model)
     adapter.device_map = args.device_map
     latent_set, stats = extract_latents(
-        adapter, probe_set, template=args.template, batch_size=args.batch_size, device=args.device,
-        dtype=args.dtype, cache=_cache(args), progress=sys.stderr.isatty(),
+        adapter,
+        probe_set,
+        template=args.template,
+        batch_size=args.batch_size,
+        device=args.device,
+        dtype=args.dtype,
+        cache=_cache(args),
+        progress=sys.stderr.isatty(),
     )
     if args.out:
         latent_set.save(args.out)
@@ -98,8 +130,13 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
     latent_set = LatentSet.load(args.file)
     provenance = latent_set.manifest.provenance
-    target = latents_path(Path(args.results), provenance.model, provenance.revision, provenance.probe_set_hash,
-                          latent_set.manifest.template)
+    target = latents_path(
+        Path(args.results),
+        provenance.model,
+        provenance.revision,
+        provenance.probe_set_hash,
+        latent_set.manifest.template,
+    )
     latent_set.save(target)
     print(f"imported {args.file} -> {target}")
     return 0
@@ -187,8 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     fixtures.add_argument("action", choices=["build"])
     fixtures.add_argument("--out", default=None, help="fixtures folder. Default: the repository's fixtures/")
     fixtures.add_argument("--sets", nargs="*", help="only these sets")
-    fixtures.add_argument("--update", action="store_true",
-                          help="rewrite the committed clip hashes instead of checking them")
+    fixtures.add_argument(
+        "--update", action="store_true", help="rewrite the committed clip hashes instead of checking them"
+    )
     fixtures.set_defaults(func=_cmd_fixtures)
 
     extract = sub.add_parser("extract", help="extract per-layer last-token latents")
@@ -214,28 +252,47 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--results", default="results", help="Default: %(default)r")
     imp.set_defaults(func=_cmd_import)
 
-    lock = sub.add_parser("lock", help="resolve hub revisions (needs hub access) into the committed lock file")
+    lock = sub.add_parser(
+        "lock", help="resolve hub revisions (needs hub access) into the committed lock file"
+    )
     lock.set_defaults(func=_cmd_lock)
 
-    check = sub.add_parser("check", help="pre-flight of a model: hooks, placeholders, batch invariance, drift")
+    check = sub.add_parser(
+        "check", help="pre-flight of a model: hooks, placeholders, batch invariance, drift"
+    )
     check.add_argument("model")
     check.add_argument("--json", action="store_true")
     check.add_argument("--device", default="auto", help="Default: %(default)r")
     check.add_argument("--dtype", default="auto", help="Default: %(default)r")
-    check.add_argument("--batch-size", type=int, default=8, help="batch compared with batch 1. Default: %(default)r")
+    check.add_argument(
+        "--batch-size", type=int, default=8, help="batch compared with batch 1. Default: %(default)r"
+    )
     check.set_defaults(func=_cmd_check)
 
-    calibrate = sub.add_parser("calibrate", help="false-positive rate and power of every claim from its controls")
+    calibrate = sub.add_parser(
+        "calibrate", help="false-positive rate and power of every claim from its controls"
+    )
     calibrate.add_argument("--model", action="append", help="models whose real latents seed the controls")
     calibrate.add_argument("--claim", action="append", help="only these claims")
-    calibrate.add_argument("--latents", action="append", type=Path, default=None,
-                           help="latents files (export-latents format) to use as bases instead of extracting; "
-                                "repeatable, one per probe set")
+    calibrate.add_argument(
+        "--latents",
+        action="append",
+        type=Path,
+        default=None,
+        help="latents files (export-latents format) to use as bases instead of extracting; "
+        "repeatable, one per probe set",
+    )
     calibrate.add_argument("--seeds", type=int, default=500, help="Default: %(default)r")
-    calibrate.add_argument("--first-seed", type=int, default=0,
-                           help="first seed of this run; a range disjoint from the file's adds to its counts. "
-                                "Default: %(default)r")
-    calibrate.add_argument("--budget", default="ci", choices=["ci", "full"], help="resampling sizes. Default: %(default)r")
+    calibrate.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="first seed of this run; a range disjoint from the file's adds to its counts. "
+        "Default: %(default)r",
+    )
+    calibrate.add_argument(
+        "--budget", default="ci", choices=["ci", "full"], help="resampling sizes. Default: %(default)r"
+    )
     calibrate.add_argument("--profile", default="ci", choices=PROFILE_NAMES, help="Default: %(default)r")
     calibrate.add_argument("--results", type=Path, default=Path("results"), help="Default: %(default)r")
     _add_run_options(calibrate)
@@ -245,10 +302,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("results", nargs="+", type=Path, help="record files or folders")
     report.add_argument("--out", type=Path, default=Path("reports"), help="Default: %(default)r")
     report.add_argument("--compare-to", default=None, help="MODEL[@REV]: paired deltas against this model")
-    report.add_argument("--baselines", type=Path, default=Path("reports/baselines"), help="Default: %(default)r")
+    report.add_argument(
+        "--baselines", type=Path, default=Path("reports/baselines"), help="Default: %(default)r"
+    )
     report.set_defaults(func=_cmd_report)
 
-    expectations = sub.add_parser("expectations", help="record measured verdicts as expectations (asks for a reason)")
+    expectations = sub.add_parser(
+        "expectations", help="record measured verdicts as expectations (asks for a reason)"
+    )
     expectations.add_argument("action", choices=["record"])
     expectations.add_argument("results", nargs="+", type=Path)
     expectations.add_argument("--reason", required=True)
@@ -258,7 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     baselines.add_argument("action", choices=["accept", "provisional"])
     baselines.add_argument("results", nargs="+", type=Path)
     baselines.add_argument("--reason", default=None)
-    baselines.add_argument("--baselines", type=Path, default=Path("reports/baselines"), help="Default: %(default)r")
+    baselines.add_argument(
+        "--baselines", type=Path, default=Path("reports/baselines"), help="Default: %(default)r"
+    )
     baselines.set_defaults(func=_cmd_baselines)
 
     run = sub.add_parser("run", help="extract, evaluate every claim, write records and the report")
@@ -266,19 +329,31 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--probes", help="a probe-set folder to use instead of each claim's shipped set")
     run.add_argument("--profile", default="full", choices=PROFILE_CHOICES, help="Default: %(default)r")
     run.add_argument("--out", type=Path, default=Path("reports"), help="report folder. Default: %(default)r")
-    run.add_argument("--results", type=Path, default=Path("results"), help="record store. Default: %(default)r")
+    run.add_argument(
+        "--results", type=Path, default=Path("results"), help="record store. Default: %(default)r"
+    )
     _add_run_options(run)
     run.set_defaults(func=_cmd_run)
 
     consistency = sub.add_parser(
-        "consistency", help="every claim on two profiles (e.g. ci and ci-alt); exit 1 when a verdict flips")
+        "consistency", help="every claim on two profiles (e.g. ci and ci-alt); exit 1 when a verdict flips"
+    )
     consistency.add_argument("--model", action="append", help="repeatable; default: the offline real models")
     consistency.add_argument("--profile", default="ci", choices=PROFILE_NAMES, help="Default: %(default)r")
-    consistency.add_argument("--against", default="ci-alt", choices=PROFILE_NAMES, help="Default: %(default)r")
-    consistency.add_argument("--stored", action="store_true",
-                             help="read the newest stored record of each claim instead of evaluating")
-    consistency.add_argument("--results", type=Path, default=Path("results"), help="record store. Default: %(default)r")
-    consistency.add_argument("--markdown", type=Path, default=None, help="also write the tables as Markdown here")
+    consistency.add_argument(
+        "--against", default="ci-alt", choices=PROFILE_NAMES, help="Default: %(default)r"
+    )
+    consistency.add_argument(
+        "--stored",
+        action="store_true",
+        help="read the newest stored record of each claim instead of evaluating",
+    )
+    consistency.add_argument(
+        "--results", type=Path, default=Path("results"), help="record store. Default: %(default)r"
+    )
+    consistency.add_argument(
+        "--markdown", type=Path, default=None, help="also write the tables as Markdown here"
+    )
     _add_run_options(consistency)
     consistency.set_defaults(func=_cmd_consistency)
     return parser

@@ -47,9 +47,16 @@ class VerdictRow:
     def from_record(cls, record: ClaimRecord) -> VerdictRow:
         m = record.measurement
         return cls(
-            claim_id=record.claim_id, model=record.model, profile=record.profile, verdict=record.verdict,
-            effect=m.effect if m else None, ci_low=m.ci_low if m else None, ci_high=m.ci_high if m else None,
-            probe_set=record.probe_set, probe_set_hash=record.probe_set_hash, reason=record.reason,
+            claim_id=record.claim_id,
+            model=record.model,
+            profile=record.profile,
+            verdict=record.verdict,
+            effect=m.effect if m else None,
+            ci_low=m.ci_low if m else None,
+            ci_high=m.ci_high if m else None,
+            probe_set=record.probe_set,
+            probe_set_hash=record.probe_set_hash,
+            reason=record.reason,
         )
 
 
@@ -85,7 +92,9 @@ def _index(rows: Iterable[VerdictRow], profile: str) -> dict[tuple[str, str], Ve
             )
         key = (row.model, row.claim_id)
         if key in indexed:
-            raise ConsistencyError(f"claim {row.claim_id!r} on {row.model!r}: two {profile!r} records; pass one")
+            raise ConsistencyError(
+                f"claim {row.claim_id!r} on {row.model!r}: two {profile!r} records; pass one"
+            )
         indexed[key] = row
     return indexed
 
@@ -108,13 +117,24 @@ def compare_profiles(
         raise ConsistencyError(f"both sides are profile {profile_a!r}; compare two different profiles")
     a, b = _index(rows_a, profile_a), _index(rows_b, profile_b)
     keys = sorted(set(expected) if expected is not None else a.keys() | b.keys())
-    missing = [f"claim {claim!r} on {model!r}: no {profile!r} record"
-               for model, claim in keys for profile, side in ((profile_a, a), (profile_b, b))
-               if (model, claim) not in side]
+    missing = [
+        f"claim {claim!r} on {model!r}: no {profile!r} record"
+        for model, claim in keys
+        for profile, side in ((profile_a, a), (profile_b, b))
+        if (model, claim) not in side
+    ]
     if missing:
         raise ConsistencyError(f"{len(missing)} record(s) missing: " + "; ".join(missing))
-    return [Pair(model, claim, a[(model, claim)], b[(model, claim)],
-                 relation(a[(model, claim)].verdict, b[(model, claim)].verdict)) for model, claim in keys]
+    return [
+        Pair(
+            model,
+            claim,
+            a[(model, claim)],
+            b[(model, claim)],
+            relation(a[(model, claim)].verdict, b[(model, claim)].verdict),
+        )
+        for model, claim in keys
+    ]
 
 
 def newest_rows(records: Sequence[ClaimRecord], *, profile: str, models: Sequence[str]) -> list[VerdictRow]:

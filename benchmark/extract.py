@@ -100,8 +100,11 @@ class LatentSet:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         temp = path.with_suffix(path.suffix + ".tmp")
-        save_file({"latents": np.ascontiguousarray(self.latents)}, str(temp),
-                  metadata={"manifest": self.manifest.model_dump_json()})
+        save_file(
+            {"latents": np.ascontiguousarray(self.latents)},
+            str(temp),
+            metadata={"manifest": self.manifest.model_dump_json()},
+        )
         temp.replace(path)
         return path
 
@@ -118,9 +121,13 @@ class LatentSet:
             latents = handle.get_tensor("latents")
         manifest = LatentsManifest.model_validate_json(metadata["manifest"])
         if list(latents.shape) != manifest.shape:
-            raise PipelineError(f"{path}: tensor shape {list(latents.shape)} != manifest shape {manifest.shape}")
+            raise PipelineError(
+                f"{path}: tensor shape {list(latents.shape)} != manifest shape {manifest.shape}"
+            )
         if _tensor_sha(latents) != manifest.tensor_sha256:
-            raise PipelineError(f"{path}: latents checksum differs from its manifest (file corrupt or edited)")
+            raise PipelineError(
+                f"{path}: latents checksum differs from its manifest (file corrupt or edited)"
+            )
         return cls(latents=latents, manifest=manifest)
 
 
@@ -287,8 +294,9 @@ def extract_latents(
     prepared, stats.notes = prepare_samples(adapter, probe_set, accepted, template)
 
     keys = {
-        item.sample_id: latent_key(adapter, item, dtype=dtype_name(torch_dtype), device_type=torch_device.type,
-                                   layers=layers)
+        item.sample_id: latent_key(
+            adapter, item, dtype=dtype_name(torch_dtype), device_type=torch_device.type, layers=layers
+        )
         for item in prepared
     }
     results: dict[str, np.ndarray] = {}
@@ -357,7 +365,10 @@ def extract_latents(
 
 
 def _plan(
-    adapter: ModelAdapter, misses: list[PreparedInput], batch_size: int | None, device: torch.device,
+    adapter: ModelAdapter,
+    misses: list[PreparedInput],
+    batch_size: int | None,
+    device: torch.device,
     dtype: torch.dtype,
 ) -> tuple[int, str]:
     """The batch size to use and the memory plan's sentence; models without a decoder config get no estimate."""

@@ -103,7 +103,9 @@ def estimate_memory(
     per_layer = tokens * (2 * d + 4 * d + 3 * ff) + batch_size * heads * seq_len * seq_len
     captured = batch_size * (layers + 2) * d * 4
     activations = int(per_layer * width * ACTIVATION_OVERHEAD) + captured
-    return MemoryEstimate(n_params * width, activations, batch_size, seq_len, str(dtype).removeprefix("torch."))
+    return MemoryEstimate(
+        n_params * width, activations, batch_size, seq_len, str(dtype).removeprefix("torch.")
+    )
 
 
 def free_memory(device: torch.device | str) -> int:
@@ -131,7 +133,9 @@ def check_fits(estimate: MemoryEstimate, free_bytes: int, *, device: str = "the 
             "the model over several GPUs with device_map='auto' (benchmark.scale docs)"
         )
     else:
-        advice = f"lower --batch-size (try {max(1, estimate.batch_size // 2)}) or use a lower-precision --dtype"
+        advice = (
+            f"lower --batch-size (try {max(1, estimate.batch_size // 2)}) or use a lower-precision --dtype"
+        )
     raise OutOfMemoryError(
         f"{estimate.describe()} does not fit {device}: {free_bytes / _GIB:.2f} GiB free, "
         f"{budget / _GIB:.2f} GiB usable ({HEADROOM:.0%}); short by {(estimate.total_bytes - budget) / _GIB:.2f} "
@@ -174,10 +178,15 @@ class BatchPlan:
     chosen: bool
 
     def describe(self) -> str:
-        how = "as asked" if not self.chosen else (
-            "chosen from free memory" if self.device.startswith("cuda") else "the CPU default")
-        return (f"{self.estimate.describe()}; batch size {self.batch_size} ({how}); "
-                f"{self.free_bytes / _GIB:.2f} GiB free on {self.device}")
+        how = (
+            "as asked"
+            if not self.chosen
+            else ("chosen from free memory" if self.device.startswith("cuda") else "the CPU default")
+        )
+        return (
+            f"{self.estimate.describe()}; batch size {self.batch_size} ({how}); "
+            f"{self.free_bytes / _GIB:.2f} GiB free on {self.device}"
+        )
 
 
 def plan_batches(
@@ -201,7 +210,9 @@ def plan_batches(
     free = free_memory(device)
 
     def estimate(batch: int) -> MemoryEstimate:
-        return estimate_memory(config, batch_size=batch, seq_len=max(1, longest), dtype=dtype, parameters=params)
+        return estimate_memory(
+            config, batch_size=batch, seq_len=max(1, longest), dtype=dtype, parameters=params
+        )
 
     def activations_only(batch: int) -> MemoryEstimate:
         full = estimate(batch)
@@ -209,7 +220,11 @@ def plan_batches(
 
     chosen = batch_size is None
     if batch_size is None:
-        batch_size = choose_batch_size(activations_only, free, max_batch=max_batch) if device.type == "cuda" else cpu_batch
+        batch_size = (
+            choose_batch_size(activations_only, free, max_batch=max_batch)
+            if device.type == "cuda"
+            else cpu_batch
+        )
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1 or None (auto); got {batch_size}")
     check_fits(activations_only(batch_size), free, device=str(device))

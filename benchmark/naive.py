@@ -86,14 +86,19 @@ def _lalm_output(adapter: ModelAdapter, item: PreparedInput) -> Any:
     if hasattr(adapter, "merged_embeddings"):
         language_model = getattr(model, "language_model", None)
         if language_model is None or not hasattr(language_model, "lm_head"):
-            raise NotImplementedError(f"the naive baseline needs {adapter.spec.name!r}'s causal LM with its head")
+            raise NotImplementedError(
+                f"the naive baseline needs {adapter.spec.name!r}'s causal LM with its head"
+            )
         saved, adapter.encoder_cache = adapter.encoder_cache, EncoderCache()
         try:
             embeds = adapter.merged_embeddings(batch)  # type: ignore[attr-defined]
         finally:
             adapter.encoder_cache = saved
-        return language_model(inputs_embeds=embeds, attention_mask=batch.model_kwargs["attention_mask"],
-                              output_hidden_states=True)
+        return language_model(
+            inputs_embeds=embeds,
+            attention_mask=batch.model_kwargs["attention_mask"],
+            output_hidden_states=True,
+        )
     return model(**batch.model_kwargs, output_hidden_states=True)
 
 
@@ -101,14 +106,18 @@ def naive_forward(adapter: ModelAdapter, item: PreparedInput) -> np.ndarray:
     """Last-position vectors ``[L + 1, d]`` of one input through the full model (logits computed)."""
     model = getattr(adapter, "model", None)
     if model is None:
-        raise RuntimeError(f"model {adapter.spec.name!r} is not loaded; call adapter.load(device, dtype) first")
+        raise RuntimeError(
+            f"model {adapter.spec.name!r} is not loaded; call adapter.load(device, dtype) first"
+        )
     device = adapter.device or torch.device("cpu")
     with torch.no_grad():
         if _is_whisper(adapter):
             inputs = {k: v.to(device) for k, v in _whisper_inputs(adapter, item).items()}
             output = model(**inputs, output_hidden_states=True)
         elif adapter.spec.modalities == ("text",):
-            output = model(**{k: v.to(device) for k, v in _causal_lm_inputs(item).items()}, output_hidden_states=True)
+            output = model(
+                **{k: v.to(device) for k, v in _causal_lm_inputs(item).items()}, output_hidden_states=True
+            )
         else:
             output = _lalm_output(adapter, item)
     hidden = output.decoder_hidden_states if _is_whisper(adapter) else output.hidden_states

@@ -43,7 +43,11 @@ def git_commit(path: Path = REPO_ROOT) -> str | None:
     """The checkout's HEAD commit, with ``+dirty`` when tracked files differ; None outside git."""
     try:
         head = subprocess.run(
-            ["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+            ["git", "-C", str(path), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],

@@ -27,8 +27,10 @@ class Registry(Generic[T]):
         for key in (name, *aliases):
             if key in self._entries or key in self._aliases:
                 existing = self._aliases.get(key, key)
-                raise ValueError(f"{self.kind} name {key!r} is already registered (for {existing!r}); "
-                                 f"cannot register it again for {name!r}")
+                raise ValueError(
+                    f"{self.kind} name {key!r} is already registered (for {existing!r}); "
+                    f"cannot register it again for {name!r}"
+                )
         self._entries[name] = entry
         for alias in aliases:
             self._aliases[alias] = name

@@ -63,7 +63,9 @@ class ClaimSession:
             from benchmark.probes.catalog import resolve_probes
 
             ensure_fixture_audio(name)
-            self._probes[name] = resolve_probes(name, self.options.profile if not self.options.probes else None)
+            self._probes[name] = resolve_probes(
+                name, self.options.profile if not self.options.probes else None
+            )
         return self._probes[name]
 
     def latents(self, model: str, probe_set: ProbeSet, template: str) -> LatentSet:
@@ -77,13 +79,27 @@ class ClaimSession:
         else:
             cache = LatentCache(self.options.cache_dir) if self.options.use_cache else None
             latent_set, stats = extract_latents(
-                adapter, probe_set, template=template, batch_size=self.options.batch_size,
-                device=self.options.device, dtype=self.options.dtype, cache=cache, progress=self.options.progress,
+                adapter,
+                probe_set,
+                template=template,
+                batch_size=self.options.batch_size,
+                device=self.options.device,
+                dtype=self.options.dtype,
+                cache=cache,
+                progress=self.options.progress,
             )
             latent_set.save(stored)
-            self.extraction_log.append({"model": model, "probe_set": probe_set.name, "template": template,
-                                        "samples": stats.samples, "cache_hits": stats.cache_hits,
-                                        "forward_passes": stats.forward_passes, "seconds": round(stats.seconds, 2)})
+            self.extraction_log.append(
+                {
+                    "model": model,
+                    "probe_set": probe_set.name,
+                    "template": template,
+                    "samples": stats.samples,
+                    "cache_hits": stats.cache_hits,
+                    "forward_passes": stats.forward_passes,
+                    "seconds": round(stats.seconds, 2),
+                }
+            )
         self._latents[key] = latent_set
         return latent_set
 
@@ -102,15 +118,25 @@ class ClaimSession:
         else:
             latent_set = _placeholder_latents(adapter, probe_set, spec.template)
         inputs = {
-            "latent_set": latent_set, "probe_set": probe_set, "profile": self.options.profile,
-            "seed": self.options.seed, "model_modalities": adapter.spec.modalities,
-            "model_languages": adapter.spec.languages, "reference_verdict": reference_verdict,
+            "latent_set": latent_set,
+            "probe_set": probe_set,
+            "profile": self.options.profile,
+            "seed": self.options.seed,
+            "model_modalities": adapter.spec.modalities,
+            "model_languages": adapter.spec.languages,
+            "reference_verdict": reference_verdict,
             "budget": Budget.for_profile(self.options.profile),
         }
         key = evaluation_key(spec, **inputs)
         provenance = latent_set.manifest.provenance
-        path = record_path(self.options.results, model, provenance.revision, provenance.probe_set_hash, claim_id,
-                           spec.version)
+        path = record_path(
+            self.options.results,
+            model,
+            provenance.revision,
+            provenance.probe_set_hash,
+            claim_id,
+            spec.version,
+        )
         record = _stored_record(path, key) if self.options.use_cache else None
         if record is None:  # nothing stored from these exact inputs: evaluate (permutations, bootstraps)
             record = evaluate_claim(spec, **inputs)
@@ -144,7 +170,13 @@ def _placeholder_latents(adapter: ModelAdapter, probe_set: ProbeSet, template: s
 
     manifest = LatentsManifest(
         provenance=build_provenance(adapter, probe_set, torch.device("cpu"), torch.float32),
-        template=template, layers=[], sample_ids=[], modalities=[], last_token_ids=[], positions=[], shape=[],
+        template=template,
+        layers=[],
+        sample_ids=[],
+        modalities=[],
+        last_token_ids=[],
+        positions=[],
+        shape=[],
         tensor_sha256="",
     )
     return LatentSet(latents=np.zeros((0, 0, 0), dtype=np.float32), manifest=manifest)
@@ -171,9 +203,16 @@ def ensure_fixture_audio(name: str) -> None:
 def run_main(args: argparse.Namespace) -> int:
     """``lalm-bench run``: every claim for every selected model, then the report."""
     options = SessionOptions(
-        profile=args.profile, probes=args.probes, results=args.results, cache_dir=args.cache_dir,
-        use_cache=not args.no_cache, device=args.device, dtype=args.dtype, batch_size=args.batch_size,
-        progress=sys.stderr.isatty(), device_map=getattr(args, "device_map", None),
+        profile=args.profile,
+        probes=args.probes,
+        results=args.results,
+        cache_dir=args.cache_dir,
+        use_cache=not args.no_cache,
+        device=args.device,
+        dtype=args.dtype,
+        batch_size=args.batch_size,
+        progress=sys.stderr.isatty(),
+        device_map=getattr(args, "device_map", None),
     )
     session = ClaimSession(options)
     # Text LMs first: their text latents are the natural base for text claims; speech sets fall to whisper.
@@ -188,7 +227,9 @@ def run_main(args: argparse.Namespace) -> int:
 
     cross = evaluate_cross_model(session, models)
     for record in cross:
-        print(f"{record.claim_id:42s} {record.model:24s} {record.verdict:12s} {record.reason[:90]}", flush=True)
+        print(
+            f"{record.claim_id:42s} {record.model:24s} {record.verdict:12s} {record.reason[:90]}", flush=True
+        )
     print(json.dumps(session.extraction_log), file=sys.stderr)
     from benchmark.report import write_report
 
@@ -203,8 +244,14 @@ def calibrate_main(args: argparse.Namespace) -> int:
     from benchmark.claims.calibrate import calibrate
     from benchmark.claims.data import claim_data_from
 
-    options = SessionOptions(profile=args.profile, results=args.results, cache_dir=args.cache_dir,
-                             device=args.device, dtype=args.dtype, batch_size=args.batch_size)
+    options = SessionOptions(
+        profile=args.profile,
+        results=args.results,
+        cache_dir=args.cache_dir,
+        device=args.device,
+        dtype=args.dtype,
+        batch_size=args.batch_size,
+    )
     session = ClaimSession(options)
     # Text LMs first: their text latents are the natural base for text claims; speech sets fall to whisper.
     models = args.model or sorted(DEFAULT_MODELS, key=lambda m: "whisper" in m)
@@ -226,16 +273,25 @@ def calibrate_main(args: argparse.Namespace) -> int:
             adapter = session.adapter(model)
             if applicability(spec, adapter.spec.modalities, adapter.spec.languages) is None:
                 probe_set = session.probe_set(spec)
-                bases[spec.probe_set] = claim_data_from(session.latents(model, probe_set, spec.template), probe_set)
+                bases[spec.probe_set] = claim_data_from(
+                    session.latents(model, probe_set, spec.template), probe_set
+                )
                 break
     if args.claim:
         specs = [spec for spec in specs if spec.id in args.claim]
-    document = calibrate(specs, bases, seeds=args.seeds, budget=Budget.for_profile(args.budget),
-                         first_seed=getattr(args, "first_seed", 0))
+    document = calibrate(
+        specs,
+        bases,
+        seeds=args.seeds,
+        budget=Budget.for_profile(args.budget),
+        first_seed=getattr(args, "first_seed", 0),
+    )
     for claim_id, row in document["claims"].items():
         if "boundary_null" in row:
-            print(f"{claim_id:42s} FPR {row['boundary_null']['rate']:.3f} power {row['positive']['rate']:.3f} "
-                  f"(seeds {row['seeds']})")
+            print(
+                f"{claim_id:42s} FPR {row['boundary_null']['rate']:.3f} power {row['positive']['rate']:.3f} "
+                f"(seeds {row['seeds']})"
+            )
         else:
             print(f"{claim_id:42s} {row.get('status')}")
     return 0
@@ -244,7 +300,9 @@ def calibrate_main(args: argparse.Namespace) -> int:
 def _profile_records(options: SessionOptions, models: list[str]) -> list[ClaimRecord]:
     """Every single-model claim on every model under ``options.profile`` (cached latents; records saved)."""
     session = ClaimSession(options)
-    return [session.record(spec.id, model) for model in models for spec in all_claims() if not spec.cross_model]
+    return [
+        session.record(spec.id, model) for model in models for spec in all_claims() if not spec.cross_model
+    ]
 
 
 def consistency_main(args: argparse.Namespace) -> int:
@@ -267,20 +325,38 @@ def consistency_main(args: argparse.Namespace) -> int:
             sides.append(newest_rows(load_records([args.results]), profile=profile, models=models))
             continue
         options = SessionOptions(
-            profile=profile, results=args.results, cache_dir=args.cache_dir, use_cache=not args.no_cache,
-            device=args.device, dtype=args.dtype, batch_size=args.batch_size, progress=sys.stderr.isatty(),
+            profile=profile,
+            results=args.results,
+            cache_dir=args.cache_dir,
+            use_cache=not args.no_cache,
+            device=args.device,
+            dtype=args.dtype,
+            batch_size=args.batch_size,
+            progress=sys.stderr.isatty(),
             device_map=args.device_map,
         )
         sides.append([VerdictRow.from_record(r) for r in _profile_records(options, models)])
-    pairs = compare_profiles(sides[0], sides[1], profile_a=args.profile, profile_b=args.against, expected=expected)
+    pairs = compare_profiles(
+        sides[0], sides[1], profile_a=args.profile, profile_b=args.against, expected=expected
+    )
     print(verdict_table(pairs, profile_a=args.profile, profile_b=args.against, fmt_name="simple"))
     print(summary_line(pairs))
     if args.markdown:
         command = "lalm-bench consistency " + " ".join(
-            [*(f"--model {m}" for m in models), f"--profile {args.profile}", f"--against {args.against}",
-             *(["--stored"] if args.stored else [])])
+            [
+                *(f"--model {m}" for m in models),
+                f"--profile {args.profile}",
+                f"--against {args.against}",
+                *(["--stored"] if args.stored else []),
+            ]
+        )
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(render_markdown(pairs, profile_a=args.profile, profile_b=args.against,
-                                                 command=command, date=utc_now()) + "\n", encoding="utf-8")
+        args.markdown.write_text(
+            render_markdown(
+                pairs, profile_a=args.profile, profile_b=args.against, command=command, date=utc_now()
+            )
+            + "\n",
+            encoding="utf-8",
+        )
         print(f"wrote {args.markdown}")
     return exit_code(pairs)

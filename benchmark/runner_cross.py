@@ -28,12 +28,16 @@ def cross_model_specs() -> list[ClaimSpec]:
     return [spec for spec in all_claims() if spec.cross_model and spec.id in BASE_CLAIM]
 
 
-def cross_model_pairs(spec: ClaimSpec, models: list[str], family_of: Callable[[str], str]) -> list[tuple[str, str]]:
+def cross_model_pairs(
+    spec: ClaimSpec, models: list[str], family_of: Callable[[str], str]
+) -> list[tuple[str, str]]:
     """Ordered pairs (A, B) of distinct selected models whose families fit the spec's two roles."""
     family_a = str(spec.params.get("model_a_expected_smaller", ""))
     family_b = str(spec.params.get("model_b_expected_larger", "")).split("-")[0]
     return [
-        (a, b) for a in models for b in models
+        (a, b)
+        for a in models
+        for b in models
         if a != b and family_of(a).startswith(family_a) and family_of(b).startswith(family_b)
     ]
 
@@ -45,16 +49,26 @@ def evaluate_cross_pair(session: ClaimSession, spec: ClaimSpec, model_a: str, mo
     pair, revision = f"{model_a}~{model_b}", f"{rec_a.revision}~{rec_b.revision}"
     expectation = lookup_expectation(spec, pair, revision, rec_a.probe_set_hash, rec_a.template)
     update = {
-        "claim_id": f"{spec.id}[{pair}]", "claim_version": spec.version, "claim_fingerprint": spec.fingerprint(),
-        "title": spec.title, "paper": spec.paper, "rule": spec.rule.model_dump(mode="json"), "model": pair,
-        "revision": revision, "expectation": expectation, "meets_expectation": None,
+        "claim_id": f"{spec.id}[{pair}]",
+        "claim_version": spec.version,
+        "claim_fingerprint": spec.fingerprint(),
+        "title": spec.title,
+        "paper": spec.paper,
+        "rule": spec.rule.model_dump(mode="json"),
+        "model": pair,
+        "revision": revision,
+        "expectation": expectation,
+        "meets_expectation": None,
     }
     if rec_a.measurement is None or rec_b.measurement is None:
         missing = [r.model for r in (rec_a, rec_b) if r.measurement is None]
         verdict = "error" if "error" in (rec_a.verdict, rec_b.verdict) else "n/a"
-        update.update(verdict=verdict, measurement=None,
-                      reason=f"{BASE_CLAIM[spec.id]} has no measurement on {missing} "
-                             f"({rec_a.verdict} / {rec_b.verdict})")
+        update.update(
+            verdict=verdict,
+            measurement=None,
+            reason=f"{BASE_CLAIM[spec.id]} has no measurement on {missing} "
+            f"({rec_a.verdict} / {rec_b.verdict})",
+        )
     else:
         module, _, name = str(spec.params["aggregate"]).partition(":")
         aggregate = getattr(importlib.import_module(module), name)
@@ -64,12 +78,15 @@ def evaluate_cross_pair(session: ClaimSession, spec: ClaimSpec, model_a: str, mo
         if expectation is not None and verdict in ("holds", "fails"):
             update["meets_expectation"] = verdict == expectation.verdict
     record = rec_a.model_copy(update=update)
-    record.save(record_path(session.options.results, pair, revision, record.probe_set_hash, spec.id, spec.version))
+    record.save(
+        record_path(session.options.results, pair, revision, record.probe_set_hash, spec.id, spec.version)
+    )
     return record
 
 
 def evaluate_cross_model(session: ClaimSession, models: list[str]) -> list[ClaimRecord]:
     """Every cross-model claim for each (A, B) pair whose families match the spec; none when no pair fits."""
+
     def family(model: str) -> str:
         return session.adapter(model).spec.family
 

@@ -45,15 +45,28 @@ from benchmark.schema import ProbeSet
 #: Published shapes of the full-size models benchmarked on a GPU with random weights (no download).
 FULL_SIZE_SHAPES: dict[str, dict[str, Any]] = {
     "meta-llama/Llama-3.1-8B": {
-        "model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
-        "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256,
-        "max_position_embeddings": 131072, "rope_theta": 500000.0, "rms_norm_eps": 1e-5,
+        "model_type": "llama",
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "vocab_size": 128256,
+        "max_position_embeddings": 131072,
+        "rope_theta": 500000.0,
+        "rms_norm_eps": 1e-5,
     },
     # Qwen2-Audio-7B's language model (Qwen2-7B shape); its Whisper-large audio encoder is not included.
     "Qwen/Qwen2-Audio-7B": {
-        "model_type": "qwen2", "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
-        "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 156032,
-        "max_position_embeddings": 8192, "rms_norm_eps": 1e-5,
+        "model_type": "qwen2",
+        "hidden_size": 4096,
+        "intermediate_size": 11008,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 32,
+        "vocab_size": 156032,
+        "max_position_embeddings": 8192,
+        "rms_norm_eps": 1e-5,
     },
 }
 
@@ -155,8 +168,15 @@ def main(argv: list[str] | None = None) -> int:
     adapter = get_adapter(args.model)
     probes = resolve_probes(args.probes, args.profile)
     latents, stats = extract_sharded(
-        adapter, probes, cache=LatentCache(args.cache_dir), index=index, count=count,
-        gather=index == 0, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
+        adapter,
+        probes,
+        cache=LatentCache(args.cache_dir),
+        index=index,
+        count=count,
+        gather=index == 0,
+        batch_size=args.batch_size,
+        device=args.device,
+        dtype=args.dtype,
     )
     if latents is not None and args.out:
         latents.save(args.out)

@@ -28,5 +28,7 @@ def latents_path(root: Path, model: str, revision: str, probe_hash: str, templat
     return run_folder(root, model, revision, probe_hash) / f"latents-{template}.safetensors"
 
 
-def record_path(root: Path, model: str, revision: str, probe_hash: str, claim_id: str, version: int | str) -> Path:
+def record_path(
+    root: Path, model: str, revision: str, probe_hash: str, claim_id: str, version: int | str
+) -> Path:
     return run_folder(root, model, revision, probe_hash) / f"{_slug(claim_id)}@{version}.json"

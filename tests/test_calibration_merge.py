@@ -9,11 +9,23 @@ import pytest
 from benchmark.claims.calibrate import ControlResult, _summary, merge_entries
 
 
-def entry(null: tuple[int, int], pos: tuple[int, int], first: int, seeds: int, **change: Any) -> dict[str, Any]:
+def entry(
+    null: tuple[int, int], pos: tuple[int, int], first: int, seeds: int, **change: Any
+) -> dict[str, Any]:
     base = {"version": 1, "fingerprint": "f", "base_model": "m", "created": "t"}
     extra = {"boundary": 0.1, "positive_size": 0.2, "budget": "ci", "n_samples": 96}
-    row = {**base, **_summary(ControlResult(*null), ControlResult(*pos), seeds=seeds,
-                              seed_ranges=[[first, first + seeds]], failures=0, examples=[], extra=extra)}
+    row = {
+        **base,
+        **_summary(
+            ControlResult(*null),
+            ControlResult(*pos),
+            seeds=seeds,
+            seed_ranges=[[first, first + seeds]],
+            failures=0,
+            examples=[],
+            extra=extra,
+        ),
+    }
     row.update(change)
     return row
 

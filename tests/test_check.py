@@ -62,8 +62,16 @@ def probe_set(tmp_path_factory: pytest.TempPathFactory) -> ProbeSet:
     samples = [Sample(id=f"t{i}", modality="text", text=t, language="en") for i, t in enumerate(texts)]
     for i in range(4):
         path = write_wav(Path(folder) / f"tone{i}.wav", clip(200 + i, seconds=0.3 + 0.15 * i), 16_000)
-        samples.append(Sample(id=f"s{i}", modality="speech", text="tone", audio_path=str(path), language="en",
-                              synthetic=True))
+        samples.append(
+            Sample(
+                id=f"s{i}",
+                modality="speech",
+                text="tone",
+                audio_path=str(path),
+                language="en",
+                synthetic=True,
+            )
+        )
     return ProbeSet(name="check-test", samples=samples)
 
 
@@ -79,7 +87,14 @@ def report(probe_set: ProbeSet) -> CheckReport:
 def test_every_item_passes_on_a_sound_adapter(report: CheckReport) -> None:
     statuses = {item.key: item.status for item in report.items}
     assert statuses == dict.fromkeys(
-        ("hidden_states", "audio_placeholders", "distinct_inputs", "batch_invariance", "dtype_drift", "template"),
+        (
+            "hidden_states",
+            "audio_placeholders",
+            "distinct_inputs",
+            "batch_invariance",
+            "dtype_drift",
+            "template",
+        ),
         "pass",
     ), {item.key: item.detail for item in report.items}
     assert report.ok and report.samples == {"text": 4, "speech": 4}
@@ -88,7 +103,9 @@ def test_every_item_passes_on_a_sound_adapter(report: CheckReport) -> None:
 
 def test_item_numbers(report: CheckReport) -> None:
     per_clip = report.item("audio_placeholders").numbers["per_clip"]
-    assert len(per_clip) == 4 and all(c["placeholders"] == c["audio_embeddings"] > 1 for c in per_clip.values())
+    assert len(per_clip) == 4 and all(
+        c["placeholders"] == c["audio_embeddings"] > 1 for c in per_clip.values()
+    )
     assert len({c["placeholders"] for c in per_clip.values()}) > 1  # clip lengths differ, so do the counts
     assert max(report.item("batch_invariance").numbers["max_relative_diff"].values()) <= 1e-4
     assert len(report.item("batch_invariance").numbers["lengths"]) > 1
@@ -116,13 +133,15 @@ def test_bf16_run_uses_tolerance_from_drift(probe_set: ProbeSet) -> None:
     assert report.item("batch_invariance").status == "pass", report.item("batch_invariance").detail
 
 
-def test_wrong_final_norm_fails_hidden_states(probe_set: ProbeSet, monkeypatch: pytest.MonkeyPatch,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_wrong_final_norm_fails_hidden_states(
+    probe_set: ProbeSet, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     adapter = WrongNorm()
     monkeypatch.setattr("benchmark.models.catalog.get_adapter", lambda name: adapter)
     monkeypatch.setattr("benchmark.check.default_check_set", lambda _adapter: probe_set)
-    args = argparse.Namespace(model="qwen2-audio-7b-instruct", device="cpu", dtype="float32", batch_size=8,
-                              json=True)
+    args = argparse.Namespace(
+        model="qwen2-audio-7b-instruct", device="cpu", dtype="float32", batch_size=8, json=True
+    )
     assert main_check(args) == 1
     captured = capsys.readouterr()
     data = json.loads(captured.out)
@@ -143,4 +162,3 @@ def test_ignored_audio_fails_distinct_inputs(probe_set: ProbeSet) -> None:
 def test_batch_size_must_allow_a_comparison(probe_set: ProbeSet) -> None:
     with pytest.raises(ValueError, match="at least 2"):
         run_check(TinyQwen(), device="cpu", dtype="float32", probe_set=probe_set, batch_size=1)
-

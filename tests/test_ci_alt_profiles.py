@@ -62,12 +62,21 @@ def test_ci_alt_has_the_size_and_design_cells_of_ci(name: str) -> None:
     for axis in CHANGED_AXES:  # as many values (meanings, speakers...) per profile, whichever they are
         assert len({s.label(axis) for s in alt}) == len({s.label(axis) for s in ci}), (name, axis)
     per_meaning = Counter(len([s for s in alt if s.meaning_id == m]) for m in {s.meaning_id for s in alt})
-    assert per_meaning == Counter(len([s for s in ci if s.meaning_id == m]) for m in {s.meaning_id for s in ci})
+    assert per_meaning == Counter(
+        len([s for s in ci if s.meaning_id == m]) for m in {s.meaning_id for s in ci}
+    )
 
 
-@pytest.mark.parametrize(("name", "expected_new"), [("speech-parallel", True), ("speech-grid", True),
-                                                    ("speech-voices", True), ("speech-gain", False),
-                                                    ("crossmodal", False)])
+@pytest.mark.parametrize(
+    ("name", "expected_new"),
+    [
+        ("speech-parallel", True),
+        ("speech-grid", True),
+        ("speech-voices", True),
+        ("speech-gain", False),
+        ("crossmodal", False),
+    ],
+)
 def test_ci_alt_voices_differ_where_the_full_set_has_others(name: str, expected_new: bool) -> None:
     ci = {s.speaker for s in _profile(name, "ci")} - {None}
     alt = {s.speaker for s in _profile(name, "ci-alt")} - {None}
@@ -82,7 +91,11 @@ def test_ci_alt_voices_differ_where_the_full_set_has_others(name: str, expected_
 def test_grid_ci_alt_keeps_the_accent_gender_age_balance() -> None:
     ci, alt = grid_speakers_ci(), grid_speakers_ci_alt()
     assert len(alt) == len(ci) == 12 and not {s.id for s in ci} & {s.id for s in alt}
-    for key in (lambda s: (s.accent, s.gender), lambda s: (s.gender, s.age_group), lambda s: (s.accent, s.age_group)):
+    for key in (
+        lambda s: (s.accent, s.gender),
+        lambda s: (s.gender, s.age_group),
+        lambda s: (s.accent, s.age_group),
+    ):
         assert Counter(map(key, alt)) == Counter(map(key, ci))
 
 
@@ -101,16 +114,24 @@ def test_every_place_accepts_ci_alt() -> None:
 
 def _expected_hashes() -> dict[tuple[str, str], str]:
     entries = json.loads(EXPECTATIONS.read_text(encoding="utf-8"))["entries"]
-    return {(e["probe_set"], e["profile"]): e["probe_set_hash"] for e in entries
-            if e.get("status") == "measured" and e.get("profile") in PROFILE_NAMES}
+    return {
+        (e["probe_set"], e["profile"]): e["probe_set_hash"]
+        for e in entries
+        if e.get("status") == "measured" and e.get("profile") in PROFILE_NAMES
+    }
 
 
-@pytest.mark.parametrize(("name", "profile", "expected"),
-                         [(n, p, h) for (n, p), h in sorted(_expected_hashes().items())])
-def test_recorded_expectations_still_match_their_probe_set_hash(name: str, profile: str, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "profile", "expected"), [(n, p, h) for (n, p), h in sorted(_expected_hashes().items())]
+)
+def test_recorded_expectations_still_match_their_probe_set_hash(
+    name: str, profile: str, expected: str
+) -> None:
     folder = FIXTURES_DIR / name
     header = json.loads((folder / "probeset.json").read_text(encoding="utf-8"))
-    needs_audio = any(i.startswith("speech-") for i in header["profiles"][profile]) or name.startswith("speech-")
+    needs_audio = any(i.startswith("speech-") for i in header["profiles"][profile]) or name.startswith(
+        "speech-"
+    )
     if needs_audio and not (folder / "audio").is_dir():
         pytest.skip(f"{folder}/audio is not built (lalm-bench fixtures build)")
     assert load_probe_set(folder, profile=profile, decode_audio=False).content_hash() == expected
@@ -125,8 +146,10 @@ def test_dropping_ci_alt_from_the_header_changes_no_hash(name: str, tmp_path: Pa
     del header["profiles"]["ci-alt"]
     (copy / "probeset.json").write_text(json.dumps(header), encoding="utf-8")
     for profile in ("ci", "full"):
-        assert (load_probe_set(copy, profile=profile).content_hash()
-                == load_probe_set(source, profile=profile).content_hash())
+        assert (
+            load_probe_set(copy, profile=profile).content_hash()
+            == load_probe_set(source, profile=profile).content_hash()
+        )
 
 
 def test_builder_writes_ci_alt_only_as_a_whole_disjoint_block() -> None:

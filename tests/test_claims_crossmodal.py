@@ -34,14 +34,17 @@ CLAIMS = (
     "M4-multilingual-text-speech",
 )
 DEV_FILE = (
-    Path(os.environ.get("LALM_BENCH_DEV_LATENTS", "/work/dev-latents")) / "whisper-base-ct2__crossmodal__ci.safetensors"
+    Path(os.environ.get("LALM_BENCH_DEV_LATENTS", "/work/dev-latents"))
+    / "whisper-base-ct2__crossmodal__ci.safetensors"
 )
 CI = Budget.for_profile("ci")
 SEEDS = 2  # fixed seeds: deterministic; the 500-seed rates are lalm-bench calibrate's job
 
 
 def _spec(claim_id: str) -> ClaimSpec:
-    return ClaimSpec.model_validate(yaml.safe_load((SPEC_DIR / f"{claim_id}.yaml").read_text(encoding="utf-8")))
+    return ClaimSpec.model_validate(
+        yaml.safe_load((SPEC_DIR / f"{claim_id}.yaml").read_text(encoding="utf-8"))
+    )
 
 
 @functools.cache
@@ -70,12 +73,21 @@ def _synthetic() -> ClaimData:
     rows = []
     for s in probes.samples:
         rows.append(
-            part(("mean",), 3.0) + part(("meaning", s.meaning_id), 0.7) + part(("language", s.language), 0.7)
-            + part(("modality", s.modality), 0.7) + part(("cell", s.meaning_id, s.language, s.modality), 0.3)
+            part(("mean",), 3.0)
+            + part(("meaning", s.meaning_id), 0.7)
+            + part(("language", s.language), 0.7)
+            + part(("modality", s.modality), 0.7)
+            + part(("cell", s.meaning_id, s.language, s.modality), 0.3)
             + rng.standard_normal((len(layers), d))
         )
-    return ClaimData(latents=np.asarray(rows, dtype=np.float32), layers=layers, samples=list(probes.samples),
-                     last_token_ids=np.zeros(len(rows), dtype=np.int64), model="synthetic", model_kind="test")
+    return ClaimData(
+        latents=np.asarray(rows, dtype=np.float32),
+        layers=layers,
+        samples=list(probes.samples),
+        last_token_ids=np.zeros(len(rows), dtype=np.int64),
+        model="synthetic",
+        model_kind="test",
+    )
 
 
 def _base(spec: ClaimSpec) -> ClaimData:
@@ -94,7 +106,9 @@ def test_claim_file_loads_and_matches_its_measure(claim_id: str) -> None:
     assert spec.statistic in MEASURES and spec.statistic in CONTROLS
     assert spec.params["alpha"] == spec.rule.alpha, "the measure's interval level must be the rule's alpha"
     if spec.rule.kind == "absence":
-        assert spec.params["epsilon"] == spec.rule.epsilon, "the measure's power margin must be the rule's epsilon"
+        assert spec.params["epsilon"] == spec.rule.epsilon, (
+            "the measure's power margin must be the rule's epsilon"
+        )
         assert (SPEC_DIR / f"{spec.reference}.yaml").exists()
     assert set(spec.requires_modalities) == {"text", "speech"}
 
@@ -158,8 +172,14 @@ def test_absence_claim_cannot_hold_on_a_blind_pipeline() -> None:
     base = _base(m3)
     blind = base.latents.copy()
     blind[:, 1:] = blind[0, 1:]
-    broken = ClaimData(latents=blind, layers=base.layers, samples=base.samples,
-                       last_token_ids=base.last_token_ids, model=base.model, model_kind=base.model_kind)
+    broken = ClaimData(
+        latents=blind,
+        layers=base.layers,
+        samples=base.samples,
+        last_token_ids=base.last_token_ids,
+        model=base.model,
+        model_kind=base.model_kind,
+    )
     assert gate(broken), "the evaluator's gate must flag identical latents after emb"
     rng = np.random.default_rng(0)
     ref_m = MEASURES.get(ref.statistic)(broken, dict(ref.params, secondary=False), rng, CI)
@@ -193,7 +213,9 @@ def test_tsne_payload_is_small_and_labelled(monkeypatch: pytest.MonkeyPatch) -> 
     """The payload's shape and size; t-SNE itself is stubbed (slow here, and tested with the statistics)."""
     import benchmark.claims.measures_crossmodal as module
 
-    monkeypatch.setattr(module, "tsne_2d", lambda X, *, rng, perplexity: np.asarray(X)[:, :2] + 0.0 * perplexity)
+    monkeypatch.setattr(
+        module, "tsne_2d", lambda X, *, rng, perplexity: np.asarray(X)[:, :2] + 0.0 * perplexity
+    )
     spec = _spec("M4-multilingual-text-speech")
     params = dict(spec.params, tsne_layers=["block0"])
     m = MEASURES.get(spec.statistic)(select(spec, _synthetic()), params, np.random.default_rng(0), CI)

@@ -55,9 +55,14 @@ def _synthetic(probe_set: str) -> ClaimData:
     layers = ["emb", *[f"block{i}" for i in range(6)], "final_norm"]
     X = rng.standard_normal((len(probes.samples), len(layers), 48)) + 2.0
     X[:, 0] = 1.0
-    return ClaimData(latents=X, layers=layers, samples=list(probes.samples),
-                     last_token_ids=np.zeros(len(probes.samples), dtype=np.int64), model="synthetic",
-                     model_kind="synthetic")
+    return ClaimData(
+        latents=X,
+        layers=layers,
+        samples=list(probes.samples),
+        last_token_ids=np.zeros(len(probes.samples), dtype=np.int64),
+        model="synthetic",
+        model_kind="synthetic",
+    )
 
 
 def _base(probe_set: str) -> ClaimData:
@@ -103,7 +108,9 @@ def test_controls(claim_id: str) -> None:
     holds = []
     for seed in POSITIVE_SEEDS:
         rng = np.random.default_rng(seed)
-        holds.append(_verdict(claim_id, ctl.plant(ctl.shuffle(base, params, rng), params, positive, rng), seed))
+        holds.append(
+            _verdict(claim_id, ctl.plant(ctl.shuffle(base, params, rng), params, positive, rng), seed)
+        )
     if claim_id in UNDERPOWERED_AT_CI:
         # 12 speakers cannot give power 0.8 at epsilon: the rule must say inconclusive, never fails.
         assert "fails" not in holds, f"{claim_id}: true absence gave {holds}"
@@ -131,8 +138,14 @@ def test_blind_pipeline_never_holds(claim_id: str) -> None:
     base = _base(spec.probe_set)
     X = np.array(base.latents, dtype=np.float64)
     X[:, 1:] = X[:1, 1:]
-    blind = ClaimData(latents=X, layers=base.layers, samples=base.samples, last_token_ids=base.last_token_ids,
-                      model=base.model, model_kind=base.model_kind)
+    blind = ClaimData(
+        latents=X,
+        layers=base.layers,
+        samples=base.samples,
+        last_token_ids=base.last_token_ids,
+        model=base.model,
+        model_kind=base.model_kind,
+    )
     try:
         verdict = _verdict(claim_id, blind, 0)
     except ValueError:
@@ -145,7 +158,9 @@ def test_real_latents_finite(claim_id: str) -> None:
     spec = get_claim(claim_id)
     if not _dev_path(spec.probe_set).exists():
         pytest.skip(f"dev latents {_dev_path(spec.probe_set)} not extracted yet")
-    m = MEASURES.get(spec.statistic)(_base(spec.probe_set), _quiet(spec.params), np.random.default_rng(0), BUDGET)
+    m = MEASURES.get(spec.statistic)(
+        _base(spec.probe_set), _quiet(spec.params), np.random.default_rng(0), BUDGET
+    )
     values = [m.effect, m.ci_low, m.ci_high, *(v for c in m.curves.values() for v in c), *m.numbers.values()]
     assert np.isfinite(values).all()
     assert m.ci_low <= m.ci_high

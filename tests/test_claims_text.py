@@ -24,8 +24,15 @@ from benchmark.claims.verdict import decide
 SPECS = Path(__file__).resolve().parents[1] / "benchmark" / "claims" / "specs"
 DEV = Path(os.environ.get("LALM_BENCH_DEV_LATENTS", "/work/dev-latents"))
 GEMMA = "gemma-3-270m-q4km"
-CLAIMS = ["T1-paraphrase-closer", "T2-distance-grows", "T3-text-language-early-late", "T4-text-semantic-middle",
-          "T5-text-first-layers-low", "T6-related-languages-overlap", "Q1-metrics-agree"]
+CLAIMS = [
+    "T1-paraphrase-closer",
+    "T2-distance-grows",
+    "T3-text-language-early-late",
+    "T4-text-semantic-middle",
+    "T5-text-first-layers-low",
+    "T6-related-languages-overlap",
+    "Q1-metrics-agree",
+]
 BUDGET = Budget.for_profile("ci")
 NO_FIGURES = {"tsne_layers": [], "dendrogram_layers": []}
 
@@ -84,9 +91,14 @@ def synthetic(s: ClaimSpec, profile: str) -> ClaimData:
     layers = layer_names(18)
     X = rng.standard_normal((len(probes.samples), len(layers), 48)) + 1.0
     X[:, 0] = 1.0  # emb: identical for every input under the shared suffix
-    data = ClaimData(latents=X, layers=layers, samples=list(probes.samples),
-                     last_token_ids=np.zeros(len(probes.samples), dtype=np.int64), model="synthetic",
-                     model_kind="synthetic")
+    data = ClaimData(
+        latents=X,
+        layers=layers,
+        samples=list(probes.samples),
+        last_token_ids=np.zeros(len(probes.samples), dtype=np.int64),
+        model="synthetic",
+        model_kind="synthetic",
+    )
     return select(data, s)
 
 
@@ -97,7 +109,9 @@ def control_base(s: ClaimSpec) -> ClaimData:
     if (DEV / f"{GEMMA}__{s.probe_set}__full.safetensors").exists():
         return real(GEMMA, s, "full", ci_subset=s.probe_set == "text-parallel")
     if s.id == "T2-distance-grows":
-        pytest.skip("T2's controls need real latents (norm growth across depth); no dev latents on this machine")
+        pytest.skip(
+            "T2's controls need real latents (norm growth across depth); no dev latents on this machine"
+        )
     return synthetic(s, "ci" if s.probe_set == "text-parallel" else "full")
 
 
@@ -127,7 +141,9 @@ def test_controls_positive_holds_boundary_does_not(claim_id: str) -> None:
             planted = ctl.plant(ctl.shuffle(base, params, rng), params, size, rng)
             m = fn(planted, params, rng, BUDGET)
             verdict, why = decide(s.rule, m)
-            assert (verdict == "holds") == want_hold, f"{claim_id} planted {size} seed {seed}: {verdict} ({why})"
+            assert (verdict == "holds") == want_hold, (
+                f"{claim_id} planted {size} seed {seed}: {verdict} ({why})"
+            )
 
 
 # ------------------------------------------------------------------------------------------------- (c) broken
@@ -142,10 +158,20 @@ def test_norm_only_growth_fails_t2() -> None:
     n, layers = 24, ["emb", *[f"block{i}" for i in range(6)], "final_norm"]
     x0 = rng.standard_normal((n, 16))
     X = x0[:, None, :] * np.geomspace(1.0, 50.0, len(layers))[None, :, None]
-    samples = [Sample(id=f"s{i}", modality="text", text=f"t{i}", language="en", pair_id=f"p{i // 4}",
-                      variant="nopunct") for i in range(n)]
-    data = ClaimData(latents=X, layers=layers, samples=samples, last_token_ids=np.zeros(n, dtype=int),
-                     model="synthetic", model_kind="text-lm")
+    samples = [
+        Sample(
+            id=f"s{i}", modality="text", text=f"t{i}", language="en", pair_id=f"p{i // 4}", variant="nopunct"
+        )
+        for i in range(n)
+    ]
+    data = ClaimData(
+        latents=X,
+        layers=layers,
+        samples=samples,
+        last_token_ids=np.zeros(n, dtype=int),
+        model="synthetic",
+        model_kind="text-lm",
+    )
     m = distance_growth(data, {"metric": "cosine", "unit": "pair_id"}, rng, BUDGET)
     assert abs(m.effect) < 1e-9
     assert decide(spec("T2-distance-grows").rule, m)[0] == "fails"
@@ -173,9 +199,17 @@ def test_mixed_variants_are_refused() -> None:
 
 def _t6_like(gap: float, rng: np.random.Generator, se: float = 0.03) -> Measurement:
     draws = gap + se * rng.standard_normal(60)
-    return Measurement(effect=gap, ci_low=gap - 0.05, ci_high=gap + 0.05, n_units=38, n_samples=304, n_boot=60,
-                       n_perm=200, resampling="synthetic",
-                       payloads={"t7": {"layer": "block0", "estimate": gap, "draws": draws.tolist(), "n_units": 38}})
+    return Measurement(
+        effect=gap,
+        ci_low=gap - 0.05,
+        ci_high=gap + 0.05,
+        n_units=38,
+        n_samples=304,
+        n_boot=60,
+        n_perm=200,
+        resampling="synthetic",
+        payloads={"t7": {"layer": "block0", "estimate": gap, "draws": draws.tolist(), "n_units": 38}},
+    )
 
 
 def test_aggregate_t7_orients_and_decides() -> None:

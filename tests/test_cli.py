@@ -9,18 +9,45 @@ import pytest
 from benchmark.cli import main
 
 REQUIRED_MODELS = (
-    "whisper-base-ct2", "whisper-tiny.en-ct2", "gemma-3-270m-q4km", "smollm2-135m-q41",
-    "ultravox-0.5-llama-3.2-1b", "ultravox-0.5-llama-3.1-8b", "qwen2-audio-7b", "qwen2-audio-7b-instruct",
-    "qwen2.5-omni-7b", "voxtral-mini-3b", "granite-speech-3.3-2b", "phi-4-multimodal", "gemma-3n-e4b",
+    "whisper-base-ct2",
+    "whisper-tiny.en-ct2",
+    "gemma-3-270m-q4km",
+    "smollm2-135m-q41",
+    "ultravox-0.5-llama-3.2-1b",
+    "ultravox-0.5-llama-3.1-8b",
+    "qwen2-audio-7b",
+    "qwen2-audio-7b-instruct",
+    "qwen2.5-omni-7b",
+    "voxtral-mini-3b",
+    "granite-speech-3.3-2b",
+    "phi-4-multimodal",
+    "gemma-3n-e4b",
     "audio-flamingo-3",
 )
 #: Layer counts known without loading (the offline entries declare theirs; hub entries learn them at load).
-KNOWN_BLOCKS = {"whisper-base-ct2": 6, "whisper-tiny.en-ct2": 4, "gemma-3-270m-q4km": 18, "smollm2-135m-q41": 30}
+KNOWN_BLOCKS = {
+    "whisper-base-ct2": 6,
+    "whisper-tiny.en-ct2": 4,
+    "gemma-3-270m-q4km": 18,
+    "smollm2-135m-q41": 30,
+}
 #: Label axes the claims of CLAIMS.md group, pair or split by (T1 pair roles, S2 devices, S3 normalisation,
 #: S4 voice sets, D1 demography, M* modality, T3-T6 punctuation variants...).
 CLAIM_AXES = {
-    "modality", "language", "meaning_id", "group_id", "pair_id", "pair_role", "speaker", "gender", "age_group",
-    "accent", "device", "variant", "voice_set", "normalisation",
+    "modality",
+    "language",
+    "meaning_id",
+    "group_id",
+    "pair_id",
+    "pair_role",
+    "speaker",
+    "gender",
+    "age_group",
+    "accent",
+    "device",
+    "variant",
+    "voice_set",
+    "normalisation",
 }
 
 
@@ -41,7 +68,15 @@ def test_models_json_lists_every_required_entry(capsys: pytest.CaptureFixture[st
     assert set(REQUIRED_MODELS) <= set(rows)
     for name in REQUIRED_MODELS:
         row = rows[name]
-        for key in ("hub_id", "revision", "modalities", "languages", "templates", "available", "availability"):
+        for key in (
+            "hub_id",
+            "revision",
+            "modalities",
+            "languages",
+            "templates",
+            "available",
+            "availability",
+        ):
             assert key in row, f"{name}: no {key!r}"
         assert row["revision"], name
         assert isinstance(row["available"], bool)
@@ -87,10 +122,22 @@ def test_probes_json_lists_shipped_sets_and_claim_axes(capsys: pytest.CaptureFix
     assert carried >= CLAIM_AXES, f"no shipped set carries {sorted(CLAIM_AXES - carried)}"
 
 
-def test_hf_id_errors_clearly_offline(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hf_id_errors_clearly_offline(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    code = main(["extract", "--model", "hf:nobody/not-a-cached-lalm", "--probes", "text-paraphrase",
-                 "--device", "cpu", "--no-cache"])
+    code = main(
+        [
+            "extract",
+            "--model",
+            "hf:nobody/not-a-cached-lalm",
+            "--probes",
+            "text-paraphrase",
+            "--device",
+            "cpu",
+            "--no-cache",
+        ]
+    )
     error = capsys.readouterr().err
     assert code == 2
     assert "nobody/not-a-cached-lalm" in error and "Traceback" not in error

@@ -56,7 +56,11 @@ def _texts(n: int, languages: tuple[str, ...] | None = None) -> list[Sample]:
     """Parallel sentences of several languages, with and without final punctuation: lengths differ."""
     from benchmark.probes.catalog import resolve_probes
 
-    texts = [s for s in resolve_probes("text-parallel", "ci").samples if languages is None or s.language in languages]
+    texts = [
+        s
+        for s in resolve_probes("text-parallel", "ci").samples
+        if languages is None or s.language in languages
+    ]
     return _spread(texts, n)
 
 
@@ -66,7 +70,9 @@ def _grid_clips(n: int) -> list[Sample]:
 
     grid = resolve_probes("speech-grid", "ci")
     if not grid.samples or not grid.audio_file(grid.samples[0]).is_file():
-        pytest.skip("fixtures/speech-grid/audio is missing: run `lalm-bench fixtures build --sets speech-grid`")
+        pytest.skip(
+            "fixtures/speech-grid/audio is missing: run `lalm-bench fixtures build --sets speech-grid`"
+        )
     clean = sorted((s for s in grid.samples if s.device == "clean"), key=lambda s: (s.group_id, s.speaker))
     return [s.model_copy(update={"audio_path": str(grid.audio_file(s))}) for s in _spread(clean, n)]
 
@@ -78,8 +84,16 @@ def _tone_clips(folder: Path, n: int) -> list[Sample]:
     samples = []
     for i in range(n):
         path = write_wav(folder / f"tone{i}.wav", clip(100 + i, seconds=0.3 + 0.12 * i), 16_000)
-        samples.append(Sample(id=f"tone{i}", modality="speech", text=f"tone {i}", audio_path=str(path),
-                              language="en", synthetic=True))
+        samples.append(
+            Sample(
+                id=f"tone{i}",
+                modality="speech",
+                text=f"tone {i}",
+                audio_path=str(path),
+                language="en",
+                synthetic=True,
+            )
+        )
     return samples
 
 
@@ -147,7 +161,9 @@ def test_batch1_equals_batch8_with_different_lengths(case: Case) -> None:
     assert stats.forward_passes == len(single.sample_ids)
     assert single.sample_ids == case.cold.sample_ids
     diffs = relative_diff(single.latents, case.cold.latents)
-    assert diffs.max() <= TOLERANCE, f"worst {diffs.max():.2e} at layer {case.cold.manifest.layers[diffs.max(0).argmax()]}"
+    assert diffs.max() <= TOLERANCE, (
+        f"worst {diffs.max():.2e} at layer {case.cold.manifest.layers[diffs.max(0).argmax()]}"
+    )
 
 
 def test_hooks_equal_hidden_states_and_final_norm(case: Case) -> None:
@@ -188,7 +204,9 @@ def test_lm_head_never_runs(case: Case) -> None:
 
 def test_distinct_inputs_distinct_latents(case: Case) -> None:
     latents = case.cold.latents.astype(np.float64)
-    for layer in range(1, latents.shape[1]):  # after emb: emb at the shared suffix token is identical by design
+    for layer in range(
+        1, latents.shape[1]
+    ):  # after emb: emb at the shared suffix token is identical by design
         vectors = latents[:, layer]
         gaps = np.linalg.norm(vectors[:, None] - vectors[None], axis=-1)
         scale = np.linalg.norm(vectors, axis=-1)
@@ -211,7 +229,9 @@ def test_unaccepted_samples_listed_as_skipped(case: Case) -> None:
 
 
 def test_warm_rerun_does_no_forward(case: Case) -> None:
-    warm, stats = extract_latents(case.adapter, case.probe_set, batch_size=8, cache=LatentCache(case.cache_root), **RUN)
+    warm, stats = extract_latents(
+        case.adapter, case.probe_set, batch_size=8, cache=LatentCache(case.cache_root), **RUN
+    )
     n = len(case.cold.sample_ids)
     assert (stats.forward_passes, stats.cache_hits, stats.cache_misses) == (0, n, 0)
     np.testing.assert_array_equal(warm.latents, case.cold.latents)
@@ -222,7 +242,9 @@ def test_corrupt_entry_detected_and_recomputed(case: Case, tmp_path: Path) -> No
     shutil.copytree(case.cache_root, root)
     entry = sorted(root.rglob("*.npz"))[0]
     entry.write_bytes(entry.read_bytes()[:100])  # torn write
-    redone, stats = extract_latents(case.adapter, case.probe_set, batch_size=8, cache=LatentCache(root), **RUN)
+    redone, stats = extract_latents(
+        case.adapter, case.probe_set, batch_size=8, cache=LatentCache(root), **RUN
+    )
     assert (stats.corrupt_entries, stats.cache_misses, stats.forward_passes) == (1, 1, 1)
     assert relative_diff(redone.latents, case.cold.latents).max() <= TOLERANCE
 
@@ -243,7 +265,9 @@ def test_interrupted_run_resumes(case: Case, tmp_path: Path, monkeypatch: pytest
         extract_latents(case.adapter, case.probe_set, batch_size=2, cache=cache, **RUN)
     monkeypatch.undo()
     n = len(case.cold.sample_ids)
-    resumed, stats = extract_latents(case.adapter, case.probe_set, batch_size=2, cache=LatentCache(cache.root), **RUN)
+    resumed, stats = extract_latents(
+        case.adapter, case.probe_set, batch_size=2, cache=LatentCache(cache.root), **RUN
+    )
     assert stats.cache_hits == 4 and stats.cache_misses == n - 4
     assert stats.forward_passes == -(-(n - 4) // 2)
     assert relative_diff(resumed.latents, case.cold.latents).max() <= TOLERANCE
@@ -282,8 +306,26 @@ def test_cli_export_import_round_trip(case: Case, tmp_path: Path, capsys: pytest
     texts = ProbeSet(name="cli-texts", samples=[s for s in case.probe_set.samples if s.modality == "text"])
     folder = write_probe_set(tmp_path / "probes", texts)
     out = tmp_path / "export.safetensors"
-    assert main(["export-latents", "--model", case.name, "--probes", str(folder), "--out", str(out),
-                 "--cache-dir", str(case.cache_root), "--device", "cpu", "--dtype", "float32"]) == 0
+    assert (
+        main(
+            [
+                "export-latents",
+                "--model",
+                case.name,
+                "--probes",
+                str(folder),
+                "--out",
+                str(out),
+                "--cache-dir",
+                str(case.cache_root),
+                "--device",
+                "cpu",
+                "--dtype",
+                "float32",
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["forward_passes"] == 0 and summary["cache_hits"] == len(texts.samples)
     exported = LatentSet.load(out)
@@ -292,8 +334,9 @@ def test_cli_export_import_round_trip(case: Case, tmp_path: Path, capsys: pytest
     results = tmp_path / "results"
     assert main(["import-latents", str(out), "--results", str(results)]) == 0
     provenance = exported.manifest.provenance
-    target = latents_path(results, provenance.model, provenance.revision, provenance.probe_set_hash,
-                          exported.manifest.template)
+    target = latents_path(
+        results, provenance.model, provenance.revision, provenance.probe_set_hash, exported.manifest.template
+    )
     imported = LatentSet.load(target)
     np.testing.assert_array_equal(imported.latents, exported.latents)
     assert imported.manifest == exported.manifest

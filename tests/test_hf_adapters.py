@@ -25,8 +25,15 @@ from tests.tiny_lalms import clip, tiny_qwen2_audio, tiny_ultravox
 
 CPU = torch.device("cpu")
 HUB_NAMES = (
-    "ultravox-0.5-llama-3.2-1b", "ultravox-0.5-llama-3.1-8b", "qwen2-audio-7b", "qwen2-audio-7b-instruct",
-    "qwen2.5-omni-7b", "voxtral-mini-3b", "granite-speech-3.3-2b", "phi-4-multimodal", "gemma-3n-e4b",
+    "ultravox-0.5-llama-3.2-1b",
+    "ultravox-0.5-llama-3.1-8b",
+    "qwen2-audio-7b",
+    "qwen2-audio-7b-instruct",
+    "qwen2.5-omni-7b",
+    "voxtral-mini-3b",
+    "granite-speech-3.3-2b",
+    "phi-4-multimodal",
+    "gemma-3n-e4b",
     "audio-flamingo-3",
 )
 
@@ -69,9 +76,10 @@ def _capture(adapter: ModelAdapter, batch: Batch) -> dict[str, torch.Tensor]:
 
     def take(name: str):
         def hook(_m: Any, args: Any, output: Any = None) -> None:
-            h = (output if output is not None else args[0])
+            h = output if output is not None else args[0]
             h = h[0] if isinstance(h, tuple) else h
             out[name] = h[rows, pos].detach().float().clone()
+
         return hook
 
     hs = [handles.blocks[0].register_forward_pre_hook(lambda m, a: take("emb")(m, a))]
@@ -88,9 +96,12 @@ def _capture(adapter: ModelAdapter, batch: Batch) -> dict[str, torch.Tensor]:
 def _reference_hidden(adapter: ModelAdapter, batch: Batch) -> tuple[torch.Tensor, ...]:
     with torch.no_grad():
         if hasattr(adapter, "merged_embeddings"):
-            out = adapter.model.decoder(inputs_embeds=adapter.merged_embeddings(batch),
-                                        attention_mask=batch.model_kwargs["attention_mask"],
-                                        output_hidden_states=True, use_cache=False)
+            out = adapter.model.decoder(
+                inputs_embeds=adapter.merged_embeddings(batch),
+                attention_mask=batch.model_kwargs["attention_mask"],
+                output_hidden_states=True,
+                use_cache=False,
+            )
         else:
             out = adapter.model(**batch.model_kwargs, output_hidden_states=True, use_cache=False)
     return out.hidden_states
@@ -167,8 +178,12 @@ def test_hooks_match_output_hidden_states(adapter: ModelAdapter) -> None:
 
 
 def test_batch1_equals_batch4(adapter: ModelAdapter) -> None:
-    samples = [(_speech(1), clip(1, 0.3)), (_text(1, "A much longer sentence here."), None),
-               (_speech(2), clip(2, 0.8)), (_text(2, "Hi."), None)]
+    samples = [
+        (_speech(1), clip(1, 0.3)),
+        (_text(1, "A much longer sentence here."), None),
+        (_speech(2), clip(2, 0.8)),
+        (_text(2, "Hi."), None),
+    ]
     _, _, together = _run(adapter, samples)
     for i, s in enumerate(samples):
         _, _, alone = _run(adapter, [s])
@@ -187,7 +202,9 @@ def test_naive_baseline_matches_engine_on_lalms(adapter: ModelAdapter) -> None:
         naive = naive_forward(adapter, item)
         assert naive.shape[0] == len(names)
         for index, name in enumerate(names):
-            torch.testing.assert_close(torch.from_numpy(naive[index]), engine[name][row], rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(
+                torch.from_numpy(naive[index]), engine[name][row], rtol=1e-4, atol=1e-5
+            )
 
 
 def test_ignored_audio_is_an_error() -> None:
@@ -268,8 +285,16 @@ def test_generic_finders_name_what_is_missing() -> None:
     from tests.tiny_lalms import LLAMA_SPECIALS, synthetic_tokenizer
 
     tok = synthetic_tokenizer(LLAMA_SPECIALS, eos="<|eot_id|>")
-    llm = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                       num_attention_heads=2, num_key_value_heads=2))
+    llm = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+        )
+    )
     assert len(find_decoder(llm).blocks) == 2
     with pytest.raises(UnsupportedModelError, match="audio_token_id"):
         find_audio_token(llm, tok)

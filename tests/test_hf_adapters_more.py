@@ -28,8 +28,11 @@ from tests.tiny_lalms import clip
 from tests.tiny_lalms_more import tiny_granite_speech, tiny_qwen_omni_thinker, tiny_voxtral
 
 CPU = torch.device("cpu")
-BUILDERS = {"voxtral-mini-3b": tiny_voxtral, "granite-speech-3.3-2b": tiny_granite_speech,
-            "qwen2.5-omni-7b": tiny_qwen_omni_thinker}
+BUILDERS = {
+    "voxtral-mini-3b": tiny_voxtral,
+    "granite-speech-3.3-2b": tiny_granite_speech,
+    "qwen2.5-omni-7b": tiny_qwen_omni_thinker,
+}
 #: clip lengths kept under the tiny Whisper extractors' 1 s window (Qwen2.5-Omni truncates there); Voxtral
 #: gets a 1.5 s clip too, which spans two encoder windows.
 SHORT, LONG = 0.3, 0.8
@@ -72,15 +75,21 @@ def _audio_embeddings(adapter: HubLALMAdapter, tensors: dict[str, torch.Tensor])
             return int(model.get_audio_features(tensors["input_features"]).pooler_output.shape[0])
         if isinstance(adapter, GraniteSpeechAdapter):
             return int(model.get_audio_features(tensors["input_features"]).pooler_output.shape[1])
-        out = model.get_audio_features(tensors["input_features"], feature_attention_mask=tensors["feature_attention_mask"])
+        out = model.get_audio_features(
+            tensors["input_features"], feature_attention_mask=tensors["feature_attention_mask"]
+        )
         return int(out.last_hidden_state.shape[0])
 
 
 def _reference_hidden(adapter: HubLALMAdapter, batch: Batch) -> tuple[torch.Tensor, ...]:
     with torch.no_grad():
         if isinstance(adapter, GraniteSpeechAdapter):
-            return adapter.model(inputs_embeds=adapter.merged_embeddings(batch), use_cache=False, output_hidden_states=True,
-                                 attention_mask=batch.model_kwargs["attention_mask"]).hidden_states
+            return adapter.model(
+                inputs_embeds=adapter.merged_embeddings(batch),
+                use_cache=False,
+                output_hidden_states=True,
+                attention_mask=batch.model_kwargs["attention_mask"],
+            ).hidden_states
         return adapter.model(**batch.model_kwargs, output_hidden_states=True, use_cache=False).hidden_states
 
 
@@ -123,7 +132,9 @@ def test_last_positions_right_padded(adapter: HubLALMAdapter) -> None:
 
 
 def test_distinct_clips_distinct_latents_same_clip_same(adapter: HubLALMAdapter) -> None:
-    _, _, lat = _run(adapter, [(_speech(1), clip(1, LONG)), (_speech(2), clip(2, LONG)), (_speech(3), clip(1, LONG))])
+    _, _, lat = _run(
+        adapter, [(_speech(1), clip(1, LONG)), (_speech(2), clip(2, LONG)), (_speech(3), clip(1, LONG))]
+    )
     for layer in range(1, lat.shape[1]):  # emb (layer 0) at the last token is the suffix token's embedding
         assert not torch.allclose(lat[0, layer], lat[1, layer], atol=1e-5), layer
         torch.testing.assert_close(lat[0, layer], lat[2, layer], rtol=1e-5, atol=1e-6)
@@ -144,8 +155,12 @@ def test_hooks_match_output_hidden_states(adapter: HubLALMAdapter) -> None:
 
 def test_batch1_equals_batch4(adapter: HubLALMAdapter) -> None:
     long_clip = 1.5 if isinstance(adapter, VoxtralAdapter) else LONG
-    samples = [(_speech(1), clip(1, SHORT)), (_text(1, "A much longer sentence here."), None),
-               (_speech(2), clip(2, long_clip)), (_text(2, "Hi."), None)]
+    samples = [
+        (_speech(1), clip(1, SHORT)),
+        (_text(1, "A much longer sentence here."), None),
+        (_speech(2), clip(2, long_clip)),
+        (_text(2, "Hi."), None),
+    ]
     _, _, together = _run(adapter, samples)
     for i, sample in enumerate(samples):
         _, _, alone = _run(adapter, [sample])
@@ -167,9 +182,13 @@ def test_granite_per_clip_path_equals_native_single_clip(granite: GraniteSpeechA
     item = granite.prepare(_speech(5), clip(5, LONG), "shared-suffix")
     batch = granite.collate([item])
     with torch.no_grad():
-        native = granite.model(input_ids=batch.model_kwargs["input_ids"], input_features=item.tensors["input_features"],
-                               input_features_mask=item.tensors["input_features_mask"], use_cache=False,
-                               output_hidden_states=True).hidden_states
+        native = granite.model(
+            input_ids=batch.model_kwargs["input_ids"],
+            input_features=item.tensors["input_features"],
+            input_features_mask=item.tensors["input_features_mask"],
+            use_cache=False,
+            output_hidden_states=True,
+        ).hidden_states
     ours = _reference_hidden(granite, batch)
     for a, b in zip(native, ours, strict=True):
         torch.testing.assert_close(a, b)
@@ -217,6 +236,10 @@ def test_unknown_special_token_is_named() -> None:
     _, processor = tiny_voxtral()
     tok = processor.tokenizer
     assert encode_with_specials(tok, "<s>[INST]hi[/INST]", ("<s>", "[INST]", "[/INST]")) == [
-        1, 3, *tok.encode("hi", add_special_tokens=False), 4]
+        1,
+        3,
+        *tok.encode("hi", add_special_tokens=False),
+        4,
+    ]
     with pytest.raises(UnsupportedModelError, match="NOT_A_TOKEN"):
         encode_with_specials(tok, "a[NOT_A_TOKEN]", ("[NOT_A_TOKEN]",))

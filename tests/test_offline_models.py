@@ -356,8 +356,9 @@ def _capture_whisper(adapter: ModelAdapter, items: list, *, reuse: bool) -> tupl
     def count(*_: object) -> None:
         calls[0] += 1
 
-    hooks = [layer.encoder_attn.k_proj.register_forward_hook(count)
-             for layer in adapter.model.model.decoder.layers]  # type: ignore[attr-defined]
+    hooks = [
+        layer.encoder_attn.k_proj.register_forward_hook(count) for layer in adapter.model.model.decoder.layers
+    ]  # type: ignore[attr-defined]
     previous = adapter.reuse_silence_cross_kv  # type: ignore[attr-defined]
     adapter.reuse_silence_cross_kv = reuse  # type: ignore[attr-defined]
     try:
@@ -398,7 +399,9 @@ def test_whisper_text_rows_reuse_silent_cross_kv(whisper_base: ModelAdapter) -> 
 
 
 @pytest.mark.slow
-def test_whisper_speech_batches_ignore_silent_cross_kv(whisper_base: ModelAdapter, fox_clip: np.ndarray) -> None:
+def test_whisper_speech_batches_ignore_silent_cross_kv(
+    whisper_base: ModelAdapter, fox_clip: np.ndarray
+) -> None:
     """Batches with speech (alone or mixed with text) take the plain path whether the reuse is on or off."""
     speech = whisper_base.prepare(_speech("s", "fox"), fox_clip, "shared-suffix")
     text = whisper_base.prepare(_text("t", "The quick brown fox."), None, "shared-suffix")
@@ -470,12 +473,23 @@ def test_saved_tokenizer_gives_transformers_ids_on_every_shipped_text(name: str)
     adapter.load(torch.device("cpu"), torch.float32)  # writes the dequantised folder on a first run
     folder = dequantised_dir(adapter.spec.revision)
     fast, reference = SavedTokenizer(folder), AutoTokenizer.from_pretrained(str(folder))
-    texts = sorted({_json.loads(line)["text"].strip() for manifest in (ROOT / "fixtures").glob("*/manifest.jsonl")
-                    for line in manifest.read_text(encoding="utf-8").splitlines()})
+    texts = sorted(
+        {
+            _json.loads(line)["text"].strip()
+            for manifest in (ROOT / "fixtures").glob("*/manifest.jsonl")
+            for line in manifest.read_text(encoding="utf-8").splitlines()
+        }
+    )
     assert len(texts) > 500
     for text in [*texts, "", " x"]:
         assert fast(text)["input_ids"] == reference(text, add_special_tokens=True)["input_ids"], text
     suffix = adapter.template("shared-suffix", "text").suffix
-    assert fast(suffix, add_special_tokens=False)["input_ids"] == reference(suffix, add_special_tokens=False)["input_ids"]
+    assert (
+        fast(suffix, add_special_tokens=False)["input_ids"]
+        == reference(suffix, add_special_tokens=False)["input_ids"]
+    )
     assert (fast.pad_token_id, fast.eos_token_id, fast.bos_token_id) == (
-        reference.pad_token_id, reference.eos_token_id, reference.bos_token_id)
+        reference.pad_token_id,
+        reference.eos_token_id,
+        reference.bos_token_id,
+    )

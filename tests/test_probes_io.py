@@ -19,6 +19,7 @@ from benchmark.probes.catalog import list_probe_sets, resolve_probes
 from benchmark.probes.io import (
     MAX_TEXT_CHARS,
     AudioReadError,
+    float_wav_bytes,
     load_probe_set,
     read_waveform,
     read_waveform_with_note,
@@ -50,11 +51,23 @@ def make_set(folder: Path) -> ProbeSet:
             rel = f"audio/{lang}{m}.wav"
             sf.write(folder / rel, tone(freq=200 + 50 * m + 10 * li), 16_000)
             common = {"language": lang, "meaning_id": f"m{m}", "group_id": f"m{m}"}
-            samples.append(Sample(id=f"{lang}-{m}-s", modality="speech", text=f"{lang} sentence {m}",
-                                  audio_path=rel, speaker=f"spk{li}", gender=("female", "male")[li],
-                                  preprocessing=("resample 22050->16000", "peak-normalise"),
-                                  extra={"voice": f"v{li}"}, gain_db=-3.5, **common))
-            samples.append(Sample(id=f"{lang}-{m}-t", modality="text", text=f"{lang}, sentence {m}!", **common))
+            samples.append(
+                Sample(
+                    id=f"{lang}-{m}-s",
+                    modality="speech",
+                    text=f"{lang} sentence {m}",
+                    audio_path=rel,
+                    speaker=f"spk{li}",
+                    gender=("female", "male")[li],
+                    preprocessing=("resample 22050->16000", "peak-normalise"),
+                    extra={"voice": f"v{li}"},
+                    gain_db=-3.5,
+                    **common,
+                )
+            )
+            samples.append(
+                Sample(id=f"{lang}-{m}-t", modality="text", text=f"{lang}, sentence {m}!", **common)
+            )
     return ProbeSet(name="tiny", description="test set", caveats=["tiny"], samples=samples, root=str(folder))
 
 
@@ -72,7 +85,9 @@ def write_rows(folder: Path, rows: list[dict]) -> Path:
 def test_round_trip_keeps_samples_and_hash(tmp_path: Path, fmt: str) -> None:
     original = make_set(tmp_path / "src")
     ids = [s.id for s in original.samples]
-    write_probe_set(tmp_path / "out", original, {"ci": ids[:4], "full": ids}, {"by": "test"}, manifest_format=fmt)
+    write_probe_set(
+        tmp_path / "out", original, {"ci": ids[:4], "full": ids}, {"by": "test"}, manifest_format=fmt
+    )
     loaded = load_probe_set(tmp_path / "out")
     assert loaded.profile == "full"
     assert len(loaded.samples) == len(original.samples)
@@ -91,8 +106,13 @@ def test_round_trip_keeps_samples_and_hash(tmp_path: Path, fmt: str) -> None:
 
 def test_folder_without_header_is_a_custom_set(tmp_path: Path) -> None:
     folder = tmp_path / "my_set"
-    write_rows(folder, [{"id": "a", "modality": "text", "text": "hello", "language": "en"},
-                        {"id": "b", "modality": "text", "text": "bonjour", "language": "fr"}])
+    write_rows(
+        folder,
+        [
+            {"id": "a", "modality": "text", "text": "hello", "language": "en"},
+            {"id": "b", "modality": "text", "text": "bonjour", "language": "fr"},
+        ],
+    )
     probe_set = load_probe_set(folder)
     assert probe_set.name == "my_set" and probe_set.profile == "custom"
     assert [s.id for s in probe_set.samples] == ["a", "b"]
@@ -125,9 +145,21 @@ def test_every_row_problem_is_listed_with_file_row_and_field(tmp_path: Path) -> 
         {"id": "empty", "modality": "text", "text": "   ", "language": "en"},
         {"id": "long", "modality": "text", "text": "a" * (MAX_TEXT_CHARS + 1), "language": "en"},
         {"id": "ok", "modality": "text", "text": "again", "language": "en"},
-        {"id": "gone", "modality": "speech", "text": "x", "language": "en", "audio_path": "audio/missing.wav"},
-        {"id": "hash", "modality": "speech", "text": "x", "language": "en", "audio_path": "audio/ok.wav",
-         "audio_sha256": "0" * 64},
+        {
+            "id": "gone",
+            "modality": "speech",
+            "text": "x",
+            "language": "en",
+            "audio_path": "audio/missing.wav",
+        },
+        {
+            "id": "hash",
+            "modality": "speech",
+            "text": "x",
+            "language": "en",
+            "audio_path": "audio/ok.wav",
+            "audio_sha256": "0" * 64,
+        },
         {"id": "typo", "modality": "text", "text": "x", "language": "en", "speakr": "s1"},
     ]
     manifest = write_rows(folder, rows)
@@ -135,8 +167,13 @@ def test_every_row_problem_is_listed_with_file_row_and_field(tmp_path: Path) -> 
         load_probe_set(folder)
     message = str(info.value)
     expected = {
-        2: "field 'language'", 3: "field 'text'", 4: "over the limit", 5: "duplicate id 'ok'",
-        6: "does not exist", 7: "field 'audio_sha256'", 8: "field 'speakr'",
+        2: "field 'language'",
+        3: "field 'text'",
+        4: "over the limit",
+        5: "duplicate id 'ok'",
+        6: "does not exist",
+        7: "field 'audio_sha256'",
+        8: "field 'speakr'",
     }
     for row, fragment in expected.items():
         line = next((ln for ln in message.splitlines() if f"{manifest}:{row}:" in ln), "")
@@ -146,8 +183,13 @@ def test_every_row_problem_is_listed_with_file_row_and_field(tmp_path: Path) -> 
 
 def test_skip_returns_the_skipped_rows_with_reasons(tmp_path: Path) -> None:
     folder = tmp_path / "skip"
-    write_rows(folder, [{"id": "a", "modality": "text", "text": "fine", "language": "en"},
-                        {"id": "b", "modality": "text", "text": "x", "language": "qq"}])
+    write_rows(
+        folder,
+        [
+            {"id": "a", "modality": "text", "text": "fine", "language": "en"},
+            {"id": "b", "modality": "text", "text": "x", "language": "qq"},
+        ],
+    )
     probe_set, skipped = load_probe_set(folder, on_error="skip")
     assert [s.id for s in probe_set.samples] == ["a"]
     assert len(skipped) == 1 and skipped[0].row == 2 and skipped[0].sample_id == "b"
@@ -192,7 +234,9 @@ def test_unusable_audio_is_a_clear_error(tmp_path: Path, content: object, fragme
         read_waveform(path)
     assert str(path) in str(info.value)
     # the same problem at load names the manifest row
-    write_rows(tmp_path, [{"id": "a", "modality": "speech", "text": "x", "language": "en", "audio_path": "clip.wav"}])
+    write_rows(
+        tmp_path, [{"id": "a", "modality": "speech", "text": "x", "language": "en", "audio_path": "clip.wav"}]
+    )
     with pytest.raises(ProbeSetError, match=r"manifest\.jsonl:1: field 'audio_path'"):
         load_probe_set(tmp_path)
 
@@ -247,6 +291,20 @@ def test_catalog_lists_and_resolves(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- hub loaders, local copies
 
 
+@pytest.mark.parametrize("channels", [1, 2])
+def test_float_wav_bytes_round_trip_and_carry_no_timestamp(channels: int) -> None:
+    """Decoded hub clips are written as float WAV; their hash must not depend on when they were written."""
+    wave = tone(freq=310.0, channels=channels)
+    data = float_wav_bytes(wave, 22_050)
+    back, rate = sf.read(io.BytesIO(data), dtype="float32")
+    assert rate == 22_050 and np.array_equal(back, wave) and sf.info(io.BytesIO(data)).subtype == "FLOAT"
+    chunks, at = [], 12
+    while at < len(data):
+        chunks.append(data[at : at + 4])
+        at += 8 + int.from_bytes(data[at + 4 : at + 8], "little")
+    assert chunks == [b"fmt ", b"fact", b"data"]  # no PEAK chunk, whose timestamp made two writes differ
+
+
 def audio_struct(values: list[bytes], names: list[str]) -> pa.Array:
     kind = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
     return pa.array([{"bytes": b, "path": n} for b, n in zip(values, names, strict=True)], type=kind)
@@ -270,45 +328,93 @@ def test_fleurs_local_parallel_meanings(tmp_path: Path) -> None:
         ids = [1, 1, 2, 3] if li == 0 else [1, 2, 2, 4]
         write_hf_parquet(
             root / config / "fleurs-test-00000-of-00001.parquet",
-            {"id": pa.array(ids, pa.int32()), "path": pa.array([f"{config}{i}.wav" for i in range(4)]),
-             "audio": audio_struct([wav_bytes(200 + 30 * i) for i in range(4)], [f"{i}.wav" for i in range(4)]),
-             "transcription": pa.array([f"t{i}" for i in ids]),
-             "raw_transcription": pa.array([f"{config} sentence {i}." for i in ids]),
-             "gender": pa.array([0, 1, 0, 1], pa.int64())},
-            {"id": {"_type": "Value", "dtype": "int32"}, "path": STR, "audio": AUDIO, "transcription": STR,
-             "raw_transcription": STR, "gender": {"_type": "ClassLabel", "names": ["male", "female", "other"]}},
+            {
+                "id": pa.array(ids, pa.int32()),
+                "path": pa.array([f"{config}{i}.wav" for i in range(4)]),
+                "audio": audio_struct(
+                    [wav_bytes(200 + 30 * i) for i in range(4)], [f"{i}.wav" for i in range(4)]
+                ),
+                "transcription": pa.array([f"t{i}" for i in ids]),
+                "raw_transcription": pa.array([f"{config} sentence {i}." for i in ids]),
+                "gender": pa.array([0, 1, 0, 1], pa.int64()),
+            },
+            {
+                "id": {"_type": "Value", "dtype": "int32"},
+                "path": STR,
+                "audio": AUDIO,
+                "transcription": STR,
+                "raw_transcription": STR,
+                "gender": {"_type": "ClassLabel", "names": ["male", "female", "other"]},
+            },
         )
-    probe_set = hub.load_fleurs(tmp_path / "out", seed=3, languages=["en", "fr"], n_meanings=None, local=root,
-                                cache_dir=str(tmp_path / "cache"))
+    probe_set = hub.load_fleurs(
+        tmp_path / "out",
+        seed=3,
+        languages=["en", "fr"],
+        n_meanings=None,
+        local=root,
+        cache_dir=str(tmp_path / "cache"),
+    )
     assert {s.meaning_id for s in probe_set.samples} == {"fleurs-1", "fleurs-2"}  # 3 and 4 are not in both
     speech = [s for s in probe_set.samples if s.modality == "speech"]
     assert len(speech) == 4 and {s.gender for s in speech} <= {"male", "female"}
     assert len(probe_set.samples) == 8
     build = json.loads((tmp_path / "out" / "probeset.json").read_text())["build"]
     assert build["hub_id"] == "google/fleurs" and build["revision"] == "unresolved" and build["seed"] == 3
-    again = hub.load_fleurs(tmp_path / "out2", seed=3, languages=["en", "fr"], n_meanings=None, local=root,
-                            cache_dir=str(tmp_path / "cache"))
+    again = hub.load_fleurs(
+        tmp_path / "out2",
+        seed=3,
+        languages=["en", "fr"],
+        n_meanings=None,
+        local=root,
+        cache_dir=str(tmp_path / "cache"),
+    )
     assert again.content_hash() == probe_set.content_hash()
 
 
 def test_vctk_local_grid(tmp_path: Path) -> None:
     rows = []
-    for speaker, accent, gender in (("p225", "English", "F"), ("p226", "Scottish", "M"), ("p227", "Irish", "M")):
+    for speaker, accent, gender in (
+        ("p225", "English", "F"),
+        ("p226", "Scottish", "M"),
+        ("p227", "Irish", "M"),
+    ):
         for ti, text in enumerate(("Please call Stella.", "Ask her to bring these things.")):
             for mic in ("mic1", "mic2"):
-                rows.append({"speaker_id": speaker, "file": f"{speaker}_{ti:03d}_{mic}.flac", "text": text,
-                             "text_id": f"{ti:03d}", "age": "23", "gender": gender, "accent": accent,
-                             "region": "", "comment": ""})
+                rows.append(
+                    {
+                        "speaker_id": speaker,
+                        "file": f"{speaker}_{ti:03d}_{mic}.flac",
+                        "text": text,
+                        "text_id": f"{ti:03d}",
+                        "age": "23",
+                        "gender": gender,
+                        "accent": accent,
+                        "region": "",
+                        "comment": "",
+                    }
+                )
     rows.append({**rows[0], "file": "broken_name.flac"})
     audio = [wav_bytes(150 + 7 * i, rate=48_000) for i in range(len(rows))]
     columns = {k: pa.array([r[k] for r in rows]) for k in rows[0]}
     columns["audio"] = audio_struct(audio, [r["file"] for r in rows])
-    write_hf_parquet(tmp_path / "vctk" / "data" / "train-00000-of-00001.parquet", columns,
-                     {**{k: STR for k in rows[0]}, "audio": {"_type": "Audio", "sampling_rate": 48000}})
-    probe_set = hub.load_vctk(tmp_path / "out", seed=0, n_sentences=2, n_speakers=3, local=tmp_path / "vctk",
-                              cache_dir=str(tmp_path / "cache"))
+    write_hf_parquet(
+        tmp_path / "vctk" / "data" / "train-00000-of-00001.parquet",
+        columns,
+        {**{k: STR for k in rows[0]}, "audio": {"_type": "Audio", "sampling_rate": 48000}},
+    )
+    probe_set = hub.load_vctk(
+        tmp_path / "out",
+        seed=0,
+        n_sentences=2,
+        n_speakers=3,
+        local=tmp_path / "vctk",
+        cache_dir=str(tmp_path / "cache"),
+    )
     assert len(probe_set.samples) == 3 * 2 * 2
-    require_axes(probe_set, ["speaker", "device", "meaning_id", "accent", "gender"], "S2-device-least-divergence")
+    require_axes(
+        probe_set, ["speaker", "device", "meaning_id", "accent", "gender"], "S2-device-least-divergence"
+    )
     first = next(s for s in probe_set.samples if s.speaker == "p225")  # VCTK columns -> Sample fields
     assert (first.gender, first.age_group, first.accent, first.extra) == ("female", "23-27", "English", {})
     build = json.loads((tmp_path / "out" / "probeset.json").read_text())["build"]
@@ -321,12 +427,21 @@ def test_paws_and_paws_x_local(tmp_path: Path) -> None:
     import datasets
 
     def frame(lang: str) -> dict[str, list]:
-        return {"id": [1, 2, 3, 4], "label": [1, 0, 1, 0],
-                "sentence1": [f"{lang} a{i}" for i in range(4)], "sentence2": [f"{lang} b{i}" for i in range(4)]}
+        return {
+            "id": [1, 2, 3, 4],
+            "label": [1, 0, 1, 0],
+            "sentence1": [f"{lang} a{i}" for i in range(4)],
+            "sentence2": [f"{lang} b{i}" for i in range(4)],
+        }
 
     pq.write_table(pa.table(frame("en")), tmp_path / "test.parquet")
-    paws = hub.load_paws(tmp_path / "paws_out", seed=1, n_pairs=2, local=tmp_path / "test.parquet",
-                         cache_dir=str(tmp_path / "cache"))
+    paws = hub.load_paws(
+        tmp_path / "paws_out",
+        seed=1,
+        n_pairs=2,
+        local=tmp_path / "test.parquet",
+        cache_dir=str(tmp_path / "cache"),
+    )
     assert len(paws.samples) == 4 and {s.extra["paws_label"] for s in paws.samples} == {"0", "1"}
     pairs = {}
     for s in paws.samples:
@@ -338,9 +453,17 @@ def test_paws_and_paws_x_local(tmp_path: Path) -> None:
         data = frame(lang)
         if lang == "de":
             data["sentence2"][0] = ""  # PAWS-X has a few empty translations
-        datasets.DatasetDict({"test": datasets.Dataset.from_dict(data)}).save_to_disk(str(tmp_path / "px" / lang))
-    px = hub.load_paws_x(tmp_path / "px_out", seed=1, languages=["en", "de"], n_pairs=None, per_label=False,
-                         local=tmp_path / "px")
+        datasets.DatasetDict({"test": datasets.Dataset.from_dict(data)}).save_to_disk(
+            str(tmp_path / "px" / lang)
+        )
+    px = hub.load_paws_x(
+        tmp_path / "px_out",
+        seed=1,
+        languages=["en", "de"],
+        n_pairs=None,
+        per_label=False,
+        local=tmp_path / "px",
+    )
     assert {s.language for s in px.samples} == {"en", "de"}
     build = json.loads((tmp_path / "px_out" / "probeset.json").read_text())["build"]
     assert build["skipped"] and build["skipped"][0]["reason"] == "empty text"
@@ -348,38 +471,86 @@ def test_paws_and_paws_x_local(tmp_path: Path) -> None:
 
 def cv_columns(n: int, lang: str, **extra: list) -> dict[str, pa.Array]:
     names = [f"common_voice_{lang}_{100 + i}.mp3" for i in range(n)]
-    columns = {"client_id": pa.array([f"c{i % 2}" for i in range(n)]), "path": pa.array(names),
-               "audio": audio_struct([wav_bytes(300 + 11 * i) for i in range(n)], names),
-               "sentence": pa.array([f"{lang} sentence {i}" for i in range(n)])}
+    columns = {
+        "client_id": pa.array([f"c{i % 2}" for i in range(n)]),
+        "path": pa.array(names),
+        "audio": audio_struct([wav_bytes(300 + 11 * i) for i in range(n)], names),
+        "sentence": pa.array([f"{lang} sentence {i}" for i in range(n)]),
+    }
     columns.update({k: pa.array(v) for k, v in extra.items()})
     return columns
 
 
 def test_common_voice_covost_cvss_local_share_clip_keys(tmp_path: Path) -> None:
-    feats = {"client_id": STR, "path": STR, "audio": AUDIO, "sentence": STR, "gender": STR, "age": STR,
-             "accent": STR}
-    write_hf_parquet(tmp_path / "cv" / "fr" / "test" / "0000.parquet",
-                     cv_columns(4, "fr", gender=["male_masculine", "female_feminine", "", "male"],
-                                age=["twenties", "", "thirties", "twenties"], accent=["", "", "", ""]), feats)
-    cv = hub.load_common_voice(tmp_path / "cv_out", seed=2, language="fr", per_label="gender", n_per_label=1,
-                               local=tmp_path / "cv", cache_dir=str(tmp_path / "cache"))
+    feats = {
+        "client_id": STR,
+        "path": STR,
+        "audio": AUDIO,
+        "sentence": STR,
+        "gender": STR,
+        "age": STR,
+        "accent": STR,
+    }
+    write_hf_parquet(
+        tmp_path / "cv" / "fr" / "test" / "0000.parquet",
+        cv_columns(
+            4,
+            "fr",
+            gender=["male_masculine", "female_feminine", "", "male"],
+            age=["twenties", "", "thirties", "twenties"],
+            accent=["", "", "", ""],
+        ),
+        feats,
+    )
+    cv = hub.load_common_voice(
+        tmp_path / "cv_out",
+        seed=2,
+        language="fr",
+        per_label="gender",
+        n_per_label=1,
+        local=tmp_path / "cv",
+        cache_dir=str(tmp_path / "cache"),
+    )
     assert sorted(s.gender for s in cv.samples) == ["female", "male"]
-    assert {s.gender: (s.age_group, s.accent) for s in cv.samples} == {"male": ("twenties", None), "female": (None, None)}
+    assert {s.gender: (s.age_group, s.accent) for s in cv.samples} == {
+        "male": ("twenties", None),
+        "female": (None, None),
+    }
     cov = cv_columns(3, "fr", translation=[f"English sentence {i}" for i in range(3)])
     cov["file"] = cov.pop("path")
-    write_hf_parquet(tmp_path / "covost" / "fr_en" / "test-00000.parquet", cov,
-                     {"client_id": STR, "file": STR, "audio": AUDIO, "sentence": STR, "translation": STR})
-    covost = hub.load_covost2(tmp_path / "cov_out", seed=2, source_language="fr", local=tmp_path / "covost",
-                              cache_dir=str(tmp_path / "cache"))
+    write_hf_parquet(
+        tmp_path / "covost" / "fr_en" / "test-00000.parquet",
+        cov,
+        {"client_id": STR, "file": STR, "audio": AUDIO, "sentence": STR, "translation": STR},
+    )
+    covost = hub.load_covost2(
+        tmp_path / "cov_out",
+        seed=2,
+        source_language="fr",
+        local=tmp_path / "covost",
+        cache_dir=str(tmp_path / "cache"),
+    )
     assert len(covost.samples) == 9
-    speech_only = hub.load_covost2(tmp_path / "cov_speech", seed=2, source_language="fr", with_text=False,
-                                   local=tmp_path / "covost", cache_dir=str(tmp_path / "cache"))
+    speech_only = hub.load_covost2(
+        tmp_path / "cov_speech",
+        seed=2,
+        source_language="fr",
+        with_text=False,
+        local=tmp_path / "covost",
+        cache_dir=str(tmp_path / "cache"),
+    )
     assert [s.speaker for s in speech_only.samples] == ["c0", "c1", "c0"]
     require_axes(covost, ["modality", "language", "meaning_id"], "M1-modality-separate")
     cvss = cv_columns(3, "fr")
-    cvss = {"id": cvss["path"], "audio": cvss["audio"], "text": pa.array([f"English sentence {i}" for i in range(3)])}
+    cvss = {
+        "id": cvss["path"],
+        "audio": cvss["audio"],
+        "text": pa.array([f"English sentence {i}" for i in range(3)]),
+    }
     write_hf_parquet(tmp_path / "cvss" / "test.parquet", cvss, {"id": STR, "audio": AUDIO, "text": STR})
-    target = hub.load_cvss(tmp_path / "cvss_out", seed=2, source_language="fr", local=tmp_path / "cvss" / "test.parquet")
+    target = hub.load_cvss(
+        tmp_path / "cvss_out", seed=2, source_language="fr", local=tmp_path / "cvss" / "test.parquet"
+    )
     assert all(s.synthetic and s.language == "en" for s in target.samples)
     assert {s.meaning_id for s in target.samples} == {s.meaning_id for s in covost.samples}
 
@@ -398,7 +569,9 @@ def test_mvicuna_local_and_its_checks(tmp_path: Path) -> None:
         hub.load_mvicuna(tmp_path / "out3", seed=0, local=None)
 
 
-def test_offline_hub_failure_names_dataset_and_local_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_offline_hub_failure_names_dataset_and_local_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import datasets
 
     def offline(*args: object, **kwargs: object) -> None:

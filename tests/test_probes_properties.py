@@ -36,7 +36,12 @@ def text_rows(draw: st.DrawFn, min_size: int = 1) -> list[dict[str, Any]]:
     row_ids = draw(st.lists(ids, min_size=min_size, max_size=8, unique=True))
     rows = []
     for row_id in row_ids:
-        row = {"id": row_id, "modality": "text", "text": draw(texts), "language": draw(st.sampled_from(LANGS))}
+        row = {
+            "id": row_id,
+            "modality": "text",
+            "text": draw(texts),
+            "language": draw(st.sampled_from(LANGS)),
+        }
         for axis in ("speaker", "gender", "meaning_id"):
             value = draw(labels)
             if value is not None:
@@ -46,8 +51,9 @@ def text_rows(draw: st.DrawFn, min_size: int = 1) -> list[dict[str, Any]]:
 
 
 def write_jsonl(folder: Path, rows: list[Any]) -> None:
-    (folder / "manifest.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
-                                           encoding="utf-8")
+    (folder / "manifest.jsonl").write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
 
 
 def load_or_error(folder: Path, n_rows: int) -> None:
@@ -68,7 +74,9 @@ junk = st.recursive(
 
 @SETTINGS
 @given(rows=text_rows(), data=st.data())
-def test_random_field_values_never_escape_as_other_errors(rows: list[dict[str, Any]], data: st.DataObject) -> None:
+def test_random_field_values_never_escape_as_other_errors(
+    rows: list[dict[str, Any]], data: st.DataObject
+) -> None:
     row = data.draw(st.sampled_from(rows))
     field = data.draw(st.sampled_from([*Sample.model_fields, "unknown_field"]))
     row[field] = data.draw(junk)
@@ -79,16 +87,32 @@ def test_random_field_values_never_escape_as_other_errors(rows: list[dict[str, A
 
 @SETTINGS
 @given(rows=text_rows(), data=st.data())
-def test_definite_defects_are_always_probe_set_errors(rows: list[dict[str, Any]], data: st.DataObject) -> None:
+def test_definite_defects_are_always_probe_set_errors(
+    rows: list[dict[str, Any]], data: st.DataObject
+) -> None:
     index = data.draw(st.integers(0, len(rows) - 1))
-    defect = data.draw(st.sampled_from(
-        ["drop_required", "unknown_field", "wrong_type", "bad_language", "duplicate", "long_text", "not_object"]
-    ))
+    defect = data.draw(
+        st.sampled_from(
+            [
+                "drop_required",
+                "unknown_field",
+                "wrong_type",
+                "bad_language",
+                "duplicate",
+                "long_text",
+                "not_object",
+            ]
+        )
+    )
     row = rows[index]
     if defect == "drop_required":
         del row[data.draw(st.sampled_from(["id", "modality", "text", "language"]))]
     elif defect == "unknown_field":
-        row[data.draw(st.text(string.ascii_lowercase, min_size=1).filter(lambda k: k not in Sample.model_fields))] = 1
+        row[
+            data.draw(
+                st.text(string.ascii_lowercase, min_size=1).filter(lambda k: k not in Sample.model_fields)
+            )
+        ] = 1
     elif defect == "wrong_type":
         field = data.draw(st.sampled_from(["id", "text", "language", "speaker", "extra", "preprocessing"]))
         row[field] = data.draw(st.integers() | st.lists(st.integers(), min_size=1) | st.just({"a": [1]}))
@@ -130,8 +154,10 @@ def test_bad_audio_is_always_a_probe_set_error(kind: str, payload: bytes) -> Non
         folder = Path(tmp)
         sf.write(folder / "good.wav", 0.2 * np.sin(np.arange(800) / 5).astype(np.float32), 16_000)
         _audio(kind, folder / "bad.wav", payload)
-        rows = [{"id": name, "modality": "speech", "text": "hi", "language": "en", "audio_path": f"{name}.wav"}
-                for name in ("good", "bad")]
+        rows = [
+            {"id": name, "modality": "speech", "text": "hi", "language": "en", "audio_path": f"{name}.wav"}
+            for name in ("good", "bad")
+        ]
         write_jsonl(folder, rows)
         try:
             load_probe_set(folder)
@@ -142,7 +168,11 @@ def test_bad_audio_is_always_a_probe_set_error(kind: str, payload: bytes) -> Non
 
 
 @SETTINGS
-@given(rows=text_rows(min_size=2), seed=st.integers(0, 2**32 - 1), fmt=st.sampled_from(["jsonl", "csv", "parquet"]))
+@given(
+    rows=text_rows(min_size=2),
+    seed=st.integers(0, 2**32 - 1),
+    fmt=st.sampled_from(["jsonl", "csv", "parquet"]),
+)
 def test_valid_manifests_load_fully_and_hash_independently_of_order(
     rows: list[dict[str, Any]], seed: int, fmt: str
 ) -> None:

@@ -25,7 +25,9 @@ def _count_evaluations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
-def test_stored_record_is_reused_until_an_input_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stored_record_is_reused_until_an_input_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     results = tmp_path / "results"
     calls = _count_evaluations(monkeypatch)
     first = ClaimSession(SessionOptions(profile="ci", results=results, device="cpu")).record(CLAIM, MODEL)
@@ -35,7 +37,9 @@ def test_stored_record_is_reused_until_an_input_changes(tmp_path: Path, monkeypa
     assert calls == [CLAIM], "a second run with the same inputs must not evaluate again"
     assert again.model_dump() == first.model_dump()
 
-    other_seed = ClaimSession(SessionOptions(profile="ci", results=results, device="cpu", seed=7)).record(CLAIM, MODEL)
+    other_seed = ClaimSession(SessionOptions(profile="ci", results=results, device="cpu", seed=7)).record(
+        CLAIM, MODEL
+    )
     assert calls == [CLAIM, CLAIM] and other_seed.evaluation_key != first.evaluation_key
 
     expectations = tmp_path / "expectations.json"

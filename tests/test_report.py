@@ -35,22 +35,37 @@ def _payloads(rng: np.random.Generator, n_layers: int, effect: float) -> dict[st
 
     labels = [LANGS[i % len(LANGS)] for i in range(16)]
     points = rng.normal(size=(16, 2)) + np.repeat(np.arange(4), 4)[:, None]
-    table = {"rows": ["1a", "1b", "2a"], "cols": ["1a", "1b", "2a"],
-             "values": [[0.0, 0.2, 0.7], [0.2, 0.0, 0.6], [0.7, 0.6, 0.0]]}
+    table = {
+        "rows": ["1a", "1b", "2a"],
+        "cols": ["1a", "1b", "2a"],
+        "values": [[0.0, 0.2, 0.7], [0.2, 0.0, 0.6], [0.7, 0.6, 0.0]],
+    }
     return {  # the shapes benchmark/claims/measures_*.py store
         "layers": _layers(n_layers),
         "effect_draws": (effect + 0.02 * rng.standard_normal(200)).tolist(),
-        "tsne": {"labels": {"language": labels, "meaning_id": [str(i // 4) for i in range(16)]},
-                 "layers": {name: (points + rng.normal(size=(16, 2))).tolist() for name in _layers(n_layers)[::3]}},
+        "tsne": {
+            "labels": {"language": labels, "meaning_id": [str(i // 4) for i in range(16)]},
+            "layers": {name: (points + rng.normal(size=(16, 2))).tolist() for name in _layers(n_layers)[::3]},
+        },
         "dendrogram": {"labels": labels, "block1": hierarchy.linkage(points, method="average").tolist()},
         "table1/cosine/block0": table,
         "table2": {"block0": {**table, "note": "mean distance / all-factors distance"}},
     }
 
 
-def make_record(claim_id: str, model: str, *, verdict: str = "holds", effect: float = 0.2, expected: str | None = "holds",
-                status: str = "paper-reported", payloads: bool = True, draws: bool = True,
-                probe_hash: str = "a" * 64, seed: int = 7) -> ClaimRecord:
+def make_record(
+    claim_id: str,
+    model: str,
+    *,
+    verdict: str = "holds",
+    effect: float = 0.2,
+    expected: str | None = "holds",
+    status: str = "paper-reported",
+    payloads: bool = True,
+    draws: bool = True,
+    probe_hash: str = "a" * 64,
+    seed: int = 7,
+) -> ClaimRecord:
     """A synthetic record of ``claim_id`` on ``model`` (says so in its caveats)."""
     n_layers = MODELS.get(model, 7)
     rng = np.random.default_rng(abs(hash((claim_id, model))) % 2**32)
@@ -61,28 +76,58 @@ def make_record(claim_id: str, model: str, *, verdict: str = "holds", effect: fl
             extra.pop("effect_draws", None)
         depth = np.linspace(0, 1, n_layers)
         measurement = Measurement(
-            effect=effect, ci_low=effect - 0.05, ci_high=effect + 0.05, p_value=0.001, power=0.9, n_units=40,
-            n_samples=160, n_boot=200, n_perm=999, resampling="bootstrap over meanings", token_control=0.01,
+            effect=effect,
+            ci_low=effect - 0.05,
+            ci_high=effect + 0.05,
+            p_value=0.001,
+            power=0.9,
+            n_units=40,
+            n_samples=160,
+            n_boot=200,
+            n_perm=999,
+            resampling="bootstrap over meanings",
+            token_control=0.01,
             explained_by_last_token=False,
-            curves={"language": (0.3 - 0.2 * np.sin(np.pi * depth)).tolist(),
-                    "meaning": (0.1 + 0.2 * np.sin(np.pi * depth)).tolist(),
-                    "meaning.lo": (0.05 + 0.2 * np.sin(np.pi * depth)).tolist(),
-                    "meaning.hi": (0.15 + 0.2 * np.sin(np.pi * depth)).tolist()},
+            curves={
+                "language": (0.3 - 0.2 * np.sin(np.pi * depth)).tolist(),
+                "meaning": (0.1 + 0.2 * np.sin(np.pi * depth)).tolist(),
+                "meaning.lo": (0.05 + 0.2 * np.sin(np.pi * depth)).tolist(),
+                "meaning.hi": (0.15 + 0.2 * np.sin(np.pi * depth)).tolist(),
+            },
             payloads=extra,
         )
     expectation = Expectation(verdict=expected, status=status, source="Fig 4") if expected else None
     meets = None if expectation is None or verdict not in ("holds", "fails") else verdict == expected
     return ClaimRecord(
-        claim_id=claim_id, claim_version=1, claim_fingerprint="f" * 64, title=f"synthetic {claim_id}",
-        paper="Fig 3a, 4", section="text", rule={"kind": "presence", "formula": "ci_low > delta", "delta": 0.05,
-                                                  "alpha": 0.05},
-        model=model, revision=f"{model[:4]}" + "0" * 36, model_kind="text-lm", verdict=verdict,
-        reason=f"synthetic {verdict}", expectation=expectation, meets_expectation=meets, measurement=measurement,
-        probe_set="text-parallel", probe_set_hash=probe_hash, profile="ci", template="shared-suffix",
-        template_rendered={"text": "{text} Answer:"}, dtype="float32", device="cpu", seed=seed,
-        calibration={"file": "calibration.json", "commit": "c" * 40}, versions={"numpy": "2.0", "lalm-bench": "0.1.0"},
-        git_commit="d" * 40, caveats=["synthetic record built by tests/test_report.py"],
-        created="2025-01-01T00:00:00+00:00", seconds=1.5,
+        claim_id=claim_id,
+        claim_version=1,
+        claim_fingerprint="f" * 64,
+        title=f"synthetic {claim_id}",
+        paper="Fig 3a, 4",
+        section="text",
+        rule={"kind": "presence", "formula": "ci_low > delta", "delta": 0.05, "alpha": 0.05},
+        model=model,
+        revision=f"{model[:4]}" + "0" * 36,
+        model_kind="text-lm",
+        verdict=verdict,
+        reason=f"synthetic {verdict}",
+        expectation=expectation,
+        meets_expectation=meets,
+        measurement=measurement,
+        probe_set="text-parallel",
+        probe_set_hash=probe_hash,
+        profile="ci",
+        template="shared-suffix",
+        template_rendered={"text": "{text} Answer:"},
+        dtype="float32",
+        device="cpu",
+        seed=seed,
+        calibration={"file": "calibration.json", "commit": "c" * 40},
+        versions={"numpy": "2.0", "lalm-bench": "0.1.0"},
+        git_commit="d" * 40,
+        caveats=["synthetic record built by tests/test_report.py"],
+        created="2025-01-01T00:00:00+00:00",
+        seconds=1.5,
     )
 
 
@@ -90,9 +135,18 @@ def synthetic_records() -> list[ClaimRecord]:
     """Two models x three claims: a reproduced finding, an unexpected verdict, an n/a."""
     records = []
     for model in MODELS:
-        records.append(make_record("T3-text-language-early-late", model, effect=0.25 if "gemma" in model else 0.18))
-        records.append(make_record("T4-text-semantic-middle", model, verdict="fails" if "gemma" in model else "holds",
-                                   effect=0.01 if "gemma" in model else 0.2, payloads=False))
+        records.append(
+            make_record("T3-text-language-early-late", model, effect=0.25 if "gemma" in model else 0.18)
+        )
+        records.append(
+            make_record(
+                "T4-text-semantic-middle",
+                model,
+                verdict="fails" if "gemma" in model else "holds",
+                effect=0.01 if "gemma" in model else 0.2,
+                payloads=False,
+            )
+        )
         records.append(make_record("S1-speech-transcript-late", model, verdict="n/a", expected=None))
     return records
 
@@ -100,7 +154,9 @@ def synthetic_records() -> list[ClaimRecord]:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("report")
-    return write_report(synthetic_records(), out, compare_to="smollm2-135m-q41", baselines_dir=out / "no-baselines")
+    return write_report(
+        synthetic_records(), out, compare_to="smollm2-135m-q41", baselines_dir=out / "no-baselines"
+    )
 
 
 def test_markdown_has_the_matrix_for_every_model(report: dict[str, Path]) -> None:
@@ -110,7 +166,11 @@ def test_markdown_has_the_matrix_for_every_model(report: dict[str, Path]) -> Non
     for model in MODELS:
         assert model in header
     assert "reproduces the paper" in header and "changed since the baseline" in header
-    for claim in ("T3-text-language-early-late@1", "T4-text-semantic-middle@1", "S1-speech-transcript-late@1"):
+    for claim in (
+        "T3-text-language-early-late@1",
+        "T4-text-semantic-middle@1",
+        "S1-speech-transcript-late@1",
+    ):
         assert claim in matrix
     assert "**⚠ fails** (expected holds, paper-reported)" in matrix  # unexpected verdict highlighted
     assert "n/a (no expectation)" in matrix
@@ -147,7 +207,12 @@ def test_html_is_self_contained(report: dict[str, Path]) -> None:
 
 
 def test_compare_to_gives_deltas_with_intervals(report: dict[str, Path]) -> None:
-    section = report["markdown"].read_text().split("## Release comparison against smollm2-135m-q41")[1].split("\n## ")[0]
+    section = (
+        report["markdown"]
+        .read_text()
+        .split("## Release comparison against smollm2-135m-q41")[1]
+        .split("\n## ")[0]
+    )
     row = next(line for line in section.splitlines() if line.startswith("| T3-text-language-early-late"))
     assert "+0.070" in row and "paired bootstrap" in row and re.search(r"\[[-0-9.]+, [-0-9.]+\]", row)
     assert "S1-speech-transcript-late on gemma-3-270m-q4km: no effect to compare" in section
@@ -158,19 +223,25 @@ def test_compare_paired_and_unpaired_intervals() -> None:
     delta = next(d for d in paired.deltas if d.claim_id.startswith("T3"))
     assert delta.method == "paired bootstrap" and delta.ci_low < delta.delta < delta.ci_high
     assert delta.ci_high - delta.ci_low < 0.2  # paired draws: narrower than the unpaired bound below
-    records = [make_record("T3-text-language-early-late", m, effect=e, draws=False)
-               for m, e in (("smollm2-135m-q41", 0.2), ("gemma-3-270m-q4km", 0.3))]
+    records = [
+        make_record("T3-text-language-early-late", m, effect=e, draws=False)
+        for m, e in (("smollm2-135m-q41", 0.2), ("gemma-3-270m-q4km", 0.3))
+    ]
     unpaired = compare_records(records, "smollm2-135m-q41").deltas[0]
     assert unpaired.method.startswith("unpaired") and "no effect_draws" in unpaired.note
     half = 1.96 * np.sqrt(2) * 0.05 / 1.96  # normal approx. from two 95% intervals of half-width 0.05
-    assert unpaired.ci_low == pytest.approx(0.1 - half, abs=1e-6) and unpaired.ci_high == pytest.approx(0.1 + half, abs=1e-6)
+    assert unpaired.ci_low == pytest.approx(0.1 - half, abs=1e-6) and unpaired.ci_high == pytest.approx(
+        0.1 + half, abs=1e-6
+    )
 
 
 def test_compare_refuses_unknown_model_and_skips_other_probe_sets() -> None:
     with pytest.raises(ReportError, match="no records of that model"):
         compare_records(synthetic_records(), "qwen2-audio-7b")
-    records = [make_record("T3-text-language-early-late", "smollm2-135m-q41"),
-               make_record("T3-text-language-early-late", "gemma-3-270m-q4km", probe_hash="b" * 64)]
+    records = [
+        make_record("T3-text-language-early-late", "smollm2-135m-q41"),
+        make_record("T3-text-language-early-late", "gemma-3-270m-q4km", probe_hash="b" * 64),
+    ]
     comparison = compare_records(records, "smollm2-135m-q41@smol")
     assert not comparison.deltas and "different probe sets" in comparison.skipped[0][2]
 
@@ -243,7 +314,11 @@ def test_first_baselines_are_provisional_and_never_overwrite(tmp_path: Path) -> 
 def test_load_records_from_files_and_folders(tmp_path: Path) -> None:
     records = synthetic_records()
     for r in records:
-        r.save(record_path(tmp_path / "results", r.model, r.revision, r.probe_set_hash, r.claim_id, r.claim_version))
+        r.save(
+            record_path(
+                tmp_path / "results", r.model, r.revision, r.probe_set_hash, r.claim_id, r.claim_version
+            )
+        )
     (tmp_path / "results" / "notes.json").write_text("{}")  # not a record name: ignored in folders
     assert len(load_records([tmp_path / "results"])) == len(records)
     one = next((tmp_path / "results").rglob("T3*@1.json"))
@@ -260,8 +335,9 @@ def test_load_records_from_files_and_folders(tmp_path: Path) -> None:
 
 def test_duplicate_records_keep_the_newest(tmp_path: Path, no_figures: None) -> None:
     old = make_record("T3-text-language-early-late", "gemma-3-270m-q4km", effect=0.1)
-    new = old.model_copy(update={"created": "2025-02-01T00:00:00+00:00", "verdict": "fails",
-                                 "meets_expectation": False})
+    new = old.model_copy(
+        update={"created": "2025-02-01T00:00:00+00:00", "verdict": "fails", "meets_expectation": False}
+    )
     text = write_report([new, old], tmp_path)["markdown"].read_text()
     assert "superseded by the record of 2025-02-01" in text
     assert re.search(r"\| T3-text-language-early-late@1 +\| \*\*⚠ fails\*\*", text)
@@ -280,13 +356,21 @@ def test_workflows_are_valid_yaml_and_call_the_readme_commands() -> None:
     assert "lalm-bench check" in runs and "pytest claims/ --profile" in runs and "--junitxml" in runs
     assert "lalm-bench report results" in runs and "--compare-to" in runs
     claims = nightly["jobs"]["claims"]
-    assert "self-hosted" in claims["runs-on"] and "gpu" in claims["runs-on"] and len(claims["strategy"]["matrix"]["model"]) > 1
+    assert (
+        "self-hosted" in claims["runs-on"]
+        and "gpu" in claims["runs-on"]
+        and len(claims["strategy"]["matrix"]["model"]) > 1
+    )
     steps = [s.get("name", "") + s.get("run", "") for s in claims["steps"]]
-    assert next(i for i, s in enumerate(steps) if "lalm-bench check" in s) < next(i for i, s in enumerate(steps) if "pytest claims/" in s)
+    assert next(i for i, s in enumerate(steps) if "lalm-bench check" in s) < next(
+        i for i, s in enumerate(steps) if "pytest claims/" in s
+    )
     assert nightly["env"]["BATCH_SIZE"] and nightly["env"]["DTYPE"] and "HF_HOME" in nightly["env"]
     assert nightly["jobs"]["cross-model"]["needs"] == "claims"
-    assert any("upload-artifact" in s.get("uses", "") and "reports/" in str(s.get("with", {}).get("path"))
-               for s in nightly["jobs"]["cross-model"]["steps"])
+    assert any(
+        "upload-artifact" in s.get("uses", "") and "reports/" in str(s.get("with", {}).get("path"))
+        for s in nightly["jobs"]["cross-model"]["steps"]
+    )
     assert any(r.startswith("bash scripts/test.sh") for r in _run_lines(pr))
     readme = (REPO / "README.md").read_text()
     for command in ("bash scripts/test.sh", "lalm-bench check", "pytest claims/", "lalm-bench report"):

@@ -44,21 +44,38 @@ def _chromium() -> str | None:
 def probed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     browser = _chromium()
     if browser is None:
-        pytest.skip("no headless Chromium installed (apt-get install -y chromium, or set LALM_BENCH_CHROMIUM)")
+        pytest.skip(
+            "no headless Chromium installed (apt-get install -y chromium, or set LALM_BENCH_CHROMIUM)"
+        )
     out = tmp_path_factory.mktemp("browser")
     records = [r for r in synthetic_records() if not r.claim_id.startswith("T4")]
     page = write_report(records, out, compare_to="smollm2-135m-q41")["html"]
     probe_page = out / "probe.html"
     probe_page.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
     profile = out / "chromium-profile"
-    command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-               f"--user-data-dir={profile}", "--window-size=1400,1000", "--virtual-time-budget=10000", "--dump-dom",
-               probe_page.as_uri()]
+    command = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--window-size=1400,1000",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        probe_page.as_uri(),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     match = re.search(r'data-probe="([^"]*)"', result.stdout)
     assert match, f"the probe did not run (exit {result.returncode}): {result.stderr[-2000:]}"
-    return {"probe": json.loads(html.unescape(match.group(1))), "figures": sorted((out / "figures").glob("*.png"))}
+    return {
+        "probe": json.loads(html.unescape(match.group(1))),
+        "figures": sorted((out / "figures").glob("*.png")),
+    }
 
 
 def test_matrix_is_rendered_and_visible(probed: dict) -> None:
@@ -72,6 +89,8 @@ def test_every_figure_is_decoded_and_visible(probed: dict) -> None:
     images = probed["probe"]["images"]
     assert len(images) == len(probed["figures"]) > 0
     for image in images:
-        assert image["complete"] and image["width"] > 0 and image["height"] > 0, f"figure not decoded: {image}"
+        assert image["complete"] and image["width"] > 0 and image["height"] > 0, (
+            f"figure not decoded: {image}"
+        )
         assert image["visible"], f"figure not visible: {image}"
     assert {"effect", "curves", "compare", "tsne", "dendrogram"} <= {image["kind"] for image in images}

@@ -22,8 +22,9 @@ def test_pairs_follow_the_spec_roles() -> None:
 
 
 @pytest.mark.parametrize("expected", ["holds", "fails"])
-def test_pair_record_is_keyed_saved_and_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                expected: str) -> None:
+def test_pair_record_is_keyed_saved_and_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, expected: str
+) -> None:
     session = ClaimSession(SessionOptions(profile="ci", results=tmp_path / "results", device="cpu"))
     a, b = "gemma-3-270m-q4km", "whisper-base-ct2"
     first = evaluate_cross_pair(session, get_claim(T7), a, b)
@@ -33,9 +34,20 @@ def test_pair_record_is_keyed_saved_and_checked(tmp_path: Path, monkeypatch: pyt
     saved = list((tmp_path / "results").rglob(f"{T7}@1.json"))
     assert len(saved) == 1 and json.loads(saved[0].read_text())["model"] == f"{a}~{b}"
 
-    entries = [{"claim": T7, "claim_version": 1, "model": f"{a}~{b}", "revision": "*", "probe_set_hash": "*",
-                "template": "shared-suffix", "verdict": expected, "status": "measured", "source": "test",
-                "reason": "test"}]
+    entries = [
+        {
+            "claim": T7,
+            "claim_version": 1,
+            "model": f"{a}~{b}",
+            "revision": "*",
+            "probe_set_hash": "*",
+            "template": "shared-suffix",
+            "verdict": expected,
+            "status": "measured",
+            "source": "test",
+            "reason": "test",
+        }
+    ]
     path = tmp_path / "expectations.json"
     path.write_text(json.dumps({"schema": "expectations/1", "entries": entries}))
     monkeypatch.setenv("LALM_BENCH_EXPECTATIONS", str(path))

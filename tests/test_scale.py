@@ -42,8 +42,15 @@ class TinyTextAdapter(ModelAdapter):
     def __init__(self) -> None:
         super().__init__()
         self.spec = ModelSpec(
-            name="tiny-llama-test", kind="text-lm", family="llama", hub_id=None, revision="seed0",
-            modalities=("text",), languages=None, weights_source="random", description="test only",
+            name="tiny-llama-test",
+            kind="text-lm",
+            family="llama",
+            hub_id=None,
+            revision="seed0",
+            modalities=("text",),
+            languages=None,
+            weights_source="random",
+            description="test only",
         )
         self.templates = {"shared-suffix": {"text": Template("shared-suffix", "text", "", ":", "{text}:")}}
         self.model: Any = None
@@ -59,8 +66,15 @@ class TinyTextAdapter(ModelAdapter):
         from transformers import LlamaConfig, LlamaForCausalLM
 
         torch.manual_seed(0)
-        config = LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+        config = LlamaConfig(
+            vocab_size=VOCAB,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=128,
+        )
         self.model = LlamaForCausalLM(config).to(device=device, dtype=dtype).eval()
         self.device, self.dtype = torch.device(device), dtype
 
@@ -69,8 +83,14 @@ class TinyTextAdapter(ModelAdapter):
 
     def prepare(self, sample: Sample, waveform: np.ndarray | None, template: str) -> PreparedInput:
         ids = [1, *(b + 3 for b in (sample.text + ":").encode())]
-        return PreparedInput(sample.id, "text", len(ids), ids[-1], {"input_ids": ids},
-                             {"ids": ",".join(map(str, ids)), "template": template})
+        return PreparedInput(
+            sample.id,
+            "text",
+            len(ids),
+            ids[-1],
+            {"input_ids": ids},
+            {"ids": ",".join(map(str, ids)), "template": template},
+        )
 
     def collate(self, items: list[PreparedInput]) -> Batch:
         width = max(item.length for item in items)
@@ -79,7 +99,9 @@ class TinyTextAdapter(ModelAdapter):
         for row, item in enumerate(items):
             ids[row, : item.length] = torch.tensor(item.tensors["input_ids"])
             mask[row, : item.length] = 1
-        return Batch({"input_ids": ids, "attention_mask": mask}, mask.sum(dim=1) - 1, [i.sample_id for i in items])
+        return Batch(
+            {"input_ids": ids, "attention_mask": mask}, mask.sum(dim=1) - 1, [i.sample_id for i in items]
+        )
 
     def forward(self, batch: Batch) -> None:
         self.model.model(**batch.model_kwargs, use_cache=False)
@@ -87,7 +109,9 @@ class TinyTextAdapter(ModelAdapter):
 
 def tiny_probe_set(n: int = 24) -> ProbeSet:
     words = ["cat", "sea", "a long sentence here", "hi", "the quick brown fox", "rain", "x", "more words now"]
-    samples = [Sample(id=f"s{i:03d}", modality="text", text=f"{words[i % 8]} {i}", language="en") for i in range(n)]
+    samples = [
+        Sample(id=f"s{i:03d}", modality="text", text=f"{words[i % 8]} {i}", language="en") for i in range(n)
+    ]
     return ProbeSet(name="tiny-scale", samples=samples)
 
 
@@ -101,8 +125,17 @@ def _cache_entries(root: Path) -> dict[str, np.ndarray]:
 
 def _worker(rank: int, count: int, cache_dir: str) -> None:
     torch.set_num_threads(1)
-    extract_sharded(TinyTextAdapter(), tiny_probe_set(), cache=LatentCache(cache_dir), index=rank, count=count,
-                    gather=False, batch_size=4, device="cpu", dtype="float32")
+    extract_sharded(
+        TinyTextAdapter(),
+        tiny_probe_set(),
+        cache=LatentCache(cache_dir),
+        index=rank,
+        count=count,
+        gather=False,
+        batch_size=4,
+        device="cpu",
+        dtype="float32",
+    )
 
 
 def test_shards_partition_the_probe_set_deterministically() -> None:
@@ -114,7 +147,10 @@ def test_shards_partition_the_probe_set_deterministically() -> None:
     assert all(len(part.samples) > 0 for part in parts)
     assert [s.id for s in shard(probes, 1, 3).samples] == [s.id for s in parts[1].samples]
     order = [s.id for s in probes.samples]
-    assert all(order.index(a.id) < order.index(b.id) for a, b in zip(parts[0].samples, parts[0].samples[1:], strict=False))
+    assert all(
+        order.index(a.id) < order.index(b.id)
+        for a, b in zip(parts[0].samples, parts[0].samples[1:], strict=False)
+    )
     with pytest.raises(ValueError, match="0 <= index < count"):
         shard(probes, 3, 3)
 
@@ -122,16 +158,25 @@ def test_shards_partition_the_probe_set_deterministically() -> None:
 def test_two_process_sharding_produces_the_one_process_cache(tmp_path: Path) -> None:
     single, shared = tmp_path / "one", tmp_path / "two"
     probes = tiny_probe_set()
-    extract_latents(TinyTextAdapter(), probes, cache=LatentCache(single), batch_size=4, device="cpu",
-                    dtype="float32")
+    extract_latents(
+        TinyTextAdapter(), probes, cache=LatentCache(single), batch_size=4, device="cpu", dtype="float32"
+    )
     mp.spawn(_worker, args=(2, str(shared)), nprocs=2, join=True)
     one, two = _cache_entries(single), _cache_entries(shared)
     assert len(one) == len(probes.samples)
     assert sorted(one) == sorted(two)  # same content keys, hence the same file names
     for name in one:
         np.testing.assert_allclose(two[name], one[name], rtol=1e-5, atol=1e-6)
-    latents, stats = extract_sharded(TinyTextAdapter(), probes, cache=LatentCache(shared), index=0, count=1,
-                                     batch_size=4, device="cpu", dtype="float32")
+    latents, stats = extract_sharded(
+        TinyTextAdapter(),
+        probes,
+        cache=LatentCache(shared),
+        index=0,
+        count=1,
+        batch_size=4,
+        device="cpu",
+        dtype="float32",
+    )
     assert stats.forward_passes == 0 and stats.cache_hits == len(probes.samples)
     assert latents is not None and latents.sample_ids == [s.id for s in probes.samples]
 
@@ -159,7 +204,9 @@ def test_full_size_estimate_is_plausible_and_too_big_error_is_clear() -> None:
     message = str(caught.value)
     assert "GiB" in message and "weights" in message and "device_map" in message and "short by" in message
     fits = choose_batch_size(
-        lambda b: estimate_memory(config, batch_size=b, seq_len=256, dtype=torch.bfloat16, parameters=8_030_261_248),
+        lambda b: estimate_memory(
+            config, batch_size=b, seq_len=256, dtype=torch.bfloat16, parameters=8_030_261_248
+        ),
         80 * 1024**3,
     )
     assert fits >= 1 and fits & (fits - 1) == 0
@@ -169,7 +216,9 @@ def test_warm_cache_never_loads_weights(tmp_path: Path) -> None:
     """A fully cached probe set needs no weights: the adapter is not loaded at all."""
     probes = tiny_probe_set(8)
     cache = LatentCache(tmp_path)
-    first, _ = extract_latents(TinyTextAdapter(), probes, cache=cache, batch_size=4, device="cpu", dtype="float32")
+    first, _ = extract_latents(
+        TinyTextAdapter(), probes, cache=cache, batch_size=4, device="cpu", dtype="float32"
+    )
     fresh = TinyTextAdapter()
     again, stats = extract_latents(fresh, probes, cache=cache, batch_size=4, device="cpu", dtype="float32")
     assert fresh.model is None and stats.forward_passes == 0 and stats.cache_hits == 8
@@ -201,8 +250,9 @@ def test_batch_size_is_chosen_from_free_memory_on_a_gpu(monkeypatch: pytest.Monk
     sizes = []
     for free in (2 * 1024**2, 64 * 1024**2, 64 * 1024**3):
         monkeypatch.setattr(memory, "free_memory", lambda _device, free=free: free)
-        plan = memory.plan_batches(adapter.model, 64, batch_size=None, device=torch.device("cuda"),
-                                   dtype=torch.bfloat16)
+        plan = memory.plan_batches(
+            adapter.model, 64, batch_size=None, device=torch.device("cuda"), dtype=torch.bfloat16
+        )
         assert plan.chosen and plan.estimate.batch_size == plan.batch_size
         sizes.append(plan.batch_size)
     assert sizes == sorted(sizes) and sizes[-1] == 64 and sizes[0] < 64

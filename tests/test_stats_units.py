@@ -218,7 +218,9 @@ def _old_effect_gather(Dl: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("statistic", ["silhouette", "davies_bouldin", "retrieval"])
-def test_effect_bit_identical_with_trusted_stacks_and_take(statistic: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_effect_bit_identical_with_trusted_stacks_and_take(
+    statistic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Skipping re-validation of ``pairwise_distances`` stacks and gathering subsamples with ``np.take`` change
     no bit of ``effect``: same seed, same null, draws, intervals as the validated, fancy-indexed path."""
     import benchmark.stats.inference as inference

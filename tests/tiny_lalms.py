@@ -16,8 +16,15 @@ N_MELS = 16
 CHUNK_S = 1  # the tiny Whisper-style encoders take 1 s windows (100 mel frames)
 
 
-def synthetic_tokenizer(specials: list[str], *, eos: str, pad: str | None = None, bos: str | None = None,
-                        chat_template: str | None = None, **extra: str) -> PreTrainedTokenizerFast:
+def synthetic_tokenizer(
+    specials: list[str],
+    *,
+    eos: str,
+    pad: str | None = None,
+    bos: str | None = None,
+    chat_template: str | None = None,
+    **extra: str,
+) -> PreTrainedTokenizerFast:
     """Byte-level tokenizer (256 byte tokens, no merges) plus the given special tokens. SYNTHETIC."""
     alphabet = pre_tokenizers.ByteLevel.alphabet()
     vocab = {ch: i for i, ch in enumerate(sorted(alphabet))}
@@ -34,8 +41,9 @@ def synthetic_tokenizer(specials: list[str], *, eos: str, pad: str | None = None
 
 
 def tiny_feature_extractor() -> WhisperFeatureExtractor:
-    return WhisperFeatureExtractor(feature_size=N_MELS, sampling_rate=16_000, hop_length=160, chunk_length=CHUNK_S,
-                                   n_fft=400)
+    return WhisperFeatureExtractor(
+        feature_size=N_MELS, sampling_rate=16_000, hop_length=160, chunk_length=CHUNK_S, n_fft=400
+    )
 
 
 QWEN_CHAT = (
@@ -50,20 +58,39 @@ def tiny_qwen2_audio():
     """(model, processor) of a tiny Qwen2-Audio. SYNTHETIC tokenizer and processor."""
     from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor
 
-    tok = synthetic_tokenizer(["<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"],
-                              eos="<|im_end|>", pad="<|im_end|>", chat_template=QWEN_CHAT)
+    tok = synthetic_tokenizer(
+        ["<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"],
+        eos="<|im_end|>",
+        pad="<|im_end|>",
+        chat_template=QWEN_CHAT,
+    )
     audio_id = tok.convert_tokens_to_ids("<|AUDIO|>")
     config = Qwen2AudioConfig(
-        audio_config={"num_mel_bins": N_MELS, "encoder_layers": 1, "encoder_attention_heads": 2,
-                      "encoder_ffn_dim": 64, "d_model": 32, "max_source_positions": 50},
-        text_config={"model_type": "qwen2", "vocab_size": len(tok), "hidden_size": 64, "intermediate_size": 128,
-                     "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-                     "max_position_embeddings": 512},
+        audio_config={
+            "num_mel_bins": N_MELS,
+            "encoder_layers": 1,
+            "encoder_attention_heads": 2,
+            "encoder_ffn_dim": 64,
+            "d_model": 32,
+            "max_source_positions": 50,
+        },
+        text_config={
+            "model_type": "qwen2",
+            "vocab_size": len(tok),
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 512,
+        },
         audio_token_index=audio_id,
     )
     torch.manual_seed(0)
     model = Qwen2AudioForConditionalGeneration(config).eval()
-    processor = Qwen2AudioProcessor(feature_extractor=tiny_feature_extractor(), tokenizer=tok, chat_template=QWEN_CHAT)
+    processor = Qwen2AudioProcessor(
+        feature_extractor=tiny_feature_extractor(), tokenizer=tok, chat_template=QWEN_CHAT
+    )
     return model, processor
 
 
@@ -88,13 +115,34 @@ def tiny_ultravox():
 
     tok = synthetic_tokenizer(LLAMA_SPECIALS, eos="<|eot_id|>", bos="<|begin_of_text|>")
     torch.manual_seed(0)
-    enc = WhisperEncoder(WhisperConfig(num_mel_bins=N_MELS, encoder_layers=1, encoder_attention_heads=2,
-                                       encoder_ffn_dim=64, d_model=32, max_source_positions=50)).eval()
-    llm = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
-                                       num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                       max_position_embeddings=512)).eval()
-    cfg = {"hidden_size": 64, "stack_factor": 2, "norm_init": 0.4, "projector_act": "swiglu",
-           "projector_ln_mid": True}
+    enc = WhisperEncoder(
+        WhisperConfig(
+            num_mel_bins=N_MELS,
+            encoder_layers=1,
+            encoder_attention_heads=2,
+            encoder_ffn_dim=64,
+            d_model=32,
+            max_source_positions=50,
+        )
+    ).eval()
+    llm = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+        )
+    ).eval()
+    cfg = {
+        "hidden_size": 64,
+        "stack_factor": 2,
+        "norm_init": 0.4,
+        "projector_act": "swiglu",
+        "projector_ln_mid": True,
+    }
     proj = projector_from_config(cfg, audio_dim=32, text_dim=64)
     for p in proj.parameters():  # random, not the constant init: distinct clips must stay distinct
         torch.nn.init.normal_(p, std=0.3)

@@ -15,12 +15,27 @@ from transformers import PreTrainedTokenizerFast
 
 from tests.tiny_lalms import N_MELS, QWEN_CHAT, synthetic_tokenizer, tiny_feature_extractor
 
-TEXT = {"vocab_size": 0, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 512}
+TEXT = {
+    "vocab_size": 0,
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 512,
+}
 
 #: Voxtral's tekken ids for the specials the adapter uses (id 24 is hard-coded in ``VoxtralProcessor``).
-VOXTRAL_SPECIALS = {0: "<unk>", 1: "<s>", 2: "</s>", 3: "[INST]", 4: "[/INST]", 11: "<pad>", 24: "[AUDIO]",
-                    25: "[BEGIN_AUDIO]"}
+VOXTRAL_SPECIALS = {
+    0: "<unk>",
+    1: "<s>",
+    2: "</s>",
+    3: "[INST]",
+    4: "[/INST]",
+    11: "<pad>",
+    24: "[AUDIO]",
+    25: "[BEGIN_AUDIO]",
+}
 N_RESERVED = 32  # ids below this are specials (fillers where unnamed), bytes come after, as in tekken
 
 
@@ -36,9 +51,12 @@ def voxtral_tokenizer() -> PreTrainedTokenizerFast:
     backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     backend.decoder = decoders.ByteLevel()
-    tok = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                                  pad_token="<pad>")
-    tok.add_special_tokens({"additional_special_tokens": [v for k, v in sorted(VOXTRAL_SPECIALS.items()) if k > 4]})
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
+    )
+    tok.add_special_tokens(
+        {"additional_special_tokens": [v for k, v in sorted(VOXTRAL_SPECIALS.items()) if k > 4]}
+    )
     return tok
 
 
@@ -49,8 +67,14 @@ def tiny_voxtral() -> tuple[torch.nn.Module, Any]:
 
     tok = voxtral_tokenizer()
     config = VoxtralConfig(
-        audio_config={"num_mel_bins": N_MELS, "num_hidden_layers": 1, "num_attention_heads": 2,
-                      "intermediate_size": 128, "hidden_size": 32, "max_source_positions": 48},
+        audio_config={
+            "num_mel_bins": N_MELS,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 128,
+            "hidden_size": 32,
+            "max_source_positions": 48,
+        },
         text_config=_text_config(len(tok), model_type="llama", head_dim=16),
         audio_token_id=24,
     )
@@ -73,14 +97,34 @@ def tiny_granite_speech() -> tuple[torch.nn.Module, Any]:
     from benchmark.models.hf_common import GraniteLogMel
     from benchmark.models.hf_lalm import GraniteSpeechInputs
 
-    tok = synthetic_tokenizer(["<|start_of_role|>", "<|end_of_role|>", "<|audio|>"], eos="<|end_of_text|>",
-                              pad="<|end_of_text|>", chat_template=GRANITE_CHAT)
+    tok = synthetic_tokenizer(
+        ["<|start_of_role|>", "<|end_of_role|>", "<|audio|>"],
+        eos="<|end_of_text|>",
+        pad="<|end_of_text|>",
+        chat_template=GRANITE_CHAT,
+    )
     config = GraniteSpeechConfig(
-        encoder_config={"input_dim": 2 * N_MELS, "num_layers": 2, "hidden_dim": 32, "feedforward_mult": 2,
-                        "num_heads": 2, "dim_head": 16, "output_dim": 8, "context_size": 20, "max_pos_emb": 64,
-                        "conv_kernel_size": 5, "dropout": 0.0},
-        projector_config={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-                          "intermediate_size": 64, "encoder_hidden_size": 32, "cross_attention_frequency": 1},
+        encoder_config={
+            "input_dim": 2 * N_MELS,
+            "num_layers": 2,
+            "hidden_dim": 32,
+            "feedforward_mult": 2,
+            "num_heads": 2,
+            "dim_head": 16,
+            "output_dim": 8,
+            "context_size": 20,
+            "max_pos_emb": 64,
+            "conv_kernel_size": 5,
+            "dropout": 0.0,
+        },
+        projector_config={
+            "hidden_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "encoder_hidden_size": 32,
+            "cross_attention_frequency": 1,
+        },
         text_config=_text_config(len(tok), model_type="granite"),
         audio_token_index=tok.convert_tokens_to_ids("<|audio|>"),
         has_lora_adapter=False,
@@ -90,9 +134,15 @@ def tiny_granite_speech() -> tuple[torch.nn.Module, Any]:
     return model, GraniteSpeechInputs(tok, GraniteLogMel(n_mels=N_MELS))
 
 
-OMNI_TOKENS = {"audio_token": "<|AUDIO|>", "image_token": "<|IMAGE|>", "video_token": "<|VIDEO|>",
-               "audio_bos_token": "<|audio_bos|>", "audio_eos_token": "<|audio_eos|>",
-               "vision_bos_token": "<|vision_bos|>", "vision_eos_token": "<|vision_eos|>"}
+OMNI_TOKENS = {
+    "audio_token": "<|AUDIO|>",
+    "image_token": "<|IMAGE|>",
+    "video_token": "<|VIDEO|>",
+    "audio_bos_token": "<|audio_bos|>",
+    "audio_eos_token": "<|audio_eos|>",
+    "vision_bos_token": "<|vision_bos|>",
+    "vision_eos_token": "<|vision_eos|>",
+}
 
 
 def tiny_qwen_omni_thinker() -> tuple[torch.nn.Module, Any]:
@@ -102,22 +152,47 @@ def tiny_qwen_omni_thinker() -> tuple[torch.nn.Module, Any]:
 
     from benchmark.models.hf_lalm import audio_only_omni_processor
 
-    tok = synthetic_tokenizer(["<|im_start|>", "<|im_end|>", *OMNI_TOKENS.values()], eos="<|im_end|>",
-                              pad="<|im_end|>", chat_template=QWEN_CHAT, **OMNI_TOKENS)
+    tok = synthetic_tokenizer(
+        ["<|im_start|>", "<|im_end|>", *OMNI_TOKENS.values()],
+        eos="<|im_end|>",
+        pad="<|im_end|>",
+        chat_template=QWEN_CHAT,
+        **OMNI_TOKENS,
+    )
     ids = {name: tok.convert_tokens_to_ids(token) for name, token in OMNI_TOKENS.items()}
     for name in ("audio_token", "image_token", "video_token"):
         setattr(tok, f"{name}_id", ids[name])
-    mrope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}  # head_dim 16 -> 8 pairs
+    mrope = {
+        "rope_type": "default",
+        "rope_theta": 10000.0,
+        "mrope_section": [2, 3, 3],
+    }  # head_dim 16 -> 8 pairs
     config = Qwen2_5OmniThinkerConfig(
-        audio_config={"num_mel_bins": N_MELS, "encoder_layers": 1, "encoder_attention_heads": 2,
-                      "encoder_ffn_dim": 64, "d_model": 32, "max_source_positions": 50, "n_window": 50,
-                      "output_dim": 64},
-        vision_config={"depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2,
-                       "out_hidden_size": 64, "fullatt_block_indexes": [0]},
+        audio_config={
+            "num_mel_bins": N_MELS,
+            "encoder_layers": 1,
+            "encoder_attention_heads": 2,
+            "encoder_ffn_dim": 64,
+            "d_model": 32,
+            "max_source_positions": 50,
+            "n_window": 50,
+            "output_dim": 64,
+        },
+        vision_config={
+            "depth": 1,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "out_hidden_size": 64,
+            "fullatt_block_indexes": [0],
+        },
         text_config=_text_config(len(tok), rope_parameters=mrope),
-        audio_token_index=ids["audio_token"], image_token_index=ids["image_token"],
-        video_token_index=ids["video_token"], audio_start_token_id=ids["audio_bos_token"],
-        audio_end_token_id=ids["audio_eos_token"], vision_start_token_id=ids["vision_bos_token"],
+        audio_token_index=ids["audio_token"],
+        image_token_index=ids["image_token"],
+        video_token_index=ids["video_token"],
+        audio_start_token_id=ids["audio_bos_token"],
+        audio_end_token_id=ids["audio_eos_token"],
+        vision_start_token_id=ids["vision_bos_token"],
     )
     torch.manual_seed(0)
     model = Qwen2_5OmniThinkerForConditionalGeneration(config).eval()

@@ -46,8 +46,12 @@ class ControlResult:
 
     def as_dict(self) -> dict[str, Any]:
         low, high = clopper_pearson(self.holds, self.trials)
-        return {"holds": self.holds, "trials": self.trials, "rate": self.holds / max(self.trials, 1),
-                "ci95": [low, high]}
+        return {
+            "holds": self.holds,
+            "trials": self.trials,
+            "rate": self.holds / max(self.trials, 1),
+            "ci95": [low, high],
+        }
 
 
 def run_controls(
@@ -81,21 +85,41 @@ def run_controls(
             result = results[name]
             result.trials += 1
             result.holds += verdict == "holds"
-    return _summary(results["boundary_null"], results["positive"], seeds=seeds,
-                    seed_ranges=[[first_seed, first_seed + seeds]], failures=len(failures), examples=failures[:3],
-                    extra={"boundary": boundary, "positive_size": positive, "budget": budget.name,
-                           "n_samples": len(base.samples)})
+    return _summary(
+        results["boundary_null"],
+        results["positive"],
+        seeds=seeds,
+        seed_ranges=[[first_seed, first_seed + seeds]],
+        failures=len(failures),
+        examples=failures[:3],
+        extra={
+            "boundary": boundary,
+            "positive_size": positive,
+            "budget": budget.name,
+            "n_samples": len(base.samples),
+        },
+    )
 
 
-def _summary(null: ControlResult, pos: ControlResult, *, seeds: int, seed_ranges: list[list[int]], failures: int,
-             examples: list[str], extra: dict[str, Any]) -> dict[str, Any]:
+def _summary(
+    null: ControlResult,
+    pos: ControlResult,
+    *,
+    seeds: int,
+    seed_ranges: list[list[int]],
+    failures: int,
+    examples: list[str],
+    extra: dict[str, Any],
+) -> dict[str, Any]:
     """One claim's entry: both controls' rates with intervals, and whether the targets are met."""
     null_row, pos_row = null.as_dict(), pos.as_dict()
     return {
         "boundary_null": null_row,
         "positive": pos_row,
         **extra,
-        "meets_fpr_target": null_row["ci95"][1] <= FPR_TARGET if seeds >= 500 else null_row["rate"] <= FPR_TARGET,
+        "meets_fpr_target": null_row["ci95"][1] <= FPR_TARGET
+        if seeds >= 500
+        else null_row["rate"] <= FPR_TARGET,
         "meets_power_target": pos_row["rate"] >= POWER_TARGET and not failures,
         "seeds": seeds,
         "seed_ranges": seed_ranges,
@@ -122,12 +146,20 @@ def merge_entries(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | 
         return None  # overlapping seeds would count the same draws twice
 
     def added(name: str) -> ControlResult:
-        return ControlResult(old[name]["holds"] + new[name]["holds"], old[name]["trials"] + new[name]["trials"])
+        return ControlResult(
+            old[name]["holds"] + new[name]["holds"], old[name]["trials"] + new[name]["trials"]
+        )
 
     extra = {k: new[k] for k in ("boundary", "positive_size", "budget", "n_samples")}
-    merged = _summary(added("boundary_null"), added("positive"), seeds=old["seeds"] + new["seeds"],
-                      seed_ranges=ordered, failures=old["plant_failures"] + new["plant_failures"],
-                      examples=(old["plant_failure_examples"] + new["plant_failure_examples"])[:3], extra=extra)
+    merged = _summary(
+        added("boundary_null"),
+        added("positive"),
+        seeds=old["seeds"] + new["seeds"],
+        seed_ranges=ordered,
+        failures=old["plant_failures"] + new["plant_failures"],
+        examples=(old["plant_failure_examples"] + new["plant_failure_examples"])[:3],
+        extra=extra,
+    )
     return {**{k: new[k] for k in ("version", "fingerprint", "base_model", "created")}, **merged}
 
 
@@ -139,8 +171,11 @@ def _kept_entries(out: Path, specs_by_id: dict[str, ClaimSpec]) -> dict[str, Any
         old = json.loads(out.read_text(encoding="utf-8")).get("claims", {})
     except (OSError, ValueError):
         return {}
-    return {cid: row for cid, row in old.items()
-            if cid in specs_by_id and row.get("fingerprint") == specs_by_id[cid].fingerprint()}
+    return {
+        cid: row
+        for cid, row in old.items()
+        if cid in specs_by_id and row.get("fingerprint") == specs_by_id[cid].fingerprint()
+    }
 
 
 def calibrate(
@@ -171,9 +206,13 @@ def calibrate(
             claims[spec.id] = {"status": "not calibrated: no base latents for " + spec.probe_set}
         else:
             base = select(spec, bases[spec.probe_set])
-            entry = {"version": spec.version, "fingerprint": spec.fingerprint(), "base_model": base.model,
-                     "created": utc_now(),
-                     **run_controls(spec, base, seeds=seeds, budget=budget, first_seed=first_seed)}
+            entry = {
+                "version": spec.version,
+                "fingerprint": spec.fingerprint(),
+                "base_model": base.model,
+                "created": utc_now(),
+                **run_controls(spec, base, seeds=seeds, budget=budget, first_seed=first_seed),
+            }
             previous = claims.get(spec.id)
             claims[spec.id] = (merge_entries(previous, entry) if previous else None) or entry
         document = {

@@ -154,7 +154,9 @@ def claim_data_from(latent_set: Any, probe_set: Any) -> ClaimData:
     by_id = {sample.id: sample for sample in probe_set.samples}
     missing = [sample_id for sample_id in latent_set.sample_ids if sample_id not in by_id]
     if missing:
-        raise ValueError(f"{len(missing)} latent rows have no sample in probe set {probe_set.name!r}: {missing[:3]}")
+        raise ValueError(
+            f"{len(missing)} latent rows have no sample in probe set {probe_set.name!r}: {missing[:3]}"
+        )
     provenance = latent_set.manifest.provenance
     return ClaimData(
         latents=latent_set.latents,

@@ -27,7 +27,9 @@ from benchmark.stats import check_latents
 CALIBRATION_FILE = Path(__file__).parent / "calibration.json"
 
 
-def applicability(spec: ClaimSpec, modalities: tuple[str, ...], languages: tuple[str, ...] | None) -> str | None:
+def applicability(
+    spec: ClaimSpec, modalities: tuple[str, ...], languages: tuple[str, ...] | None
+) -> str | None:
     """Why the model cannot take this claim's inputs, or None when it can (then the verdict is not n/a)."""
     missing = [m for m in spec.requires_modalities if m not in modalities]
     if missing:
@@ -63,10 +65,16 @@ def calibration_reference() -> dict[str, Any]:
     if not CALIBRATION_FILE.exists():
         return {"file": None, "status": "no calibration file committed yet"}
     try:
-        commit = subprocess.run(
-            ["git", "log", "-n", "1", "--format=%H", "--", str(CALIBRATION_FILE)],
-            capture_output=True, text=True, timeout=10, cwd=CALIBRATION_FILE.parent,
-        ).stdout.strip() or None
+        commit = (
+            subprocess.run(
+                ["git", "log", "-n", "1", "--format=%H", "--", str(CALIBRATION_FILE)],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                cwd=CALIBRATION_FILE.parent,
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         commit = None
     created = json.loads(CALIBRATION_FILE.read_text()).get("created")
@@ -134,16 +142,23 @@ def evaluate_claim(
         "caveats": [*spec.caveats, *probe_set.caveats],
         "created": utc_now(),
     }
-    expectation = lookup_expectation(spec, provenance.model, provenance.revision, provenance.probe_set_hash,
-                                     latent_set.manifest.template)
+    expectation = lookup_expectation(
+        spec, provenance.model, provenance.revision, provenance.probe_set_hash, latent_set.manifest.template
+    )
     base["expectation"] = expectation
     reason = applicability(spec, model_modalities, model_languages)
     if reason is not None:
         return _record(base, "n/a", reason, None, expectation, started)
     data = select(spec, claim_data_from(latent_set, probe_set))
     if len(data.samples) < 4:
-        return _record(base, "error", f"only {len(data.samples)} samples selected for the claim", None,
-                       expectation, started)
+        return _record(
+            base,
+            "error",
+            f"only {len(data.samples)} samples selected for the claim",
+            None,
+            expectation,
+            started,
+        )
     problems = gate(data)
     if problems:
         return _record(base, "error", "pipeline gate: " + "; ".join(problems[:5]), None, expectation, started)

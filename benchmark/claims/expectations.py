@@ -46,7 +46,13 @@ def _matches(entry: dict[str, Any], key: dict[str, Any]) -> bool:
 
 
 def lookup_expectation(
-    spec: ClaimSpec, model: str, revision: str, probe_set_hash: str, template: str, *, path: Path | None = None
+    spec: ClaimSpec,
+    model: str,
+    revision: str,
+    probe_set_hash: str,
+    template: str,
+    *,
+    path: Path | None = None,
 ) -> Expectation | None:
     """The most specific matching entry (exact key before wildcards), or None."""
     key = {
@@ -70,7 +76,9 @@ def record_measured(records: list[ClaimRecord], *, reason: str, path: Path | Non
     Replaces entries with the same exact key; never touches paper entries. Refuses an empty reason.
     """
     if not reason or not reason.strip():
-        raise ValueError("recording expectations needs a reason (what changed and why the new verdicts are right)")
+        raise ValueError(
+            "recording expectations needs a reason (what changed and why the new verdicts are right)"
+        )
     path = path or _path()
     entries = load_entries(path)
     written = 0
@@ -85,7 +93,11 @@ def record_measured(records: list[ClaimRecord], *, reason: str, path: Path | Non
             "probe_set_hash": record.probe_set_hash,
             "template": record.template,
         }
-        entries = [e for e in entries if not (e.get("status") == "measured" and all(e.get(k) == v for k, v in key.items()))]
+        entries = [
+            e
+            for e in entries
+            if not (e.get("status") == "measured" and all(e.get(k) == v for k, v in key.items()))
+        ]
         versions = library_versions()
         entries.append(
             {

@@ -69,12 +69,12 @@ def _param(params: dict[str, Any], key: str, default: Any) -> Any:
 
 def _voice(data: ClaimData) -> np.ndarray:
     """Speaker for speech, the literal 'text' for text: the cell below meaning x language x modality."""
-    return np.asarray(
-        [s.speaker if s.modality == SPEECH else TEXT for s in data.samples], dtype=object
-    )
+    return np.asarray([s.speaker if s.modality == SPEECH else TEXT for s in data.samples], dtype=object)
 
 
-def _select(data: ClaimData, params: dict[str, Any], *, modalities: Sequence[str] = (TEXT, SPEECH)) -> ClaimData:
+def _select(
+    data: ClaimData, params: dict[str, Any], *, modalities: Sequence[str] = (TEXT, SPEECH)
+) -> ClaimData:
     """Keep text of ``params['text_variant']`` (all text if None) and speech, restricted to ``modalities``.
 
     Speech samples carry no probe variant, so the variant filter applies to text only.
@@ -120,7 +120,9 @@ def _check_crossed(factors: dict[str, np.ndarray], cell: Sequence[str], what: st
     keys = list(zip(*(factors[name] for name in cell), strict=True))
     uniq, counts = np.unique(np.asarray([str(k) for k in keys]), return_counts=True)
     if (counts > 1).any():
-        raise ValueError(f"{what}: cells {list(cell)} hold duplicate samples, e.g. {uniq[counts > 1][:3].tolist()}")
+        raise ValueError(
+            f"{what}: cells {list(cell)} hold duplicate samples, e.g. {uniq[counts > 1][:3].tolist()}"
+        )
     meanings = np.unique(factors["meaning"])
     for name in cell:
         if name == "meaning":
@@ -128,10 +130,14 @@ def _check_crossed(factors: dict[str, np.ndarray], cell: Sequence[str], what: st
         per_meaning = {m: set(factors[name][factors["meaning"] == m]) for m in meanings}
         sizes = {len(v) for v in per_meaning.values()}
         if len(sizes) != 1:
-            raise ValueError(f"{what}: factor {name!r} is not crossed with meaning (levels per meaning {sizes})")
+            raise ValueError(
+                f"{what}: factor {name!r} is not crossed with meaning (levels per meaning {sizes})"
+            )
 
 
-def _prepare(data: ClaimData, params: dict[str, Any], *, modalities: Sequence[str] = (TEXT, SPEECH)) -> _Prepared:
+def _prepare(
+    data: ClaimData, params: dict[str, Any], *, modalities: Sequence[str] = (TEXT, SPEECH)
+) -> _Prepared:
     selected = _select(data, params, modalities=modalities)
     if selected.num_blocks < 3:
         raise ValueError(f"model {data.model!r} has {selected.num_blocks} blocks; bands need at least 3")
@@ -158,12 +164,29 @@ def _check_declared(params: dict[str, Any], implemented: dict[str, Any], measure
 
 
 _MODALITY_DESIGN = {"label": "modality", "strata": ["meaning_id", "language"], "units": ["meaning_id"]}
-_M3_DESIGN = {"label": "meaning_id", "strata": ["language", "modality", "speaker"], "units": ["meaning_id"],
-              "score": "rank_auc", "query": "speech", "target": "text", "within": "language"}
-_REF_DESIGN = {"label": "meaning_id", "strata": ["language"], "units": ["meaning_id"], "score": "rank_auc",
-               "query": "text", "target": "text"}
-_M4_DESIGN = {"label": "language", "within": "modality", "strata": ["meaning_id", "modality", "speaker"],
-              "units": ["meaning_id"]}
+_M3_DESIGN = {
+    "label": "meaning_id",
+    "strata": ["language", "modality", "speaker"],
+    "units": ["meaning_id"],
+    "score": "rank_auc",
+    "query": "speech",
+    "target": "text",
+    "within": "language",
+}
+_REF_DESIGN = {
+    "label": "meaning_id",
+    "strata": ["language"],
+    "units": ["meaning_id"],
+    "score": "rank_auc",
+    "query": "text",
+    "target": "text",
+}
+_M4_DESIGN = {
+    "label": "language",
+    "within": "modality",
+    "strata": ["meaning_id", "modality", "speaker"],
+    "units": ["meaning_id"],
+}
 
 
 def _secondary(params: dict[str, Any], data: ClaimData) -> bool:
@@ -187,9 +210,7 @@ def _confidence(params: dict[str, Any]) -> float:
 # ------------------------------------------------------------------------------------------- combining bands
 
 
-def _combine(
-    eff: Effect, parts: Sequence[np.ndarray], reduce: Callable[[np.ndarray], np.ndarray]
-) -> Summary:
+def _combine(eff: Effect, parts: Sequence[np.ndarray], reduce: Callable[[np.ndarray], np.ndarray]) -> Summary:
     """A function of several band means of one Effect, with its own null, p-value and interval.
 
     ``parts`` are layer positions (each averaged); ``reduce`` maps ``[..., k]`` part values to ``[...]``. The
@@ -230,7 +251,9 @@ def _layer_numbers(values: np.ndarray, layers: list[str], prefix: str) -> dict[s
     return {f"{prefix}@{name}": float(values[layers.index(name)]) for name in names if name in layers}
 
 
-def _net_point(D: np.ndarray, codes: np.ndarray, strata: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+def _net_point(
+    D: np.ndarray, codes: np.ndarray, strata: np.ndarray | None, rng: np.random.Generator
+) -> np.ndarray:
     """Net silhouette per layer with a small null: secondary numbers and plant calibration only."""
     perm = permutation_indices(strata, _PILOT_PERM, rng=rng, n=codes.size)
     vals = silhouette_batch(D, np.vstack([codes[None], codes[perm]]))
@@ -260,7 +283,10 @@ def _layer_name(token: str, layers: list[str], num_blocks: int) -> str:
 
 
 def _tsne_payload(
-    prep: _Prepared, params: dict[str, Any], label_axes: Sequence[str], rng: np.random.Generator,
+    prep: _Prepared,
+    params: dict[str, Any],
+    label_axes: Sequence[str],
+    rng: np.random.Generator,
     rows: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """t-SNE coordinates of a sample of <= tsne_max_points points at a few layers (figures only)."""
@@ -281,11 +307,16 @@ def _tsne_payload(
     return out
 
 
-def _distance_tables(prep: _Prepared, params: dict[str, Any], rows: np.ndarray | None = None) -> dict[str, Any]:
+def _distance_tables(
+    prep: _Prepared, params: dict[str, Any], rows: np.ndarray | None = None
+) -> dict[str, Any]:
     """Mean distance between (modality, language) groups at the first and last layers (cf. paper Tables 1-2)."""
     idx = np.arange(len(prep.data.samples)) if rows is None else np.asarray(rows)
     groups = np.asarray(
-        [f"{m}/{lang}" for m, lang in zip(prep.factors["modality"][idx], prep.factors["language"][idx], strict=True)]
+        [
+            f"{m}/{lang}"
+            for m, lang in zip(prep.factors["modality"][idx], prep.factors["language"][idx], strict=True)
+        ]
     )
     out: dict[str, Any] = {}
     for token in _param(params, "table_layers", ["block0", "final_norm"]):
@@ -308,7 +339,9 @@ def _modality_design(prep: _Prepared) -> Design:
     return Design(factors=prep.factors, units=("meaning",), strata=("meaning", "language"))
 
 
-def _modality_effect(prep: _Prepared, params: dict[str, Any], rng: np.random.Generator, budget: Budget) -> Effect:
+def _modality_effect(
+    prep: _Prepared, params: dict[str, Any], rng: np.random.Generator, budget: Budget
+) -> Effect:
     """Net modality silhouette per layer; modality permuted within meaning x language (text vs its own clips)."""
     return effect(
         silhouette_statistic(),
@@ -372,8 +405,13 @@ _MODALITY_RESAMPLING = (
 
 
 def _modality_measurement(
-    prep: _Prepared, eff: Effect, summary: Summary, budget: Budget, numbers: dict[str, float],
-    curves: dict[str, list[float]], payloads: dict[str, Any],
+    prep: _Prepared,
+    eff: Effect,
+    summary: Summary,
+    budget: Budget,
+    numbers: dict[str, float],
+    curves: dict[str, list[float]],
+    payloads: dict[str, Any],
 ) -> Measurement:
     """M1 and M2 report alike: the band aggregate, the design's sizes, and the emb token-identity control."""
     emb = prep.data.layers.index("emb")
@@ -423,7 +461,9 @@ def modality_gap_early_minus_late(
     numbers, curves, payloads = _modality_secondary(prep, eff, params, rng)
     layers = prep.data.layers
     emb = layers.index("emb")
-    numbers["gap/block0_minus_final_norm"] = float(eff.net[layers.index("block0")] - eff.net[layers.index("final_norm")])
+    numbers["gap/block0_minus_final_norm"] = float(
+        eff.net[layers.index("block0")] - eff.net[layers.index("final_norm")]
+    )
     numbers["gap/emb_minus_last_block"] = float(eff.net[emb] - eff.net[prep.data.block_slice().stop - 1])
     return _modality_measurement(prep, eff, summary, budget, numbers, curves, payloads)
 
@@ -531,13 +571,23 @@ def _translation_pairs(prep: _Prepared) -> list[tuple[object, object]]:
 
 
 def _crossmodal_stat(prep: _Prepared):
-    return _rank_retrieval(prep.factors["language"], _crossmodal_pairs(prep), prep.factors["modality"],
-                           query_modality=SPEECH, target_modality=TEXT)
+    return _rank_retrieval(
+        prep.factors["language"],
+        _crossmodal_pairs(prep),
+        prep.factors["modality"],
+        query_modality=SPEECH,
+        target_modality=TEXT,
+    )
 
 
 def _translation_stat(prep: _Prepared):
-    return _rank_retrieval(prep.factors["language"], _translation_pairs(prep), prep.factors["modality"],
-                           query_modality=TEXT, target_modality=TEXT)
+    return _rank_retrieval(
+        prep.factors["language"],
+        _translation_pairs(prep),
+        prep.factors["modality"],
+        query_modality=TEXT,
+        target_modality=TEXT,
+    )
 
 
 def _classic_retrieval(
@@ -552,11 +602,19 @@ def _classic_retrieval(
             | ((prep.factors["language"] == b) & (prep.factors["modality"] == target_modality))
         )
         role = np.where(
-            (prep.factors["language"][rows] == a) & (prep.factors["modality"][rows] == query_modality), "q", "t"
+            (prep.factors["language"][rows] == a) & (prep.factors["modality"][rows] == query_modality),
+            "q",
+            "t",
         )
-        res = retrieval(prep.D[:, rows][:, :, rows], prep.factors["meaning"][rows], role, query="q", target="t")
-        for key, value in (("top1", res.top1), ("mrr", res.mrr), ("top1_net", np.asarray(res.top1) - res.chance_top1),
-                           ("mrr_net", np.asarray(res.mrr) - res.chance_mrr)):
+        res = retrieval(
+            prep.D[:, rows][:, :, rows], prep.factors["meaning"][rows], role, query="q", target="t"
+        )
+        for key, value in (
+            ("top1", res.top1),
+            ("mrr", res.mrr),
+            ("top1_net", np.asarray(res.top1) - res.chance_top1),
+            ("mrr_net", np.asarray(res.mrr) - res.chance_mrr),
+        ):
             acc[key] = acc[key] + res.n_queries * np.asarray(value)
         weight += res.n_queries
     return {key: np.asarray(value) / weight for key, value in acc.items()}
@@ -571,7 +629,14 @@ _RETRIEVAL_RESAMPLING = (
 
 
 def _retrieval_measurement(
-    prep: _Prepared, eff: Effect, summary: Summary, budget: Budget, series: str, *, power: float | None, agg: str
+    prep: _Prepared,
+    eff: Effect,
+    summary: Summary,
+    budget: Budget,
+    series: str,
+    *,
+    power: float | None,
+    agg: str,
 ) -> Measurement:
     layers = prep.data.layers
     numbers = _band_numbers(eff, prep.bands, series)
@@ -642,8 +707,9 @@ def crossmodal_retrieval_max_band(
     eff = _retrieval_effect(prep, _crossmodal_stat(prep), strata, params, rng, budget)
     summary = _combine(eff, [prep.bands[b] for b in BAND_NAMES], lambda x: x.max(axis=-1))
     power = _power(summary, float(params["epsilon"]), _alpha(params))
-    m = _retrieval_measurement(prep, eff, summary, budget, "retrieval_rank/speech_to_text", power=power,
-                               agg="max over band means")
+    m = _retrieval_measurement(
+        prep, eff, summary, budget, "retrieval_rank/speech_to_text", power=power, agg="max over band means"
+    )
     if _secondary(params, prep.data):
         _add_classic(m, prep, _crossmodal_pairs(prep), SPEECH, TEXT, "speech_to_text")
         m.payloads |= _distance_tables(prep, params)
@@ -662,8 +728,9 @@ def text_translation_retrieval_block_mean(
     eff = _retrieval_effect(prep, _translation_stat(prep), ("language",), params, rng, budget)
     # Mean over all blocks, not a max: a max is biased upwards, which would make a presence test liberal.
     summary = eff.band(np.concatenate([prep.bands[b] for b in BAND_NAMES]))
-    m = _retrieval_measurement(prep, eff, summary, budget, "retrieval_rank/translation", power=None,
-                               agg="mean over all blocks")
+    m = _retrieval_measurement(
+        prep, eff, summary, budget, "retrieval_rank/translation", power=None, agg="mean over all blocks"
+    )
     if _secondary(params, prep.data):
         _add_classic(m, prep, _translation_pairs(prep), TEXT, TEXT, "translation")
     return m
@@ -728,9 +795,15 @@ def language_by_modality_bands(
     L = len(prep.data.layers)
     design = Design(factors=prep.factors, units=("meaning",), strata=("meaning", "modality", "voice"))
     eff = effect(
-        _language_by_modality_stat(prep.factors["modality"]), prep.D, design, "language",
-        rng=rng, n_perm=budget.n_perm, n_resamples=budget.n_resamples,
-        n_perm_resample=budget.n_perm_resample, confidence=_confidence(params),
+        _language_by_modality_stat(prep.factors["modality"]),
+        prep.D,
+        design,
+        "language",
+        rng=rng,
+        n_perm=budget.n_perm,
+        n_resamples=budget.n_resamples,
+        n_perm_resample=budget.n_perm_resample,
+        confidence=_confidence(params),
     )
     offset = {TEXT: 0, SPEECH: L}
     parts = [prep.bands[b] + offset[m] for m, b in _M4_PARTS]
@@ -743,7 +816,9 @@ def language_by_modality_bands(
     for m in (TEXT, SPEECH):
         lo, mid, hi = (band_vals[f"{m}/{b}"] for b in BAND_NAMES)
         numbers[f"middle_drop/{m}"] = float(min(lo - mid, hi - mid))
-        numbers |= _layer_numbers(eff.net[offset[m]: offset[m] + L], prep.data.layers, f"net_silhouette/language/{m}")
+        numbers |= _layer_numbers(
+            eff.net[offset[m] : offset[m] + L], prep.data.layers, f"net_silhouette/language/{m}"
+        )
     numbers["middle_drop/text_minus_speech"] = numbers["middle_drop/text"] - numbers["middle_drop/speech"]
     numbers["se"] = summary.se
     for (m, b), p in zip(_M4_PARTS, parts, strict=True):
@@ -751,10 +826,11 @@ def language_by_modality_bands(
         numbers[f"net_silhouette/language/{m}/{b}/ci_low"] = s.ci_low
         numbers[f"net_silhouette/language/{m}/{b}/ci_high"] = s.ci_high
     curves = {
-        f"net_silhouette/language/{m}": eff.net[offset[m]: offset[m] + L].tolist() for m in (TEXT, SPEECH)
+        f"net_silhouette/language/{m}": eff.net[offset[m] : offset[m] + L].tolist() for m in (TEXT, SPEECH)
     } | {
-        f"net_silhouette/language/{m}/ci_{side}": eff.ci[offset[m]: offset[m] + L, j].tolist()
-        for m in (TEXT, SPEECH) for j, side in enumerate(("low", "high"))
+        f"net_silhouette/language/{m}/ci_{side}": eff.ci[offset[m] : offset[m] + L, j].tolist()
+        for m in (TEXT, SPEECH)
+        for j, side in enumerate(("low", "high"))
     }
     payloads: dict[str, Any] = {"layers": prep.data.layers}
     if _secondary(params, prep.data):
@@ -794,8 +870,12 @@ def _with_latents(data: ClaimData, latents: np.ndarray, rows: np.ndarray | None 
     """A copy of ``data`` with new latents; ``rows`` reorders last-token ids with them (labels stay put)."""
     ids = data.last_token_ids if rows is None else data.last_token_ids[rows]
     return ClaimData(
-        latents=latents.astype(np.float32), layers=list(data.layers), samples=list(data.samples),
-        last_token_ids=np.asarray(ids), model=data.model, model_kind=data.model_kind,
+        latents=latents.astype(np.float32),
+        layers=list(data.layers),
+        samples=list(data.samples),
+        last_token_ids=np.asarray(ids),
+        model=data.model,
+        model_kind=data.model_kind,
         extra=dict(data.extra) | {"control": True},
     )
 
@@ -814,7 +894,9 @@ def _residualise(latents: np.ndarray, classes: np.ndarray, within: np.ndarray | 
     return X
 
 
-def _permute_rows(latents: np.ndarray, strata: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _permute_rows(
+    latents: np.ndarray, strata: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     perm = permutation_indices(strata, 1, rng=rng, n=strata.size)[0]
     return latents[perm], perm
 
@@ -912,7 +994,9 @@ def _plant_offsets(
     return X
 
 
-def _sil_score(codes: np.ndarray, strata: np.ndarray, rng: np.random.Generator) -> Callable[[np.ndarray], float]:
+def _sil_score(
+    codes: np.ndarray, strata: np.ndarray, rng: np.random.Generator
+) -> Callable[[np.ndarray], float]:
     """Band-mean net silhouette from distances ``[L, n, n]`` (fixed permutations: a deterministic target)."""
     perm = permutation_indices(strata, _PILOT_PERM, rng=rng, n=codes.size)
     labellings = np.vstack([codes[None], codes[perm]])
@@ -960,8 +1044,17 @@ def _plant_modality(
         def score(D: np.ndarray, sel: np.ndarray = sel, score_fn=score_fn) -> float:
             return score_fn(D[sel])
 
-        X = _plant_offsets(X, f["modality"], rows, layers, score, target, rng, metric=metric,
-                           what=f"{band} net modality silhouette")
+        X = _plant_offsets(
+            X,
+            f["modality"],
+            rows,
+            layers,
+            score,
+            target,
+            rng,
+            metric=metric,
+            what=f"{band} net modality silhouette",
+        )
     return _with_latents(data, X)
 
 
@@ -1006,8 +1099,12 @@ def _retrieval_score(stat, codes: np.ndarray) -> Callable[[np.ndarray], float]:
 
 
 def _plant_pairs(
-    data: ClaimData, params: dict[str, Any], size: float, rng: np.random.Generator,
-    pair_keys: Sequence[str], stat_for: Callable[[_Prepared], Any],
+    data: ClaimData,
+    params: dict[str, Any],
+    size: float,
+    rng: np.random.Generator,
+    pair_keys: Sequence[str],
+    stat_for: Callable[[_Prepared], Any],
 ) -> ClaimData:
     """Shared offsets per pair (``pair_keys`` cell) so band-mean normalised retrieval is ``size`` in each band."""
     if size <= 0:
@@ -1028,16 +1125,16 @@ def _plant_pairs(
         def score(D: np.ndarray, sel: np.ndarray = sel, base_score=base_score) -> float:
             return base_score(D[sel])
 
-        X = _plant_offsets(X, pair, rows, layers, score, size, rng, metric=metric,
-                           what=f"{band} normalised retrieval")
+        X = _plant_offsets(
+            X, pair, rows, layers, score, size, rng, metric=metric, what=f"{band} normalised retrieval"
+        )
     return _with_latents(data, X)
 
 
 def _plant_m3(base: ClaimData, params: dict[str, Any], size: float, rng: np.random.Generator) -> ClaimData:
     """Each (meaning, language) pair's text and clips share an offset: speech -> text retrieval = ``size``."""
     data = _shuffle_crossmodal(base, params, rng)
-    return _plant_pairs(data, params, size, rng, ("meaning", "language"),
-                        _crossmodal_stat)
+    return _plant_pairs(data, params, size, rng, ("meaning", "language"), _crossmodal_stat)
 
 
 def _shuffle_translation(data: ClaimData, params: dict[str, Any], rng: np.random.Generator) -> ClaimData:
@@ -1048,15 +1145,18 @@ def _shuffle_translation(data: ClaimData, params: dict[str, Any], rng: np.random
     return _with_latents(sel, X, perm)
 
 
-def _plant_translation(base: ClaimData, params: dict[str, Any], size: float, rng: np.random.Generator) -> ClaimData:
+def _plant_translation(
+    base: ClaimData, params: dict[str, Any], size: float, rng: np.random.Generator
+) -> ClaimData:
     """Each meaning's texts share an offset across languages: translation retrieval = ``size``."""
     data = _shuffle_translation(base, params, rng)
-    return _plant_pairs(data, params, size, rng, ("meaning",),
-                        _translation_stat)
+    return _plant_pairs(data, params, size, rng, ("meaning",), _translation_stat)
 
 
 controls("crossmodal_retrieval_max_band", Controls(shuffle=_shuffle_crossmodal, plant=_plant_m3))
-controls("text_translation_retrieval_block_mean", Controls(shuffle=_shuffle_translation, plant=_plant_translation))
+controls(
+    "text_translation_retrieval_block_mean", Controls(shuffle=_shuffle_translation, plant=_plant_translation)
+)
 
 
 def _shuffle_m4(data: ClaimData, params: dict[str, Any], rng: np.random.Generator) -> ClaimData:
@@ -1093,8 +1193,17 @@ def _plant_m4(base: ClaimData, params: dict[str, Any], size: float, rng: np.rand
             def score(D: np.ndarray, sel: np.ndarray = sel, score_fn=score_fn) -> float:
                 return score_fn(D[sel])
 
-            X = _plant_offsets(X, f["language"], rows, layers, score, thr_p + size, rng, metric=metric,
-                               what=f"{modality} {band} net language silhouette")
+            X = _plant_offsets(
+                X,
+                f["language"],
+                rows,
+                layers,
+                score,
+                thr_p + size,
+                rng,
+                metric=metric,
+                what=f"{modality} {band} net language silhouette",
+            )
     return _with_latents(data, X)
 
 

@@ -78,7 +78,10 @@ def _confidence(params: dict[str, Any]) -> tuple[float, str]:
     alpha = float(params.get("alpha", 0.05))
     if not 0.0 < alpha < 0.5:
         raise ValueError(f"params['alpha'] must lie in (0, 0.5); got {alpha}")
-    return 1.0 - 2.0 * alpha, f"two-sided {100 * (1 - 2 * alpha):.0f}% interval (each bound one-sided {100 * (1 - alpha):.0f}%)"
+    return (
+        1.0 - 2.0 * alpha,
+        f"two-sided {100 * (1 - 2 * alpha):.0f}% interval (each bound one-sided {100 * (1 - alpha):.0f}%)",
+    )
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,9 @@ def _intersection(parts: Sequence[_Agg], confidence: float, mode: str) -> tuple[
     part) mirrors it. Returns the summary and the index of the deciding part (for the power of absence claims).
     """
     if mode not in ("min", "max") or not parts:
-        raise ValueError(f"mode must be 'min' or 'max' with at least one part; got {mode!r}, {len(parts)} parts")
+        raise ValueError(
+            f"mode must be 'min' or 'max' with at least one part; got {mode!r}, {len(parts)} parts"
+        )
     k = len(parts)
     strict = 1.0 - (1.0 - confidence) / k
     plain = [p.summary(confidence) for p in parts]
@@ -146,8 +151,14 @@ def _intersection(parts: Sequence[_Agg], confidence: float, mode: str) -> tuple[
     else:
         low, high = max(s.ci_low for s in bonf), max(s.ci_high for s in plain)
         p = min(1.0, k * min(s.p for s in plain))
-    return Summary(estimate=float(pick(est)), ci_low=float(low), ci_high=float(high), p=float(p),
-                   se=plain[where].se, draws=plain[where].draws), where
+    return Summary(
+        estimate=float(pick(est)),
+        ci_low=float(low),
+        ci_high=float(high),
+        p=float(p),
+        se=plain[where].se,
+        draws=plain[where].draws,
+    ), where
 
 
 def _aligned_effects(
@@ -170,21 +181,46 @@ def _aligned_effects(
         raise ValueError(f"aligned effects need designs of one size; got {sorted(sizes)}")
     return [
         effect(
-            stat, D, design, label, rng=np.random.default_rng(seed), n_perm=budget.n_perm,
-            n_resamples=budget.n_resamples, n_perm_resample=budget.n_perm_resample, strata=strata,
-            fraction=fraction, confidence=confidence,
+            stat,
+            D,
+            design,
+            label,
+            rng=np.random.default_rng(seed),
+            n_perm=budget.n_perm,
+            n_resamples=budget.n_resamples,
+            n_perm_resample=budget.n_perm_resample,
+            strata=strata,
+            fraction=fraction,
+            confidence=confidence,
         )
         for stat, D, design, label, strata in jobs
     ]
 
 
 def _single_effect(
-    stat: StatisticFn, D: np.ndarray, design: Design, label: str, *, rng: np.random.Generator,
-    budget: Budget, confidence: float, strata: tuple[str, ...] | None = None, fraction: float = 0.5,
+    stat: StatisticFn,
+    D: np.ndarray,
+    design: Design,
+    label: str,
+    *,
+    rng: np.random.Generator,
+    budget: Budget,
+    confidence: float,
+    strata: tuple[str, ...] | None = None,
+    fraction: float = 0.5,
 ) -> Effect:
     return effect(
-        stat, D, design, label, rng=rng, n_perm=budget.n_perm, n_resamples=budget.n_resamples,
-        n_perm_resample=budget.n_perm_resample, strata=strata, fraction=fraction, confidence=confidence,
+        stat,
+        D,
+        design,
+        label,
+        rng=rng,
+        n_perm=budget.n_perm,
+        n_resamples=budget.n_resamples,
+        n_perm_resample=budget.n_perm_resample,
+        strata=strata,
+        fraction=fraction,
+        confidence=confidence,
     )
 
 
@@ -195,7 +231,9 @@ def _curve(eff: Effect) -> list[float]:
 def _conventions(data: ClaimData, values: np.ndarray, prefix: str) -> dict[str, float]:
     """Values at the four first/last-layer conventions (CLAIMS.md: block0/final_norm primary, emb/last block)."""
     names = ["emb", "block0", f"block{data.num_blocks - 1}", "final_norm"]
-    return {f"{prefix}@{name}": float(values[data.layer_index(name)]) for name in names if name in data.layers}
+    return {
+        f"{prefix}@{name}": float(values[data.layer_index(name)]) for name in names if name in data.layers
+    }
 
 
 def _band_numbers(eff: Effect, pos: dict[str, np.ndarray], prefix: str) -> dict[str, float]:
@@ -211,7 +249,10 @@ def _tsne_payload(
         return {}
     n = len(data.samples)
     pick = np.sort(rng.choice(n, size=min(n, 300), replace=False))
-    out: dict[str, Any] = {"labels": {axis: _labels(data, axis)[pick].tolist() for axis in axes}, "layers": {}}
+    out: dict[str, Any] = {
+        "labels": {axis: _labels(data, axis)[pick].tolist() for axis in axes},
+        "layers": {},
+    }
     for name in names:
         if name not in data.layers:
             continue
@@ -222,17 +263,38 @@ def _tsne_payload(
 
 
 def _measurement(
-    agg: _Agg, *, confidence: float, eff: Effect, data: ClaimData, budget: Budget, resampling: str,
-    token_control: float | None = None, explained: bool | None = None, power: float | None = None,
-    curves: dict[str, list[float]] | None = None, numbers: dict[str, float] | None = None,
-    payloads: dict[str, Any] | None = None, summary: Summary | None = None,
+    agg: _Agg,
+    *,
+    confidence: float,
+    eff: Effect,
+    data: ClaimData,
+    budget: Budget,
+    resampling: str,
+    token_control: float | None = None,
+    explained: bool | None = None,
+    power: float | None = None,
+    curves: dict[str, list[float]] | None = None,
+    numbers: dict[str, float] | None = None,
+    payloads: dict[str, Any] | None = None,
+    summary: Summary | None = None,
 ) -> Measurement:
     s = summary if summary is not None else agg.summary(confidence)
     return Measurement(
-        effect=s.estimate, ci_low=s.ci_low, ci_high=s.ci_high, p_value=s.p, power=power,
-        n_units=eff.n_units, n_samples=len(data.samples), n_boot=budget.n_resamples, n_perm=budget.n_perm,
-        resampling=resampling, token_control=token_control, explained_by_last_token=explained,
-        curves=curves or {}, numbers=numbers or {}, payloads=payloads or {},
+        effect=s.estimate,
+        ci_low=s.ci_low,
+        ci_high=s.ci_high,
+        p_value=s.p,
+        power=power,
+        n_units=eff.n_units,
+        n_samples=len(data.samples),
+        n_boot=budget.n_resamples,
+        n_perm=budget.n_perm,
+        resampling=resampling,
+        token_control=token_control,
+        explained_by_last_token=explained,
+        curves=curves or {},
+        numbers=numbers or {},
+        payloads=payloads or {},
     )
 
 
@@ -312,8 +374,9 @@ def _grid_cells(data: ClaimData, axes: Sequence[str]) -> tuple[np.ndarray, list[
     return cell, sizes
 
 
-def _pair_type_means(D: np.ndarray, codes: np.ndarray, sizes: list[int],
-                     kinds: Sequence[str] = tuple(_PAIR_TYPES)) -> dict[str, np.ndarray]:
+def _pair_type_means(
+    D: np.ndarray, codes: np.ndarray, sizes: list[int], kinds: Sequence[str] = tuple(_PAIR_TYPES)
+) -> dict[str, np.ndarray]:
     """Mean distance over pairs of each type ``[P, L]`` for labellings of grid cells ``codes [P, m]``.
 
     Also returns ``"all_differ"``: pairs that differ in content, speaker and device, the scale of a layer
@@ -333,7 +396,9 @@ def _pair_type_means(D: np.ndarray, codes: np.ndarray, sizes: list[int],
                 mask &= s if want else ~s
             count = mask.sum(axis=(1, 2))
             if (count == 0).any():
-                raise ValueError(f"no pairs of type {name!r} in a labelling; the grid needs >= 2 levels per factor")
+                raise ValueError(
+                    f"no pairs of type {name!r} in a labelling; the grid needs >= 2 levels per factor"
+                )
             out[name][rows] = np.einsum("lij,pij->pl", D, mask.astype(np.float64)) / count[:, None]
     return out
 
@@ -370,16 +435,24 @@ def _pair_contrast(sizes: list[int], kind: str) -> StatisticFn:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _design(data: ClaimData, axes: Sequence[str], units: Sequence[str], extra: dict[str, np.ndarray] | None = None,
-            strata: Sequence[str] = ()) -> Design:
+def _design(
+    data: ClaimData,
+    axes: Sequence[str],
+    units: Sequence[str],
+    extra: dict[str, np.ndarray] | None = None,
+    strata: Sequence[str] = (),
+) -> Design:
     factors = {axis: _labels(data, axis) for axis in axes}
     factors.update(extra or {})
     return Design(factors=factors, units=tuple(units), strata=tuple(strata))
 
 
 def _grid_axes(params: dict[str, Any]) -> tuple[str, str, str]:
-    return (params.get("content_axis", "meaning_id"), params.get("speaker_axis", "speaker"),
-            params.get("device_axis", "device"))
+    return (
+        params.get("content_axis", "meaning_id"),
+        params.get("speaker_axis", "speaker"),
+        params.get("device_axis", "device"),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -396,22 +469,32 @@ def speech_transcript_late(
     conf, sided = _confidence(params)
     D = _distances(data, params)
     design = _design(data, (content, speaker, device), (content, speaker))
-    eff = _single_effect(_SILHOUETTE, D, design, content, rng=rng, budget=budget, confidence=conf,
-                         strata=(speaker, device))
+    eff = _single_effect(
+        _SILHOUETTE, D, design, content, rng=rng, budget=budget, confidence=conf, strata=(speaker, device)
+    )
     pos = _block_positions(data)
     late, early = _Agg.layers(eff, pos["late"]), _Agg.layers(eff, pos["early"])
     summary, _ = _intersection([late, _apply(np.subtract, late, early)], conf, "min")
     agg = late
-    numbers = {**_band_numbers(eff, pos, f"net_silhouette/{content}"),
-               **_conventions(data, eff.net, f"net_silhouette/{content}"),
-               "late_minus_early": float(eff.net[pos["late"]].mean() - eff.net[pos["early"]].mean())}
+    numbers = {
+        **_band_numbers(eff, pos, f"net_silhouette/{content}"),
+        **_conventions(data, eff.net, f"net_silhouette/{content}"),
+        "late_minus_early": float(eff.net[pos["late"]].mean() - eff.net[pos["early"]].mean()),
+    }
     return _measurement(
-        agg, confidence=conf, eff=eff, data=data, budget=budget,
+        agg,
+        confidence=conf,
+        eff=eff,
+        data=data,
+        budget=budget,
         resampling=f"subsamples of half the transcripts x half the speakers (no point repeated), rescaled; "
         f"{content} permuted within {speaker} x {device}; {sided}; min of (late, late - early) as an "
         "intersection-union test (lower bound = smaller part bound)",
-        token_control=float(eff.net[data.layer_index("emb")]), explained=None, summary=summary,
-        curves={f"net_silhouette/{content}": _curve(eff)}, numbers=numbers,
+        token_control=float(eff.net[data.layer_index("emb")]),
+        explained=None,
+        summary=summary,
+        curves={f"net_silhouette/{content}": _curve(eff)},
+        numbers=numbers,
         payloads=_tsne_payload(data, params, (content, device), rng),
     )
 
@@ -420,8 +503,9 @@ def _shuffle_within(data: ClaimData, strata_axes: Sequence[str], rng: np.random.
     """Permute latent rows within the strata (labels stay): the structure of every other axis is gone."""
     n = len(data.samples)
     if strata_axes:
-        strata = np.unique(np.stack([_labels(data, a) for a in strata_axes], axis=1), axis=0,
-                           return_inverse=True)[1].reshape(-1)
+        strata = np.unique(
+            np.stack([_labels(data, a) for a in strata_axes], axis=1), axis=0, return_inverse=True
+        )[1].reshape(-1)
     else:
         strata = np.zeros(n, dtype=np.int64)
     order = np.arange(n)
@@ -432,13 +516,22 @@ def _shuffle_within(data: ClaimData, strata_axes: Sequence[str], rng: np.random.
 
 
 def _with_latents(data: ClaimData, latents: np.ndarray, last_ids: np.ndarray | None = None) -> ClaimData:
-    return ClaimData(latents=latents, layers=data.layers, samples=data.samples,
-                     last_token_ids=data.last_token_ids if last_ids is None else last_ids,
-                     model=data.model, model_kind=data.model_kind, extra=dict(data.extra))
+    return ClaimData(
+        latents=latents,
+        layers=data.layers,
+        samples=data.samples,
+        last_token_ids=data.last_token_ids if last_ids is None else last_ids,
+        model=data.model,
+        model_kind=data.model_kind,
+        extra=dict(data.extra),
+    )
 
 
 def _offsets(
-    data: ClaimData, labels: np.ndarray, layers: np.ndarray, rng: np.random.Generator,
+    data: ClaimData,
+    labels: np.ndarray,
+    layers: np.ndarray,
+    rng: np.random.Generator,
     members: np.ndarray | None = None,
 ) -> np.ndarray:
     """Unit-spread offsets ``[n, layers, d]``: a random unit direction per label level times the layer's RMS
@@ -457,8 +550,12 @@ def _offsets(
 
 
 def _calibrated_plant(
-    base: ClaimData, params: dict[str, Any], size: float, rng: np.random.Generator,
-    estimate: Callable[[ClaimData], float], make_offsets: Callable[[np.random.Generator], np.ndarray],
+    base: ClaimData,
+    params: dict[str, Any],
+    size: float,
+    rng: np.random.Generator,
+    estimate: Callable[[ClaimData], float],
+    make_offsets: Callable[[np.random.Generator], np.ndarray],
     what: str,
 ) -> ClaimData:
     """Add ``scale * offsets`` with the scale found by bisection on a pilot so that ``estimate`` hits ``size``.
@@ -505,15 +602,23 @@ def _s1_plant(base: ClaimData, params: dict[str, Any], size: float, rng: np.rand
     content, _, _ = _grid_axes(params)
     late = _block_positions(base)["late"]
     return _calibrated_plant(
-        base, params, size, rng, _pilot_estimate(speech_transcript_late, params),
-        lambda r: _offsets(base, _labels(base, content), late, r), "S1 transcript offsets in the late band",
+        base,
+        params,
+        size,
+        rng,
+        _pilot_estimate(speech_transcript_late, params),
+        lambda r: _offsets(base, _labels(base, content), late, r),
+        "S1 transcript offsets in the late band",
     )
 
 
-controls("speech_transcript_late", Controls(
-    shuffle=lambda d, p, r: _shuffle_within(d, _grid_axes(p)[1:], r),
-    plant=_s1_plant,
-))
+controls(
+    "speech_transcript_late",
+    Controls(
+        shuffle=lambda d, p, r: _shuffle_within(d, _grid_axes(p)[1:], r),
+        plant=_s1_plant,
+    ),
+)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -522,24 +627,46 @@ controls("speech_transcript_late", Controls(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _pair_effect(data: ClaimData, params: dict[str, Any], rng: np.random.Generator, budget: Budget,
-                 kind: str, confidence: float) -> tuple[Effect, np.ndarray, Design, list[int]]:
+def _pair_effect(
+    data: ClaimData,
+    params: dict[str, Any],
+    rng: np.random.Generator,
+    budget: Budget,
+    kind: str,
+    confidence: float,
+) -> tuple[Effect, np.ndarray, Design, list[int]]:
     axes = _grid_axes(params)
     cell, sizes = _grid_cells(data, axes)
     D = _distances(data, params)
     design = _design(data, axes, axes[:2], extra={"cell": cell})
-    eff = _single_effect(_pair_contrast(sizes, kind), D, design, "cell", rng=rng, budget=budget,
-                         confidence=confidence, strata=())
+    eff = _single_effect(
+        _pair_contrast(sizes, kind),
+        D,
+        design,
+        "cell",
+        rng=rng,
+        budget=budget,
+        confidence=confidence,
+        strata=(),
+    )
     return eff, D, design, sizes
 
 
-def _table2(D: np.ndarray, cell: np.ndarray, sizes: list[int], data: ClaimData, layers: Sequence[str]) -> dict[str, Any]:
+def _table2(
+    D: np.ndarray, cell: np.ndarray, sizes: list[int], data: ClaimData, layers: Sequence[str]
+) -> dict[str, Any]:
     """The paper's Table 2 as mean distances over every quadruple: a reference latent and its three
     one-factor changes (device, speaker, content), for a few layers, divided by the layer's mean distance."""
     t = _pair_type_means(D, cell[None].astype(np.int64), sizes)
     rows = ["reference", "device changed", "speaker changed", "content changed"]
-    key = {(0, 1): "device", (0, 2): "speaker", (0, 3): "content", (1, 2): "speaker+device",
-           (1, 3): "content+device", (2, 3): "content+speaker"}
+    key = {
+        (0, 1): "device",
+        (0, 2): "speaker",
+        (0, 3): "content",
+        (1, 2): "speaker+device",
+        (1, 3): "content+device",
+        (2, 3): "content+speaker",
+    }
     tables = {}
     for name in layers:
         if name not in data.layers:
@@ -548,8 +675,12 @@ def _table2(D: np.ndarray, cell: np.ndarray, sizes: list[int], data: ClaimData, 
         values = [[0.0] * 4 for _ in range(4)]
         for (a, b), kind in key.items():
             values[a][b] = values[b][a] = round(float(_scaled(t, kind)[0, li]), 5)
-        tables[name] = {"rows": rows, "cols": rows, "values": values,
-                        "note": "mean distance over all such pairs / mean distance of pairs differing in all three factors"}
+        tables[name] = {
+            "rows": rows,
+            "cols": rows,
+            "values": values,
+            "note": "mean distance over all such pairs / mean distance of pairs differing in all three factors",
+        }
     return tables
 
 
@@ -569,8 +700,16 @@ def speech_device_least(
     summary, _ = _intersection([vs_speaker, vs_content], conf, "min")
     # Absence part: net device silhouette over the grid, device permuted within content x speaker (so the null
     # keeps every transcript-speaker item intact and only asks whether devices form clusters).
-    dev_eff = _single_effect(_SILHOUETTE, D, _design(data, (content, speaker, device), (content, speaker)),
-                             device, rng=rng, budget=budget, confidence=conf, strata=(content, speaker))
+    dev_eff = _single_effect(
+        _SILHOUETTE,
+        D,
+        _design(data, (content, speaker, device), (content, speaker)),
+        device,
+        rng=rng,
+        budget=budget,
+        confidence=conf,
+        strata=(content, speaker),
+    )
     dev_parts = [_Agg.layers(dev_eff, pos[b]) for b in ("early", "middle", "late")]
     dev, _ = _intersection(dev_parts, conf, "max")
     eps = float(params["device_epsilon"])
@@ -580,37 +719,60 @@ def speech_device_least(
     numbers = {
         **_conventions(data, eff.net[:L], "speaker_minus_device"),
         **_conventions(data, eff.net[L:], "content_minus_device"),
-        "speaker_minus_device": vs_speaker.estimate, "content_minus_device": vs_content.estimate,
-        "device_clustering/estimate": dev.estimate, "device_clustering/ci_low": dev.ci_low,
-        "device_clustering/ci_high": dev.ci_high, "device_clustering/p_value": dev.p,
-        "device_clustering/epsilon": eps, "device_clustering/power": power,
+        "speaker_minus_device": vs_speaker.estimate,
+        "content_minus_device": vs_content.estimate,
+        "device_clustering/estimate": dev.estimate,
+        "device_clustering/ci_low": dev.ci_low,
+        "device_clustering/ci_high": dev.ci_high,
+        "device_clustering/p_value": dev.p,
+        "device_clustering/epsilon": eps,
+        "device_clustering/power": power,
         "device_clustering/equivalent": float(dev.ci_high < eps and power >= 0.8),
         **{f"pair_distance/{k}/{band}": float(_scaled(t, k)[0, pos[band]].mean()) for k in _PAIR_TYPES},
     }
-    curves = {"speaker_minus_device": _curve(eff)[:L], "content_minus_device": _curve(eff)[L:],
-              f"net_silhouette/{device}": _curve(dev_eff),
-              **{f"pair_distance/{k}": [float(v) for v in _scaled(t, k)[0]] for k in ("device", "speaker", "content")}}
+    curves = {
+        "speaker_minus_device": _curve(eff)[:L],
+        "content_minus_device": _curve(eff)[L:],
+        f"net_silhouette/{device}": _curve(dev_eff),
+        **{
+            f"pair_distance/{k}": [float(v) for v in _scaled(t, k)[0]]
+            for k in ("device", "speaker", "content")
+        },
+    }
     mid = f"block{data.num_blocks // 2}"
     return _measurement(
-        vs_speaker, confidence=conf, eff=eff, data=data, budget=budget,
+        vs_speaker,
+        confidence=conf,
+        eff=eff,
+        data=data,
+        budget=budget,
         resampling=f"subsamples of half the transcripts x half the speakers (all devices), rescaled; null: the "
         f"(content, speaker, device) cells permuted over the grid; {sided}. The device-clustering absence is "
         f"numbers['device_clustering/*'] (max over bands of the net {device} silhouette, permuted within "
         f"{content} x {speaker}, intersection-union bound; 'equivalent' = upper bound < epsilon and power >= "
         "0.8; it also needs S8 to hold); primary: min of the two contrasts, intersection-union lower bound",
         token_control=float(min(eff.net[data.layer_index("emb")], eff.net[L + data.layer_index("emb")])),
-        curves=curves, numbers=numbers, summary=summary,
-        payloads={"table2": _table2(D, cell, sizes, data, ["block0", mid, "final_norm"]),
-                  **_tsne_payload(data, params, (content, speaker, device), rng)},
+        curves=curves,
+        numbers=numbers,
+        summary=summary,
+        payloads={
+            "table2": _table2(D, cell, sizes, data, ["block0", mid, "final_norm"]),
+            **_tsne_payload(data, params, (content, speaker, device), rng),
+        },
     )
 
 
-def _grid_plant(fn: Callable[..., Measurement], axes_to_plant: Callable[[dict[str, Any]], Sequence[str]],
-                what: str) -> Callable[[ClaimData, dict[str, Any], float, np.random.Generator], ClaimData]:
+def _grid_plant(
+    fn: Callable[..., Measurement], axes_to_plant: Callable[[dict[str, Any]], Sequence[str]], what: str
+) -> Callable[[ClaimData, dict[str, Any], float, np.random.Generator], ClaimData]:
     def plant(base: ClaimData, params: dict[str, Any], size: float, rng: np.random.Generator) -> ClaimData:
         blocks = _block_positions(base)["all"]
         return _calibrated_plant(
-            base, params, size, rng, _pilot_estimate(fn, params),
+            base,
+            params,
+            size,
+            rng,
+            _pilot_estimate(fn, params),
             lambda r: sum(_offsets(base, _labels(base, a), blocks, r) for a in axes_to_plant(params)),
             what,
         )
@@ -618,10 +780,13 @@ def _grid_plant(fn: Callable[..., Measurement], axes_to_plant: Callable[[dict[st
     return plant
 
 
-controls("speech_device_least", Controls(
-    shuffle=lambda d, p, r: _shuffle_within(d, (), r),
-    plant=_grid_plant(speech_device_least, lambda p: _grid_axes(p)[:2], "S2 content and speaker offsets"),
-))
+controls(
+    "speech_device_least",
+    Controls(
+        shuffle=lambda d, p, r: _shuffle_within(d, (), r),
+        plant=_grid_plant(speech_device_least, lambda p: _grid_axes(p)[:2], "S2 content and speaker offsets"),
+    ),
+)
 
 
 @measure("speech_content_over_speaker")
@@ -635,24 +800,35 @@ def speech_content_over_speaker(
     band = _band(params, "band", "all")
     agg = _Agg.layers(eff, pos[band])
     t = _pair_type_means(D, design.factors["cell"][None].astype(np.int64), sizes)
-    numbers = {**_conventions(data, eff.net, "content_minus_speaker"),
-               **{f"content_minus_speaker/{b}": float(eff.net[pos[b]].mean()) for b in ("early", "middle", "late")}}
+    numbers = {
+        **_conventions(data, eff.net, "content_minus_speaker"),
+        **{f"content_minus_speaker/{b}": float(eff.net[pos[b]].mean()) for b in ("early", "middle", "late")},
+    }
     return _measurement(
-        agg, confidence=conf, eff=eff, data=data, budget=budget,
+        agg,
+        confidence=conf,
+        eff=eff,
+        data=data,
+        budget=budget,
         resampling=f"subsamples of half the transcripts x half the speakers (all devices), rescaled; null: the "
         f"(content, speaker, device) cells permuted over the grid; distances divided by the mean distance of "
         f"pairs differing in all three factors; {sided}",
         token_control=float(eff.net[data.layer_index("emb")]),
-        curves={"content_minus_speaker": _curve(eff),
-                **{f"pair_distance/{k}": [float(v) for v in _scaled(t, k)[0]] for k in ("speaker", "content")}},
+        curves={
+            "content_minus_speaker": _curve(eff),
+            **{f"pair_distance/{k}": [float(v) for v in _scaled(t, k)[0]] for k in ("speaker", "content")},
+        },
         numbers=numbers,
     )
 
 
-controls("speech_content_over_speaker", Controls(
-    shuffle=lambda d, p, r: _shuffle_within(d, (), r),
-    plant=_grid_plant(speech_content_over_speaker, lambda p: _grid_axes(p)[:1], "S8 content offsets"),
-))
+controls(
+    "speech_content_over_speaker",
+    Controls(
+        shuffle=lambda d, p, r: _shuffle_within(d, (), r),
+        plant=_grid_plant(speech_content_over_speaker, lambda p: _grid_axes(p)[:1], "S8 content offsets"),
+    ),
+)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -660,8 +836,9 @@ controls("speech_content_over_speaker", Controls(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _s3_signed(data: ClaimData, params: dict[str, Any], rng: np.random.Generator, budget: Budget,
-               confidence: float) -> tuple[Effect, np.ndarray]:
+def _s3_signed(
+    data: ClaimData, params: dict[str, Any], rng: np.random.Generator, budget: Budget, confidence: float
+) -> tuple[Effect, np.ndarray]:
     """Paired change of the transcript silhouette between the two versions of every clip.
 
     Why not the generic subsampled :func:`effect`: a silhouette on half of 8 transcripts is a different,
@@ -672,7 +849,10 @@ def _s3_signed(data: ClaimData, params: dict[str, Any], rng: np.random.Generator
     distance matrix. The null (transcripts permuted within speaker x version) is subtracted per version.
     """
     content, speaker = params.get("content_axis", "meaning_id"), params.get("speaker_axis", "speaker")
-    norm_axis, pair_axis = params.get("normalisation_axis", "normalisation"), params.get("pair_axis", "pair_id")
+    norm_axis, pair_axis = (
+        params.get("normalisation_axis", "normalisation"),
+        params.get("pair_axis", "pair_id"),
+    )
     first, second = params.get("normalised", "peak"), params.get("raw", "raw")
     D = _distances(data, params)
     version, pair = _labels(data, norm_axis), _labels(data, pair_axis)
@@ -706,9 +886,16 @@ def _s3_signed(data: ClaimData, params: dict[str, Any], rng: np.random.Generator
     draws = (w @ diff.T) / w.sum(axis=1, keepdims=True) - null_mean[None]
     lo_q = (1.0 - confidence) / 2.0
     eff = Effect(
-        observed=observed, null_mean=null_mean, net=net, p=np.asarray(p_value(observed, null)),
-        ci=np.quantile(draws, [lo_q, 1.0 - lo_q], axis=0).T, se=draws.std(axis=0, ddof=1), null=null,
-        draws=draws, confidence=confidence, n_units=n_t * n_s,
+        observed=observed,
+        null_mean=null_mean,
+        net=net,
+        p=np.asarray(p_value(observed, null)),
+        ci=np.quantile(draws, [lo_q, 1.0 - lo_q], axis=0).T,
+        se=draws.std(axis=0, ddof=1),
+        null=null,
+        draws=draws,
+        confidence=confidence,
+        n_units=n_t * n_s,
     )
     return eff, D
 
@@ -729,20 +916,43 @@ def speech_normalisation_change(
     lo, hi = s.ci_low, s.ci_high
     abs_low = 0.0 if lo <= 0.0 <= hi else min(abs(lo), abs(hi))
     abs_high = max(abs(lo), abs(hi))
-    p_two = min(1.0, 2.0 * min(float(p_value(s.estimate, signed.null)),
-                               float(p_value(s.estimate, signed.null, alternative="less"))))
-    folded = Summary(estimate=abs(s.estimate), ci_low=abs_low, ci_high=abs_high, p=p_two, se=s.se,
-                     draws=np.abs(signed.draws))
-    numbers = {"signed_peak_minus_raw": s.estimate, "signed_ci_low": lo, "signed_ci_high": hi,
-               "direction": float(np.sign(s.estimate)),
-               **_band_numbers(eff, pos, "peak_minus_raw"), **_conventions(data, eff.net, "peak_minus_raw")}
+    p_two = min(
+        1.0,
+        2.0
+        * min(
+            float(p_value(s.estimate, signed.null)),
+            float(p_value(s.estimate, signed.null, alternative="less")),
+        ),
+    )
+    folded = Summary(
+        estimate=abs(s.estimate),
+        ci_low=abs_low,
+        ci_high=abs_high,
+        p=p_two,
+        se=s.se,
+        draws=np.abs(signed.draws),
+    )
+    numbers = {
+        "signed_peak_minus_raw": s.estimate,
+        "signed_ci_low": lo,
+        "signed_ci_high": hi,
+        "direction": float(np.sign(s.estimate)),
+        **_band_numbers(eff, pos, "peak_minus_raw"),
+        **_conventions(data, eff.net, "peak_minus_raw"),
+    }
     return _measurement(
-        signed, confidence=conf, eff=eff, data=data, budget=budget, summary=folded,
+        signed,
+        confidence=conf,
+        eff=eff,
+        data=data,
+        budget=budget,
+        summary=folded,
         resampling=f"per-clip silhouettes paired across versions, two-way bootstrap of transcripts x speakers; "
         f"transcript labels permuted within speaker x normalisation; two-sided "
         f"{100 * conf:.0f}% interval of the signed change, folded to |change| (a change either way)",
         token_control=float(abs(eff.net[data.layer_index("emb")])),
-        curves={"peak_minus_raw/net_silhouette": _curve(eff)}, numbers=numbers,
+        curves={"peak_minus_raw/net_silhouette": _curve(eff)},
+        numbers=numbers,
     )
 
 
@@ -754,18 +964,24 @@ def _s3_plant(base: ClaimData, params: dict[str, Any], size: float, rng: np.rand
     blocks = _block_positions(base)["all"]
     quiet = {**params, "tsne_layers": []}
     signed_now = speech_normalisation_change(base, quiet, np.random.default_rng(12345), _PILOT).numbers[
-        "signed_peak_minus_raw"]
+        "signed_peak_minus_raw"
+    ]
     target = size if rng.random() < 0.5 else -size
     up = target > signed_now
     members = version == (params.get("normalised", "peak") if up else params.get("raw", "raw"))
 
     def estimate(d: ClaimData) -> float:
         value = speech_normalisation_change(d, quiet, np.random.default_rng(12345), _PILOT).numbers[
-            "signed_peak_minus_raw"]
+            "signed_peak_minus_raw"
+        ]
         return value - signed_now if up else signed_now - value
 
     return _calibrated_plant(
-        base, params, abs(target - signed_now), rng, estimate,
+        base,
+        params,
+        abs(target - signed_now),
+        rng,
+        estimate,
         lambda r: _offsets(base, _labels(base, content), blocks, r, members=members),
         "S3 transcript offsets in one version",
     )
@@ -800,8 +1016,11 @@ def speech_single_voice_early(
 ) -> Measurement:
     """Early-band mean of (net content silhouette on single-voice) - (on multi-voice)."""
     content = params.get("content_axis", "meaning_id")
-    voice_axis, take_axis, device = (params.get("voice_set_axis", "voice_set"), params.get("take_axis", "take"),
-                                     params.get("device_axis", "device"))
+    voice_axis, take_axis, device = (
+        params.get("voice_set_axis", "voice_set"),
+        params.get("take_axis", "take"),
+        params.get("device_axis", "device"),
+    )
     conf, sided = _confidence(params)
     D = _distances(data, params)
     voices = _labels(data, voice_axis)
@@ -810,19 +1029,35 @@ def speech_single_voice_early(
         raise ValueError(f"S4 needs equal, non-zero numbers of single- and multi-voice samples; got {counts}")
     design = _design(data, (content, voice_axis, take_axis, device), (content, take_axis))
     stat = _subset_difference(voices, "single", "multi")
-    eff = _single_effect(stat, D, design, content, rng=rng, budget=budget, confidence=conf,
-                         strata=(voice_axis, take_axis, device))
+    eff = _single_effect(
+        stat,
+        D,
+        design,
+        content,
+        rng=rng,
+        budget=budget,
+        confidence=conf,
+        strata=(voice_axis, take_axis, device),
+    )
     pos = _block_positions(data)
     band = _band(params, "band", "early")
     agg = _Agg.layers(eff, pos[band])
     token = float(eff.net[data.layer_index("emb")])
     return _measurement(
-        agg, confidence=conf, eff=eff, data=data, budget=budget,
+        agg,
+        confidence=conf,
+        eff=eff,
+        data=data,
+        budget=budget,
         resampling=f"subsamples of half the transcripts x half the takes (voices in the multi set; both sets "
         f"keep the same takes), rescaled; {content} permuted within voice set x take x device; {sided}",
-        token_control=token, explained=bool(agg.estimate <= token),
+        token_control=token,
+        explained=bool(agg.estimate <= token),
         curves={"single_minus_multi/net_silhouette": _curve(eff)},
-        numbers={**_band_numbers(eff, pos, "single_minus_multi"), **_conventions(data, eff.net, "single_minus_multi")},
+        numbers={
+            **_band_numbers(eff, pos, "single_minus_multi"),
+            **_conventions(data, eff.net, "single_minus_multi"),
+        },
     )
 
 
@@ -831,17 +1066,31 @@ def _s4_plant(base: ClaimData, params: dict[str, Any], size: float, rng: np.rand
     single = _labels(base, params.get("voice_set_axis", "voice_set")) == "single"
     early = _block_positions(base)[_band(params, "band", "early")]
     return _calibrated_plant(
-        base, params, size, rng, _pilot_estimate(speech_single_voice_early, params),
+        base,
+        params,
+        size,
+        rng,
+        _pilot_estimate(speech_single_voice_early, params),
         lambda r: _offsets(base, _labels(base, content), early, r, members=single),
         "S4 content offsets on single-voice samples",
     )
 
 
-controls("speech_single_voice_early", Controls(
-    shuffle=lambda d, p, r: _shuffle_within(
-        d, (p.get("voice_set_axis", "voice_set"), p.get("take_axis", "take"), p.get("device_axis", "device")), r),
-    plant=_s4_plant,
-))
+controls(
+    "speech_single_voice_early",
+    Controls(
+        shuffle=lambda d, p, r: _shuffle_within(
+            d,
+            (
+                p.get("voice_set_axis", "voice_set"),
+                p.get("take_axis", "take"),
+                p.get("device_axis", "device"),
+            ),
+            r,
+        ),
+        plant=_s4_plant,
+    ),
+)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -850,8 +1099,11 @@ controls("speech_single_voice_early", Controls(
 
 
 def _parallel_axes(params: dict[str, Any]) -> tuple[str, str, str]:
-    return (params.get("language_axis", "language"), params.get("content_axis", "meaning_id"),
-            params.get("speaker_axis", "speaker"))
+    return (
+        params.get("language_axis", "language"),
+        params.get("content_axis", "meaning_id"),
+        params.get("speaker_axis", "speaker"),
+    )
 
 
 @measure("speech_language_all_bands")
@@ -863,32 +1115,49 @@ def speech_language_all_bands(
     conf, sided = _confidence(params)
     D = _distances(data, params)
     design = _design(data, (language, content, speaker), (content,))
-    eff = _single_effect(_SILHOUETTE, D, design, language, rng=rng, budget=budget, confidence=conf,
-                         strata=(content, speaker))
+    eff = _single_effect(
+        _SILHOUETTE, D, design, language, rng=rng, budget=budget, confidence=conf, strata=(content, speaker)
+    )
     pos = _block_positions(data)
     agg = _Agg.layers(eff, pos["early"])
     summary, _ = _intersection([_Agg.layers(eff, pos[b]) for b in ("early", "middle", "late")], conf, "min")
     token = float(eff.net[data.layer_index("emb")])
     early = float(eff.net[pos["early"]].mean())
     return _measurement(
-        agg, confidence=conf, eff=eff, data=data, budget=budget,
+        agg,
+        confidence=conf,
+        eff=eff,
+        data=data,
+        budget=budget,
         resampling=f"subsamples of half the meanings (all languages and voices of each), rescaled; {language} "
         f"permuted within {content} x {speaker}; {sided}; min over bands as an intersection-union test",
-        token_control=token, explained=bool(early <= token), summary=summary,
+        token_control=token,
+        explained=bool(early <= token),
+        summary=summary,
         curves={f"net_silhouette/{language}": _curve(eff)},
-        numbers={**_band_numbers(eff, pos, f"net_silhouette/{language}"),
-                 **_conventions(data, eff.net, f"net_silhouette/{language}")},
+        numbers={
+            **_band_numbers(eff, pos, f"net_silhouette/{language}"),
+            **_conventions(data, eff.net, f"net_silhouette/{language}"),
+        },
         payloads=_tsne_payload(data, params, (language, content), rng),
     )
 
 
-controls("speech_language_all_bands", Controls(
-    shuffle=lambda d, p, r: _shuffle_within(d, _parallel_axes(p)[1:], r),
-    plant=lambda b, p, s, r: _calibrated_plant(
-        b, p, s, r, _pilot_estimate(speech_language_all_bands, p),
-        lambda rr: _offsets(b, _labels(b, _parallel_axes(p)[0]), _block_positions(b)["all"], rr),
-        "S5 language offsets in every block"),
-))
+controls(
+    "speech_language_all_bands",
+    Controls(
+        shuffle=lambda d, p, r: _shuffle_within(d, _parallel_axes(p)[1:], r),
+        plant=lambda b, p, s, r: _calibrated_plant(
+            b,
+            p,
+            s,
+            r,
+            _pilot_estimate(speech_language_all_bands, p),
+            lambda rr: _offsets(b, _labels(b, _parallel_axes(p)[0]), _block_positions(b)["all"], rr),
+            "S5 language offsets in every block",
+        ),
+    ),
+)
 
 
 @measure("speech_crosslingual_meaning")
@@ -902,8 +1171,9 @@ def speech_crosslingual_meaning(
     D = _distances(data, params)
     design = _design(data, (language, content, speaker), (content,))
     stat = _cellwise_silhouette(_labels(data, speaker))
-    eff = _single_effect(stat, D, design, content, rng=rng, budget=budget, confidence=conf,
-                         strata=(language, speaker))
+    eff = _single_effect(
+        stat, D, design, content, rng=rng, budget=budget, confidence=conf, strata=(language, speaker)
+    )
     pos = _block_positions(data)
     band = _band(params, "band", "middle")
     agg = _Agg.layers(eff, pos[band])
@@ -911,25 +1181,42 @@ def speech_crosslingual_meaning(
     eps = float(params["epsilon"])
     power = equivalence_power(s, eps=eps, alpha=(1 - conf) / 2)
     return _measurement(
-        agg, confidence=conf, eff=eff, data=data, budget=budget, power=power, summary=s,
+        agg,
+        confidence=conf,
+        eff=eff,
+        data=data,
+        budget=budget,
+        power=power,
+        summary=s,
         resampling=f"subsamples of half the meanings, rescaled; {content} permuted within {language} x "
         f"{speaker}; silhouette inside each voice; {sided}; power: normal approximation from the subsample "
         "standard error",
         token_control=float(eff.net[data.layer_index("emb")]),
         curves={f"net_silhouette/{content}/within_voice": _curve(eff)},
-        numbers={**_band_numbers(eff, pos, f"net_silhouette/{content}"),
-                 **_conventions(data, eff.net, f"net_silhouette/{content}")},
+        numbers={
+            **_band_numbers(eff, pos, f"net_silhouette/{content}"),
+            **_conventions(data, eff.net, f"net_silhouette/{content}"),
+        },
     )
 
 
-controls("speech_crosslingual_meaning", Controls(
-    shuffle=lambda d, p, r: _shuffle_within(d, (_parallel_axes(p)[0], _parallel_axes(p)[2]), r),
-    plant=lambda b, p, s, r: _calibrated_plant(
-        b, p, s, r, _pilot_estimate(speech_crosslingual_meaning, p),
-        lambda rr: _offsets(b, _labels(b, _parallel_axes(p)[1]),
-                            _block_positions(b)[_band(p, "band", "middle")], rr),
-        "S6 meaning offsets in the middle band"),
-))
+controls(
+    "speech_crosslingual_meaning",
+    Controls(
+        shuffle=lambda d, p, r: _shuffle_within(d, (_parallel_axes(p)[0], _parallel_axes(p)[2]), r),
+        plant=lambda b, p, s, r: _calibrated_plant(
+            b,
+            p,
+            s,
+            r,
+            _pilot_estimate(speech_crosslingual_meaning, p),
+            lambda rr: _offsets(
+                b, _labels(b, _parallel_axes(p)[1]), _block_positions(b)[_band(p, "band", "middle")], rr
+            ),
+            "S6 meaning offsets in the middle band",
+        ),
+    ),
+)
 
 
 def _pairs(params: dict[str, Any], key: str) -> list[tuple[str, str]]:
@@ -962,21 +1249,29 @@ def speech_related_languages(
     for a, b in related + distant:
         sel = np.flatnonzero((langs == a) | (langs == b))
         sub = data.subset(np.isin(np.arange(len(langs)), sel))
-        jobs.append((_SILHOUETTE, D[:, sel][:, :, sel], _design(sub, (language, content, speaker), (content,)),
-                     language, (content, speaker)))
+        jobs.append(
+            (
+                _SILHOUETTE,
+                D[:, sel][:, :, sel],
+                _design(sub, (language, content, speaker), (content,)),
+                language,
+                (content, speaker),
+            )
+        )
     effs = _aligned_effects(jobs, rng=rng, budget=budget, confidence=conf)
     pos = _block_positions(data)
     band = _band(params, "band", "all")
     aggs = [_Agg.layers(e, pos[band]) for e in effs]
-    rel, dist = aggs[: len(related)], aggs[len(related):]
+    rel, dist = aggs[: len(related)], aggs[len(related) :]
 
     def mean(parts: list[_Agg]) -> _Agg:
         return _apply(lambda *xs: np.mean(np.stack([np.asarray(x, dtype=float) for x in xs]), axis=0), *parts)
 
     agg = _apply(np.subtract, mean(dist), mean(rel))
     names = [f"{a}-{b}" for a, b in related + distant]
-    per_layer_gap = (np.mean([e.net for e in effs[len(related):]], axis=0)
-                     - np.mean([e.net for e in effs[: len(related)]], axis=0))
+    per_layer_gap = np.mean([e.net for e in effs[len(related) :]], axis=0) - np.mean(
+        [e.net for e in effs[: len(related)]], axis=0
+    )
     emb = data.layer_index("emb")
     levels = sorted(set(langs.tolist()))
     table: list[list[float | None]] = [[None for _ in levels] for _ in levels]
@@ -984,18 +1279,36 @@ def speech_related_languages(
         i, j = levels.index(a), levels.index(b)
         table[i][j] = table[j][i] = round(float(e.net[pos[band]].mean()), 5)
     return _measurement(
-        agg, confidence=conf, eff=effs[0], data=data, budget=budget,
+        agg,
+        confidence=conf,
+        eff=effs[0],
+        data=data,
+        budget=budget,
         resampling=f"subsamples of half the meanings (the same for every pair), rescaled; {language} permuted "
         f"within {content} x {speaker} inside each pair; {sided}",
-        token_control=float(per_layer_gap[emb]), explained=None,
-        curves={"distant_minus_related": [float(v) for v in per_layer_gap],
-                **{f"separability/{n}": _curve(e) for n, e in zip(names, effs, strict=True)}},
-        numbers={**{f"separability/{n}/{band}": float(e.net[pos[band]].mean()) for n, e in zip(names, effs, strict=True)},
-                 "min_related_separability": float(min(a.estimate for a in rel)),
-                 "min_pair_separability": float(min(a.estimate for a in aggs)),
-                 **_conventions(data, per_layer_gap, "distant_minus_related")},
-        payloads={"pair_separability": {"rows": levels, "cols": levels, "values": table,
-                                        "note": f"net two-language silhouette, {band}-band mean"}},
+        token_control=float(per_layer_gap[emb]),
+        explained=None,
+        curves={
+            "distant_minus_related": [float(v) for v in per_layer_gap],
+            **{f"separability/{n}": _curve(e) for n, e in zip(names, effs, strict=True)},
+        },
+        numbers={
+            **{
+                f"separability/{n}/{band}": float(e.net[pos[band]].mean())
+                for n, e in zip(names, effs, strict=True)
+            },
+            "min_related_separability": float(min(a.estimate for a in rel)),
+            "min_pair_separability": float(min(a.estimate for a in aggs)),
+            **_conventions(data, per_layer_gap, "distant_minus_related"),
+        },
+        payloads={
+            "pair_separability": {
+                "rows": levels,
+                "cols": levels,
+                "values": table,
+                "note": f"net two-language silhouette, {band}-band mean",
+            }
+        },
     )
 
 
@@ -1010,15 +1323,23 @@ def _s7_plant(base: ClaimData, params: dict[str, Any], size: float, rng: np.rand
     members = np.isin(langs, sorted(only_distant))
     blocks = _block_positions(base)[_band(params, "band", "all")]
     return _calibrated_plant(
-        base, params, size, rng, _pilot_estimate(speech_related_languages, params),
-        lambda r: _offsets(base, langs, blocks, r, members=members), "S7 offsets of distant-only languages",
+        base,
+        params,
+        size,
+        rng,
+        _pilot_estimate(speech_related_languages, params),
+        lambda r: _offsets(base, langs, blocks, r, members=members),
+        "S7 offsets of distant-only languages",
     )
 
 
-controls("speech_related_languages", Controls(
-    shuffle=lambda d, p, r: _shuffle_within(d, _parallel_axes(p)[1:], r),
-    plant=_s7_plant,
-))
+controls(
+    "speech_related_languages",
+    Controls(
+        shuffle=lambda d, p, r: _shuffle_within(d, _parallel_axes(p)[1:], r),
+        plant=_s7_plant,
+    ),
+)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1035,7 +1356,9 @@ _D1_AXES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-def _speaker_layers(data: ClaimData, params: dict[str, Any], D: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+def _speaker_layers(
+    data: ClaimData, params: dict[str, Any], D: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Distances between speakers inside each (content, device) cell, stacked as ``[cells * L, S, S]``.
 
     Returns the stack, the speaker levels (row order) and the number of cells. Each stacked "layer" is one
@@ -1092,12 +1415,22 @@ def speech_no_demography(
     per_layer = {a: e.net.reshape(n_cells, L).mean(axis=0) for a, e in zip(chosen, effs, strict=True)}
     numbers: dict[str, float] = {}
     for a in chosen:
-        numbers.update({f"net_silhouette/{a}/{b}": float(per_layer[a][pos[b]].mean())
-                        for b in ("early", "middle", "late")})
+        numbers.update(
+            {
+                f"net_silhouette/{a}/{b}": float(per_layer[a][pos[b]].mean())
+                for b in ("early", "middle", "late")
+            }
+        )
         numbers.update(_conventions(data, per_layer[a], f"net_silhouette/{a}"))
     emb = data.layer_index("emb")
     return _measurement(
-        parts[0], confidence=conf, eff=effs[0], data=data, budget=budget, power=power, summary=s,
+        parts[0],
+        confidence=conf,
+        eff=effs[0],
+        data=data,
+        budget=budget,
+        power=power,
+        summary=s,
         resampling=f"subsamples of {fraction:.0%} of the speakers without replacement (so a cell keeps more "
         f"speakers than accents), rescaled, the same subsamples and permutation keys for every axis; labels "
         f"permuted over speakers (within accent / gender for the nested axes); silhouettes over speakers "
@@ -1117,17 +1450,27 @@ def _d1_shuffle(data: ClaimData, params: dict[str, Any], rng: np.random.Generato
     spk = _labels(data, speaker)
     levels = np.unique(spk)
     mapping = dict(zip(levels.tolist(), rng.permutation(levels).tolist(), strict=True))
-    key = {(c, s, d): i for i, (c, s, d) in enumerate(zip(_labels(data, content), spk, _labels(data, device),
-                                                             strict=True))}
-    order = np.array([key[(c, mapping[s], d)] for c, s, d in zip(_labels(data, content), spk,
-                                                                  _labels(data, device), strict=True)])
+    key = {
+        (c, s, d): i
+        for i, (c, s, d) in enumerate(zip(_labels(data, content), spk, _labels(data, device), strict=True))
+    }
+    order = np.array(
+        [
+            key[(c, mapping[s], d)]
+            for c, s, d in zip(_labels(data, content), spk, _labels(data, device), strict=True)
+        ]
+    )
     return _with_latents(data, np.asarray(data.latents)[order], data.last_token_ids[order])
 
 
 def _d1_plant(base: ClaimData, params: dict[str, Any], size: float, rng: np.random.Generator) -> ClaimData:
     axis = params.get("plant_axis", "gender")
     return _calibrated_plant(
-        base, params, size, rng, _pilot_estimate(speech_no_demography, params),
+        base,
+        params,
+        size,
+        rng,
+        _pilot_estimate(speech_no_demography, params),
         lambda r: _offsets(base, _labels(base, axis), _block_positions(base)["all"], r),
         f"D1 {axis} offsets in every block",
     )

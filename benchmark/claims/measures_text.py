@@ -91,7 +91,9 @@ def _layers(data: ClaimData) -> _Layers:
     )
 
 
-def _weights(n_layers: int, plus: np.ndarray | list[int], minus: np.ndarray | list[int] | None = None) -> np.ndarray:
+def _weights(
+    n_layers: int, plus: np.ndarray | list[int], minus: np.ndarray | list[int] | None = None
+) -> np.ndarray:
     """Column weights of ``mean(plus) - mean(minus)`` over layer positions."""
     w = np.zeros(n_layers)
     w[np.asarray(plus)] += 1.0 / len(plus)
@@ -133,10 +135,28 @@ def _min_of(eff: Effect, W: np.ndarray) -> _Agg:
     )
 
 
-def _run_effect(stat: Any, D: np.ndarray, design: Design, label: str, strata: tuple[str, ...],
-                rng: np.random.Generator, budget: Budget, alpha: float) -> Effect:
-    return effect(stat, D, design, label, rng=rng, n_perm=budget.n_perm, n_resamples=budget.n_resamples,
-                  n_perm_resample=budget.n_perm_resample, strata=strata, confidence=1.0 - 2.0 * alpha)
+def _run_effect(
+    stat: Any,
+    D: np.ndarray,
+    design: Design,
+    label: str,
+    strata: tuple[str, ...],
+    rng: np.random.Generator,
+    budget: Budget,
+    alpha: float,
+) -> Effect:
+    return effect(
+        stat,
+        D,
+        design,
+        label,
+        rng=rng,
+        n_perm=budget.n_perm,
+        n_resamples=budget.n_resamples,
+        n_perm_resample=budget.n_perm_resample,
+        strata=strata,
+        confidence=1.0 - 2.0 * alpha,
+    )
 
 
 def _finite(values: dict[str, float]) -> dict[str, float]:
@@ -152,35 +172,54 @@ def _interval_text(alpha: float, units: str, budget: Budget, strata: str) -> str
     )
 
 
-def _measurement(agg: _Agg, *, alpha: float, n_units: int, n_samples: int, budget: Budget, resampling: str,
-                 **extra: Any) -> Measurement:
+def _measurement(
+    agg: _Agg, *, alpha: float, n_units: int, n_samples: int, budget: Budget, resampling: str, **extra: Any
+) -> Measurement:
     lo, hi = agg.interval(alpha)
-    return Measurement(effect=agg.estimate, ci_low=lo, ci_high=hi, p_value=agg.p(), n_units=n_units,
-                       n_samples=n_samples, n_boot=budget.n_resamples, n_perm=budget.n_perm,
-                       resampling=resampling, **extra)
+    return Measurement(
+        effect=agg.estimate,
+        ci_low=lo,
+        ci_high=hi,
+        p_value=agg.p(),
+        n_units=n_units,
+        n_samples=n_samples,
+        n_boot=budget.n_resamples,
+        n_perm=budget.n_perm,
+        resampling=resampling,
+        **extra,
+    )
 
 
-def _tsne_payload(data: ClaimData, layer_names: list[str], label_axes: list[str],
-                  rng: np.random.Generator, max_points: int = 300) -> dict[str, Any]:
+def _tsne_payload(
+    data: ClaimData,
+    layer_names: list[str],
+    label_axes: list[str],
+    rng: np.random.Generator,
+    max_points: int = 300,
+) -> dict[str, Any]:
     """2-D t-SNE of a few layers (figures only), on at most ``max_points`` samples."""
     n = len(data.samples)
     keep = np.sort(rng.choice(n, size=min(n, max_points), replace=False))
     out: dict[str, Any] = {"labels": {a: data.labels(a)[keep].tolist() for a in label_axes}, "layers": {}}
     for name in layer_names:
-        Y = tsne_2d(data.latents[keep, data.layers.index(name)], rng=rng,
-                    perplexity=min(30.0, (keep.size - 1) / 3))
+        Y = tsne_2d(
+            data.latents[keep, data.layers.index(name)], rng=rng, perplexity=min(30.0, (keep.size - 1) / 3)
+        )
         out["layers"][name] = np.round(Y, 3).tolist()
     return out
 
 
 def _parallel_design(data: ClaimData) -> Design:
     """meaning x language design of the parallel text set; meanings are the resampling units."""
-    return Design(factors={"meaning": data.labels("meaning_id"), "language": data.labels("language")},
-                  units=("meaning",))
+    return Design(
+        factors={"meaning": data.labels("meaning_id"), "language": data.labels("language")},
+        units=("meaning",),
+    )
 
 
-def _net_silhouette_curve(D: np.ndarray, design: Design, label: str, strata: tuple[str, ...],
-                          rng: np.random.Generator, n_perm: int) -> np.ndarray:
+def _net_silhouette_curve(
+    D: np.ndarray, design: Design, label: str, strata: tuple[str, ...], rng: np.random.Generator, n_perm: int
+) -> np.ndarray:
     """Silhouette minus its permutation-null mean, per layer (for curves; no interval)."""
     codes = design.codes(label)[0]
     perm = design.permute(label, n_perm, rng=rng, strata=strata)
@@ -245,8 +284,9 @@ def _table(rows: list[str], cols: list[str], values: np.ndarray) -> dict[str, An
 
 
 @measure("paraphrase_contrast")
-def paraphrase_contrast(data: ClaimData, params: dict[str, Any], rng: np.random.Generator,
-                        budget: Budget) -> Measurement:
+def paraphrase_contrast(
+    data: ClaimData, params: dict[str, Any], rng: np.random.Generator, budget: Budget
+) -> Measurement:
     """T1: min over {adversarial, unrelated} x {block0, final_norm} of the relative distance contrast."""
     _one_variant(data)
     alpha, lay = _alpha(params), _layers(data)
@@ -270,8 +310,11 @@ def paraphrase_contrast(data: ClaimData, params: dict[str, Any], rng: np.random.
     early = float((eff.net @ cols([layer_names[0]]).T).min())
     net = eff.net.reshape(L, 2)
     other = f"block{data.num_blocks - 1}"
-    numbers = {f"net_rel/{c}/{name}": float(net[lay.pos(data, name), i])
-               for name in (*layer_names, "emb", other) for i, c in enumerate(("adversarial", "unrelated"))}
+    numbers = {
+        f"net_rel/{c}/{name}": float(net[lay.pos(data, name), i])
+        for name in (*layer_names, "emb", other)
+        for i, c in enumerate(("adversarial", "unrelated"))
+    }
     numbers["effect/emb_and_last_block"] = float((eff.net @ cols(["emb", other]).T).min())
     # Table 1 analogue: mean within-pair distances by role, plus anchors of other pairs.
     roles = data.labels("pair_role")
@@ -287,21 +330,30 @@ def paraphrase_contrast(data: ClaimData, params: dict[str, Any], rng: np.random.
         for name in (*layer_names, "emb", other):
             i = lay.pos(data, name)
             values = np.vstack([R[i], np.r_[other_pairs[i], np.full(3, np.nan)][None]])
-            payload[f"table1/{m}/{name}"] = _table([*ROLES, "anchor-of-other-pairs"], list(ROLES),
-                                                   np.nan_to_num(values, nan=-1.0))
+            payload[f"table1/{m}/{name}"] = _table(
+                [*ROLES, "anchor-of-other-pairs"], list(ROLES), np.nan_to_num(values, nan=-1.0)
+            )
         # The paper's layout: two pairs A, B (anchor=1, paraphrase=2), distances between all four.
         pids = np.unique(pair_codes)[:2]
         idx = [int(np.flatnonzero((pair_codes == g) & (roles == r))[0]) for g in pids for r in ROLES[:2]]
         for name in (layer_names[0], layer_names[-1]):
-            payload[f"table1_example/{m}/{name}"] = _table(["A1", "A2", "B1", "B2"], ["A1", "A2", "B1", "B2"],
-                                                           Dm[lay.pos(data, name)][np.ix_(idx, idx)])
+            payload[f"table1_example/{m}/{name}"] = _table(
+                ["A1", "A2", "B1", "B2"], ["A1", "A2", "B1", "B2"], Dm[lay.pos(data, name)][np.ix_(idx, idx)]
+            )
     curves = {"net_rel/adversarial": net[:, 0].tolist(), "net_rel/unrelated": net[:, 1].tolist()}
     return _measurement(
-        agg, alpha=alpha, n_units=eff.n_units, n_samples=len(data.samples), budget=budget,
+        agg,
+        alpha=alpha,
+        n_units=eff.n_units,
+        n_samples=len(data.samples),
+        budget=budget,
         resampling=_interval_text(alpha, "pair_ids", budget, "of pair_role within pair_id")
         + f"; effect = min over {layer_names} x (adversarial, unrelated) of (d_c - d_para) / max(d_c, d_para), {metric}",
-        token_control=token, explained_by_last_token=bool(early <= token), curves=curves,
-        numbers=_finite(numbers), payloads=payload,
+        token_control=token,
+        explained_by_last_token=bool(early <= token),
+        curves=curves,
+        numbers=_finite(numbers),
+        payloads=payload,
     )
 
 
@@ -319,8 +371,9 @@ def _log_ratio(a: float, b: float) -> float:
 
 
 @measure("distance_growth")
-def distance_growth(data: ClaimData, params: dict[str, Any], rng: np.random.Generator,
-                    budget: Budget) -> Measurement:
+def distance_growth(
+    data: ClaimData, params: dict[str, Any], rng: np.random.Generator, budget: Budget
+) -> Measurement:
     """T2: log(late-band / early-band mean pairwise scale-free distance); 0 when latents only grow in norm."""
     _one_variant(data)
     alpha, lay = _alpha(params), _layers(data)
@@ -351,12 +404,14 @@ def distance_growth(data: ClaimData, params: dict[str, Any], rng: np.random.Gene
     m = _mean_offdiag(D)
     blocks_m = m[lay.blocks]
     rho = spearmanr(np.arange(blocks_m.size), blocks_m)[0] if np.ptp(blocks_m) > 0 else float("nan")
-    numbers.update({
-        "spearman_depth/blocks": float(rho),
-        "log_ratio/final_norm_over_block0": _log_ratio(m[lay.final], m[lay.blocks[0]]),
-        "log_ratio/last_block_over_emb": _log_ratio(m[lay.blocks[-1]], m[lay.emb]),
-        "mean_distance/emb": float(m[lay.emb]),
-    })
+    numbers.update(
+        {
+            "spearman_depth/blocks": float(rho),
+            "log_ratio/final_norm_over_block0": _log_ratio(m[lay.final], m[lay.blocks[0]]),
+            "log_ratio/last_block_over_emb": _log_ratio(m[lay.blocks[-1]], m[lay.emb]),
+            "mean_distance/emb": float(m[lay.emb]),
+        }
+    )
     if {"pair_role", "pair_id"} <= set(params.get("role_axes", ["pair_role", "pair_id"])):
         try:
             roles, pairs = data.labels("pair_role"), data.labels("pair_id")
@@ -370,24 +425,31 @@ def distance_growth(data: ClaimData, params: dict[str, Any], rng: np.random.Gene
                 curves[f"mean_distance/{metric}/anchor-{r}"] = D[:, ia, ir].mean(axis=1).tolist()
     b = int(np.sum(draws <= 0.0))
     return Measurement(
-        effect=est, ci_low=float(lo), ci_high=float(hi), p_value=(b + 1.0) / (draws.size + 1.0),
-        n_units=int(np.unique(design.factors["unit"]).size), n_samples=len(data.samples),
-        n_boot=budget.n_resamples, n_perm=0,
+        effect=est,
+        ci_low=float(lo),
+        ci_high=float(hi),
+        p_value=(b + 1.0) / (draws.size + 1.0),
+        n_units=int(np.unique(design.factors["unit"]).size),
+        n_samples=len(data.samples),
+        n_boot=budget.n_resamples,
+        n_perm=0,
         resampling=(
             f"{budget.n_resamples} half-subsamples of {unit} without replacement (rescaled deviations), percentile "
             f"interval at {100 * (1 - 2 * alpha):.0f}% two-sided; no label is involved, so there is no permutation "
             "null: the null 'no growth' is an effect of exactly 0 (latents that only grow in norm), and p is the "
             "share of subsample draws <= 0"
         ),
-        curves=curves, numbers=_finite(numbers),
+        curves=curves,
+        numbers=_finite(numbers),
     )
 
 
 # ----------------------------------------------------------------------------------------------- T3, T4, T5
 
 
-def _language_effect(data: ClaimData, params: dict[str, Any], rng: np.random.Generator, budget: Budget,
-                     alpha: float) -> tuple[Effect, Design, np.ndarray]:
+def _language_effect(
+    data: ClaimData, params: dict[str, Any], rng: np.random.Generator, budget: Budget, alpha: float
+) -> tuple[Effect, Design, np.ndarray]:
     design = _parallel_design(data)
     D = pairwise_distances(data.latents, metric=params.get("metric", "cosine"))
     eff = _run_effect(silhouette_statistic(), D, design, "language", ("meaning",), rng, budget, alpha)
@@ -395,8 +457,9 @@ def _language_effect(data: ClaimData, params: dict[str, Any], rng: np.random.Gen
 
 
 @measure("language_early_late")
-def language_early_late(data: ClaimData, params: dict[str, Any], rng: np.random.Generator,
-                        budget: Budget) -> Measurement:
+def language_early_late(
+    data: ClaimData, params: dict[str, Any], rng: np.random.Generator, budget: Budget
+) -> Measurement:
     """T3: min(early - middle, late - middle) of the band-mean net language silhouette."""
     _one_variant(data)
     alpha, lay = _alpha(params), _layers(data)
@@ -407,8 +470,12 @@ def language_early_late(data: ClaimData, params: dict[str, Any], rng: np.random.
     band = {k: float(eff.net[v].mean()) for k, v in b.items()}
     db = davies_bouldin_batch(2.0 * D, design.codes("language")[0][None], squared=True)[0][0]
     numbers = {f"net_silhouette/{k}": v for k, v in band.items()}
-    numbers.update({"early_minus_middle": band["early"] - band["middle"],
-                    "late_minus_middle": band["late"] - band["middle"]})
+    numbers.update(
+        {
+            "early_minus_middle": band["early"] - band["middle"],
+            "late_minus_middle": band["late"] - band["middle"],
+        }
+    )
     for name in ("emb", "block0", f"block{data.num_blocks - 1}", "final_norm"):
         numbers[f"net_silhouette/{name}"] = float(eff.net[lay.pos(data, name)])
         numbers[f"davies_bouldin/{name}"] = float(db[lay.pos(data, name)])
@@ -417,17 +484,24 @@ def language_early_late(data: ClaimData, params: dict[str, Any], rng: np.random.
     if tsne_layers:
         payloads["tsne"] = _tsne_payload(data, list(tsne_layers), ["language", "meaning_id"], rng)
     return _measurement(
-        agg, alpha=alpha, n_units=eff.n_units, n_samples=len(data.samples), budget=budget,
+        agg,
+        alpha=alpha,
+        n_units=eff.n_units,
+        n_samples=len(data.samples),
+        budget=budget,
         resampling=_interval_text(alpha, "meanings", budget, "of language within meaning"),
-        token_control=float(eff.net[lay.emb]), explained_by_last_token=bool(band["early"] <= eff.net[lay.emb]),
+        token_control=float(eff.net[lay.emb]),
+        explained_by_last_token=bool(band["early"] <= eff.net[lay.emb]),
         curves={"net_silhouette/language": eff.net.tolist(), "silhouette/language": eff.observed.tolist()},
-        numbers=_finite(numbers), payloads=payloads,
+        numbers=_finite(numbers),
+        payloads=payloads,
     )
 
 
 @measure("language_first_layers_low")
-def language_first_layers_low(data: ClaimData, params: dict[str, Any], rng: np.random.Generator,
-                              budget: Budget) -> Measurement:
+def language_first_layers_low(
+    data: ClaimData, params: dict[str, Any], rng: np.random.Generator, budget: Budget
+) -> Measurement:
     """T5: late-band net language silhouette minus its mean over the first layers (block0, block1)."""
     _one_variant(data)
     alpha, lay = _alpha(params), _layers(data)
@@ -436,21 +510,30 @@ def language_first_layers_low(data: ClaimData, params: dict[str, Any], rng: np.r
     L = len(data.layers)
     agg = _min_of(eff, _weights(L, lay.bands["late"], first)[None])
     first_value = float(eff.net[first].mean())
-    numbers = {"net_silhouette/first_layers": first_value,
-               "net_silhouette/late": float(eff.net[lay.bands["late"]].mean()),
-               "net_silhouette/emb": float(eff.net[lay.emb]),
-               "late_minus_emb": float(eff.net[lay.bands["late"]].mean() - eff.net[lay.emb])}
+    numbers = {
+        "net_silhouette/first_layers": first_value,
+        "net_silhouette/late": float(eff.net[lay.bands["late"]].mean()),
+        "net_silhouette/emb": float(eff.net[lay.emb]),
+        "late_minus_emb": float(eff.net[lay.bands["late"]].mean() - eff.net[lay.emb]),
+    }
     return _measurement(
-        agg, alpha=alpha, n_units=eff.n_units, n_samples=len(data.samples), budget=budget,
+        agg,
+        alpha=alpha,
+        n_units=eff.n_units,
+        n_samples=len(data.samples),
+        budget=budget,
         resampling=_interval_text(alpha, "meanings", budget, "of language within meaning"),
-        token_control=float(eff.net[lay.emb]), explained_by_last_token=bool(first_value <= eff.net[lay.emb]),
-        curves={"net_silhouette/language": eff.net.tolist()}, numbers=_finite(numbers),
+        token_control=float(eff.net[lay.emb]),
+        explained_by_last_token=bool(first_value <= eff.net[lay.emb]),
+        curves={"net_silhouette/language": eff.net.tolist()},
+        numbers=_finite(numbers),
     )
 
 
 @measure("meaning_middle")
-def meaning_middle(data: ClaimData, params: dict[str, Any], rng: np.random.Generator,
-                   budget: Budget) -> Measurement:
+def meaning_middle(
+    data: ClaimData, params: dict[str, Any], rng: np.random.Generator, budget: Budget
+) -> Measurement:
     """T4: middle-band minus late-band net meaning silhouette; translation retrieval reported beside it."""
     _one_variant(data)
     alpha, lay = _alpha(params), _layers(data)
@@ -476,21 +559,32 @@ def meaning_middle(data: ClaimData, params: dict[str, Any], rng: np.random.Gener
     lang_curve = _net_silhouette_curve(D, design, "language", ("meaning",), rng, min(budget.n_perm, 100))
     band = {k: float(eff.net[v].mean()) for k, v in b.items()}
     numbers = {f"net_silhouette/{k}": v for k, v in band.items()}
-    numbers.update({
-        f"retrieval_top1/{query}->*/middle": float(top1_mean[b["middle"]].mean()),
-        f"retrieval_top1/{query}->*/late": float(top1_mean[b["late"]].mean()),
-        f"retrieval_top1/{query}->*/middle_minus_late": float(top1_mean[b["middle"]].mean()
-                                                              - top1_mean[b["late"]].mean()),
-        "retrieval_top1/chance": chance_mean,
-    })
+    numbers.update(
+        {
+            f"retrieval_top1/{query}->*/middle": float(top1_mean[b["middle"]].mean()),
+            f"retrieval_top1/{query}->*/late": float(top1_mean[b["late"]].mean()),
+            f"retrieval_top1/{query}->*/middle_minus_late": float(
+                top1_mean[b["middle"]].mean() - top1_mean[b["late"]].mean()
+            ),
+            "retrieval_top1/chance": chance_mean,
+        }
+    )
     for name in ("emb", "block0", f"block{data.num_blocks - 1}", "final_norm"):
         numbers[f"net_silhouette/{name}"] = float(eff.net[lay.pos(data, name)])
     return _measurement(
-        agg, alpha=alpha, n_units=eff.n_units, n_samples=len(data.samples), budget=budget,
+        agg,
+        alpha=alpha,
+        n_units=eff.n_units,
+        n_samples=len(data.samples),
+        budget=budget,
         resampling=_interval_text(alpha, "meanings", budget, "of meaning within language"),
-        token_control=float(eff.net[lay.emb]), explained_by_last_token=None,
-        curves={"net_silhouette/meaning": eff.net.tolist(), "net_silhouette/language": lang_curve.tolist(),
-                f"retrieval_top1/{query}->*": np.asarray(top1_mean).tolist()},
+        token_control=float(eff.net[lay.emb]),
+        explained_by_last_token=None,
+        curves={
+            "net_silhouette/meaning": eff.net.tolist(),
+            "net_silhouette/language": lang_curve.tolist(),
+            f"retrieval_top1/{query}->*": np.asarray(top1_mean).tolist(),
+        },
         numbers=_finite(numbers),
     )
 
@@ -521,8 +615,9 @@ def _separability_stat(blocks: np.ndarray, n_blocks: int) -> Callable[..., np.nd
 
 
 @measure("related_distant_gap")
-def related_distant_gap(data: ClaimData, params: dict[str, Any], rng: np.random.Generator,
-                        budget: Budget) -> Measurement:
+def related_distant_gap(
+    data: ClaimData, params: dict[str, Any], rng: np.random.Generator, budget: Budget
+) -> Measurement:
     """T6: mean net two-language silhouette of distant pairs minus related pairs, at the first layer.
 
     Each language pair is its own block of the design (en's samples appear once per block; distances are only
@@ -542,12 +637,14 @@ def related_distant_gap(data: ClaimData, params: dict[str, Any], rng: np.random.
         raise ValueError(f"related_distant_gap: languages {missing} are absent from the data")
     sel = np.concatenate([np.flatnonzero(np.isin(lang, p)) for p in pairs])
     blocks = np.concatenate([np.full(np.isin(lang, p).sum(), k) for k, p in enumerate(pairs)])
-    design = Design(factors={"meaning": meaning[sel], "language": lang[sel], "pair": blocks},
-                    units=("meaning",))
+    design = Design(
+        factors={"meaning": meaning[sel], "language": lang[sel], "pair": blocks}, units=("meaning",)
+    )
     D_all = pairwise_distances(data.latents, metric=params.get("metric", "cosine"))
     D = D_all[:, sel][:, :, sel]
-    eff = _run_effect(_separability_stat(blocks, len(pairs)), D, design, "language", ("meaning", "pair"),
-                      rng, budget, alpha)
+    eff = _run_effect(
+        _separability_stat(blocks, len(pairs)), D, design, "language", ("meaning", "pair"), rng, budget, alpha
+    )
     L = len(data.layers)
 
     def gap_w(pos: int) -> np.ndarray:
@@ -561,30 +658,46 @@ def related_distant_gap(data: ClaimData, params: dict[str, Any], rng: np.random.
     net = eff.net.reshape(len(pairs), L)
     curves = {f"net_separability/{a}-{b}": net[k].tolist() for k, (a, b) in enumerate(pairs)}
     curves["gap"] = [float(eff.net @ gap_w(i)) for i in range(L)]
-    numbers = {f"net_separability/{a}-{b}/{layer}": float(net[k, lay.pos(data, layer)])
-               for k, (a, b) in enumerate(pairs)}
+    numbers = {
+        f"net_separability/{a}-{b}/{layer}": float(net[k, lay.pos(data, layer)])
+        for k, (a, b) in enumerate(pairs)
+    }
     for name in ("emb", "block0", "block1", "final_norm"):
         if name in data.layers:
             numbers[f"gap/{name}"] = float(eff.net @ gap_w(lay.pos(data, name)))
     payloads: dict[str, Any] = {
         # For T7 (cross-model): the gap's corrected subsample draws and its estimate.
-        "t7": {"layer": layer, "estimate": agg.estimate, "draws": np.round(agg.draws, 6).tolist(),
-               "n_units": eff.n_units, "confidence": 1.0 - 2.0 * alpha},
+        "t7": {
+            "layer": layer,
+            "estimate": agg.estimate,
+            "draws": np.round(agg.draws, 6).tolist(),
+            "n_units": eff.n_units,
+            "confidence": 1.0 - 2.0 * alpha,
+        },
     }
     for name in ("emb", layer):
         levels, table = pairwise_separability(D_all[lay.pos(data, name)], lang)
-        payloads[f"separability_table/{name}"] = _table(list(levels), list(levels),
-                                                        np.nan_to_num(table, nan=0.0))
+        payloads[f"separability_table/{name}"] = _table(
+            list(levels), list(levels), np.nan_to_num(table, nan=0.0)
+        )
     return _measurement(
-        agg, alpha=alpha, n_units=eff.n_units, n_samples=len(data.samples), budget=budget,
+        agg,
+        alpha=alpha,
+        n_units=eff.n_units,
+        n_samples=len(data.samples),
+        budget=budget,
         resampling=_interval_text(alpha, "meanings", budget, "of language within (meaning, language pair)"),
-        token_control=token, explained_by_last_token=bool(agg.estimate <= token),
-        curves=curves, numbers=_finite(numbers), payloads=payloads,
+        token_control=token,
+        explained_by_last_token=bool(agg.estimate <= token),
+        curves=curves,
+        numbers=_finite(numbers),
+        payloads=payloads,
     )
 
 
-def aggregate_t7(record_a_measurement: Measurement, record_b_measurement: Measurement, *,
-                 alpha: float = 0.05) -> Measurement:
+def aggregate_t7(
+    record_a_measurement: Measurement, record_b_measurement: Measurement, *, alpha: float = 0.05
+) -> Measurement:
     """T7: gap(B) - gap(A) of the T6 first-layer separability gaps of two models.
 
     ``A`` is the model expected to have the smaller gap (Qwen2-Audio), ``B`` the larger (Ultravox-LLaMA). The
@@ -596,16 +709,22 @@ def aggregate_t7(record_a_measurement: Measurement, record_b_measurement: Measur
     for name, m in (("A", record_a_measurement), ("B", record_b_measurement)):
         t7 = m.payloads.get("t7") if m is not None else None
         if not t7 or not t7.get("draws"):
-            raise ValueError(f"aggregate_t7: measurement {name} has no payloads['t7'] draws (run the T6 measure)")
+            raise ValueError(
+                f"aggregate_t7: measurement {name} has no payloads['t7'] draws (run the T6 measure)"
+            )
         draws.append((float(t7["estimate"]), np.asarray(t7["draws"], dtype=float), int(t7["n_units"])))
     (ea, da, na), (eb, db, nb) = draws
     diff = (db[:, None] - da[None, :]).ravel()
     lo, hi = np.quantile(diff, [alpha, 1.0 - alpha])
     return Measurement(
-        effect=eb - ea, ci_low=float(lo), ci_high=float(hi),
-        p_value=(float(np.sum(diff <= 0.0)) + 1.0) / (diff.size + 1.0), n_units=min(na, nb),
+        effect=eb - ea,
+        ci_low=float(lo),
+        ci_high=float(hi),
+        p_value=(float(np.sum(diff <= 0.0)) + 1.0) / (diff.size + 1.0),
+        n_units=min(na, nb),
         n_samples=record_a_measurement.n_samples + record_b_measurement.n_samples,
-        n_boot=int(min(da.size, db.size)), n_perm=0,
+        n_boot=int(min(da.size, db.size)),
+        n_perm=0,
         resampling=(
             f"difference of the two models' independent subsample draws ({da.size} x {db.size}), percentile "
             f"interval at {100 * (1 - 2 * alpha):.0f}% two-sided; p is the share of differences <= 0"
@@ -632,7 +751,9 @@ def _metric_curves(D: np.ndarray, codes: np.ndarray) -> np.ndarray:
     sil = silhouette_batch(D, codes)
     db, collapsed = davies_bouldin_batch(2.0 * D, codes, squared=True)
     if collapsed.any():
-        raise ValueError("Davies-Bouldin: collapsed clusters in some layer; the pipeline gate should catch this")
+        raise ValueError(
+            "Davies-Bouldin: collapsed clusters in some layer; the pipeline gate should catch this"
+        )
     # The tree does not depend on the labels: one average linkage per layer (as stats.hierarchical builds it),
     # cut once, scored for every labelling.
     trees = [hierarchy.linkage(squareform(D[i], checks=False), method="average") for i in range(D.shape[0])]
@@ -656,8 +777,9 @@ def _rank_corr(curves: np.ndarray) -> np.ndarray:
 
 
 @measure("metric_agreement")
-def metric_agreement(data: ClaimData, params: dict[str, Any], rng: np.random.Generator,
-                     budget: Budget) -> Measurement:
+def metric_agreement(
+    data: ClaimData, params: dict[str, Any], rng: np.random.Generator, budget: Budget
+) -> Measurement:
     """Q1: min over metric pairs of the net Spearman correlation of the per-block language-clustering curves."""
     _one_variant(data)
     alpha, lay = _alpha(params), _layers(data)
@@ -682,14 +804,22 @@ def metric_agreement(data: ClaimData, params: dict[str, Any], rng: np.random.Gen
         Z = hierarchical(D_all[lay.pos(data, name)], data.labels("language")).linkage
         payloads["dendrogram"][name] = np.round(Z, 5).tolist()
     return _measurement(
-        agg, alpha=alpha, n_units=eff.n_units, n_samples=len(data.samples), budget=budget,
+        agg,
+        alpha=alpha,
+        n_units=eff.n_units,
+        n_samples=len(data.samples),
+        budget=budget,
         resampling=_interval_text(alpha, "meanings", budget, "of language within meaning")
         + "; curves over block0..block{L-1}, cosine geometry (DB of unit-normalised latents, average linkage)",
-        token_control=None, explained_by_last_token=None,
-        curves={"silhouette/language/blocks": blocks[0].tolist(),
-                "neg_davies_bouldin/language/blocks": blocks[1].tolist(),
-                "top_split_purity/language/blocks": blocks[2].tolist()},
-        numbers=_finite(numbers), payloads=payloads,
+        token_control=None,
+        explained_by_last_token=None,
+        curves={
+            "silhouette/language/blocks": blocks[0].tolist(),
+            "neg_davies_bouldin/language/blocks": blocks[1].tolist(),
+            "top_split_purity/language/blocks": blocks[2].tolist(),
+        },
+        numbers=_finite(numbers),
+        payloads=payloads,
     )
 
 
@@ -698,8 +828,15 @@ def metric_agreement(data: ClaimData, params: dict[str, Any], rng: np.random.Gen
 
 def _replace(data: ClaimData, latents: np.ndarray, order: np.ndarray | None = None) -> ClaimData:
     ids = data.last_token_ids if order is None else data.last_token_ids[order]
-    return ClaimData(latents=latents, layers=data.layers, samples=data.samples, last_token_ids=ids,
-                     model=data.model, model_kind=data.model_kind, extra=dict(data.extra))
+    return ClaimData(
+        latents=latents,
+        layers=data.layers,
+        samples=data.samples,
+        last_token_ids=ids,
+        model=data.model,
+        model_kind=data.model_kind,
+        extra=dict(data.extra),
+    )
 
 
 def _shuffle_within(axis: str) -> Callable[[ClaimData, dict[str, Any], np.random.Generator], ClaimData]:
@@ -754,7 +891,9 @@ def _planter(
         seed = int(rng.integers(2**31 - 1))
 
         def estimate(s: float) -> float:
-            return measure_fn(_replace(base, X + s * offsets), pilot, np.random.default_rng(seed), PILOT).effect
+            return measure_fn(
+                _replace(base, X + s * offsets), pilot, np.random.default_rng(seed), PILOT
+            ).effect
 
         f_lo = estimate(0.0) - size
         if f_lo >= 0:
@@ -764,7 +903,9 @@ def _planter(
         while f_hi < 0:
             lo, f_lo, hi = hi, f_hi, hi * 2.0
             if hi > 1e3:
-                raise ValueError(f"plant: cannot reach an effect of {size} with offsets up to {hi} x the spread")
+                raise ValueError(
+                    f"plant: cannot reach an effect of {size} with offsets up to {hi} x the spread"
+                )
             f_hi = estimate(hi) - size
         # Illinois regula falsi: the estimate is smooth and increasing in s, so a few pilot runs suffice.
         s, side = hi, 0
@@ -788,7 +929,9 @@ def _planter(
     return plant
 
 
-def _label_keys(axis: str, only: list[str] | None = None) -> Callable[[ClaimData, dict[str, Any]], np.ndarray]:
+def _label_keys(
+    axis: str, only: list[str] | None = None
+) -> Callable[[ClaimData, dict[str, Any]], np.ndarray]:
     def keys(data: ClaimData, params: dict[str, Any]) -> np.ndarray:
         values = data.labels(axis)
         if only is not None:
@@ -817,8 +960,10 @@ def _non_emb(data: ClaimData, params: dict[str, Any]) -> np.ndarray:
 
 def _t1_keys(data: ClaimData, params: dict[str, Any]) -> np.ndarray:
     roles, pairs = data.labels("pair_role"), data.labels("pair_id")
-    return np.array([p if r in ("anchor", "paraphrase") else None for p, r in zip(pairs, roles, strict=True)],
-                    dtype=object)
+    return np.array(
+        [p if r in ("anchor", "paraphrase") else None for p, r in zip(pairs, roles, strict=True)],
+        dtype=object,
+    )
 
 
 def _sample_keys(data: ClaimData, params: dict[str, Any]) -> np.ndarray:
@@ -838,20 +983,43 @@ def _depth_profile(data: ClaimData, params: dict[str, Any]) -> np.ndarray:
     return w
 
 
-controls("paraphrase_contrast", Controls(shuffle=_shuffle_within("pair_id"),
-                                         plant=_planter(_t1_keys, _non_emb, paraphrase_contrast)))
-controls("distance_growth", Controls(shuffle=_norm_growth_only,
-                                     plant=_planter(_sample_keys, _band_weights("late"), distance_growth)))
-controls("language_early_late", Controls(
-    shuffle=_shuffle_within("meaning_id"),
-    plant=_planter(_label_keys("language"), _band_weights("early", "late"), language_early_late)))
-controls("language_first_layers_low", Controls(
-    shuffle=_shuffle_within("meaning_id"),
-    plant=_planter(_label_keys("language"), _band_weights("late"), language_first_layers_low)))
-controls("meaning_middle", Controls(
-    shuffle=_shuffle_within("language"),
-    plant=_planter(_label_keys("meaning_id"), _band_weights("middle"), meaning_middle)))
-controls("related_distant_gap", Controls(shuffle=_shuffle_within("meaning_id"),
-                                         plant=_planter(_t6_keys, _non_emb, related_distant_gap)))
-controls("metric_agreement", Controls(shuffle=_shuffle_within("meaning_id"),
-                                      plant=_planter(_label_keys("language"), _depth_profile, metric_agreement)))
+controls(
+    "paraphrase_contrast",
+    Controls(shuffle=_shuffle_within("pair_id"), plant=_planter(_t1_keys, _non_emb, paraphrase_contrast)),
+)
+controls(
+    "distance_growth",
+    Controls(shuffle=_norm_growth_only, plant=_planter(_sample_keys, _band_weights("late"), distance_growth)),
+)
+controls(
+    "language_early_late",
+    Controls(
+        shuffle=_shuffle_within("meaning_id"),
+        plant=_planter(_label_keys("language"), _band_weights("early", "late"), language_early_late),
+    ),
+)
+controls(
+    "language_first_layers_low",
+    Controls(
+        shuffle=_shuffle_within("meaning_id"),
+        plant=_planter(_label_keys("language"), _band_weights("late"), language_first_layers_low),
+    ),
+)
+controls(
+    "meaning_middle",
+    Controls(
+        shuffle=_shuffle_within("language"),
+        plant=_planter(_label_keys("meaning_id"), _band_weights("middle"), meaning_middle),
+    ),
+)
+controls(
+    "related_distant_gap",
+    Controls(shuffle=_shuffle_within("meaning_id"), plant=_planter(_t6_keys, _non_emb, related_distant_gap)),
+)
+controls(
+    "metric_agreement",
+    Controls(
+        shuffle=_shuffle_within("meaning_id"),
+        plant=_planter(_label_keys("language"), _depth_profile, metric_agreement),
+    ),
+)

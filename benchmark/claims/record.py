@@ -32,8 +32,9 @@ class Measurement(BaseModel):
     n_boot: int
     n_perm: int
     resampling: str = Field(description="how the interval was obtained")
-    token_control: float | None = Field(default=None, description="the same statistic on the last token's "
-                                        "input embedding (layer emb) alone")
+    token_control: float | None = Field(
+        default=None, description="the same statistic on the last token's input embedding (layer emb) alone"
+    )
     explained_by_last_token: bool | None = None
     curves: dict[str, list[float]] = Field(default_factory=dict, description="per-layer values by series")
     numbers: dict[str, float] = Field(default_factory=dict, description="secondary statistics (never decide)")

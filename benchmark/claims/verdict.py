@@ -47,4 +47,7 @@ def decide(
             f"{interval} is below epsilon={epsilon:g}, but the positive reference on the same latents is "
             f"{reference_verdict or 'missing'}, so absence cannot be told from a blind pipeline"
         )
-    return "holds", f"{interval}: upper bound below epsilon={epsilon:g}, power {measurement.power:.2f}, reference holds"
+    return (
+        "holds",
+        f"{interval}: upper bound below epsilon={epsilon:g}, power {measurement.power:.2f}, reference holds",
+    )

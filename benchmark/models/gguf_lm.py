@@ -234,7 +234,9 @@ class GGUFTextAdapter(ModelAdapter):
             try:
                 model = AutoModelForCausalLM.from_pretrained(str(cached), dtype=torch.float32)
                 # ``prepare`` may have read it already (cache keys are computed before weights load).
-                saved = self.tokenizer if isinstance(self.tokenizer, SavedTokenizer) else SavedTokenizer(cached)
+                saved = (
+                    self.tokenizer if isinstance(self.tokenizer, SavedTokenizer) else SavedTokenizer(cached)
+                )
                 return model, saved, True
             except (OSError, ValueError) as error:
                 raise WeightsUnavailableError(
@@ -290,7 +292,9 @@ class GGUFTextAdapter(ModelAdapter):
                 self.tokenizer = SavedTokenizer(cached)
             else:
                 gguf_path = offline_assets.resolve_file(self.spec.name, "model")
-                self.tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+                self.tokenizer = AutoTokenizer.from_pretrained(
+                    str(gguf_path.parent), gguf_file=gguf_path.name
+                )
         return self.tokenizer
 
     def layer_handles(self) -> LayerHandles:

@@ -142,8 +142,19 @@ def load_or_unavailable(hub_id: str, loader: Callable[[], Any]) -> Any:
         return loader()
     except (OSError, ValueError) as exc:
         text = str(exc)
-        markers = ("offline", "couldn't connect", "not found", "does not appear to have", "local_files_only",
-                   "cannot find", "gated", "401", "404", "is not a local folder", "connection")
+        markers = (
+            "offline",
+            "couldn't connect",
+            "not found",
+            "does not appear to have",
+            "local_files_only",
+            "cannot find",
+            "gated",
+            "401",
+            "404",
+            "is not a local folder",
+            "connection",
+        )
         if isinstance(exc, OSError) or any(m in text.lower() for m in markers):
             raise WeightsUnavailableError(
                 f"weights of {hub_id!r} are not available here: {type(exc).__name__}: {text.splitlines()[0] if text else ''}"
@@ -178,7 +189,7 @@ def encode_with_specials(tokenizer: Any, text: str, specials: tuple[str, ...]) -
         if at:
             ids.extend(tokenizer.encode(rest[:at], add_special_tokens=False))
         ids.append(special_token_id(tokenizer, special))
-        rest = rest[at + len(special):]
+        rest = rest[at + len(special) :]
     return [int(i) for i in ids]
 
 
@@ -227,20 +238,41 @@ class GraniteLogMel:
         """``[n_fft // 2 + 1, n_mels]`` HTK triangles, as torchaudio's ``melscale_fbanks(norm=None)``."""
         from transformers.audio_utils import mel_filter_bank
 
-        bank = mel_filter_bank(num_frequency_bins=self.n_fft // 2 + 1, num_mel_filters=self.n_mels, min_frequency=0.0,
-                               max_frequency=self.sampling_rate / 2, sampling_rate=self.sampling_rate, norm=None,
-                               mel_scale="htk")
+        bank = mel_filter_bank(
+            num_frequency_bins=self.n_fft // 2 + 1,
+            num_mel_filters=self.n_mels,
+            min_frequency=0.0,
+            max_frequency=self.sampling_rate / 2,
+            sampling_rate=self.sampling_rate,
+            norm=None,
+            mel_scale="htk",
+        )
         return torch.from_numpy(np.asarray(bank, dtype=np.float32))
 
     def __call__(self, waveform: np.ndarray) -> torch.Tensor:
         """``[1, frames // 2, 2 * n_mels]`` float32 features of one mono clip."""
         wave = torch.from_numpy(np.ascontiguousarray(waveform, dtype=np.float32))
         if wave.ndim != 1 or wave.numel() <= self.n_fft // 2:
-            raise PipelineError(f"Granite features need a mono clip longer than {self.n_fft // 2} samples, "
-                                f"got shape {tuple(wave.shape)}")
-        spec = torch.stft(wave, n_fft=self.n_fft, hop_length=self.hop_length, win_length=self.win_length,
-                          window=torch.hann_window(self.win_length), center=True, pad_mode="reflect",
-                          normalized=False, onesided=True, return_complex=True).abs().pow(2)
+            raise PipelineError(
+                f"Granite features need a mono clip longer than {self.n_fft // 2} samples, "
+                f"got shape {tuple(wave.shape)}"
+            )
+        spec = (
+            torch.stft(
+                wave,
+                n_fft=self.n_fft,
+                hop_length=self.hop_length,
+                win_length=self.win_length,
+                window=torch.hann_window(self.win_length),
+                center=True,
+                pad_mode="reflect",
+                normalized=False,
+                onesided=True,
+                return_complex=True,
+            )
+            .abs()
+            .pow(2)
+        )
         mel = spec.transpose(0, 1) @ self.filterbank()  # [frames, n_mels]
         logmel = mel.clamp(min=1e-10).log10()
         logmel = torch.maximum(logmel, logmel.max() - 8.0) / 4 + 1

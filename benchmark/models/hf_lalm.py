@@ -97,66 +97,131 @@ _UNTESTED = "spec and loader only, not tiny-tested"
 
 def _chatml(system: str, speech: str, note: str = "") -> ChatFormat:
     """ChatML (Qwen decoders): system turn, user turn, assistant header; only the system and audio differ."""
-    return ChatFormat(prefix=system + "<|im_start|>user\n", speech=speech,
-                      suffix="<|im_end|>\n<|im_start|>assistant\n", note=note)
+    return ChatFormat(
+        prefix=system + "<|im_start|>user\n",
+        speech=speech,
+        suffix="<|im_end|>\n<|im_start|>assistant\n",
+        note=note,
+    )
 
 
 # One entry per model: name, hub id, family, description, model class, chat format, then what differs
 # from the defaults. Behaviour that data cannot express lives in the family's adapter subclass.
-RECIPES: dict[str, Recipe] = {r.name: r for r in (
-    Recipe("qwen2-audio-7b-instruct", "Qwen/Qwen2-Audio-7B-Instruct", "qwen2-audio",
-           "Qwen2-Audio-7B-Instruct: Whisper-large-v3 encoder + Qwen-7B, chat-tuned",
-           "Qwen2AudioForConditionalGeneration",
-           _chatml(_QWEN_SYS, "Audio 1: " + _QWEN_AUDIO,
-                   "chat template of the processor; speech line as its template writes it ('Audio 1: ...')"),
-           _QWEN_FEATURES),
-    Recipe("qwen2-audio-7b", "Qwen/Qwen2-Audio-7B", "qwen2-audio",
-           "Qwen2-Audio-7B base (pretrained, no chat turn)",
-           "Qwen2AudioForConditionalGeneration",
-           ChatFormat("", _QWEN_AUDIO, "", note="base model has no chat template: content then the instruction, "
-                                                "as in its model card prompts"),
-           _QWEN_FEATURES),
-    Recipe("qwen2.5-omni-7b", "Qwen/Qwen2.5-Omni-7B", "qwen2.5-omni",
-           "Qwen2.5-Omni-7B thinker only (talker and token2wav are not loaded)",
-           "Qwen2_5OmniForConditionalGeneration",
-           _chatml(_OMNI_SYS, _QWEN_AUDIO, "default Omni system prompt of the model card"),
-           _QWEN_FEATURES, load_kwargs={"enable_audio_output": False}, submodule="thinker",
-           notes=("falls back to an audio-only processor when the full one needs torchvision",)),
-    Recipe("voxtral-mini-3b", "mistralai/Voxtral-Mini-3B-2507", "voxtral",
-           "Voxtral-Mini-3B-2507: Whisper-style encoder + Ministral-3B decoder",
-           "VoxtralForConditionalGeneration",
-           ChatFormat("<s>[INST]", "[BEGIN_AUDIO][AUDIO]", "[/INST]", bare_prefix="<s>",
-                      note="mistral-common instruct format; audio chunk precedes the text in the user turn"),
-           ("input_features",),
-           notes=("ids assembled by the adapter (VoxtralProcessor refuses [AUDIO] in text); loading the real "
-                  "tokenizer needs mistral-common (MistralCommonBackend), not installed here",)),
-    Recipe("granite-speech-3.3-2b", "ibm-granite/granite-speech-3.3-2b", "granite-speech",
-           "Granite-Speech-3.3-2B: conformer encoder + Q-former projector + Granite-3.3-2B (LoRA merged at load)",
-           "GraniteSpeechForConditionalGeneration",
-           ChatFormat("<|start_of_role|>user<|end_of_role|>", "<|audio|>",
-                      "<|end_of_text|>\n<|start_of_role|>assistant<|end_of_role|>",
-                      note="no system turn: the tokenizer's default one inserts today's date, which would change "
-                           "the ids daily"),
-           notes=("log-mel features computed in torch (GraniteLogMel; no torchaudio wheel for torch 2.13), "
-                  "audio encoded one clip at a time (the conformer has no padding mask)",)),
-    Recipe("phi-4-multimodal", "microsoft/Phi-4-multimodal-instruct", "phi4-multimodal",
-           "Phi-4-multimodal-instruct (native transformers 5 port), speech LoRA path",
-           "Phi4MultimodalForCausalLM",
-           ChatFormat("<|user|>", "<|audio_1|>", "<|end|><|assistant|>"),
-           ("audio_input_features",),
-           notes=("the native port may need a converted revision of the hub repo; " + _UNTESTED,)),
-    Recipe("gemma-3n-e4b", "google/gemma-3n-E4B-it", "gemma3n",
-           "Gemma-3n-E4B-it: USM audio encoder + Gemma-3n decoder (per-layer embeddings)",
-           "Gemma3nForConditionalGeneration",
-           ChatFormat("<bos><start_of_turn>user\n", "<audio_soft_token>", "<end_of_turn>\n<start_of_turn>model\n",
-                      bare_prefix="<bos>"),
-           notes=(_UNTESTED,)),
-    Recipe("audio-flamingo-3", "nvidia/audio-flamingo-3-hf", "audioflamingo3",
-           "Audio Flamingo 3 (transformers port): AF-Whisper encoder + Qwen2.5-7B",
-           "AudioFlamingo3ForConditionalGeneration",
-           _chatml(_QWEN_SYS, "<sound>"),
-           notes=("hub id as in transformers' audioflamingo3 docs; " + _UNTESTED,)),
-)}
+RECIPES: dict[str, Recipe] = {
+    r.name: r
+    for r in (
+        Recipe(
+            "qwen2-audio-7b-instruct",
+            "Qwen/Qwen2-Audio-7B-Instruct",
+            "qwen2-audio",
+            "Qwen2-Audio-7B-Instruct: Whisper-large-v3 encoder + Qwen-7B, chat-tuned",
+            "Qwen2AudioForConditionalGeneration",
+            _chatml(
+                _QWEN_SYS,
+                "Audio 1: " + _QWEN_AUDIO,
+                "chat template of the processor; speech line as its template writes it ('Audio 1: ...')",
+            ),
+            _QWEN_FEATURES,
+        ),
+        Recipe(
+            "qwen2-audio-7b",
+            "Qwen/Qwen2-Audio-7B",
+            "qwen2-audio",
+            "Qwen2-Audio-7B base (pretrained, no chat turn)",
+            "Qwen2AudioForConditionalGeneration",
+            ChatFormat(
+                "",
+                _QWEN_AUDIO,
+                "",
+                note="base model has no chat template: content then the instruction, "
+                "as in its model card prompts",
+            ),
+            _QWEN_FEATURES,
+        ),
+        Recipe(
+            "qwen2.5-omni-7b",
+            "Qwen/Qwen2.5-Omni-7B",
+            "qwen2.5-omni",
+            "Qwen2.5-Omni-7B thinker only (talker and token2wav are not loaded)",
+            "Qwen2_5OmniForConditionalGeneration",
+            _chatml(_OMNI_SYS, _QWEN_AUDIO, "default Omni system prompt of the model card"),
+            _QWEN_FEATURES,
+            load_kwargs={"enable_audio_output": False},
+            submodule="thinker",
+            notes=("falls back to an audio-only processor when the full one needs torchvision",),
+        ),
+        Recipe(
+            "voxtral-mini-3b",
+            "mistralai/Voxtral-Mini-3B-2507",
+            "voxtral",
+            "Voxtral-Mini-3B-2507: Whisper-style encoder + Ministral-3B decoder",
+            "VoxtralForConditionalGeneration",
+            ChatFormat(
+                "<s>[INST]",
+                "[BEGIN_AUDIO][AUDIO]",
+                "[/INST]",
+                bare_prefix="<s>",
+                note="mistral-common instruct format; audio chunk precedes the text in the user turn",
+            ),
+            ("input_features",),
+            notes=(
+                "ids assembled by the adapter (VoxtralProcessor refuses [AUDIO] in text); loading the real "
+                "tokenizer needs mistral-common (MistralCommonBackend), not installed here",
+            ),
+        ),
+        Recipe(
+            "granite-speech-3.3-2b",
+            "ibm-granite/granite-speech-3.3-2b",
+            "granite-speech",
+            "Granite-Speech-3.3-2B: conformer encoder + Q-former projector + Granite-3.3-2B (LoRA merged at load)",
+            "GraniteSpeechForConditionalGeneration",
+            ChatFormat(
+                "<|start_of_role|>user<|end_of_role|>",
+                "<|audio|>",
+                "<|end_of_text|>\n<|start_of_role|>assistant<|end_of_role|>",
+                note="no system turn: the tokenizer's default one inserts today's date, which would change "
+                "the ids daily",
+            ),
+            notes=(
+                "log-mel features computed in torch (GraniteLogMel; no torchaudio wheel for torch 2.13), "
+                "audio encoded one clip at a time (the conformer has no padding mask)",
+            ),
+        ),
+        Recipe(
+            "phi-4-multimodal",
+            "microsoft/Phi-4-multimodal-instruct",
+            "phi4-multimodal",
+            "Phi-4-multimodal-instruct (native transformers 5 port), speech LoRA path",
+            "Phi4MultimodalForCausalLM",
+            ChatFormat("<|user|>", "<|audio_1|>", "<|end|><|assistant|>"),
+            ("audio_input_features",),
+            notes=("the native port may need a converted revision of the hub repo; " + _UNTESTED,),
+        ),
+        Recipe(
+            "gemma-3n-e4b",
+            "google/gemma-3n-E4B-it",
+            "gemma3n",
+            "Gemma-3n-E4B-it: USM audio encoder + Gemma-3n decoder (per-layer embeddings)",
+            "Gemma3nForConditionalGeneration",
+            ChatFormat(
+                "<bos><start_of_turn>user\n",
+                "<audio_soft_token>",
+                "<end_of_turn>\n<start_of_turn>model\n",
+                bare_prefix="<bos>",
+            ),
+            notes=(_UNTESTED,),
+        ),
+        Recipe(
+            "audio-flamingo-3",
+            "nvidia/audio-flamingo-3-hf",
+            "audioflamingo3",
+            "Audio Flamingo 3 (transformers port): AF-Whisper encoder + Qwen2.5-7B",
+            "AudioFlamingo3ForConditionalGeneration",
+            _chatml(_QWEN_SYS, "<sound>"),
+            notes=("hub id as in transformers' audioflamingo3 docs; " + _UNTESTED,),
+        ),
+    )
+}
 
 
 def _templates(name: str, chat: ChatFormat) -> dict[str, dict[Modality, Template]]:
@@ -215,7 +280,9 @@ def find_decoder(model: torch.nn.Module) -> LayerHandles:
             norm = getattr(inner, norm_name, None)
             if isinstance(norm, torch.nn.Module):
                 return LayerHandles(blocks=list(inner.layers), final_norm=norm)
-        seen.append(f"{type(inner).__name__} (layers but no final norm among norm/final_layernorm/final_norm/ln_f)")
+        seen.append(
+            f"{type(inner).__name__} (layers but no final norm among norm/final_layernorm/final_norm/ln_f)"
+        )
     raise UnsupportedModelError(
         f"{type(model).__name__}: cannot find the decoder blocks and final norm; looked at "
         f"{seen or ['get_decoder() and language_model/model/thinker.model attributes: none found']}"
@@ -307,7 +374,9 @@ class HubLALMAdapter(ModelAdapter):
     def processor_config(self) -> dict[str, Any]:
         if self.processor is None:
             return {"hub_id": self.recipe.hub_id, "revision": self.spec.revision}
-        fe = getattr(self.processor, "feature_extractor", None) or getattr(self.processor, "audio_processor", None)
+        fe = getattr(self.processor, "feature_extractor", None) or getattr(
+            self.processor, "audio_processor", None
+        )
         fe_dict = fe.to_dict() if fe is not None and hasattr(fe, "to_dict") else {}
         fe_dict = {k: v for k, v in fe_dict.items() if not k.startswith("mel_filters")}
         tok = getattr(self.processor, "tokenizer", None)
@@ -336,7 +405,9 @@ class HubLALMAdapter(ModelAdapter):
         placement = _placement_kwargs(self.device_map)
         model = load_or_unavailable(
             hub_id,
-            lambda: model_cls.from_pretrained(hub_id, dtype=dtype, **kwargs, **self.recipe.load_kwargs, **placement),
+            lambda: model_cls.from_pretrained(
+                hub_id, dtype=dtype, **kwargs, **self.recipe.load_kwargs, **placement
+            ),
         )
         if self.recipe.submodule:
             model = getattr(model, self.recipe.submodule)
@@ -348,9 +419,13 @@ class HubLALMAdapter(ModelAdapter):
         import transformers
 
         hub_id = self.recipe.hub_id
-        return load_or_unavailable(hub_id, lambda: transformers.AutoProcessor.from_pretrained(hub_id, **kwargs))
+        return load_or_unavailable(
+            hub_id, lambda: transformers.AutoProcessor.from_pretrained(hub_id, **kwargs)
+        )
 
-    def attach(self, model: torch.nn.Module, processor: Any, *, device: torch.device, dtype: torch.dtype) -> None:
+    def attach(
+        self, model: torch.nn.Module, processor: Any, *, device: torch.device, dtype: torch.dtype
+    ) -> None:
         """Use an already built model and processor (``load`` and the synthetic tests both come here)."""
         model.eval()
         self._handles = find_decoder(model)
@@ -374,13 +449,15 @@ class HubLALMAdapter(ModelAdapter):
             return "no chat template"
         content = "HELLO" + INSTRUCTION
         rendered = tok.apply_chat_template(
-            [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True,
+            [{"role": "user", "content": content}],
+            tokenize=False,
+            add_generation_prompt=True,
             chat_template=template,
         )
         if not rendered.endswith(content + suffix):
             raise PipelineError(
                 f"{self.recipe.name}: the model's chat template ends a user turn with "
-                f"{rendered[rendered.find(content) + len(content):]!r}, the adapter declares {suffix!r}"
+                f"{rendered[rendered.find(content) + len(content) :]!r}, the adapter declares {suffix!r}"
             )
         return "verified"
 
@@ -407,8 +484,13 @@ class HubLALMAdapter(ModelAdapter):
     def encode_speech(self, sample: Sample, wave: np.ndarray, template: str) -> Any:
         """``input_ids`` ``[1, seq]`` (placeholder expanded) plus the recipe's feature keys, for one clip."""
         prompt = self.render(sample, template)
-        return self.processor(text=[prompt], audio=[wave], sampling_rate=SAMPLE_RATE, return_tensors="pt",
-                              **self.recipe.processor_kwargs)
+        return self.processor(
+            text=[prompt],
+            audio=[wave],
+            sampling_rate=SAMPLE_RATE,
+            return_tensors="pt",
+            **self.recipe.processor_kwargs,
+        )
 
     def encode_text(self, sample: Sample, template: str) -> Any:
         """``input_ids`` ``[1, seq]`` of a text sample."""
@@ -439,16 +521,26 @@ class HubLALMAdapter(ModelAdapter):
         ids = torch.as_tensor(out["input_ids"])[0].to(torch.long)
         n_audio = int((ids == self.audio_token_id).sum())
         if sample.modality == "speech" and n_audio < 1:
-            raise PipelineError(f"sample {sample.id!r}: no audio placeholder {self.audio_token!r} in the input ids")
+            raise PipelineError(
+                f"sample {sample.id!r}: no audio placeholder {self.audio_token!r} in the input ids"
+            )
         if sample.modality == "text" and n_audio:
-            raise PipelineError(f"sample {sample.id!r}: text input contains {n_audio} audio placeholder tokens")
+            raise PipelineError(
+                f"sample {sample.id!r}: text input contains {n_audio} audio placeholder tokens"
+            )
         tensors["input_ids"] = ids
         tpl = self.template(template, sample.modality)
         key_material = {
             "input_ids": ids_sha256(ids),
             "processor_config": sha256_json(self.processor_config()),
-            "template": sha256_json({"name": tpl.name, "prefix": tpl.prefix, "suffix": tpl.suffix,
-                                     "speech": self.recipe.chat.speech}),
+            "template": sha256_json(
+                {
+                    "name": tpl.name,
+                    "prefix": tpl.prefix,
+                    "suffix": tpl.suffix,
+                    "speech": self.recipe.chat.speech,
+                }
+            ),
         }
         if audio_key is not None:
             key_material["waveform"] = audio_key
@@ -525,17 +617,22 @@ class VoxtralAdapter(HubLALMAdapter):
 
     _SPECIALS = ("<s>", "[INST]", "[/INST]", "[BEGIN_AUDIO]", "[AUDIO]")
 
-    def attach(self, model: torch.nn.Module, processor: Any, *, device: torch.device, dtype: torch.dtype) -> None:
+    def attach(
+        self, model: torch.nn.Module, processor: Any, *, device: torch.device, dtype: torch.dtype
+    ) -> None:
         super().attach(model, processor, device=device, dtype=dtype)
         audio_cfg = model.config.audio_config
         tower = model.model.audio_tower  # VoxtralForConditionalGeneration -> VoxtralModel -> encoder
         strides = int(tower.conv1.stride[0]) * int(tower.conv2.stride[0])
         self.window_frames = int(audio_cfg.max_source_positions) * strides
-        per_window, rem = divmod(int(audio_cfg.max_source_positions) * int(audio_cfg.hidden_size),
-                                 int(audio_cfg.intermediate_size))
+        per_window, rem = divmod(
+            int(audio_cfg.max_source_positions) * int(audio_cfg.hidden_size), int(audio_cfg.intermediate_size)
+        )
         if rem:
-            raise UnsupportedModelError(f"{self.recipe.name}: encoder windows of {audio_cfg.max_source_positions} "
-                                        f"frames do not group into whole audio embeddings")
+            raise UnsupportedModelError(
+                f"{self.recipe.name}: encoder windows of {audio_cfg.max_source_positions} "
+                f"frames do not group into whole audio embeddings"
+            )
         self.embeddings_per_window = per_window
 
     def _ids(self, *parts: str) -> list[int]:
@@ -549,17 +646,29 @@ class VoxtralAdapter(HubLALMAdapter):
     def encode_speech(self, sample: Sample, wave: np.ndarray, template: str) -> Any:
         fe = self.processor.feature_extractor
         window = self.window_frames * int(fe.hop_length)
-        feats = fe(wave, sampling_rate=SAMPLE_RATE, padding="longest", pad_to_multiple_of=window, truncation=False,
-                   return_tensors="pt")["input_features"]  # [1, n_mels, k * window_frames]
+        feats = fe(
+            wave,
+            sampling_rate=SAMPLE_RATE,
+            padding="longest",
+            pad_to_multiple_of=window,
+            truncation=False,
+            return_tensors="pt",
+        )["input_features"]  # [1, n_mels, k * window_frames]
         n_mels, frames = int(feats.shape[1]), int(feats.shape[2])
         if frames % self.window_frames:
-            raise PipelineError(f"sample {sample.id!r}: {frames} mel frames are not whole encoder windows of "
-                                f"{self.window_frames}")
+            raise PipelineError(
+                f"sample {sample.id!r}: {frames} mel frames are not whole encoder windows of "
+                f"{self.window_frames}"
+            )
         windows = feats.reshape(n_mels, -1, self.window_frames).transpose(0, 1).contiguous()
         tpl = self.template(template, "speech")
-        audio = self.recipe.chat.speech.replace(str(self.audio_token),
-                                                str(self.audio_token) * (windows.shape[0] * self.embeddings_per_window))
-        return {"input_ids": torch.tensor([self._ids(tpl.prefix, audio, tpl.suffix)]), "input_features": windows}
+        audio = self.recipe.chat.speech.replace(
+            str(self.audio_token), str(self.audio_token) * (windows.shape[0] * self.embeddings_per_window)
+        )
+        return {
+            "input_ids": torch.tensor([self._ids(tpl.prefix, audio, tpl.suffix)]),
+            "input_features": windows,
+        }
 
     def check_chat_template(self) -> str:
         """With mistral-common's tokenizer: its own text-turn ids must start with our prefix and end with
@@ -572,9 +681,11 @@ class VoxtralAdapter(HubLALMAdapter):
         ref = list(ref["input_ids"] if isinstance(ref, dict) else ref)
         prefix = self._ids(self.recipe.chat.prefix)
         suffix = self._ids(self.recipe.chat.suffix)
-        if ref[: len(prefix)] != prefix or ref[-len(suffix):] != suffix:
-            raise PipelineError(f"{self.recipe.name}: mistral-common encodes a user turn as {ref}, the adapter "
-                                f"declares prefix {prefix} and suffix {suffix}")
+        if ref[: len(prefix)] != prefix or ref[-len(suffix) :] != suffix:
+            raise PipelineError(
+                f"{self.recipe.name}: mistral-common encodes a user turn as {ref}, the adapter "
+                f"declares prefix {prefix} and suffix {suffix}"
+            )
         return "verified"
 
 
@@ -590,7 +701,9 @@ class GraniteSpeechInputs:
         self.audio_token = getattr(tokenizer, "audio_token", None) or audio_token
         self.chat_template = getattr(tokenizer, "chat_template", None)
 
-    def __call__(self, text: list[str], audio: list[np.ndarray] | None = None, **_: Any) -> dict[str, torch.Tensor]:
+    def __call__(
+        self, text: list[str], audio: list[np.ndarray] | None = None, **_: Any
+    ) -> dict[str, torch.Tensor]:
         if len(text) != 1 or (audio is not None and len(audio) != 1):
             raise PipelineError("GraniteSpeechInputs encodes one prompt (and at most one clip) at a time")
         prompt = text[0]
@@ -620,36 +733,51 @@ class GraniteSpeechAdapter(HubLALMAdapter):
         from transformers.feature_extraction_utils import FeatureExtractionMixin
 
         hub_id = self.recipe.hub_id
-        tok = load_or_unavailable(hub_id, lambda: transformers.AutoTokenizer.from_pretrained(hub_id, **kwargs))
-        cfg, _ = load_or_unavailable(hub_id, lambda: FeatureExtractionMixin.get_feature_extractor_dict(hub_id, **kwargs))
+        tok = load_or_unavailable(
+            hub_id, lambda: transformers.AutoTokenizer.from_pretrained(hub_id, **kwargs)
+        )
+        cfg, _ = load_or_unavailable(
+            hub_id, lambda: FeatureExtractionMixin.get_feature_extractor_dict(hub_id, **kwargs)
+        )
         return GraniteSpeechInputs(tok, GraniteLogMel.from_dict(cfg))
 
-    def attach(self, model: torch.nn.Module, processor: Any, *, device: torch.device, dtype: torch.dtype) -> None:
+    def attach(
+        self, model: torch.nn.Module, processor: Any, *, device: torch.device, dtype: torch.dtype
+    ) -> None:
         fe = getattr(processor, "feature_extractor", None)
         if not isinstance(fe, GraniteLogMel):
-            raise UnsupportedModelError(f"{self.recipe.name}: expected GraniteSpeechInputs (torch-only features), "
-                                        f"got {type(processor).__name__}")
+            raise UnsupportedModelError(
+                f"{self.recipe.name}: expected GraniteSpeechInputs (torch-only features), "
+                f"got {type(processor).__name__}"
+            )
         cfg = model.config
         if (fe.projector_window_size, fe.projector_downsample_rate) != (cfg.window_size, cfg.downsample_rate):
             raise UnsupportedModelError(
                 f"{self.recipe.name}: feature extractor counts projector windows of {fe.projector_window_size}/"
-                f"{fe.projector_downsample_rate}, the model uses {cfg.window_size}/{cfg.downsample_rate}")
+                f"{fe.projector_downsample_rate}, the model uses {cfg.window_size}/{cfg.downsample_rate}"
+            )
         super().attach(model, processor, device=device, dtype=dtype)
 
     def collate(self, items: list[PreparedInput]) -> Batch:
         batch = super().collate([self._without_features(it) for it in items])
         device = self.device or torch.device("cpu")
         batch.extras["clips"] = [
-            (it.audio_key, it.tensors["input_features"].to(device, self.dtype or torch.float32),
-             int(it.tensors["input_features_mask"].sum()))
-            for it in items if it.modality == "speech"
+            (
+                it.audio_key,
+                it.tensors["input_features"].to(device, self.dtype or torch.float32),
+                int(it.tensors["input_features_mask"].sum()),
+            )
+            for it in items
+            if it.modality == "speech"
         ]
         return batch
 
     @staticmethod
     def _without_features(item: PreparedInput) -> PreparedInput:
         tensors = {"input_ids": item.tensors["input_ids"]}
-        return PreparedInput(item.sample_id, "text", item.length, item.last_token_id, tensors, item.key_material)
+        return PreparedInput(
+            item.sample_id, "text", item.length, item.last_token_id, tensors, item.key_material
+        )
 
     def merged_embeddings(self, batch: Batch) -> torch.Tensor:
         """Token embeddings with each clip's own audio embeddings over its placeholder run."""
@@ -666,8 +794,10 @@ class GraniteSpeechAdapter(HubLALMAdapter):
                 lambda feats=feats: inner.get_audio_features(feats, return_dict=True).pooler_output[0],
             )
             if audio.shape[0] != n:
-                raise PipelineError(f"{self.recipe.name}: the projector gave {audio.shape[0]} audio embeddings, "
-                                    f"the prompt holds {n} placeholders")
+                raise PipelineError(
+                    f"{self.recipe.name}: the projector gave {audio.shape[0]} audio embeddings, "
+                    f"the prompt holds {n} placeholders"
+                )
             parts.append(audio)
         return inner.get_merged_audio_embeddings(input_ids=ids, audio_features=torch.cat(parts))
 
@@ -681,7 +811,9 @@ class GraniteSpeechAdapter(HubLALMAdapter):
 _OMNI_PROCESSOR: type | None = None
 
 
-def audio_only_omni_processor(feature_extractor: Any, tokenizer: Any, chat_template: str | None = None) -> Any:
+def audio_only_omni_processor(
+    feature_extractor: Any, tokenizer: Any, chat_template: str | None = None
+) -> Any:
     """A real ``Qwen2_5OmniProcessor`` without image and video processors.
 
     Why: its video processor needs torchvision, and this benchmark sends no images or videos. The subclass
@@ -697,8 +829,13 @@ def audio_only_omni_processor(feature_extractor: Any, tokenizer: Any, chat_templ
                 return super().check_argument_for_proper_class(argument_name, argument)
 
         _OMNI_PROCESSOR = AudioOnlyQwen2_5OmniProcessor
-    return _OMNI_PROCESSOR(image_processor=None, video_processor=None, feature_extractor=feature_extractor,
-                           tokenizer=tokenizer, chat_template=chat_template)
+    return _OMNI_PROCESSOR(
+        image_processor=None,
+        video_processor=None,
+        feature_extractor=feature_extractor,
+        tokenizer=tokenizer,
+        chat_template=chat_template,
+    )
 
 
 class QwenOmniThinkerAdapter(HubLALMAdapter):
@@ -712,13 +849,19 @@ class QwenOmniThinkerAdapter(HubLALMAdapter):
             return transformers.AutoProcessor.from_pretrained(hub_id, **kwargs)
         except (ImportError, TypeError, ValueError, AttributeError) as exc:  # torchvision missing, typically
             full_error = f"{type(exc).__name__}: {exc}"
-        fe = load_or_unavailable(hub_id, lambda: transformers.WhisperFeatureExtractor.from_pretrained(hub_id, **kwargs))
-        tok = load_or_unavailable(hub_id, lambda: transformers.AutoTokenizer.from_pretrained(hub_id, **kwargs))
+        fe = load_or_unavailable(
+            hub_id, lambda: transformers.WhisperFeatureExtractor.from_pretrained(hub_id, **kwargs)
+        )
+        tok = load_or_unavailable(
+            hub_id, lambda: transformers.AutoTokenizer.from_pretrained(hub_id, **kwargs)
+        )
         try:
             return audio_only_omni_processor(fe, tok, getattr(tok, "chat_template", None))
         except Exception as exc:
-            raise UnsupportedModelError(f"{self.recipe.name}: cannot build its processor: full one failed with "
-                                        f"{full_error}; audio-only one with {type(exc).__name__}: {exc}") from exc
+            raise UnsupportedModelError(
+                f"{self.recipe.name}: cannot build its processor: full one failed with "
+                f"{full_error}; audio-only one with {type(exc).__name__}: {exc}"
+            ) from exc
 
 
 _ADAPTER_CLASSES: dict[str, type[HubLALMAdapter]] = {
@@ -738,18 +881,29 @@ class GenericHubAdapter(HubLALMAdapter):
     def __init__(self, hub_id: str) -> None:
         if not hub_id or "/" not in hub_id:
             raise UnsupportedModelError(f"'hf:{hub_id}': expected hf:<owner>/<name>, got {hub_id!r}")
-        super().__init__(Recipe(
-            f"hf:{hub_id}", hub_id, "hf-generic", f"generic hub LALM {hub_id}", "AutoModelForImageTextToText",
-            ChatFormat("", _AUDIO, "", note="resolved from the chat template at load"), (),
-            notes=("generic adapter: decoder, audio token and chat format found from the model's own classes",),
-        ))
+        super().__init__(
+            Recipe(
+                f"hf:{hub_id}",
+                hub_id,
+                "hf-generic",
+                f"generic hub LALM {hub_id}",
+                "AutoModelForImageTextToText",
+                ChatFormat("", _AUDIO, "", note="resolved from the chat template at load"),
+                (),
+                notes=(
+                    "generic adapter: decoder, audio token and chat format found from the model's own classes",
+                ),
+            )
+        )
 
     def load(self, device: torch.device, dtype: torch.dtype) -> None:
         import transformers
 
         kwargs = revision_kwargs(self.spec.revision)
         hub_id = self.recipe.hub_id
-        processor = load_or_unavailable(hub_id, lambda: transformers.AutoProcessor.from_pretrained(hub_id, **kwargs))
+        processor = load_or_unavailable(
+            hub_id, lambda: transformers.AutoProcessor.from_pretrained(hub_id, **kwargs)
+        )
         model = None
         errors = []
         placement = _placement_kwargs(self.device_map)
@@ -766,7 +920,9 @@ class GenericHubAdapter(HubLALMAdapter):
             raise UnsupportedModelError(f"hf:{hub_id}: no auto class loads it: {errors}")
         self.attach(_placed(model, device, self.device_map), processor, device=device, dtype=dtype)
 
-    def attach(self, model: torch.nn.Module, processor: Any, *, device: torch.device, dtype: torch.dtype) -> None:
+    def attach(
+        self, model: torch.nn.Module, processor: Any, *, device: torch.device, dtype: torch.dtype
+    ) -> None:
         super().attach(model, processor, device=device, dtype=dtype)
         self.recipe = self._resolved_recipe(model, processor)
         self.templates = _templates(self.recipe.name, self.recipe.chat)
@@ -777,18 +933,35 @@ class GenericHubAdapter(HubLALMAdapter):
         template = getattr(tok, "chat_template", None) or getattr(processor, "chat_template", None)
         prefix = suffix = ""
         if template:
-            rendered = tok.apply_chat_template([{"role": "user", "content": marker}], tokenize=False,
-                                               add_generation_prompt=True, chat_template=template)
+            rendered = tok.apply_chat_template(
+                [{"role": "user", "content": marker}],
+                tokenize=False,
+                add_generation_prompt=True,
+                chat_template=template,
+            )
             prefix, _, suffix = rendered.partition(marker)
         fe = getattr(processor, "feature_extractor", None) or getattr(processor, "audio_processor", None)
         keys = tuple(getattr(fe, "model_input_names", ()) or ())
         if not keys:
-            raise UnsupportedModelError(f"hf:{self.recipe.hub_id}: the processor has no audio feature extractor")
-        extra = tuple(k for k in ("feature_attention_mask", "input_features_mask") if k in getattr(processor, "model_input_names", ()))
+            raise UnsupportedModelError(
+                f"hf:{self.recipe.hub_id}: the processor has no audio feature extractor"
+            )
+        extra = tuple(
+            k
+            for k in ("feature_attention_mask", "input_features_mask")
+            if k in getattr(processor, "model_input_names", ())
+        )
         return replace(
-            self.recipe, model_class=type(model).__name__, feature_keys=keys + extra,
-            chat=ChatFormat(prefix=prefix, speech=str(self.audio_token), suffix=suffix,
-                            bare_prefix=tok.bos_token or "", note="resolved from the model's chat template"),
+            self.recipe,
+            model_class=type(model).__name__,
+            feature_keys=keys + extra,
+            chat=ChatFormat(
+                prefix=prefix,
+                speech=str(self.audio_token),
+                suffix=suffix,
+                bare_prefix=tok.bos_token or "",
+                note="resolved from the model's chat template",
+            ),
         )
 
 
@@ -804,6 +977,7 @@ def build_adapter(name: str) -> ModelAdapter:
     if recipe is None:
         from benchmark.models.ultravox import VARIANTS
 
-        raise UnsupportedModelError(f"no hub adapter named {name!r}; known: {sorted([*RECIPES, *VARIANTS])} "
-                                    "or hf:<hub id>")
+        raise UnsupportedModelError(
+            f"no hub adapter named {name!r}; known: {sorted([*RECIPES, *VARIANTS])} or hf:<hub id>"
+        )
     return _ADAPTER_CLASSES.get(recipe.family, HubLALMAdapter)(recipe)

@@ -30,7 +30,9 @@ def read_lock(path: Path = LOCK_PATH) -> dict[str, str]:
         raise ValueError(f"lock file {path}: no 'revisions' mapping")
     for hub_id, rev in revisions.items():
         if rev != UNRESOLVED and not (isinstance(rev, str) and _SHA_RE.match(rev)):
-            raise ValueError(f"lock file {path}: revision of {hub_id!r} is {rev!r}, not a 40-hex commit or 'unresolved'")
+            raise ValueError(
+                f"lock file {path}: revision of {hub_id!r} is {rev!r}, not a 40-hex commit or 'unresolved'"
+            )
     return dict(revisions)
 
 

@@ -101,11 +101,22 @@ class _RMSNorm(nn.Module):
 class UltravoxProjector(nn.Module):
     """Frame stacking + norms + SwiGLU MLP; parameter names match ``multi_modal_projector.*``."""
 
-    def __init__(self, *, audio_dim: int, text_dim: int, hidden_size: int, stack_factor: int,
-                 norm_init: float, act: str, ln_mid: bool) -> None:
+    def __init__(
+        self,
+        *,
+        audio_dim: int,
+        text_dim: int,
+        hidden_size: int,
+        stack_factor: int,
+        norm_init: float,
+        act: str,
+        ln_mid: bool,
+    ) -> None:
         super().__init__()
         if act != "swiglu":
-            raise UnsupportedModelError(f"Ultravox projector_act {act!r}: only 'swiglu' (v0.5) is implemented")
+            raise UnsupportedModelError(
+                f"Ultravox projector_act {act!r}: only 'swiglu' (v0.5) is implemented"
+            )
         self.stack_factor = stack_factor
         dim_in = audio_dim * stack_factor
         dim_mid = hidden_size // 2
@@ -128,7 +139,9 @@ class UltravoxProjector(nn.Module):
 class UltravoxLM(nn.Module):
     """Whisper encoder + projector + Llama, with the official placeholder merge."""
 
-    def __init__(self, audio_tower: nn.Module, projector: UltravoxProjector, language_model: nn.Module) -> None:
+    def __init__(
+        self, audio_tower: nn.Module, projector: UltravoxProjector, language_model: nn.Module
+    ) -> None:
         super().__init__()
         self.audio_tower = audio_tower
         self.multi_modal_projector = projector
@@ -143,8 +156,10 @@ class UltravoxLM(nn.Module):
         enc = self.audio_tower
         max_frames = enc.config.max_source_positions * enc.conv1.stride[0] * enc.conv2.stride[0]
         if features.shape[-1] > max_frames:
-            raise PipelineError(f"Ultravox: clip has {features.shape[-1]} mel frames, the encoder takes at most "
-                                f"{max_frames} (30 s); longer clips are not supported by this adapter")
+            raise PipelineError(
+                f"Ultravox: clip has {features.shape[-1]} mel frames, the encoder takes at most "
+                f"{max_frames} (30 s); longer clips are not supported by this adapter"
+            )
         features = features.to(enc.conv1.weight.dtype)
         h = F.gelu(enc.conv1(features))
         h = F.gelu(enc.conv2(h)).permute(0, 2, 1)
@@ -167,12 +182,20 @@ class UltravoxAdapter(ModelAdapter):
         super().__init__()
         self.hub_id, self.text_model_id = hub_id, text_model_id
         self.spec = ModelSpec(
-            name=name, kind="lalm", family="ultravox", hub_id=hub_id, revision=locked_revision(hub_id),
-            modalities=("text", "speech"), languages=None, weights_source=f"hub:{hub_id}",
+            name=name,
+            kind="lalm",
+            family="ultravox",
+            hub_id=hub_id,
+            revision=locked_revision(hub_id),
+            modalities=("text", "speech"),
+            languages=None,
+            weights_source=f"hub:{hub_id}",
             description=f"Ultravox v0.5: {AUDIO_MODEL_ID} encoder + projector + {text_model_id}",
-            notes=(f"template instruction {INSTRUCTION!r}",
-                   "reimplemented on transformers 5 from the official layout; parity_check() needs hub + transformers 4",
-                   f"also loads {AUDIO_MODEL_ID} and {text_model_id} (locked separately)"),
+            notes=(
+                f"template instruction {INSTRUCTION!r}",
+                "reimplemented on transformers 5 from the official layout; parity_check() needs hub + transformers 4",
+                f"also loads {AUDIO_MODEL_ID} and {text_model_id} (locked separately)",
+            ),
         )
         self.templates = _templates(name, LLAMA3_CHAT)
         self.model: UltravoxLM | None = None
@@ -190,9 +213,13 @@ class UltravoxAdapter(ModelAdapter):
 
     def processor_config(self) -> dict[str, Any]:
         fe = self.feature_extractor.to_dict() if self.feature_extractor is not None else {}
-        return {"feature_extractor": {k: v for k, v in fe.items() if not k.startswith("mel_filters")},
-                "stack_factor": self.stack_factor, "encoder_ds": self.encoder_ds, "placeholder": PLACEHOLDER,
-                "vocab_size": len(self.tokenizer) if self.tokenizer is not None else None}
+        return {
+            "feature_extractor": {k: v for k, v in fe.items() if not k.startswith("mel_filters")},
+            "stack_factor": self.stack_factor,
+            "encoder_ds": self.encoder_ds,
+            "placeholder": PLACEHOLDER,
+            "vocab_size": len(self.tokenizer) if self.tokenizer is not None else None,
+        }
 
     # ---- loading -----------------------------------------------------------------------------
     def load(self, device: torch.device, dtype: torch.dtype) -> None:
@@ -206,21 +233,49 @@ class UltravoxAdapter(ModelAdapter):
         audio_id = cfg.get("audio_model_id") or AUDIO_MODEL_ID
         text_id = cfg.get("text_model_id") or self.text_model_id
         akw, tkw = revision_kwargs(locked_revision(audio_id)), revision_kwargs(locked_revision(text_id))
-        whisper = load_or_unavailable(audio_id, lambda: transformers.WhisperModel.from_pretrained(audio_id, dtype=dtype, **akw))
-        llm = load_or_unavailable(text_id, lambda: transformers.AutoModelForCausalLM.from_pretrained(text_id, dtype=dtype, **tkw))
-        fe = load_or_unavailable(audio_id, lambda: transformers.WhisperFeatureExtractor.from_pretrained(audio_id, **akw))
-        tok = load_or_unavailable(self.hub_id, lambda: transformers.AutoTokenizer.from_pretrained(self.hub_id, **kw))
-        projector = projector_from_config(cfg, audio_dim=whisper.config.d_model, text_dim=llm.config.hidden_size)
+        whisper = load_or_unavailable(
+            audio_id, lambda: transformers.WhisperModel.from_pretrained(audio_id, dtype=dtype, **akw)
+        )
+        llm = load_or_unavailable(
+            text_id, lambda: transformers.AutoModelForCausalLM.from_pretrained(text_id, dtype=dtype, **tkw)
+        )
+        fe = load_or_unavailable(
+            audio_id, lambda: transformers.WhisperFeatureExtractor.from_pretrained(audio_id, **akw)
+        )
+        tok = load_or_unavailable(
+            self.hub_id, lambda: transformers.AutoTokenizer.from_pretrained(self.hub_id, **kw)
+        )
+        projector = projector_from_config(
+            cfg, audio_dim=whisper.config.d_model, text_dim=llm.config.hidden_size
+        )
         model = UltravoxLM(whisper.encoder, projector, llm)
-        weights = load_or_unavailable(self.hub_id, lambda: hf_hub_download(self.hub_id, "model.safetensors", **kw))
+        weights = load_or_unavailable(
+            self.hub_id, lambda: hf_hub_download(self.hub_id, "model.safetensors", **kw)
+        )
         load_checkpoint(model, load_file(weights))
-        self.attach(model.to(device=device, dtype=dtype), tok, fe, stack_factor=int(cfg.get("stack_factor", 8)),
-                    device=device, dtype=dtype)
+        self.attach(
+            model.to(device=device, dtype=dtype),
+            tok,
+            fe,
+            stack_factor=int(cfg.get("stack_factor", 8)),
+            device=device,
+            dtype=dtype,
+        )
 
-    def attach(self, model: UltravoxLM, tokenizer: Any, feature_extractor: Any, *, stack_factor: int,
-               device: torch.device, dtype: torch.dtype) -> None:
+    def attach(
+        self,
+        model: UltravoxLM,
+        tokenizer: Any,
+        feature_extractor: Any,
+        *,
+        stack_factor: int,
+        device: torch.device,
+        dtype: torch.dtype,
+    ) -> None:
         if tokenizer.eos_token_id is None:
-            raise UnsupportedModelError(f"{self.spec.name}: tokenizer has no eos token (the audio placeholder id)")
+            raise UnsupportedModelError(
+                f"{self.spec.name}: tokenizer has no eos token (the audio placeholder id)"
+            )
         self.model, self.tokenizer, self.feature_extractor = model.eval(), tokenizer, feature_extractor
         self.stack_factor, self.device, self.dtype = stack_factor, device, dtype
 
@@ -252,23 +307,35 @@ class UltravoxAdapter(ModelAdapter):
             hop = self.feature_extractor.hop_length
             if wave.shape[0] < 2 * hop:  # the official processor pads to two hops minimum
                 wave = np.pad(wave, (0, 2 * hop - wave.shape[0]))
-            feats = self.feature_extractor(wave, sampling_rate=SAMPLE_RATE, padding="longest",
-                                           pad_to_multiple_of=hop, truncation=False, return_attention_mask=True,
-                                           return_tensors="pt")
+            feats = self.feature_extractor(
+                wave,
+                sampling_rate=SAMPLE_RATE,
+                padding="longest",
+                pad_to_multiple_of=hop,
+                truncation=False,
+                return_attention_mask=True,
+                return_tensors="pt",
+            )
             if "input_features" not in feats:
                 raise PipelineError(f"sample {sample.id!r}: feature extractor returned no input_features")
             n_frames = int(feats["attention_mask"].sum())
             n_tokens = math.ceil(n_frames / (self.encoder_ds * self.stack_factor))
             head = self._tokens(tpl.prefix)
             ids = [*head, *([self.tokenizer.eos_token_id] * n_tokens), *self._tokens(tpl.suffix)]
-            tensors.update(input_features=feats["input_features"], n_frames=n_frames, audio_start=len(head),
-                           n_audio_tokens=n_tokens)
+            tensors.update(
+                input_features=feats["input_features"],
+                n_frames=n_frames,
+                audio_start=len(head),
+                n_audio_tokens=n_tokens,
+            )
             audio_key = waveform_sha256(wave)
         else:
             if waveform is not None:
                 raise PipelineError(f"sample {sample.id!r}: modality 'text' but a waveform was given")
             if PLACEHOLDER in sample.text:
-                raise PipelineError(f"sample {sample.id!r}: text contains the audio placeholder {PLACEHOLDER!r}")
+                raise PipelineError(
+                    f"sample {sample.id!r}: text contains the audio placeholder {PLACEHOLDER!r}"
+                )
             ids = self._tokens(tpl.prefix + sample.text + tpl.suffix)
         id_tensor = torch.tensor(ids, dtype=torch.long)
         key_material = {
@@ -279,20 +346,39 @@ class UltravoxAdapter(ModelAdapter):
         if audio_key:
             key_material["waveform"] = audio_key
         tensors["input_ids"] = id_tensor
-        return PreparedInput(sample_id=sample.id, modality=sample.modality, length=len(ids),
-                             last_token_id=ids[-1], tensors=tensors, key_material=key_material, audio_key=audio_key)
+        return PreparedInput(
+            sample_id=sample.id,
+            modality=sample.modality,
+            length=len(ids),
+            last_token_id=ids[-1],
+            tensors=tensors,
+            key_material=key_material,
+            audio_key=audio_key,
+        )
 
     def collate(self, items: list[PreparedInput]) -> Batch:
         if not items:
             raise ValueError("collate: empty list of prepared inputs")
         ids, mask = right_pad([it.tensors["input_ids"] for it in items], int(self.tokenizer.eos_token_id))
         device = self.device or torch.device("cpu")
-        audio = [(row, it.audio_key, it.tensors["input_features"], it.tensors["n_frames"],
-                  it.tensors["audio_start"], it.tensors["n_audio_tokens"])
-                 for row, it in enumerate(items) if it.modality == "speech"]
-        return Batch(model_kwargs={"input_ids": ids.to(device), "attention_mask": mask.to(device)},
-                     last_positions=last_real_positions(mask).to(device),
-                     sample_ids=[it.sample_id for it in items], extras={"audio": audio})
+        audio = [
+            (
+                row,
+                it.audio_key,
+                it.tensors["input_features"],
+                it.tensors["n_frames"],
+                it.tensors["audio_start"],
+                it.tensors["n_audio_tokens"],
+            )
+            for row, it in enumerate(items)
+            if it.modality == "speech"
+        ]
+        return Batch(
+            model_kwargs={"input_ids": ids.to(device), "attention_mask": mask.to(device)},
+            last_positions=last_real_positions(mask).to(device),
+            sample_ids=[it.sample_id for it in items],
+            extras={"audio": audio},
+        )
 
     def merged_embeddings(self, batch: Batch) -> torch.Tensor:
         """Token embeddings with each clip's projected audio written over its placeholder run."""
@@ -304,7 +390,9 @@ class UltravoxAdapter(ModelAdapter):
                 lambda feats=feats, n_frames=n_frames: self.model.encode(feats.to(embeds.device), n_frames),
             )
             if audio.shape[0] < n_tokens:
-                raise PipelineError(f"Ultravox: {audio.shape[0]} audio embeddings for {n_tokens} placeholders")
+                raise PipelineError(
+                    f"Ultravox: {audio.shape[0]} audio embeddings for {n_tokens} placeholders"
+                )
             embeds[row, start : start + n_tokens] = audio[:n_tokens].to(embeds.dtype)
         return embeds
 
@@ -313,15 +401,22 @@ class UltravoxAdapter(ModelAdapter):
             raise PipelineError(f"model {self.spec.name!r} is not loaded; call load() first")
         with torch.no_grad():
             embeds = self.merged_embeddings(batch)
-            self.model.decoder(inputs_embeds=embeds, attention_mask=batch.model_kwargs["attention_mask"],
-                               use_cache=False)
+            self.model.decoder(
+                inputs_embeds=embeds, attention_mask=batch.model_kwargs["attention_mask"], use_cache=False
+            )
 
 
 def projector_from_config(cfg: dict[str, Any], *, audio_dim: int, text_dim: int) -> UltravoxProjector:
     """Projector sized from an Ultravox ``config.json`` (defaults as in the official config class)."""
-    return UltravoxProjector(audio_dim=audio_dim, text_dim=text_dim, hidden_size=int(cfg.get("hidden_size", 4096)),
-                             stack_factor=int(cfg.get("stack_factor", 8)), norm_init=float(cfg.get("norm_init", 0.4)),
-                             act=str(cfg.get("projector_act", "swiglu")), ln_mid=bool(cfg.get("projector_ln_mid", False)))
+    return UltravoxProjector(
+        audio_dim=audio_dim,
+        text_dim=text_dim,
+        hidden_size=int(cfg.get("hidden_size", 4096)),
+        stack_factor=int(cfg.get("stack_factor", 8)),
+        norm_init=float(cfg.get("norm_init", 0.4)),
+        act=str(cfg.get("projector_act", "swiglu")),
+        ln_mid=bool(cfg.get("projector_ln_mid", False)),
+    )
 
 
 def load_checkpoint(model: UltravoxLM, state: dict[str, torch.Tensor]) -> None:
@@ -348,8 +443,14 @@ np.savez(OUT, input_ids=inputs["input_ids"].numpy(), **{f"h{i}": h[0].float().cp
 """
 
 
-def parity_check(adapter: UltravoxAdapter, reference: Path, prompt_sample: Sample, waveform: np.ndarray,
-                 *, rtol: float = 1e-2) -> dict[str, float]:
+def parity_check(
+    adapter: UltravoxAdapter,
+    reference: Path,
+    prompt_sample: Sample,
+    waveform: np.ndarray,
+    *,
+    rtol: float = 1e-2,
+) -> dict[str, float]:
     """Compare our hidden states with the official remote code's (saved by ``PARITY_REFERENCE_SCRIPT``).
 
     Cannot run on this machine (no hub, no transformers 4). Returns the max relative error per layer and
@@ -361,8 +462,11 @@ def parity_check(adapter: UltravoxAdapter, reference: Path, prompt_sample: Sampl
     batch = adapter.collate([item])
     assert adapter.model is not None
     with torch.no_grad():
-        out = adapter.model.decoder(inputs_embeds=adapter.merged_embeddings(batch),
-                                    attention_mask=batch.model_kwargs["attention_mask"], output_hidden_states=True)
+        out = adapter.model.decoder(
+            inputs_embeds=adapter.merged_embeddings(batch),
+            attention_mask=batch.model_kwargs["attention_mask"],
+            output_hidden_states=True,
+        )
     errors = {}
     for i, h in enumerate(out.hidden_states):
         ours, theirs = h[0].float().cpu().numpy(), ref[f"h{i}"]

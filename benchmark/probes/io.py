@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import math
 import shutil
+import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -712,13 +712,33 @@ def write_probe_set(
     return folder
 
 
+def float_wav_bytes(wave: np.ndarray, sample_rate: int) -> bytes:
+    """32-bit float WAV (IEEE float, fmt + fact + data chunks) whose bytes depend on the samples only.
+
+    Written by hand because libsndfile adds a PEAK chunk with a wall-clock timestamp to float WAVs, so the
+    same clip written twice hashed differently whenever the writes fell in different seconds.
+    """
+    frames = np.asarray(wave, dtype="<f4")
+    frames = frames[:, None] if frames.ndim == 1 else frames
+    n_frames, channels = frames.shape
+    data = frames.tobytes()
+    block = 4 * channels
+    fmt = struct.pack("<HHIIHH", 3, channels, int(sample_rate), int(sample_rate) * block, block, 32)
+    chunks = b"".join(
+        [
+            b"fmt " + struct.pack("<I", len(fmt)) + fmt,
+            b"fact" + struct.pack("<II", 4, n_frames),
+            b"data" + struct.pack("<I", len(data)) + data,  # 4-byte samples: always an even size, no pad byte
+        ]
+    )
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+
 def write_wav(path: str | Path, wave: np.ndarray, sample_rate: int) -> Path:
-    """Write float audio as 32-bit float WAV (no requantisation of decoded sources)."""
+    """Write float audio as 32-bit float WAV (no requantisation of decoded sources), byte-reproducibly."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    sf.write(buffer, np.asarray(wave, dtype=np.float32), int(sample_rate), format="WAV", subtype="FLOAT")
-    path.write_bytes(buffer.getvalue())
+    path.write_bytes(float_wav_bytes(wave, sample_rate))
     return path
 
 

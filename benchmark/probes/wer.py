@@ -104,7 +104,11 @@ def english_clips(probe_set: ProbeSet, per_device: int | None = None, seed: int 
 
 
 def measure(
-    probe_set: ProbeSet, samples: list[Sample], *, model: str = "whisper-base-ct2", device: str = "cpu",
+    probe_set: ProbeSet,
+    samples: list[Sample],
+    *,
+    model: str = "whisper-base-ct2",
+    device: str = "cpu",
     progress: bool = False,
 ) -> dict[str, DeviceWER]:
     """Greedy-transcribe each sample with the Whisper adapter and score it against its text, per device."""
@@ -131,7 +135,9 @@ def measure(
         if errors and len(entry.examples) < 2:
             entry.examples.append((sample.id, sample.text, hypothesis))
         if progress:
-            print(f"[{index + 1}/{len(samples)}] {sample.id}: {errors}/{words} {hypothesis!r}", file=sys.stderr)
+            print(
+                f"[{index + 1}/{len(samples)}] {sample.id}: {errors}/{words} {hypothesis!r}", file=sys.stderr
+            )
     return scores
 
 
@@ -154,11 +160,23 @@ def to_markdown(scores: dict[str, DeviceWER], *, command: str, note: str, second
         lines.append(f"| {device} | {s.clips} | {s.words} | {s.wer:.3f} | {s.exact}/{s.clips} |")
     total_errors = sum(s.errors for s in scores.values())
     total_words = sum(s.words for s in scores.values())
-    lines.append(f"| all | {sum(s.clips for s in scores.values())} | {total_words} | "
-                 f"{total_errors / total_words:.3f} | {sum(s.exact for s in scores.values())}/"
-                 f"{sum(s.clips for s in scores.values())} |")
-    lines += ["", "WER: word-level edit distance over reference words after lower-casing and removing punctuation "
-              "(`benchmark.probes.wer.normalise`).", "", "Reproduce:", "", f"    {command}", "", "Examples of errors:", ""]
+    lines.append(
+        f"| all | {sum(s.clips for s in scores.values())} | {total_words} | "
+        f"{total_errors / total_words:.3f} | {sum(s.exact for s in scores.values())}/"
+        f"{sum(s.clips for s in scores.values())} |"
+    )
+    lines += [
+        "",
+        "WER: word-level edit distance over reference words after lower-casing and removing punctuation "
+        "(`benchmark.probes.wer.normalise`).",
+        "",
+        "Reproduce:",
+        "",
+        f"    {command}",
+        "",
+        "Examples of errors:",
+        "",
+    ]
     for device in sorted(scores):
         for sample_id, reference, hypothesis in scores[device].examples:
             lines.append(f"- `{sample_id}`: {reference!r} -> {hypothesis!r}")
@@ -166,7 +184,9 @@ def to_markdown(scores: dict[str, DeviceWER], *, command: str, note: str, second
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmark.probes.wer", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmark.probes.wer", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--probes", default="speech-grid")
     parser.add_argument("--profile", default="ci")
     parser.add_argument("--per-device", type=int, default=None, help="seeded subset of N clips per device")
@@ -182,13 +202,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     scores = measure(probe_set, samples, model=args.model, progress=True)
     seconds = time.perf_counter() - started
-    subset = (f"a seeded subset (seed {args.seed}) of {args.per_device} clips per device"
-              if args.per_device else "every English clip")
+    subset = (
+        f"a seeded subset (seed {args.seed}) of {args.per_device} clips per device"
+        if args.per_device
+        else "every English clip"
+    )
     note = f"Probe set `{args.probes}`, profile `{args.profile}`: {subset} ({len(samples)} clips)."
     command = "python -m benchmark.probes.wer " + " ".join(
-        part for part in (f"--probes {args.probes}", f"--profile {args.profile}",
-                          f"--per-device {args.per_device} --seed {args.seed}" if args.per_device else "",
-                          f"--model {args.model}", f"--out {args.out}" if args.out else "") if part
+        part
+        for part in (
+            f"--probes {args.probes}",
+            f"--profile {args.profile}",
+            f"--per-device {args.per_device} --seed {args.seed}" if args.per_device else "",
+            f"--model {args.model}",
+            f"--out {args.out}" if args.out else "",
+        )
+        if part
     )
     text = to_markdown(scores, command=command, note=note, seconds=seconds)
     if args.out:

@@ -63,8 +63,10 @@ def _dedupe(records: Sequence[ClaimRecord]) -> tuple[list[ClaimRecord], list[str
         key = (record.claim_id, record.model, record.revision, record.profile)
         if key in newest:
             old = newest[key]
-            dropped.append(f"{old.claim_id}@{old.claim_version} on {old.model} ({old.probe_set_hash[:12]}, "
-                           f"{old.created}) superseded by the record of {record.created}")
+            dropped.append(
+                f"{old.claim_id}@{old.claim_version} on {old.model} ({old.probe_set_hash[:12]}, "
+                f"{old.created}) superseded by the record of {record.created}"
+            )
         newest[key] = record
     return list(newest.values()), dropped
 
@@ -82,8 +84,10 @@ def write_report(
     among ``records``; ``baselines_dir`` adds the regression section against the stored baselines.
     """
     if not records:
-        raise ReportError("no claim records to report; run `lalm-bench run` or `pytest claims/` first, or pass "
-                          "the results folder")
+        raise ReportError(
+            "no claim records to report; run `lalm-bench run` or `pytest claims/` first, or pass "
+            "the results folder"
+        )
     kept, dropped = _dedupe(records)
     data = ReportData(records=kept, generated=utc_now(), dropped=dropped)
     if compare_to:

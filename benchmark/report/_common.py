@@ -139,7 +139,11 @@ def confidence_level(record: ClaimRecord) -> float:
 
 
 def _is_table(value: object) -> bool:
-    return isinstance(value, dict) and {"rows", "cols", "values"} <= value.keys() and isinstance(value["values"], list)
+    return (
+        isinstance(value, dict)
+        and {"rows", "cols", "values"} <= value.keys()
+        and isinstance(value["values"], list)
+    )
 
 
 def distance_tables(record: ClaimRecord) -> list[dict[str, Any]]:
@@ -170,8 +174,21 @@ def _joined(values: Iterable[object]) -> str:
 
 def provenance_rows(records: Sequence[ClaimRecord]) -> tuple[list[str], list[list[str]]]:
     """One row per (model, revision): what ran, on what, with which code, and how long it took."""
-    headers = ["model", "revision", "kind", "probe sets (hash)", "profiles", "templates", "dtype", "device",
-               "calibration", "git commit", "versions", "created", "run time (s)"]
+    headers = [
+        "model",
+        "revision",
+        "kind",
+        "probe sets (hash)",
+        "profiles",
+        "templates",
+        "dtype",
+        "device",
+        "calibration",
+        "git commit",
+        "versions",
+        "created",
+        "run time (s)",
+    ]
     rows = []
     for model, revision in sorted({(r.model, r.revision) for r in records}):
         group = [r for r in records if r.model == model and r.revision == revision]
@@ -181,17 +198,28 @@ def provenance_rows(records: Sequence[ClaimRecord]) -> tuple[list[str], list[lis
                 versions.setdefault(name, set()).add(version)
         created = sorted(r.created for r in group)
         calibration = _joined(
-            r.calibration.get("commit") or r.calibration.get("file") or (str(r.calibration) if r.calibration else None)
-            for r in group)
-        rows.append([
-            model, revision, _joined(r.model_kind for r in group),
-            _joined(f"{r.probe_set} ({r.probe_set_hash[:12]})" for r in group), _joined(r.profile for r in group),
-            _joined(r.template for r in group), _joined(r.dtype for r in group), _joined(r.device for r in group),
-            calibration, _joined(r.git_commit for r in group),
-            " ".join(f"{name}={'|'.join(sorted(v))}" for name, v in sorted(versions.items())),
-            f"{created[0]} .. {created[-1]}" if created[0] != created[-1] else created[0],
-            f"{sum(r.seconds for r in group):.1f}",
-        ])
+            r.calibration.get("commit")
+            or r.calibration.get("file")
+            or (str(r.calibration) if r.calibration else None)
+            for r in group
+        )
+        rows.append(
+            [
+                model,
+                revision,
+                _joined(r.model_kind for r in group),
+                _joined(f"{r.probe_set} ({r.probe_set_hash[:12]})" for r in group),
+                _joined(r.profile for r in group),
+                _joined(r.template for r in group),
+                _joined(r.dtype for r in group),
+                _joined(r.device for r in group),
+                calibration,
+                _joined(r.git_commit for r in group),
+                " ".join(f"{name}={'|'.join(sorted(v))}" for name, v in sorted(versions.items())),
+                f"{created[0]} .. {created[-1]}" if created[0] != created[-1] else created[0],
+                f"{sum(r.seconds for r in group):.1f}",
+            ]
+        )
     return headers, rows
 
 

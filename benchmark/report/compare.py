@@ -107,40 +107,68 @@ def _match_key(record: ClaimRecord) -> tuple[object, ...]:
 def compare_records(records: Sequence[ClaimRecord], target: str) -> Comparison:
     """Deltas of every other model's claims against ``target`` (``MODEL[@REV]``), on the same probe set."""
     model, revision = parse_target(target)
-    candidates = [r for r in records if r.model == model and (revision is None or r.revision.startswith(revision))]
+    candidates = [
+        r for r in records if r.model == model and (revision is None or r.revision.startswith(revision))
+    ]
     if not candidates:
         known = sorted({f"{r.model}@{r.revision[:12]}" for r in records})
-        raise ReportError(f"--compare-to {target!r}: no records of that model among the inputs; pass its "
-                          f"results folder too. Models present: {', '.join(known) or 'none'}")
+        raise ReportError(
+            f"--compare-to {target!r}: no records of that model among the inputs; pass its "
+            f"results folder too. Models present: {', '.join(known) or 'none'}"
+        )
     revisions = sorted({r.revision for r in candidates})
     if len(revisions) > 1:
-        raise ReportError(f"--compare-to {target!r} matches revisions {', '.join(x[:12] for x in revisions)}; "
-                          f"add @REVISION to pick one")
+        raise ReportError(
+            f"--compare-to {target!r} matches revisions {', '.join(x[:12] for x in revisions)}; "
+            f"add @REVISION to pick one"
+        )
     references = {_match_key(r): r for r in candidates}
-    comparison = Comparison(target, model, revisions[0],
-                            reference_records={r.claim_id: r for r in candidates})
+    comparison = Comparison(
+        target, model, revisions[0], reference_records={r.claim_id: r for r in candidates}
+    )
     for record in records:
         if record.model == model:
             continue
         reference = references.get(_match_key(record))
         if reference is None:
-            comparison.skipped.append((record.claim_id, record.model, f"no record of {model} for this claim, "
-                                       "version, template and profile"))
+            comparison.skipped.append(
+                (
+                    record.claim_id,
+                    record.model,
+                    f"no record of {model} for this claim, version, template and profile",
+                )
+            )
             continue
         if reference.probe_set_hash != record.probe_set_hash:
-            comparison.skipped.append((record.claim_id, record.model, "different probe sets "
-                                       f"({record.probe_set_hash[:12]} vs {reference.probe_set_hash[:12]})"))
+            comparison.skipped.append(
+                (
+                    record.claim_id,
+                    record.model,
+                    f"different probe sets ({record.probe_set_hash[:12]} vs {reference.probe_set_hash[:12]})",
+                )
+            )
             continue
         if record.measurement is None or reference.measurement is None:
             verdicts = f"{record.verdict} vs {reference.verdict}"
             comparison.skipped.append((record.claim_id, record.model, f"no effect to compare ({verdicts})"))
             continue
         low, high, method, note = paired_delta(record, reference)
-        comparison.deltas.append(Delta(
-            claim_id=record.claim_id, claim_version=record.claim_version, model=record.model,
-            revision=record.revision, reference_model=model, reference_revision=reference.revision,
-            effect=record.measurement.effect, reference_effect=reference.measurement.effect,
-            delta=record.measurement.effect - reference.measurement.effect, ci_low=low, ci_high=high,
-            level=confidence_level(record), method=method, note=note,
-        ))
+        comparison.deltas.append(
+            Delta(
+                claim_id=record.claim_id,
+                claim_version=record.claim_version,
+                model=record.model,
+                revision=record.revision,
+                reference_model=model,
+                reference_revision=reference.revision,
+                effect=record.measurement.effect,
+                reference_effect=reference.measurement.effect,
+                delta=record.measurement.effect - reference.measurement.effect,
+                ci_low=low,
+                ci_high=high,
+                level=confidence_level(record),
+                method=method,
+                note=note,
+            )
+        )
     return comparison

@@ -37,7 +37,9 @@ class ReportData:
         return None
 
     def claim_records(self, claim_id: str) -> list[ClaimRecord]:
-        return sorted((r for r in self.records if r.claim_id == claim_id), key=lambda r: (r.model, r.revision))
+        return sorted(
+            (r for r in self.records if r.claim_id == claim_id), key=lambda r: (r.model, r.revision)
+        )
 
     def reproduces_summary(self, claim_id: str) -> str:
         """Per claim: which models reproduce the paper's finding, which do not, which are undecided."""
@@ -50,5 +52,7 @@ class ReportData:
         """Per claim: the regression status of each model, or why it was not checked."""
         if self.regression is None:
             return "no baselines given"
-        parts = [f"{r.model}: {self.regression.changed(r.model, claim_id)}" for r in self.claim_records(claim_id)]
+        parts = [
+            f"{r.model}: {self.regression.changed(r.model, claim_id)}" for r in self.claim_records(claim_id)
+        ]
         return "; ".join(parts)

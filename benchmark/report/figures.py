@@ -37,8 +37,13 @@ from benchmark.report.compare import Comparison
 
 DPI = 80
 MAX_TSNE_LAYERS = 6
-VERDICT_COLOURS = {"holds": "#2e7d32", "fails": "#c62828", "inconclusive": "#f9a825", "error": "#6a1b9a",
-                   "n/a": "#9e9e9e"}
+VERDICT_COLOURS = {
+    "holds": "#2e7d32",
+    "fails": "#c62828",
+    "inconclusive": "#f9a825",
+    "error": "#6a1b9a",
+    "n/a": "#9e9e9e",
+}
 
 
 @dataclass(frozen=True)
@@ -69,8 +74,10 @@ def _palette(n: int) -> list[Any]:
 
 def _legend_handles(colours: dict[str, Any], limit: int = 20) -> list[Line2D]:
     """Proxy artists for a categorical legend (no empty scatter collections to draw)."""
-    return [Line2D([], [], marker="o", linestyle="none", color=colour, label=level, markersize=4)
-            for level, colour in list(colours.items())[:limit]]
+    return [
+        Line2D([], [], marker="o", linestyle="none", color=colour, label=level, markersize=4)
+        for level, colour in list(colours.items())[:limit]
+    ]
 
 
 def _interval(ax: Any, y: float, point: float, low: float, high: float, colour: Any, marker: str) -> None:
@@ -89,8 +96,15 @@ def effect_figure(claim_id: str, records: Sequence[ClaimRecord]) -> RenderedFigu
         colour = VERDICT_COLOURS.get(record.verdict, "black")
         m = record.measurement
         if m is None:
-            ax.text(0.5, y, record.verdict, transform=ax.get_yaxis_transform(), ha="center", va="center",
-                    color=colour)
+            ax.text(
+                0.5,
+                y,
+                record.verdict,
+                transform=ax.get_yaxis_transform(),
+                ha="center",
+                va="center",
+                color=colour,
+            )
             continue
         _interval(ax, y, m.effect, m.ci_low, m.ci_high, colour, "o")
         if m.token_control is not None:
@@ -98,15 +112,26 @@ def effect_figure(claim_id: str, records: Sequence[ClaimRecord]) -> RenderedFigu
     threshold = rule_threshold(records[0])
     if threshold:
         ax.axvline(threshold[1], color="grey", linestyle="--", linewidth=1)
-        ax.text(threshold[1], 1.0, f" {threshold[0]}={threshold[1]:g}", transform=ax.get_xaxis_transform(),
-                va="bottom", fontsize=8, color="grey")
+        ax.text(
+            threshold[1],
+            1.0,
+            f" {threshold[0]}={threshold[1]:g}",
+            transform=ax.get_xaxis_transform(),
+            va="bottom",
+            fontsize=8,
+            color="grey",
+        )
     ax.axvline(0.0, color="black", linewidth=0.5)
     ax.set_yticks(range(len(records)), labels, fontsize=8)
     ax.set_ylim(-0.7, len(records) - 0.3)
     ax.set_xlabel("effect (net of the null); x: token-identity control", fontsize=8)
-    return RenderedFigure(f"{slug(claim_id)}-effect.png", claim_id, "effect",
-                          "Primary effect and interval per model, coloured by verdict; dashed: the rule's margin.",
-                          _png(fig))
+    return RenderedFigure(
+        f"{slug(claim_id)}-effect.png",
+        claim_id,
+        "effect",
+        "Primary effect and interval per model, coloured by verdict; dashed: the rule's margin.",
+        _png(fig),
+    )
 
 
 def _series(curves: dict[str, list[float]]) -> list[str]:
@@ -137,16 +162,23 @@ def curves_figure(claim_id: str, records: Sequence[ClaimRecord], *, title: str =
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("relative depth (emb = 0, final_norm = 1)", fontsize=8)
         ax.set_xlim(0, 1)
-    for ax in axes[len(series):]:
+    for ax in axes[len(series) :]:
         ax.set_visible(False)
     axes[0].legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
-    return RenderedFigure(f"{slug(claim_id)}-curves.png", claim_id, "curves",
-                          "Per-layer values by series on a relative-depth axis, one line per model.", _png(fig))
+    return RenderedFigure(
+        f"{slug(claim_id)}-curves.png",
+        claim_id,
+        "curves",
+        "Per-layer values by series on a relative-depth axis, one line per model.",
+        _png(fig),
+    )
 
 
-def compare_figure(claim_id: str, comparison: Comparison, records: Sequence[ClaimRecord]) -> RenderedFigure | None:
+def compare_figure(
+    claim_id: str, comparison: Comparison, records: Sequence[ClaimRecord]
+) -> RenderedFigure | None:
     """Deltas against the reference with their intervals, and both models' curves overlaid (reference dashed)."""
     deltas = [d for d in comparison.deltas if d.claim_id == claim_id]
     if not deltas:
@@ -155,8 +187,9 @@ def compare_figure(claim_id: str, comparison: Comparison, records: Sequence[Clai
     by_model = {r.model: r for r in records}
     ref_curves = reference.measurement.curves if reference and reference.measurement else {}
     series = _series(ref_curves)
-    fig = Figure(figsize=(3.8 * (1 + min(len(series), 2)), 0.8 + max(2.4, 0.5 * len(deltas))),
-                 layout="constrained")
+    fig = Figure(
+        figsize=(3.8 * (1 + min(len(series), 2)), 0.8 + max(2.4, 0.5 * len(deltas))), layout="constrained"
+    )
     axes = fig.subplots(1, 1 + min(len(series), 2), squeeze=False).ravel()
     ax = axes[0]
     for y, delta in enumerate(deltas):
@@ -170,20 +203,31 @@ def compare_figure(claim_id: str, comparison: Comparison, records: Sequence[Clai
     for ax, name in zip(axes[1:], series, strict=False):
         values = np.asarray(ref_curves[name], dtype=float)
         depth = layer_depths(reference.measurement.payloads.get("layers"), values.size)  # type: ignore[union-attr]
-        ax.plot(depth, values, color="black", linestyle="--", label=f"{comparison.reference_model} (reference)")
+        ax.plot(
+            depth, values, color="black", linestyle="--", label=f"{comparison.reference_model} (reference)"
+        )
         for colour, delta in zip(colours, deltas, strict=True):
             record = by_model.get(delta.model)
             if record is None or record.measurement is None or name not in record.measurement.curves:
                 continue
             other = np.asarray(record.measurement.curves[name], dtype=float)
-            ax.plot(layer_depths(record.measurement.payloads.get("layers"), other.size), other, color=colour,
-                    label=f"{delta.model}: delta {delta.delta:+.3f} [{delta.ci_low:+.3f}, {delta.ci_high:+.3f}]")
+            ax.plot(
+                layer_depths(record.measurement.payloads.get("layers"), other.size),
+                other,
+                color=colour,
+                label=f"{delta.model}: delta {delta.delta:+.3f} [{delta.ci_low:+.3f}, {delta.ci_high:+.3f}]",
+            )
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("relative depth", fontsize=8)
         ax.legend(fontsize=6)
-    return RenderedFigure(f"{slug(claim_id)}-compare.png", claim_id, "compare",
-                          f"Release comparison against {comparison.target}: deltas with intervals (red: "
-                          "excludes 0) and the curves overlaid.", _png(fig))
+    return RenderedFigure(
+        f"{slug(claim_id)}-compare.png",
+        claim_id,
+        "compare",
+        f"Release comparison against {comparison.target}: deltas with intervals (red: "
+        "excludes 0) and the curves overlaid.",
+        _png(fig),
+    )
 
 
 def _labelings(tsne: dict[str, Any]) -> dict[str, list[str]]:
@@ -213,19 +257,29 @@ def tsne_figure(record: ClaimRecord) -> RenderedFigure | None:
         for col, (xy, name) in enumerate(zip(coords, names, strict=True)):
             ax = axes[row, col]
             if len(xy) == len(point_colours):
-                ax.scatter(xy[:, 0], xy[:, 1], s=10, c=point_colours)  # one call per panel keeps drawing cheap
+                ax.scatter(
+                    xy[:, 0], xy[:, 1], s=10, c=point_colours
+                )  # one call per panel keeps drawing cheap
             else:
-                ax.text(0.5, 0.5, f"{len(xy)} points, {len(labels)} labels", transform=ax.transAxes, ha="center")
+                ax.text(
+                    0.5, 0.5, f"{len(xy)} points, {len(labels)} labels", transform=ax.transAxes, ha="center"
+                )
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(name if row == 0 else "", fontsize=8)
             if col == 0:
                 ax.set_ylabel(axis, fontsize=8)
-        axes[row, -1].legend(handles=_legend_handles(colours), fontsize=6, loc="center left",
-                             bbox_to_anchor=(1.0, 0.5))
-    return RenderedFigure(f"{slug(record.claim_id)}-tsne-{slug(record.model)}.png", record.claim_id, "tsne",
-                          f"t-SNE of {record.model} across layers, one row per labelling (figures only, never a "
-                          "verdict).", _png(fig), record.model)
+        axes[row, -1].legend(
+            handles=_legend_handles(colours), fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5)
+        )
+    return RenderedFigure(
+        f"{slug(record.claim_id)}-tsne-{slug(record.model)}.png",
+        record.claim_id,
+        "tsne",
+        f"t-SNE of {record.model} across layers, one row per labelling (figures only, never a verdict).",
+        _png(fig),
+        record.model,
+    )
 
 
 def _trees(record: ClaimRecord) -> list[tuple[str, np.ndarray, list[str]]]:
@@ -254,7 +308,9 @@ def dendrogram_figure(record: ClaimRecord) -> RenderedFigure | None:
     fig = Figure(figsize=(4.2 * len(trees), 3.2), layout="constrained")
     axes = fig.subplots(1, len(trees), squeeze=False).ravel()
     for ax, (layer, Z, labels) in zip(axes, trees, strict=True):
-        tree = hierarchy.dendrogram(Z, no_plot=True, labels=labels)  # layout of the stored tree, no clustering
+        tree = hierarchy.dendrogram(
+            Z, no_plot=True, labels=labels
+        )  # layout of the stored tree, no clustering
         for xs, ys in zip(tree["icoord"], tree["dcoord"], strict=True):
             ax.plot(xs, ys, color="#37474f", linewidth=0.8)
         colours = dict(zip(dict.fromkeys(labels), _palette(len(set(labels))), strict=True))
@@ -263,13 +319,19 @@ def dendrogram_figure(record: ClaimRecord) -> RenderedFigure | None:
         ax.set_xticks([])
         ax.set_title(layer, fontsize=9)
         ax.legend(handles=_legend_handles(colours), fontsize=6)
-    return RenderedFigure(f"{slug(record.claim_id)}-dendrogram-{slug(record.model)}.png", record.claim_id,
-                          "dendrogram", f"Average-linkage dendrograms of {record.model}, leaves coloured by label.",
-                          _png(fig), record.model)
+    return RenderedFigure(
+        f"{slug(record.claim_id)}-dendrogram-{slug(record.model)}.png",
+        record.claim_id,
+        "dendrogram",
+        f"Average-linkage dendrograms of {record.model}, leaves coloured by label.",
+        _png(fig),
+        record.model,
+    )
 
 
-def render_figures(records: Sequence[ClaimRecord], comparison: Comparison | None = None
-                   ) -> dict[str, list[RenderedFigure]]:
+def render_figures(
+    records: Sequence[ClaimRecord], comparison: Comparison | None = None
+) -> dict[str, list[RenderedFigure]]:
     """Every figure of every claim, keyed by claim id, in display order."""
     out: dict[str, list[RenderedFigure]] = {}
     for claim_id in claim_ids(records):

@@ -63,9 +63,11 @@ def _matrix_cell(record: ClaimRecord | None) -> str:
         return '<td class="v-missing">-</td>'
     classes = _verdict_class(record.verdict) + (" unexpected" if unexpected(record) else "")
     mark = "⚠ " if unexpected(record) else ""
-    return (f'<td class="{classes}" data-verdict="{escape(record.verdict)}" title="{escape(record.reason)}">'
-            f'<a href="#claim-{slug(record.claim_id)}">{mark}{escape(record.verdict)}</a>'
-            f'<span class="expect">{escape(expectation_text(record))}</span></td>')
+    return (
+        f'<td class="{classes}" data-verdict="{escape(record.verdict)}" title="{escape(record.reason)}">'
+        f'<a href="#claim-{slug(record.claim_id)}">{mark}{escape(record.verdict)}</a>'
+        f'<span class="expect">{escape(expectation_text(record))}</span></td>'
+    )
 
 
 def _matrix(data: ReportData) -> str:
@@ -74,52 +76,110 @@ def _matrix(data: ReportData) -> str:
     body = []
     for claim_id, row in zip(data.claims, rows, strict=True):
         cells = "".join(_matrix_cell(data.cell(claim_id, column)) for column in data.columns)
-        body.append(f'<tr><th><a href="#claim-{slug(claim_id)}">{escape(row[0])}</a></th>{cells}'
-                    f"<td>{escape(row[-2])}</td><td>{escape(row[-1])}</td></tr>")
-    return ('<section id="matrix"><h2>Verdict matrix</h2><p class="note">Claims by models. Findings are holds '
-            "and fails; a red outline marks a verdict that leaves its expectation, or a pipeline error.</p>"
-            f'<table id="verdict-matrix"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-            "</section>")
+        body.append(
+            f'<tr><th><a href="#claim-{slug(claim_id)}">{escape(row[0])}</a></th>{cells}'
+            f"<td>{escape(row[-2])}</td><td>{escape(row[-1])}</td></tr>"
+        )
+    return (
+        '<section id="matrix"><h2>Verdict matrix</h2><p class="note">Claims by models. Findings are holds '
+        "and fails; a red outline marks a verdict that leaves its expectation, or a pipeline error.</p>"
+        f'<table id="verdict-matrix"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+        "</section>"
+    )
 
 
 def _comparison(data: ReportData) -> str:
     comparison = data.comparison
     if comparison is None:
         return ""
-    rows = [[d.claim_id, d.model, fmt(d.effect), fmt(d.reference_effect), f"{d.delta:+.3f}",
-             fmt_interval(d.ci_low, d.ci_high), f"{d.level:.0%}", d.method, "yes" if d.excludes_zero else "no",
-             d.note] for d in comparison.deltas]
+    rows = [
+        [
+            d.claim_id,
+            d.model,
+            fmt(d.effect),
+            fmt(d.reference_effect),
+            f"{d.delta:+.3f}",
+            fmt_interval(d.ci_low, d.ci_high),
+            f"{d.level:.0%}",
+            d.method,
+            "yes" if d.excludes_zero else "no",
+            d.note,
+        ]
+        for d in comparison.deltas
+    ]
     skipped = "".join(f"<li>{escape(c)} on {escape(m)}: {escape(w)}</li>" for c, m, w in comparison.skipped)
-    return (f'<section id="comparison"><h2>Release comparison against {escape(comparison.target)}</h2>'
-            f'<p class="note">delta = effect(model) - effect({escape(comparison.reference_model)}@'
-            f"{escape(comparison.reference_revision[:12])}) on the same probe set; paired bootstrap where both "
-            "records store their resample draws, otherwise an unpaired normal approximation (method column).</p>"
-            + _table(["claim", "model", "effect", "reference effect", "delta", "interval", "level", "method",
-                      "excludes 0", "note"], rows, table_id="comparison-table")
-            + (f"<p>Not compared:</p><ul>{skipped}</ul>" if skipped else "") + "</section>")
+    return (
+        f'<section id="comparison"><h2>Release comparison against {escape(comparison.target)}</h2>'
+        f'<p class="note">delta = effect(model) - effect({escape(comparison.reference_model)}@'
+        f"{escape(comparison.reference_revision[:12])}) on the same probe set; paired bootstrap where both "
+        "records store their resample draws, otherwise an unpaired normal approximation (method column).</p>"
+        + _table(
+            [
+                "claim",
+                "model",
+                "effect",
+                "reference effect",
+                "delta",
+                "interval",
+                "level",
+                "method",
+                "excludes 0",
+                "note",
+            ],
+            rows,
+            table_id="comparison-table",
+        )
+        + (f"<p>Not compared:</p><ul>{skipped}</ul>" if skipped else "")
+        + "</section>"
+    )
 
 
 def _regression(data: ReportData) -> str:
     regression = data.regression
     if regression is None:
         return ""
-    rows = [[c.model, c.claim_id, c.statistic, c.baseline if not isinstance(c.baseline, float) else fmt(c.baseline, 4),
-             c.current if not isinstance(c.current, float) else fmt(c.current, 4), c.moved,
-             "exact" if c.tolerance is None else fmt(c.tolerance), "provisional" if c.provisional else "accepted"]
-            for c in regression.changes]
-    body = (_table(["model", "claim", "statistic", "baseline", "now", "moved", "tolerance", "baseline status"],
-                   rows, table_id="regression-table") if rows else "<p>Nothing moved beyond tolerance.</p>")
-    other = sorted(f"<li>{escape(m)} / {escape(c)}: {escape(s)}</li>" for (m, c), s in regression.status.items()
-                   if not s.endswith("unchanged") and "changed:" not in s)
-    return (f'<section id="regression"><h2>Regression against {escape(str(regression.baselines_dir))}</h2>'
-            + body + (f"<p>Not compared:</p><ul>{''.join(other)}</ul>" if other else "") + "</section>")
+    rows = [
+        [
+            c.model,
+            c.claim_id,
+            c.statistic,
+            c.baseline if not isinstance(c.baseline, float) else fmt(c.baseline, 4),
+            c.current if not isinstance(c.current, float) else fmt(c.current, 4),
+            c.moved,
+            "exact" if c.tolerance is None else fmt(c.tolerance),
+            "provisional" if c.provisional else "accepted",
+        ]
+        for c in regression.changes
+    ]
+    body = (
+        _table(
+            ["model", "claim", "statistic", "baseline", "now", "moved", "tolerance", "baseline status"],
+            rows,
+            table_id="regression-table",
+        )
+        if rows
+        else "<p>Nothing moved beyond tolerance.</p>"
+    )
+    other = sorted(
+        f"<li>{escape(m)} / {escape(c)}: {escape(s)}</li>"
+        for (m, c), s in regression.status.items()
+        if not s.endswith("unchanged") and "changed:" not in s
+    )
+    return (
+        f'<section id="regression"><h2>Regression against {escape(str(regression.baselines_dir))}</h2>'
+        + body
+        + (f"<p>Not compared:</p><ul>{''.join(other)}</ul>" if other else "")
+        + "</section>"
+    )
 
 
 def _figure(figure: RenderedFigure) -> str:
     data = base64.b64encode(figure.png).decode("ascii")
-    return (f'<figure class="report-figure" data-kind="{escape(figure.kind)}" data-claim="{escape(figure.claim_id)}">'
-            f'<img src="data:image/png;base64,{data}" alt="{escape(figure.caption)}">'
-            f"<figcaption>{escape(figure.caption)}</figcaption></figure>")
+    return (
+        f'<figure class="report-figure" data-kind="{escape(figure.kind)}" data-claim="{escape(figure.claim_id)}">'
+        f'<img src="data:image/png;base64,{data}" alt="{escape(figure.caption)}">'
+        f"<figcaption>{escape(figure.caption)}</figcaption></figure>"
+    )
 
 
 def _shade(value: object, low: float, high: float) -> str:
@@ -135,10 +195,15 @@ def _distance_table(title: str, table: dict[str, object]) -> str:
     low, high = (min(flat), max(flat)) if flat else (0.0, 0.0)
     head = "<th></th>" + "".join(f"<th>{escape(c)}</th>" for c in table["cols"])  # type: ignore[union-attr]
     body = "".join(
-        f"<tr><th>{escape(r)}</th>" + "".join(f"<td{_shade(v, low, high)}>{fmt(v)}</td>" for v in row) + "</tr>"
-        for r, row in zip(table["rows"], values, strict=True))  # type: ignore[call-overload]
-    return (f'<p><b>{escape(title)}</b></p><table class="distance-table"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table>")
+        f"<tr><th>{escape(r)}</th>"
+        + "".join(f"<td{_shade(v, low, high)}>{fmt(v)}</td>" for v in row)
+        + "</tr>"
+        for r, row in zip(table["rows"], values, strict=True)
+    )  # type: ignore[call-overload]
+    return (
+        f'<p><b>{escape(title)}</b></p><table class="distance-table"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table>"
+    )
 
 
 def _claim(data: ReportData, claim_id: str) -> str:
@@ -147,28 +212,59 @@ def _claim(data: ReportData, claim_id: str) -> str:
     rows = []
     for r in records:
         m = r.measurement
-        rows.append([
-            escape(r.model), f'<span class="{_verdict_class(r.verdict)}">{escape(r.verdict)}'
-            f'{" ⚠" if unexpected(r) else ""}</span>', escape(expectation_text(r)), escape(reproduces_paper(r)),
-            fmt(m.effect) if m else "-", fmt_interval(m.ci_low, m.ci_high) if m else "-",
-            fmt(m.p_value) if m else "-", fmt(m.power) if m else "-", fmt(m.token_control) if m else "-",
-            {True: "yes", False: "no", None: "-"}[m.explained_by_last_token] if m else "-",
-            f"{m.n_units}/{m.n_samples}" if m else "-",
-            f"{escape(r.probe_set)} ({escape(r.probe_set_hash[:12])})", escape(r.profile), escape(r.reason),
-        ])
-    parts = [f'<section class="claim" id="claim-{slug(claim_id)}"><h2>{escape(claim_id)} — {escape(first.title)}</h2>',
-             f'<p class="meta">Paper: {escape(first.paper)} · section {escape(first.section)} · claim version '
-             f"{first.claim_version} · rule ({escape(str(first.rule.get('kind', '?')))}): "
-             f"{escape(str(first.rule.get('formula', '-')))}</p>",
-             _table(["model", "verdict", "expectation", "reproduces the paper", "effect", "interval", "p", "power",
-                     "token control", "explained by last token", "units/samples", "probe set", "profile", "reason"],
-                    rows, raw=True)]
+        rows.append(
+            [
+                escape(r.model),
+                f'<span class="{_verdict_class(r.verdict)}">{escape(r.verdict)}'
+                f"{' ⚠' if unexpected(r) else ''}</span>",
+                escape(expectation_text(r)),
+                escape(reproduces_paper(r)),
+                fmt(m.effect) if m else "-",
+                fmt_interval(m.ci_low, m.ci_high) if m else "-",
+                fmt(m.p_value) if m else "-",
+                fmt(m.power) if m else "-",
+                fmt(m.token_control) if m else "-",
+                {True: "yes", False: "no", None: "-"}[m.explained_by_last_token] if m else "-",
+                f"{m.n_units}/{m.n_samples}" if m else "-",
+                f"{escape(r.probe_set)} ({escape(r.probe_set_hash[:12])})",
+                escape(r.profile),
+                escape(r.reason),
+            ]
+        )
+    parts = [
+        f'<section class="claim" id="claim-{slug(claim_id)}"><h2>{escape(claim_id)} — {escape(first.title)}</h2>',
+        f'<p class="meta">Paper: {escape(first.paper)} · section {escape(first.section)} · claim version '
+        f"{first.claim_version} · rule ({escape(str(first.rule.get('kind', '?')))}): "
+        f"{escape(str(first.rule.get('formula', '-')))}</p>",
+        _table(
+            [
+                "model",
+                "verdict",
+                "expectation",
+                "reproduces the paper",
+                "effect",
+                "interval",
+                "p",
+                "power",
+                "token control",
+                "explained by last token",
+                "units/samples",
+                "probe set",
+                "profile",
+                "reason",
+            ],
+            rows,
+            raw=True,
+        ),
+    ]
     caveats = list(dict.fromkeys(c for r in records for c in r.caveats))
     if caveats:
         parts.append("<p>Caveats:</p><ul>" + "".join(f"<li>{escape(c)}</li>" for c in caveats) + "</ul>")
     problems = [f"{r.model}: {p}" for r in records if r.measurement for p in r.measurement.gate_problems]
     if problems:
-        parts.append("<p>Pipeline gate:</p><ul>" + "".join(f"<li>{escape(p)}</li>" for p in problems) + "</ul>")
+        parts.append(
+            "<p>Pipeline gate:</p><ul>" + "".join(f"<li>{escape(p)}</li>" for p in problems) + "</ul>"
+        )
     parts += [_figure(f) for f in data.figures.get(claim_id, [])]
     for r in records:
         for table in distance_tables(r):
@@ -183,22 +279,34 @@ def _provenance(data: ReportData) -> str:
     out = '<section id="provenance"><h2>Provenance</h2>' + _table(headers, rows, table_id="provenance-table")
     templates = template_rows(data.records)
     if templates:
-        out += "<p>Templates as rendered:</p>" + _table(["model", "template", "rendered"],
-                                                         [[m, n, repr(t)] for m, n, t in templates])
+        out += "<p>Templates as rendered:</p>" + _table(
+            ["model", "template", "rendered"], [[m, n, repr(t)] for m, n, t in templates]
+        )
     if data.dropped:
-        out += "<p>Superseded records:</p><ul>" + "".join(f"<li>{escape(d)}</li>" for d in data.dropped) + "</ul>"
+        out += (
+            "<p>Superseded records:</p><ul>"
+            + "".join(f"<li>{escape(d)}</li>" for d in data.dropped)
+            + "</ul>"
+        )
     return out + "</section>"
 
 
 def render_html(data: ReportData) -> str:
     nav = "".join(f'<a href="#claim-{slug(c)}">{escape(c)}</a>' for c in data.claims)
-    body = (f"<h1>lalm-bench report</h1><p class=\"meta\">Generated {escape(data.generated)} from "
-            f"{len(data.records)} records, {len(data.columns)} model column(s), {len(data.claims)} claim(s).</p>"
-            f'<nav><a href="#matrix">matrix</a>{nav}<a href="#provenance">provenance</a></nav>'
-            + _matrix(data) + _comparison(data) + _regression(data)
-            + "".join(_claim(data, c) for c in data.claims) + _provenance(data))
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>lalm-bench report</title>'
-            f"<style>{CSS}</style></head><body>{body}</body></html>\n")
+    body = (
+        f'<h1>lalm-bench report</h1><p class="meta">Generated {escape(data.generated)} from '
+        f"{len(data.records)} records, {len(data.columns)} model column(s), {len(data.claims)} claim(s).</p>"
+        f'<nav><a href="#matrix">matrix</a>{nav}<a href="#provenance">provenance</a></nav>'
+        + _matrix(data)
+        + _comparison(data)
+        + _regression(data)
+        + "".join(_claim(data, c) for c in data.claims)
+        + _provenance(data)
+    )
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>lalm-bench report</title>'
+        f"<style>{CSS}</style></head><body>{body}</body></html>\n"
+    )
 
 
 def write_html(data: ReportData, out_dir: Path, name: str = "report.html") -> Path:

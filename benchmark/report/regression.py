@@ -63,16 +63,26 @@ def compare_to_baseline(record: ClaimRecord, baseline: Baseline) -> list[Change]
     """The statistics of ``record`` that left ``baseline``'s tolerances (verdict: any change)."""
     changes = []
     if record.verdict != baseline.verdict:
-        changes.append(Change(record.model, record.claim_id, "verdict", baseline.verdict, record.verdict, None,
-                              baseline.provisional))
+        changes.append(
+            Change(
+                record.model,
+                record.claim_id,
+                "verdict",
+                baseline.verdict,
+                record.verdict,
+                None,
+                baseline.provisional,
+            )
+        )
     m = record.measurement
     for name, default in TOLERANCES.items():
         tolerance = baseline.tolerances.get(name, default.absolute)
         current = getattr(m, name) if m is not None else None
         stored = getattr(baseline, name)
         if _moved(stored, current, tolerance):
-            changes.append(Change(record.model, record.claim_id, name, stored, current, tolerance,
-                                  baseline.provisional))
+            changes.append(
+                Change(record.model, record.claim_id, name, stored, current, tolerance, baseline.provisional)
+            )
     return changes
 
 
@@ -85,8 +95,11 @@ def check_records(records: Iterable[ClaimRecord], baselines_dir: Path) -> Regres
         if baseline is None:
             result.status[key] = "no baseline"
             continue
-        differing = [f"{name} {baseline.key()[name]!s:.16} vs {value!s:.16}"
-                     for name, value in record_key(record).items() if baseline.key()[name] != value]
+        differing = [
+            f"{name} {baseline.key()[name]!s:.16} vs {value!s:.16}"
+            for name, value in record_key(record).items()
+            if baseline.key()[name] != value
+        ]
         if differing:
             result.status[key] = "not compared: baseline key differs (" + "; ".join(differing) + ")"
             continue
@@ -96,9 +109,12 @@ def check_records(records: Iterable[ClaimRecord], baselines_dir: Path) -> Regres
         if not changes:
             result.status[key] = prefix + "unchanged"
         else:
-            parts = [f"{c.statistic} {c.baseline}->{c.current}" if c.statistic == "verdict"
-                     else f"{c.statistic} {fmt(c.current if isinstance(c.current, float) else None)} "
-                          f"(baseline {fmt(c.baseline if isinstance(c.baseline, float) else None)})"
-                     for c in changes]
+            parts = [
+                f"{c.statistic} {c.baseline}->{c.current}"
+                if c.statistic == "verdict"
+                else f"{c.statistic} {fmt(c.current if isinstance(c.current, float) else None)} "
+                f"(baseline {fmt(c.baseline if isinstance(c.baseline, float) else None)})"
+                for c in changes
+            ]
             result.status[key] = prefix + "changed: " + ", ".join(parts)
     return result

@@ -20,7 +20,9 @@ def trust_distances(arr: np.ndarray) -> np.ndarray:
     :func:`benchmark.stats.pairwise_distances`) and own their memory. The array is made read-only, because the
     trust only holds while its values cannot change; it lapses if the array is made writeable again.
     """
-    if not (isinstance(arr, np.ndarray) and arr.dtype == np.float64 and arr.ndim in (2, 3) and arr.base is None):
+    if not (
+        isinstance(arr, np.ndarray) and arr.dtype == np.float64 and arr.ndim in (2, 3) and arr.base is None
+    ):
         raise ValueError("trust_distances takes a float64 [n, n] or [L, n, n] array that owns its memory")
     arr.flags.writeable = False
     key = id(arr)

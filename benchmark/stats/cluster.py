@@ -99,7 +99,9 @@ def silhouette_samples_batch(D: np.ndarray, codes: np.ndarray) -> np.ndarray:
     codes = check_codes(codes, Dl.shape[-1])
     _check_k(codes, Dl.shape[-1])
     k = _n_clusters(codes)
-    return np.concatenate([_silhouette_block(Dl, codes[sl], k) for sl in _chunks(codes.shape[0], Dl.size * k * 2)])
+    return np.concatenate(
+        [_silhouette_block(Dl, codes[sl], k) for sl in _chunks(codes.shape[0], Dl.size * k * 2)]
+    )
 
 
 def _silhouette_means(Dl: np.ndarray, codes: np.ndarray) -> np.ndarray:
