@@ -11,16 +11,18 @@ positive reference held, since the control isolates the equivalence test itself.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock
 from scipy.stats import beta
 
 from benchmark.claims.data import CONTROLS, Budget, ClaimData, load_measures
-from benchmark.claims.evaluate import CALIBRATION_FILE, select
+from benchmark.claims.evaluate import CALIBRATION_FILE, select, verdict_code_sha256
 from benchmark.claims.spec import ClaimSpec
 from benchmark.claims.verdict import decide
 from benchmark.provenance import git_commit, library_versions, utc_now
@@ -128,8 +130,17 @@ def _summary(
     }
 
 
-#: Entry fields that must agree for two runs' counts to be added (same controls on the same base).
-_SAME_RUN = ("version", "fingerprint", "base_model", "budget", "n_samples", "boundary", "positive_size")
+#: Entry fields that must agree for two runs' counts to be added (same controls, same code, same base).
+_SAME_RUN = (
+    "version",
+    "fingerprint",
+    "code",
+    "base_model",
+    "budget",
+    "n_samples",
+    "boundary",
+    "positive_size",
+)
 
 
 def merge_entries(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
@@ -160,7 +171,7 @@ def merge_entries(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | 
         examples=(old["plant_failure_examples"] + new["plant_failure_examples"])[:3],
         extra=extra,
     )
-    return {**{k: new[k] for k in ("version", "fingerprint", "base_model", "created")}, **merged}
+    return {**{k: new[k] for k in ("version", "fingerprint", "code", "base_model", "created")}, **merged}
 
 
 def _kept_entries(out: Path, specs_by_id: dict[str, ClaimSpec]) -> dict[str, Any]:
@@ -199,22 +210,35 @@ def calibrate(
 
     known = {spec.id: spec for spec in (all_specs or all_claims())}
     known.update({spec.id: spec for spec in specs})
-    claims: dict[str, Any] = _kept_entries(out, known)
     document: dict[str, Any] = {}
     for spec in specs:
         if spec.cross_model or spec.probe_set not in bases:
-            claims[spec.id] = {"status": "not calibrated: no base latents for " + spec.probe_set}
+            entry: dict[str, Any] = {"status": "not calibrated: no base latents for " + spec.probe_set}
         else:
             base = select(spec, bases[spec.probe_set])
             entry = {
                 "version": spec.version,
                 "fingerprint": spec.fingerprint(),
+                "code": verdict_code_sha256(),  # measures, plants and solver: counts of other code never add up
                 "base_model": base.model,
                 "created": utc_now(),
                 **run_controls(spec, base, seeds=seeds, budget=budget, first_seed=first_seed),
             }
-            previous = claims.get(spec.id)
-            claims[spec.id] = (merge_entries(previous, entry) if previous else None) or entry
+        document = _write_entry(out, spec.id, entry, known)
+    return document
+
+
+def _write_entry(
+    out: Path, claim_id: str, entry: dict[str, Any], known: dict[str, ClaimSpec]
+) -> dict[str, Any]:
+    """Add one claim's entry to the file, read afresh under a lock: runs of other claims (or other seed ranges)
+    in parallel processes each keep what the others wrote."""
+    with FileLock(str(out) + ".lock"):
+        claims = _kept_entries(out, known)
+        previous = claims.get(claim_id)
+        claims[claim_id] = (
+            merge_entries(previous, entry) if previous and "boundary_null" in entry else None
+        ) or entry
         document = {
             "created": utc_now(),
             "git_commit": git_commit(),
@@ -222,7 +246,7 @@ def calibrate(
             "targets": {"false_positive_rate": FPR_TARGET, "power": POWER_TARGET, "seeds_required": 500},
             "claims": dict(sorted(claims.items())),
         }
-        temp = out.with_suffix(".tmp")
+        temp = out.with_suffix(f".{os.getpid()}.tmp")
         temp.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
         temp.replace(out)
     return document

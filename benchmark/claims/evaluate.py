@@ -194,7 +194,7 @@ def _record(
 
 
 @cache
-def _source_sha256() -> str:
+def verdict_code_sha256() -> str:
     """Hash of the code that turns latents into verdicts: the claims package (specs included) and the statistics."""
     package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
@@ -239,7 +239,7 @@ def evaluation_key(
         "modalities": list(model_modalities),
         "languages": list(model_languages) if model_languages is not None else None,
         "reference": reference_verdict,
-        "code": _source_sha256(),
+        "code": verdict_code_sha256(),
         "versions": library_versions(),
         "calibration": _file_sha256(CALIBRATION_FILE),
         "expectations": _file_sha256(expectations_path()),

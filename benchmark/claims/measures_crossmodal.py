@@ -13,7 +13,7 @@ at ``1 - 2 alpha`` (``params["alpha"]``, which must equal the rule's alpha), so 
 Controls (``shuffle``/``plant``) build semi-synthetic latents from the real ones: ``shuffle`` destroys the
 structure a claim measures (class means removed and rows permuted within the design's cells), and ``plant``
 first shuffles, then adds label-dependent offsets scaled to each layer's within-class spread, with the scale
-found by bisection so that the point estimate of the claim's effect equals the requested size.
+solved (:func:`benchmark.claims.solve.plant_scale`) so that the point estimate of the claim's effect equals the requested size.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 
 from benchmark.claims.data import Budget, ClaimData, Controls, controls, measure
 from benchmark.claims.record import Measurement
+from benchmark.claims.solve import plant_scale
 from benchmark.stats import (
     Design,
     Effect,
@@ -915,26 +916,10 @@ def _unit_vectors(rng: np.random.Generator, k: int, L: int, d: int) -> np.ndarra
     return U / np.linalg.norm(U, axis=-1, keepdims=True)
 
 
-def _solve(f: Callable[[float], float], target: float, *, what: str) -> float:
-    """Smallest-error scale ``a >= 0`` with ``f(a) = target`` by bisection (``f`` increasing in ``a``)."""
-    if f(0.0) >= target:
-        return 0.0
-    hi = 0.25
-    while f(hi) < target:
-        hi *= 2.0
-        if hi > 512:
-            raise ValueError(f"plant: cannot reach {what} = {target:g} (effect saturates below it)")
-    lo = 0.0
-    for _ in range(22):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if f(mid) < target else (lo, mid)
-    return 0.5 * (lo + hi)
-
-
 class _OffsetDistances:
     """Distances of ``block + a * step`` for any scale ``a`` from three Gram matrices per layer.
 
-    Calibration by bisection evaluates the planted effect some twenty times; expanding
+    Calibration evaluates the planted effect several times per plant; expanding
     ``(X + a S)(X + a S)^T = XX^T + a (XS^T + SX^T) + a^2 SS^T`` makes each evaluation a few elementwise operations
     instead of a fresh distance computation. Same distances as ``pairwise_distances`` up to rounding.
     """
@@ -988,7 +973,7 @@ def _plant_offsets(
     step = _spread(block, cls)[None, :, None] * U[codes]
     distances = _OffsetDistances(block, step, metric)
 
-    a = _solve(lambda s: score(distances(s)), target, what=what)
+    a = plant_scale(lambda s: score(distances(s)), target, what=what)
     X = X.copy()
     X[np.ix_(rows, layers)] = block + a * step
     return X

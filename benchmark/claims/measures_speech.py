@@ -10,7 +10,7 @@ its own exact null and interval.
 
 Controls (``shuffle`` / ``plant``) build semi-synthetic latents from real ones: ``shuffle`` moves latent rows
 within the design so the measured structure is gone, ``plant`` adds label-dependent offsets (random unit
-directions times a scale times the layer's spread) with the scale found by bisection on a pilot so that the
+directions times a scale times the layer's spread) with the scale solved on a pilot so that the
 measure's point effect equals the requested size.
 """
 
@@ -24,6 +24,7 @@ import numpy as np
 
 from benchmark.claims.data import Budget, ClaimData, Controls, controls, measure
 from benchmark.claims.record import Measurement
+from benchmark.claims.solve import plant_scale
 from benchmark.stats import (
     Design,
     Effect,
@@ -558,7 +559,7 @@ def _calibrated_plant(
     make_offsets: Callable[[np.random.Generator], np.ndarray],
     what: str,
 ) -> ClaimData:
-    """Add ``scale * offsets`` with the scale found by bisection on a pilot so that ``estimate`` hits ``size``.
+    """Add ``scale * offsets`` with the scale solved on a pilot (:func:`plant_scale`) so that ``estimate`` hits ``size``.
 
     The pilot uses its own offset directions; the returned data get fresh ones, so the planted effect
     varies around ``size`` from seed to seed as a real one would. A base that already carries ``size`` or more
@@ -575,21 +576,12 @@ def _calibrated_plant(
     def at(scale: float, offsets: np.ndarray) -> ClaimData:
         return _with_latents(base, X + scale * offsets)
 
-    if estimate(base) >= size:
+    scale = plant_scale(
+        lambda s: estimate(at(s, pilot)) if s > 0 else estimate(base), size, what=what, limit=256.0
+    )
+    if scale == 0.0:
         return base
-    hi = 0.25
-    while estimate(at(hi, pilot)) < size:
-        hi *= 2.0
-        if hi > 256:
-            raise ValueError(f"plant for {what}: no offset scale up to 256 spreads reaches effect {size}")
-    lo = 0.0
-    for _ in range(14):
-        mid = 0.5 * (lo + hi)
-        if estimate(at(mid, pilot)) < size:
-            lo = mid
-        else:
-            hi = mid
-    return at(0.5 * (lo + hi), make_offsets(rng))
+    return at(scale, make_offsets(rng))
 
 
 def _pilot_estimate(fn: Callable[..., Measurement], params: dict[str, Any]) -> Callable[[ClaimData], float]:

@@ -25,6 +25,7 @@ from scipy.stats import kendalltau, rankdata, spearmanr
 
 from benchmark.claims.data import Budget, ClaimData, Controls, controls, measure
 from benchmark.claims.record import Measurement
+from benchmark.claims.solve import REL_TOL, plant_scale
 from benchmark.stats import (
     Design,
     Effect,
@@ -866,12 +867,12 @@ def _planter(
     keys_of: Callable[[ClaimData, dict[str, Any]], np.ndarray],
     layer_weights_of: Callable[[ClaimData, dict[str, Any]], np.ndarray],
     measure_fn: Callable[..., Measurement],
-    tol: float = 0.02,
+    tol: float = REL_TOL,
 ) -> Callable[[ClaimData, dict[str, Any], float, np.random.Generator], ClaimData]:
     """Plant offsets ``s * w_l * r_l * g_{key, l}`` (unit random directions ``g``, ``r_l`` the layer's RMS spread
-    about its mean, ``w_l`` layer weights; key ``None`` = no offset) with ``s`` bisected so that the measure's
-    point estimate (fixed pilot seed) equals ``size`` within ``tol`` (relative). If the base already exceeds
-    ``size``, it is returned unchanged."""
+    about its mean, ``w_l`` layer weights; key ``None`` = no offset) with ``s`` solved so that the measure's
+    point estimate (fixed pilot seed) equals ``size`` within ``tol`` (relative, :func:`plant_scale`). If the base already
+    exceeds ``size``, it is returned unchanged."""
 
     def plant(base: ClaimData, params: dict[str, Any], size: float, rng: np.random.Generator) -> ClaimData:
         X = np.asarray(base.latents, dtype=np.float64)
@@ -895,35 +896,9 @@ def _planter(
                 _replace(base, X + s * offsets), pilot, np.random.default_rng(seed), PILOT
             ).effect
 
-        f_lo = estimate(0.0) - size
-        if f_lo >= 0:
-            return _replace(base, X)
-        lo, hi = 0.0, 0.5
-        f_hi = estimate(hi) - size
-        while f_hi < 0:
-            lo, f_lo, hi = hi, f_hi, hi * 2.0
-            if hi > 1e3:
-                raise ValueError(
-                    f"plant: cannot reach an effect of {size} with offsets up to {hi} x the spread"
-                )
-            f_hi = estimate(hi) - size
-        # Illinois regula falsi: the estimate is smooth and increasing in s, so a few pilot runs suffice.
-        s, side = hi, 0
-        for _ in range(12):
-            s = hi - f_hi * (hi - lo) / (f_hi - f_lo)
-            f = estimate(s) - size
-            if abs(f) <= tol * max(abs(size), 1e-3):
-                break
-            if f > 0:
-                hi, f_hi = s, f
-                if side == 1:
-                    f_lo /= 2.0
-                side = 1
-            else:
-                lo, f_lo = s, f
-                if side == -1:
-                    f_hi /= 2.0
-                side = -1
+        s = plant_scale(
+            estimate, size, what=f"{measure_fn.__name__} offsets", start=0.5, limit=1024.0, rel_tol=tol
+        )
         return _replace(base, X + s * offsets)
 
     return plant
