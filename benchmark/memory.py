@@ -3,7 +3,8 @@
 Why here, apart from sharding (``benchmark.scale``): ``benchmark.extract`` plans every run with these
 functions, and the sharding module imports the extractor, so the estimate lives in a module of its own.
 Weights are counted exactly (parameters built on the ``meta`` device, no allocation); activations are bounded
-for one decoder layer at a time, since the engine keeps only last-token rows and never computes logits.
+for one layer at a time (decoder, or an LALM's audio encoder), since the engine keeps only last-token rows and
+never computes logits.
 """
 
 from __future__ import annotations
@@ -74,6 +75,49 @@ def _dtype_bytes(dtype: torch.dtype) -> int:
     return torch.empty((), dtype=dtype).element_size()
 
 
+@dataclass(frozen=True)
+class EncoderShape:
+    """A Whisper-style audio encoder's sizes: every clip is padded to ``frames`` positions (1500 for 30 s)."""
+
+    width: int
+    ffn: int
+    heads: int
+    frames: int
+    mel_bins: int
+
+
+def audio_encoder_shape(model: torch.nn.Module | None) -> EncoderShape | None:
+    """The audio encoder's sizes of an LALM: ``config.audio_config`` (Qwen2-Audio and most transformers LALMs)
+    or the first submodule config that describes a Whisper-style encoder (Ultravox's); None for a text model."""
+    if model is None:
+        return None
+    candidates = [getattr(getattr(model, "config", None), "audio_config", None)]
+    candidates += [getattr(m, "config", None) for m in model.modules()]
+    for config in candidates:
+        if config is not None and all(
+            hasattr(config, k) for k in ("d_model", "encoder_ffn_dim", "max_source_positions")
+        ):
+            return EncoderShape(
+                width=int(config.d_model),
+                ffn=int(config.encoder_ffn_dim),
+                heads=int(getattr(config, "encoder_attention_heads", 1)),
+                frames=int(config.max_source_positions),
+                mel_bins=int(getattr(config, "num_mel_bins", 128)),
+            )
+    return None
+
+
+def _scores_materialised(config: Any) -> bool:
+    """Eager attention writes ``heads x seq x seq`` scores; sdpa and flash kernels do not (unknown counts)."""
+    return getattr(config, "_attn_implementation", None) in (None, "eager")
+
+
+def _layer_elements(tokens: int, batch: int, seq: int, width: int, ffn: int, heads: int, scores: bool) -> int:
+    """Transient elements of one transformer layer: residual in and out, q/k/v and attention output, the MLP's
+    gate, up and activation (``3 x ffn``), and the attention scores where they are materialised."""
+    return tokens * (6 * width + 3 * ffn) + (batch * heads * seq * seq if scores else 0)
+
+
 def estimate_memory(
     config_or_model: Any,
     *,
@@ -81,28 +125,44 @@ def estimate_memory(
     seq_len: int,
     dtype: torch.dtype = torch.float32,
     parameters: int | None = None,
+    encoder: EncoderShape | None = None,
 ) -> MemoryEstimate:
-    """Weights plus activations of one engine batch (LM head skipped, last tokens kept).
+    """Weights plus activations of one engine batch (LM head skipped, last tokens kept): an upper bound.
 
-    Activations of the widest layer: residual stream in and out, q/k/v and attention output, the MLP's
-    gate, up and activation (``3 x intermediate``), and the attention scores ``heads x seq x seq`` (eager
-    attention's worst case; sdpa needs less), times :data:`ACTIVATION_OVERHEAD`; plus the captured
-    last-token rows in float32. ``parameters`` overrides the count (e.g. a quantised checkpoint).
+    Activations: the widest layer of the decoder or, for an LALM (``encoder``, found on a model by
+    :func:`audio_encoder_shape`), of its audio encoder with every input of the batch a padded clip, times
+    :data:`ACTIVATION_OVERHEAD`; plus the encoder's input features and output, and the captured last-token rows
+    in float32. Why the encoder counts: with 1500 positions per clip it outweighs a decoder on short prompts
+    (measured on an H200, reports/gpu: 1.98 GiB above the weights for Qwen2-Audio-7B at batch 64, which the
+    decoder alone put at 1.17). ``parameters`` overrides the count (e.g. a quantised checkpoint).
     """
     if batch_size < 1 or seq_len < 1:
         raise ValueError(f"batch_size and seq_len must be >= 1; got {batch_size}, {seq_len}")
     model = config_or_model if isinstance(config_or_model, torch.nn.Module) else None
-    config = _text_config(model.config if model is not None else config_or_model)
+    config = decoder_config(model) if model is not None else _text_config(config_or_model)
+    if encoder is None:
+        encoder = audio_encoder_shape(model)
     width = _dtype_bytes(dtype)
     n_params = parameters if parameters is not None else count_parameters(config_or_model)
     d = int(config.hidden_size)
     ff = int(getattr(config, "intermediate_size", 4 * d))
     heads = int(config.num_attention_heads)
     layers = int(config.num_hidden_layers)
-    tokens = batch_size * seq_len
-    per_layer = tokens * (2 * d + 4 * d + 3 * ff) + batch_size * heads * seq_len * seq_len
+    scores = _scores_materialised(config)
+    widest = _layer_elements(batch_size * seq_len, batch_size, seq_len, d, ff, heads, scores)
+    held = 0
+    if encoder is not None:
+        frames = encoder.frames
+        widest = max(
+            widest,
+            _layer_elements(
+                batch_size * frames, batch_size, frames, encoder.width, encoder.ffn, encoder.heads, scores
+            ),
+        )
+        # log-mel input (2 x frames, float32) and the encoder's output, alive while the decoder runs
+        held = batch_size * (encoder.mel_bins * 2 * frames * 4 + frames * encoder.width * width)
     captured = batch_size * (layers + 2) * d * 4
-    activations = int(per_layer * width * ACTIVATION_OVERHEAD) + captured
+    activations = int(widest * width * ACTIVATION_OVERHEAD) + held + captured
     return MemoryEstimate(
         n_params * width, activations, batch_size, seq_len, str(dtype).removeprefix("torch.")
     )
@@ -207,11 +267,12 @@ def plan_batches(
     """
     config = decoder_config(model)
     params = count_parameters(model)
+    encoder = audio_encoder_shape(model)
     free = free_memory(device)
 
     def estimate(batch: int) -> MemoryEstimate:
         return estimate_memory(
-            config, batch_size=batch, seq_len=max(1, longest), dtype=dtype, parameters=params
+            config, batch_size=batch, seq_len=max(1, longest), dtype=dtype, parameters=params, encoder=encoder
         )
 
     def activations_only(batch: int) -> MemoryEstimate:

@@ -94,8 +94,13 @@ def suite_analysis(latents: np.ndarray, design: Design) -> dict[str, Effect]:
     out = {}
     for claim in CLAIMS:
         out[claim.name] = effect(
-            _statistic(claim, design), distances[claim.metric], design, claim.label,
-            rng=np.random.default_rng(SEED), strata=claim.strata, **_settings(),
+            _statistic(claim, design),
+            distances[claim.metric],
+            design,
+            claim.label,
+            rng=np.random.default_rng(SEED),
+            strata=claim.strata,
+            **_settings(),
         )
     return out
 
@@ -103,7 +108,9 @@ def suite_analysis(latents: np.ndarray, design: Design) -> dict[str, Effect]:
 # ---- the naive side --------------------------------------------------------------------------------------------
 
 
-def _labellings(design: Design, claim: Claim) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]], float]:
+def _labellings(
+    design: Design, claim: Claim
+) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]], float]:
     """The labellings ``effect`` evaluates, drawn with the same generator calls in the same order."""
     settings = _settings()
     rng = np.random.default_rng(SEED)
@@ -119,7 +126,9 @@ def _labellings(design: Design, claim: Claim) -> tuple[np.ndarray, list[tuple[np
     return np.vstack([codes[None], full]), subs, resamples.correction
 
 
-def _sklearn_value(claim: Claim, X: np.ndarray, D: np.ndarray, labels: np.ndarray, language: np.ndarray) -> float:
+def _sklearn_value(
+    claim: Claim, X: np.ndarray, D: np.ndarray, labels: np.ndarray, language: np.ndarray
+) -> float:
     """One statistic of one layer for one labelling, the scikit-learn way."""
     from sklearn.metrics import davies_bouldin_score, silhouette_score
 
@@ -155,7 +164,9 @@ def naive_analysis(latents: np.ndarray, design: Design) -> dict[str, dict[str, n
                 values[p, layer] = _sklearn_value(claim, X, D, labels, language)
             for (idx, labellings), store in zip(subs, sub_values, strict=True):
                 for p, labels in enumerate(labellings):
-                    store[p, layer] = _sklearn_value(claim, X[idx], D[np.ix_(idx, idx)], labels, language[idx])
+                    store[p, layer] = _sklearn_value(
+                        claim, X[idx], D[np.ix_(idx, idx)], labels, language[idx]
+                    )
         net = values[0] - values[1:].mean(axis=0)
         draws = np.stack([net + correction * ((s[0] - s[1:].mean(axis=0)) - net) for s in sub_values])
         out[claim.name] = {"net": net, "null": values[1:], "draws": draws}

@@ -55,11 +55,16 @@ def test_warm_cache_engine(benchmark: Any, tmp_path: Path) -> None:
         if fresh_cache:
             folders.append(Path(tempfile.mkdtemp(dir=tmp_path)))
         model = get_adapter("gemma-3-270m-q4km") if fresh_adapter else adapter
-        return extract_latents(model, probes, cache=LatentCache(folders[-1]), batch_size=32, device="cpu",
-                               dtype="float32")
+        return extract_latents(
+            model, probes, cache=LatentCache(folders[-1]), batch_size=32, device="cpu", dtype="float32"
+        )
 
     # Not alternated like the other benchmarks: each round's cold run fills the cache its warm runs read.
-    sides = {"cold": lambda: run(True), "warm": lambda: run(False), "warm_new_adapter": lambda: run(False, True)}
+    sides = {
+        "cold": lambda: run(True),
+        "warm": lambda: run(False),
+        "warm_new_adapter": lambda: run(False, True),
+    }
     runs: dict[str, list[Measurement]] = {name: [] for name in sides}
 
     def one_round() -> None:
@@ -77,7 +82,10 @@ def test_warm_cache_engine(benchmark: Any, tmp_path: Path) -> None:
         "speedup": cold / warm,
         "speedup_new_adapter": cold / fresh,
         "warm_forward_passes": sum(s.forward_passes for s in warm_stats),
-        "targets": {"speedup>=20": cold / warm >= 20, "zero_forward_passes": all(s.forward_passes == 0 for s in warm_stats)},
+        "targets": {
+            "speedup>=20": cold / warm >= 20,
+            "zero_forward_passes": all(s.forward_passes == 0 for s in warm_stats),
+        },
         "load_average_before": load_before,
         "load_average_after": load_average(),
     }
@@ -90,13 +98,27 @@ def test_warm_cache_engine(benchmark: Any, tmp_path: Path) -> None:
         assert all(figures["targets"].values()), figures["targets"]
 
 
-@pytest.mark.skipif(os.environ.get("LALM_BENCH_CLAIMS") != "1",
-                    reason="a cold `pytest claims/` extracts every model on CPU (long); set LALM_BENCH_CLAIMS=1")
+@pytest.mark.skipif(
+    os.environ.get("LALM_BENCH_CLAIMS") != "1",
+    reason="a cold `pytest claims/` extracts every model on CPU (long); set LALM_BENCH_CLAIMS=1",
+)
 def test_warm_cache_pytest_claims(benchmark: Any, tmp_path: Path) -> None:
     """``pytest claims/`` a second time versus the first, same cache and results folders."""
     extra = shlex.split(os.environ.get("LALM_BENCH_CLAIMS_ARGS", "--model gemma-3-270m-q4km --profile ci"))
-    command = [sys.executable, "-m", "pytest", "claims/", "-q", "-p", "no:cacheprovider",
-               "--cache-dir", str(tmp_path / "cache"), "--results", str(tmp_path / "results"), *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "claims/",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--results",
+        str(tmp_path / "results"),
+        *extra,
+    ]
     times: dict[str, float] = {}
     load_before = load_average()
 
@@ -105,7 +127,9 @@ def test_warm_cache_pytest_claims(benchmark: Any, tmp_path: Path) -> None:
         done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
         times[name] = time.perf_counter() - started
         if done.returncode not in (0, 1):  # 1 = some claim failed its expectation: still a complete run
-            raise AssertionError(f"pytest claims/ exited {done.returncode}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+            raise AssertionError(
+                f"pytest claims/ exited {done.returncode}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+            )
 
     def pair() -> None:
         run("cold")

@@ -96,7 +96,9 @@ def _sides(adapter: ModelAdapter, probes: ProbeSet, batch_size: int) -> dict[str
         adapter.encoder_cache = MemoryEncoderCache()  # caches off: nothing carried over between rounds
         if hasattr(adapter, "_silence_states"):
             adapter._silence_states = None
-        return extract_latents(adapter, probes, batch_size=batch_size, device="cpu", dtype="float32", cache=None)
+        return extract_latents(
+            adapter, probes, batch_size=batch_size, device="cpu", dtype="float32", cache=None
+        )
 
     def naive() -> NaiveResult:
         return naive_extract(adapter, probes)
@@ -147,8 +149,13 @@ def test_extraction_gemma_text(benchmark: Any, gemma: ModelAdapter) -> None:
     latents, stats = runner.runs["suite"][-1].result
     naive = runner.runs["naive"][-1].result
     assert stats.forward_passes > 0 and stats.cache_hits == 0
-    figures = _figures(runner, len(probes.samples), stats.real_tokens, decoder_lm_flops(gemma.model, stats.real_tokens),
-                       load_before)
+    figures = _figures(
+        runner,
+        len(probes.samples),
+        stats.real_tokens,
+        decoder_lm_flops(gemma.model, stats.real_tokens),
+        load_before,
+    )
     figures["padding_fraction"] = 1 - stats.real_tokens / stats.padded_tokens
     figures["max_relative_difference"] = relative_difference(latents, naive)
     figures["targets"] = {
@@ -187,7 +194,9 @@ def test_extraction_whisper_speech(benchmark: Any, whisper: ModelAdapter) -> Non
         assert all(figures["targets"].values()), figures["targets"]
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: full-size random 7B/8B models run on a GPU only")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs CUDA: full-size random 7B/8B models run on a GPU only"
+)
 def test_extraction_gpu_full_size(benchmark: Any, tmp_path: Any) -> None:
     """Full-size random-weight Qwen2-Audio-7B and Ultravox-0.5-Llama-3.1-8B: engine (bf16, batch from free
     memory) against the naive float32 loop, on real probe inputs (``benchmarks/gpu_full_size.py``)."""

@@ -58,28 +58,81 @@ ENCODER_FRAMES = 1500  # Whisper encoders always see the 30-s window (3000 mel f
 #: Published shapes. ``tiny`` keeps every code path with small sizes, for a CPU check of this script.
 SHAPES: dict[str, dict[str, dict[str, Any]]] = {
     "full": {
-        "whisper_large_encoder": {"num_mel_bins": 128, "encoder_layers": 32, "encoder_attention_heads": 20,
-                                  "encoder_ffn_dim": 5120, "d_model": 1280, "max_source_positions": 1500},
-        "qwen2_7b": {"model_type": "qwen2", "hidden_size": 4096, "intermediate_size": 11008,
-                     "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,
-                     "vocab_size": 156032, "max_position_embeddings": 8192, "rms_norm_eps": 1e-5},
-        "llama_3_1_8b": {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
-                         "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256,
-                         "max_position_embeddings": 131072, "rope_theta": 500000.0, "rms_norm_eps": 1e-5},
-        "ultravox_projector": {"hidden_size": 4096, "stack_factor": 8, "norm_init": 0.4,
-                               "projector_act": "swiglu", "projector_ln_mid": True},
+        "whisper_large_encoder": {
+            "num_mel_bins": 128,
+            "encoder_layers": 32,
+            "encoder_attention_heads": 20,
+            "encoder_ffn_dim": 5120,
+            "d_model": 1280,
+            "max_source_positions": 1500,
+        },
+        "qwen2_7b": {
+            "model_type": "qwen2",
+            "hidden_size": 4096,
+            "intermediate_size": 11008,
+            "num_hidden_layers": 32,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 32,
+            "vocab_size": 156032,
+            "max_position_embeddings": 8192,
+            "rms_norm_eps": 1e-5,
+        },
+        "llama_3_1_8b": {
+            "hidden_size": 4096,
+            "intermediate_size": 14336,
+            "num_hidden_layers": 32,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 8,
+            "vocab_size": 128256,
+            "max_position_embeddings": 131072,
+            "rope_theta": 500000.0,
+            "rms_norm_eps": 1e-5,
+        },
+        "ultravox_projector": {
+            "hidden_size": 4096,
+            "stack_factor": 8,
+            "norm_init": 0.4,
+            "projector_act": "swiglu",
+            "projector_ln_mid": True,
+        },
     },
     "tiny": {
-        "whisper_large_encoder": {"num_mel_bins": 128, "encoder_layers": 2, "encoder_attention_heads": 2,
-                                  "encoder_ffn_dim": 64, "d_model": 32, "max_source_positions": 1500},
-        "qwen2_7b": {"model_type": "qwen2", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-                     "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": 1024,
-                     "max_position_embeddings": 8192, "rms_norm_eps": 1e-5},
-        "llama_3_1_8b": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-                         "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1024,
-                         "max_position_embeddings": 8192, "rms_norm_eps": 1e-5},
-        "ultravox_projector": {"hidden_size": 64, "stack_factor": 8, "norm_init": 0.4,
-                               "projector_act": "swiglu", "projector_ln_mid": True},
+        "whisper_large_encoder": {
+            "num_mel_bins": 128,
+            "encoder_layers": 2,
+            "encoder_attention_heads": 2,
+            "encoder_ffn_dim": 64,
+            "d_model": 32,
+            "max_source_positions": 1500,
+        },
+        "qwen2_7b": {
+            "model_type": "qwen2",
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 4,
+            "vocab_size": 1024,
+            "max_position_embeddings": 8192,
+            "rms_norm_eps": 1e-5,
+        },
+        "llama_3_1_8b": {
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "vocab_size": 1024,
+            "max_position_embeddings": 8192,
+            "rms_norm_eps": 1e-5,
+        },
+        "ultravox_projector": {
+            "hidden_size": 64,
+            "stack_factor": 8,
+            "norm_init": 0.4,
+            "projector_act": "swiglu",
+            "projector_ln_mid": True,
+        },
     },
 }
 
@@ -87,8 +140,9 @@ SHAPES: dict[str, dict[str, dict[str, Any]]] = {
 def _feature_extractor() -> Any:
     from transformers import WhisperFeatureExtractor
 
-    return WhisperFeatureExtractor(feature_size=128, sampling_rate=16_000, hop_length=160, chunk_length=30,
-                                   n_fft=400)
+    return WhisperFeatureExtractor(
+        feature_size=128, sampling_rate=16_000, hop_length=160, chunk_length=30, n_fft=400
+    )
 
 
 @contextlib.contextmanager
@@ -108,12 +162,20 @@ def build_qwen2_audio(scale: str, device: torch.device) -> tuple[ModelAdapter, t
     from benchmark.models.hf_lalm import build_adapter
 
     shapes = SHAPES[scale]
-    tok = synthetic_tokenizer(["<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"],
-                              eos="<|im_end|>", pad="<|im_end|>", chat_template=QWEN_CHAT)
-    config = Qwen2AudioConfig(audio_config=dict(shapes["whisper_large_encoder"]),
-                              text_config=dict(shapes["qwen2_7b"]),
-                              audio_token_index=tok.convert_tokens_to_ids("<|AUDIO|>"))
-    processor = Qwen2AudioProcessor(feature_extractor=_feature_extractor(), tokenizer=tok, chat_template=QWEN_CHAT)
+    tok = synthetic_tokenizer(
+        ["<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"],
+        eos="<|im_end|>",
+        pad="<|im_end|>",
+        chat_template=QWEN_CHAT,
+    )
+    config = Qwen2AudioConfig(
+        audio_config=dict(shapes["whisper_large_encoder"]),
+        text_config=dict(shapes["qwen2_7b"]),
+        audio_token_index=tok.convert_tokens_to_ids("<|AUDIO|>"),
+    )
+    processor = Qwen2AudioProcessor(
+        feature_extractor=_feature_extractor(), tokenizer=tok, chat_template=QWEN_CHAT
+    )
     torch.manual_seed(0)
     with _default_dtype(torch.bfloat16), device:
         model = Qwen2AudioForConditionalGeneration(config).eval()
@@ -138,8 +200,9 @@ def build_ultravox_8b(scale: str, device: torch.device) -> tuple[ModelAdapter, t
     with _default_dtype(torch.bfloat16), device:
         encoder = WhisperEncoder(WhisperConfig(**shapes["whisper_large_encoder"]))
         llm = LlamaForCausalLM(LlamaConfig(**shapes["llama_3_1_8b"]))
-        projector = projector_from_config(shapes["ultravox_projector"], audio_dim=encoder.config.d_model,
-                                          text_dim=llm.config.hidden_size)
+        projector = projector_from_config(
+            shapes["ultravox_projector"], audio_dim=encoder.config.d_model, text_dim=llm.config.hidden_size
+        )
         for parameter in projector.parameters():  # random, not the constant norm init: clips must differ
             torch.nn.init.normal_(parameter, std=0.02)
         model = UltravoxLM(encoder, projector, llm).eval()
@@ -255,8 +318,9 @@ def _peak_above(device: torch.device, run: Callable[[], Any]) -> tuple[Any, floa
     return result, seconds, peak
 
 
-def bench_model(name: str, args: argparse.Namespace, probes: ProbeSet, device: torch.device,
-                rate: float) -> dict[str, Any]:
+def bench_model(
+    name: str, args: argparse.Namespace, probes: ProbeSet, device: torch.device, rate: float
+) -> dict[str, Any]:
     """Interleaved engine/naive rounds on one random-weight model; figures for the report."""
     built = time.perf_counter()
     adapter, model, attach = BUILDERS[name](args.scale, device)
@@ -272,7 +336,9 @@ def bench_model(name: str, args: argparse.Namespace, probes: ProbeSet, device: t
     def engine() -> Any:
         attach(model, torch.bfloat16)
         adapter.encoder_cache = EncoderCache()  # caches off: every round encodes every clip
-        return extract_latents(adapter, probes, device=str(device), dtype="bfloat16", batch_size=args.batch_size)
+        return extract_latents(
+            adapter, probes, device=str(device), dtype="bfloat16", batch_size=args.batch_size
+        )
 
     def naive() -> Any:
         attach(reference, torch.float32)
@@ -303,11 +369,14 @@ def bench_model(name: str, args: argparse.Namespace, probes: ProbeSet, device: t
     naive_peaks = [p for _, p in sides["naive"] if p is not None]
     figures = {
         "model": name,
-        "label": "full-size published shapes, RANDOM weights, SYNTHETIC byte-level tokenizer" if args.scale == "full"
+        "label": "full-size published shapes, RANDOM weights, SYNTHETIC byte-level tokenizer"
+        if args.scale == "full"
         else "TINY shapes (code-path check only), RANDOM weights, SYNTHETIC tokenizer",
         "parameters": parameters,
-        "attention": str(getattr(getattr(model, "config", None), "_attn_implementation", None)
-                         or getattr(adapter.layer_handles().blocks[0].self_attn.config, "_attn_implementation", None)),
+        "attention": str(
+            getattr(getattr(model, "config", None), "_attn_implementation", None)
+            or getattr(adapter.layer_handles().blocks[0].self_attn.config, "_attn_implementation", None)
+        ),
         "fp32_matmul_allows_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
         "inputs": len(probes.samples),
         "texts": len(probes.samples) - clips,
@@ -341,9 +410,29 @@ def bench_model(name: str, args: argparse.Namespace, probes: ProbeSet, device: t
     return figures
 
 
+def print_estimates(scale: str, batch: int, seq_lens: dict[str, int]) -> None:
+    """The memory plan's estimate for each model, built on the ``meta`` device (no memory, no GPU): compare it
+    with a device run's ``engine_peak_gib_above_weights``."""
+    from benchmark.memory import audio_encoder_shape, count_parameters, decoder_config, estimate_memory
+
+    for name, build in BUILDERS.items():
+        _, model, _ = build(scale, torch.device("meta"))
+        estimate = estimate_memory(
+            decoder_config(model),
+            batch_size=batch,
+            seq_len=seq_lens.get(name, 128),
+            dtype=torch.bfloat16,
+            parameters=count_parameters(model),
+            encoder=audio_encoder_shape(model),
+        )
+        print(f"{name}: {estimate.describe()}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--probes", default="crossmodal", help="probe set name or folder. Default: %(default)r")
+    parser.add_argument(
+        "--probes", default="crossmodal", help="probe set name or folder. Default: %(default)r"
+    )
     parser.add_argument("--profile", default="ci")
     parser.add_argument("--texts", type=int, default=64)
     parser.add_argument("--clips", type=int, default=32)
@@ -353,12 +442,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--models", default=",".join(BUILDERS))
     parser.add_argument("--out", type=Path, default=None, help="folder for gpu_full_size.json")
+    parser.add_argument(
+        "--estimate-only",
+        action="store_true",
+        help="print the memory estimates at batch 64 and the H200 run's decoder lengths, run nothing",
+    )
     args = parser.parse_args(argv)
+    if args.estimate_only:
+        print_estimates(
+            args.scale, args.batch_size or 64, {"qwen2-audio-7b": 124, "ultravox-0.5-llama-3.1-8b": 202}
+        )
+        return 0
     device = torch.device(args.device)
     probes = choose_inputs(resolve_probes(args.probes, args.profile), args.texts, args.clips)
     rate = matmul_rate(device)
     report: dict[str, Any] = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or "cpu",
         "torch": torch.__version__,
         "bf16_matmul_tflop_per_s": rate / 1e12,
         "probe_set": f"{probes.name}/{args.profile}",

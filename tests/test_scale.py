@@ -256,3 +256,22 @@ def test_batch_size_is_chosen_from_free_memory_on_a_gpu(monkeypatch: pytest.Monk
         assert plan.chosen and plan.estimate.batch_size == plan.batch_size
         sizes.append(plan.batch_size)
     assert sizes == sorted(sizes) and sizes[-1] == 64 and sizes[0] < 64
+
+
+@pytest.mark.parametrize("build", ["tiny_qwen2_audio", "tiny_ultravox"])
+def test_lalm_estimate_counts_the_audio_encoder(build: str) -> None:
+    """Every clip runs the encoder over its padded frames: for an LALM that bounds the activations, not the
+    decoder on a short prompt (an H200 run measured 1.98 GiB above the weights where the decoder gave 1.17)."""
+    import tests.tiny_lalms as tiny
+    from benchmark import memory
+
+    model = getattr(tiny, build)()[0]
+    shape = memory.audio_encoder_shape(model)
+    assert shape is not None and shape.frames > 1 and shape.width > 0
+    config = memory.decoder_config(model)
+    decoder_only = estimate_memory(config, batch_size=4, seq_len=8, encoder=None, parameters=1)
+    with_encoder = estimate_memory(model, batch_size=4, seq_len=8)
+    assert with_encoder.activation_bytes > decoder_only.activation_bytes
+    text_model = TinyTextAdapter()
+    text_model.load(torch.device("cpu"), torch.float32)
+    assert memory.audio_encoder_shape(text_model.model) is None
