@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmark.cache import LatentCache
-from benchmark.claims.data import Budget
+from benchmark.claims.data import Budget, ClaimData
 from benchmark.claims.evaluate import applicability, evaluate_claim, evaluation_key
 from benchmark.claims.record import ClaimRecord
 from benchmark.claims.registry import all_claims, get_claim
@@ -239,10 +239,40 @@ def run_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def calibration_bases(
+    session: ClaimSession, models: list[str] | None = None, latents: list[Path] | None = None
+) -> dict[str, ClaimData]:
+    """Real latents per probe set that seed the claims' controls: imported files first, then the first model
+    (text LMs before whisper: their text latents suit the text claims) to which each claim applies."""
+    from benchmark.claims.data import claim_data_from
+    from benchmark.probes.catalog import resolve_probes
+
+    models = models or sorted(DEFAULT_MODELS, key=lambda m: "whisper" in m)
+    bases: dict[str, ClaimData] = {}
+    for path in latents or []:
+        # Imported latents (e.g. extracted on another machine): the probe set comes from the file's manifest,
+        # and its rows pick their samples by id, so a ci or full file both work.
+        latent_set = LatentSet.load(path)
+        name = latent_set.manifest.provenance.probe_set
+        ensure_fixture_audio(name)
+        bases[name] = claim_data_from(latent_set, resolve_probes(name, None))
+    for spec in all_claims():
+        if spec.cross_model or spec.probe_set in bases:
+            continue
+        for model in models:
+            adapter = session.adapter(model)
+            if applicability(spec, adapter.spec.modalities, adapter.spec.languages) is None:
+                probe_set = session.probe_set(spec)
+                bases[spec.probe_set] = claim_data_from(
+                    session.latents(model, probe_set, spec.template), probe_set
+                )
+                break
+    return bases
+
+
 def calibrate_main(args: argparse.Namespace) -> int:
     """``lalm-bench calibrate``: controls of every claim on real offline latents (first model that fits)."""
     from benchmark.claims.calibrate import calibrate
-    from benchmark.claims.data import claim_data_from
 
     options = SessionOptions(
         profile=args.profile,
@@ -253,30 +283,8 @@ def calibrate_main(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
     )
     session = ClaimSession(options)
-    # Text LMs first: their text latents are the natural base for text claims; speech sets fall to whisper.
-    models = args.model or sorted(DEFAULT_MODELS, key=lambda m: "whisper" in m)
     specs = [spec for spec in all_claims() if not spec.cross_model]
-    bases = {}
-    from benchmark.probes.catalog import resolve_probes
-
-    for path in getattr(args, "latents", None) or []:
-        # Imported latents (e.g. extracted on another machine): the probe set comes from the file's manifest,
-        # and its rows pick their samples by id, so a ci or full file both work.
-        latent_set = LatentSet.load(path)
-        name = latent_set.manifest.provenance.probe_set
-        ensure_fixture_audio(name)
-        bases[name] = claim_data_from(latent_set, resolve_probes(name, None))
-    for spec in specs:
-        if spec.probe_set in bases:
-            continue
-        for model in models:
-            adapter = session.adapter(model)
-            if applicability(spec, adapter.spec.modalities, adapter.spec.languages) is None:
-                probe_set = session.probe_set(spec)
-                bases[spec.probe_set] = claim_data_from(
-                    session.latents(model, probe_set, spec.template), probe_set
-                )
-                break
+    bases = calibration_bases(session, args.model, getattr(args, "latents", None))
     if args.claim:
         specs = [spec for spec in specs if spec.id in args.claim]
     document = calibrate(

@@ -32,7 +32,7 @@ class Counted:
 def test_reaches_the_target_within_tolerance_on_smooth_curves(floor, gain, power, target) -> None:
     curve = Counted(lambda s: floor + (1 - floor) * math.tanh(gain * s**power))
     s = plant_scale(curve, target, what="test")
-    assert abs(curve.fn(s) - target) <= 0.02 * target
+    assert 0 <= curve.fn(s) - target <= 0.02 * target  # never below: boundary nulls stay honest
     assert curve.calls <= 25
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-#: An effect within this fraction of its target counts as planted exactly (the pilot's null is noisier).
+#: An effect at most this fraction above its target counts as planted exactly (the pilot's null is noisier).
 REL_TOL = 0.02
 #: A bracket this narrow (relative) with the target still not met means the effect curve jumps over it.
 BRACKET_TOL = 1e-3
@@ -27,7 +27,10 @@ def plant_scale(
     rel_tol: float = REL_TOL,
     max_steps: int = 12,
 ) -> float:
-    """Scale ``s >= 0`` with ``effect_at(s)`` equal to ``target`` within ``rel_tol`` (``effect_at`` increasing).
+    """Scale ``s >= 0`` whose effect reaches ``target`` and exceeds it by at most ``rel_tol`` (relative).
+
+    Never below the target: a boundary null planted a little under delta (or epsilon) would flatter the
+    false-positive rate, so the solver errs the other way. ``effect_at`` is increasing in ``s``.
 
     Returns 0 when the unplanted effect already reaches the target (a plant only adds structure). The bracket
     grows by doubling from ``start``; inside it, Illinois regula falsi (a secant step that halves the stale
@@ -35,26 +38,28 @@ def plant_scale(
     curve jumps over the target, the smallest scale found whose effect reaches it is returned. Raises
     ``ValueError`` naming ``what`` when no scale up to ``limit`` reaches the target.
     """
-    tol = rel_tol * max(abs(target), 1e-3)
-    lo, f_lo = 0.0, effect_at(0.0) - target
-    if f_lo >= 0:
+    half = 0.5 * rel_tol * max(abs(target), 1e-3)
+    aim = target + half  # the middle of the accepted band [target, target + 2 * half]
+    base_effect = effect_at(0.0)
+    if base_effect >= target:
         return 0.0
+    lo, f_lo = 0.0, base_effect - aim
     hi = start
-    f_hi = effect_at(hi) - target
+    f_hi = effect_at(hi) - aim
     while f_hi < 0:
         lo, f_lo, hi = hi, f_hi, hi * 2.0
         if hi > limit:
             raise ValueError(
                 f"plant for {what}: no offset scale up to {limit:g} reaches an effect of {target:g}"
             )
-        f_hi = effect_at(hi) - target
-    if f_hi <= tol:
+        f_hi = effect_at(hi) - aim
+    if f_hi <= half:
         return hi
     side = 0
     for _ in range(max_steps):
         s = hi - f_hi * (hi - lo) / (f_hi - f_lo)
-        f = effect_at(s) - target
-        if abs(f) <= tol:
+        f = effect_at(s) - aim
+        if abs(f) <= half:
             return s
         if f > 0:
             hi, f_hi = s, f

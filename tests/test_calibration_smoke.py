@@ -1,0 +1,70 @@
+"""CI's 20-seed smoke of the calibration: every claim's controls on the real offline latents the committed
+calibration file was made from, on seeds that file never used.
+
+Each claim must pass its planted control more often than its boundary null, its boundary null may hold in at
+most 3 of 20 seeds (a 5% false-positive rate gives 4 or more with probability 1.6%), and both counts must agree
+with the committed 500-seed rates (two-sided binomial test at 0.001): a change to a measure, a plant or a rule
+that moves a claim's calibration fails here before the file is regenerated. Seeds are fixed, so a pass is
+reproducible, not lucky.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from scipy.stats import binomtest
+
+from benchmark.claims.calibrate import run_controls
+from benchmark.claims.data import Budget, ClaimData
+from benchmark.claims.evaluate import CALIBRATION_FILE, select
+from benchmark.claims.registry import all_claims
+
+SMOKE_SEEDS = 20
+#: Far from the calibration run's seeds (0..499), so the smoke is new draws, not a replay.
+FIRST_SEED = 100_000
+MAX_BOUNDARY_HOLDS = 3
+AGREEMENT_ALPHA = 0.001
+
+CLAIMS = [spec for spec in all_claims() if not spec.cross_model]
+
+
+@pytest.fixture(scope="module")
+def bases() -> dict[str, ClaimData]:
+    """The default models' ci latents per probe set (the cache ``pytest claims/`` shares)."""
+    from benchmark.runner import ClaimSession, SessionOptions, calibration_bases
+
+    return calibration_bases(ClaimSession(SessionOptions(profile="ci")))
+
+
+@pytest.fixture(scope="module")
+def committed() -> dict[str, dict]:
+    return json.loads(CALIBRATION_FILE.read_text(encoding="utf-8"))["claims"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", CLAIMS, ids=[spec.id for spec in CLAIMS])
+def test_smoke_agrees_with_the_committed_calibration(spec, bases, committed) -> None:
+    base = select(spec, bases[spec.probe_set])
+    smoke = run_controls(
+        spec, base, seeds=SMOKE_SEEDS, budget=Budget.for_profile("ci"), first_seed=FIRST_SEED
+    )
+    null, positive = smoke["boundary_null"], smoke["positive"]
+    assert smoke["plant_failures"] == 0, smoke["plant_failure_examples"]
+    assert positive["holds"] > null["holds"], f"{spec.id}: planted control held no more often than the null"
+    assert null["holds"] <= MAX_BOUNDARY_HOLDS, (
+        f"{spec.id}: boundary null held in {null['holds']} of 20 seeds"
+    )
+    entry = committed.get(spec.id, {})
+    same_base = entry.get("base_model") == base.model and entry.get("n_samples") == len(base.samples)
+    assert same_base and entry.get("budget") == "ci", (
+        f"{spec.id}: the committed calibration was not made on this base ({entry.get('base_model')}, "
+        f"{entry.get('n_samples')} samples); rerun `lalm-bench calibrate --claim {spec.id}`"
+    )
+    for name, row in (("boundary_null", null), ("positive", positive)):
+        rate = entry[name]["rate"]
+        p = binomtest(row["holds"], row["trials"], rate).pvalue
+        assert p >= AGREEMENT_ALPHA, (
+            f"{spec.id} {name}: {row['holds']}/{row['trials']} in the smoke against the committed rate "
+            f"{rate:.3f} ({entry['seeds']} seeds), binomial p = {p:.2g}"
+        )
