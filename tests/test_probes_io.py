@@ -592,3 +592,12 @@ def test_offline_hub_failure_names_dataset_and_local_option(
 def test_every_hub_dataset_has_a_loader_and_a_status() -> None:
     assert set(hub.LOADERS) == set(hub.HUB_DATASETS)
     assert hub.HUB_DATASETS["mvicuna"].status == "unconfirmed" and hub.HUB_DATASETS["mvicuna"].hub_id is None
+
+
+@pytest.mark.parametrize("loader", ["load_fleurs", "load_mvicuna"])
+def test_a_language_asked_for_twice_is_named(loader: str, tmp_path: Path) -> None:
+    """Not a duplicate-sample-id validation error from deep inside the builder: the languages argument is named."""
+    with pytest.raises(
+        ProbeSetError, match=r"language\(s\) \['en'\] asked for more than once in \['en', 'fr', 'en'\]"
+    ):
+        getattr(hub, loader)(tmp_path / "out", seed=0, languages=["en", "fr", "en"], local=tmp_path / "none")

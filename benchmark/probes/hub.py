@@ -496,11 +496,15 @@ class _Builder:
 
 def _check_languages(languages: Iterable[str], allowed: Iterable[str], title: str) -> list[str]:
     languages = list(languages)
+    allowed = list(allowed)
     bad = [lang for lang in languages if lang not in allowed]
     if bad:
         raise ProbeSetError(
             f"{title}: language(s) {bad} not available; available: {', '.join(sorted(allowed))}"
         )
+    repeated = sorted({lang for lang in languages if languages.count(lang) > 1})
+    if repeated:
+        raise ProbeSetError(f"{title}: language(s) {repeated} asked for more than once in {languages}")
     return languages
 
 
