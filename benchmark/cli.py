@@ -164,6 +164,29 @@ def _cmd_consistency(args: argparse.Namespace) -> int:
     return consistency_main(args)
 
 
+def _cmd_calibration_report(args: argparse.Namespace) -> int:
+    import json
+
+    from benchmark.claims.evaluate import CALIBRATION_FILE, verdict_code_sha256
+    from benchmark.report.calibration import calibration_table, render_markdown
+
+    source = Path(args.file) if args.file else CALIBRATION_FILE
+    try:
+        document = json.loads(source.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BenchError(f"calibration file {source}: cannot be read as JSON ({exc})") from exc
+    if not isinstance(document, dict) or not isinstance(document.get("claims"), dict):
+        raise BenchError(f"calibration file {source}: no 'claims' mapping; is it a calibration.json?")
+    code = verdict_code_sha256()
+    print(calibration_table(document, fmt_name="simple", current_code=code))
+    if args.markdown is not None:
+        shown = "benchmark/claims/calibration.json" if args.file is None else str(source)
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(render_markdown(document, source=shown, current_code=code), encoding="utf-8")
+        print(f"written: {args.markdown}")
+    return 0
+
+
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from benchmark.runner import calibrate_main
 
@@ -297,6 +320,17 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--results", type=Path, default=Path("results"), help="Default: %(default)r")
     _add_run_options(calibrate)
     calibrate.set_defaults(func=_cmd_calibrate)
+
+    calibration_report = sub.add_parser(
+        "calibration-report", help="the calibration file as a table: FPR and power per claim with intervals"
+    )
+    calibration_report.add_argument(
+        "--file", type=Path, default=None, help="calibration JSON. Default: the committed one"
+    )
+    calibration_report.add_argument(
+        "--markdown", type=Path, default=None, help="also write the table as Markdown here"
+    )
+    calibration_report.set_defaults(func=_cmd_calibration_report)
 
     report = sub.add_parser("report", help="Markdown + HTML report from result records")
     report.add_argument("results", nargs="+", type=Path, help="record files or folders")
