@@ -3,7 +3,7 @@ calibration file was made from, on seeds that file never used.
 
 Each claim must pass its planted control more often than its boundary null (unless the file records it
 as powerless at this size: D1), its boundary null may hold in at most 3 of 20 seeds (a 5% false-positive rate gives 4 or more with probability 1.6%), and both counts must agree
-with the committed 500-seed rates (two-sided binomial test at 0.001): a change to a measure, a plant or a rule
+with the committed counts (two-sided Fisher exact test at 0.001): a change to a measure, a plant or a rule
 that moves a claim's calibration fails here before the file is regenerated. Seeds are fixed, so a pass is
 reproducible, not lucky.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from scipy.stats import binomtest
+from scipy.stats import fisher_exact
 
 from benchmark.claims.calibrate import run_controls
 from benchmark.claims.data import Budget, ClaimData
@@ -51,20 +51,28 @@ def test_smoke_agrees_with_the_committed_calibration(spec, bases, committed) -> 
     )
     null, positive = smoke["boundary_null"], smoke["positive"]
     assert smoke["plant_failures"] == 0, smoke["plant_failure_examples"]
-    assert positive["holds"] > null["holds"], f"{spec.id}: planted control held no more often than the null"
     assert null["holds"] <= MAX_BOUNDARY_HOLDS, (
         f"{spec.id}: boundary null held in {null['holds']} of 20 seeds"
     )
     entry = committed.get(spec.id, {})
+    if entry.get("positive", {}).get("rate", 0) > 0:
+        assert positive["holds"] > null["holds"], (
+            f"{spec.id}: planted control held no more often than the null"
+        )
+    # else: a claim the file records as powerless at this size (D1 at ci: 12 speakers cannot show equivalence
+    # at epsilon) can only be checked for agreement with that record, below.
     same_base = entry.get("base_model") == base.model and entry.get("n_samples") == len(base.samples)
     assert same_base and entry.get("budget") == "ci", (
         f"{spec.id}: the committed calibration was not made on this base ({entry.get('base_model')}, "
         f"{entry.get('n_samples')} samples); rerun `lalm-bench calibrate --claim {spec.id}`"
     )
     for name, row in (("boundary_null", null), ("positive", positive)):
-        rate = entry[name]["rate"]
-        p = binomtest(row["holds"], row["trials"], rate).pvalue
+        # Fisher's exact test of the two counts: a committed 0/500 against a smoke 1/20 is no contradiction,
+        # which a binomial test against the rate 0 would call one.
+        old = entry[name]
+        table = [[row["holds"], row["trials"] - row["holds"]], [old["holds"], old["trials"] - old["holds"]]]
+        p = fisher_exact(table).pvalue
         assert p >= AGREEMENT_ALPHA, (
-            f"{spec.id} {name}: {row['holds']}/{row['trials']} in the smoke against the committed rate "
-            f"{rate:.3f} ({entry['seeds']} seeds), binomial p = {p:.2g}"
+            f"{spec.id} {name}: {row['holds']}/{row['trials']} in the smoke against the committed "
+            f"{old['holds']}/{old['trials']}, Fisher exact p = {p:.2g}"
         )
