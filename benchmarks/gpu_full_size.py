@@ -51,6 +51,7 @@ from benchmark.extract import extract_latents, prepare_samples  # noqa: E402
 from benchmark.models.base import EncoderCache, ModelAdapter  # noqa: E402
 from benchmark.naive import common_layers, naive_extract  # noqa: E402
 from benchmark.probes.catalog import resolve_probes  # noqa: E402
+from benchmark.scale import FULL_SIZE_SHAPES  # noqa: E402
 from benchmark.schema import ProbeSet  # noqa: E402
 
 ENCODER_FRAMES = 1500  # Whisper encoders always see the 30-s window (3000 mel frames, stride 2)
@@ -66,27 +67,9 @@ SHAPES: dict[str, dict[str, dict[str, Any]]] = {
             "d_model": 1280,
             "max_source_positions": 1500,
         },
-        "qwen2_7b": {
-            "model_type": "qwen2",
-            "hidden_size": 4096,
-            "intermediate_size": 11008,
-            "num_hidden_layers": 32,
-            "num_attention_heads": 32,
-            "num_key_value_heads": 32,
-            "vocab_size": 156032,
-            "max_position_embeddings": 8192,
-            "rms_norm_eps": 1e-5,
-        },
+        "qwen2_7b": dict(FULL_SIZE_SHAPES["Qwen/Qwen2-Audio-7B"]),  # one definition of the decoder shapes
         "llama_3_1_8b": {
-            "hidden_size": 4096,
-            "intermediate_size": 14336,
-            "num_hidden_layers": 32,
-            "num_attention_heads": 32,
-            "num_key_value_heads": 8,
-            "vocab_size": 128256,
-            "max_position_embeddings": 131072,
-            "rope_theta": 500000.0,
-            "rms_norm_eps": 1e-5,
+            k: v for k, v in FULL_SIZE_SHAPES["meta-llama/Llama-3.1-8B"].items() if k != "model_type"
         },
         "ultravox_projector": {
             "hidden_size": 4096,
