@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from benchmark.claims.solve import plant_scale
@@ -29,7 +29,12 @@ class Counted:
     power=st.floats(0.5, 3.0),
     target=st.floats(0.06, 0.9),
 )
+@example(floor=0.0, gain=0.0546875, power=0.5, target=0.5)
 def test_reaches_the_target_within_tolerance_on_smooth_curves(floor, gain, power, target) -> None:
+    # Only curves whose accepted band lies within the solver's default scale limit (512): a slow curve that
+    # needs more is the unreachable case, tested below (CI once drew gain 0.055, power 0.5, target 0.875).
+    needed = (math.atanh((1.01 * target - floor) / (1 - floor)) / gain) ** (1 / power)
+    assume(needed <= 512.0)
     curve = Counted(lambda s: floor + (1 - floor) * math.tanh(gain * s**power))
     s = plant_scale(curve, target, what="test")
     assert 0 <= curve.fn(s) - target <= 0.02 * target  # never below: boundary nulls stay honest
