@@ -12,6 +12,17 @@ from benchmark.errors import BenchError
 from benchmark.profiles import PROFILE_CHOICES, PROFILE_NAMES
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (0 workers or seeds is a typo, not a request)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto. Default: %(default)r")
     parser.add_argument(
@@ -305,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="latents files (export-latents format) to use as bases instead of extracting; "
         "repeatable, one per probe set",
     )
-    calibrate.add_argument("--seeds", type=int, default=500, help="Default: %(default)r")
+    calibrate.add_argument("--seeds", type=_positive_int, default=500, help="Default: %(default)r")
     calibrate.add_argument(
         "--first-seed",
         type=int,
@@ -315,6 +326,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument(
         "--budget", default="ci", choices=["ci", "full"], help="resampling sizes. Default: %(default)r"
+    )
+    calibrate.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="calibration file to write. Default: the committed benchmark/claims/calibration.json",
+    )
+    calibrate.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=1,
+        help="worker processes; each claim's seeds are split into one range per worker. Default: %(default)r",
     )
     calibrate.add_argument("--profile", default="ci", choices=PROFILE_NAMES, help="Default: %(default)r")
     calibrate.add_argument("--results", type=Path, default=Path("results"), help="Default: %(default)r")

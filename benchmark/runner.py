@@ -12,10 +12,11 @@ from pathlib import Path
 
 from benchmark.cache import LatentCache
 from benchmark.claims.data import Budget, ClaimData
-from benchmark.claims.evaluate import applicability, evaluate_claim, evaluation_key
+from benchmark.claims.evaluate import CALIBRATION_FILE, applicability, evaluate_claim, evaluation_key
 from benchmark.claims.record import ClaimRecord
 from benchmark.claims.registry import all_claims, get_claim
 from benchmark.claims.spec import ClaimSpec
+from benchmark.errors import BenchError
 from benchmark.extract import LatentSet, extract_latents
 from benchmark.models.base import ModelAdapter
 from benchmark.models.catalog import DEFAULT_MODELS, get_adapter
@@ -284,16 +285,32 @@ def calibrate_main(args: argparse.Namespace) -> int:
     )
     session = ClaimSession(options)
     specs = [spec for spec in all_claims() if not spec.cross_model]
-    bases = calibration_bases(session, args.model, getattr(args, "latents", None))
-    if args.claim:
+    if args.claim:  # checked before any latents are extracted
+        unknown = sorted(set(args.claim) - {spec.id for spec in specs})
+        if unknown:
+            raise BenchError(
+                f"--claim {', '.join(unknown)}: no single-model claim of that id "
+                f"(known: {', '.join(spec.id for spec in specs)})"
+            )
         specs = [spec for spec in specs if spec.id in args.claim]
-    document = calibrate(
-        specs,
-        bases,
-        seeds=args.seeds,
-        budget=Budget.for_profile(args.budget),
-        first_seed=getattr(args, "first_seed", 0),
-    )
+    bases = calibration_bases(session, args.model, getattr(args, "latents", None))
+    budget = Budget.for_profile(args.budget)
+    first_seed = getattr(args, "first_seed", 0)
+    jobs = getattr(args, "jobs", 1)
+    out = getattr(args, "out", None) or CALIBRATION_FILE
+    if jobs == 1:
+        document = calibrate(specs, bases, seeds=args.seeds, budget=budget, first_seed=first_seed, out=out)
+    else:
+        from benchmark.control_pool import default_shard_size, plan_shards, run_shards
+
+        shards = plan_shards(
+            [spec.id for spec in specs],
+            seeds=args.seeds,
+            first_seed=first_seed,
+            shard_size=default_shard_size(args.seeds, jobs),
+        )
+        run_shards(specs, bases, shards, budget=budget, jobs=jobs, out=out, all_specs=all_claims())
+        document = json.loads(out.read_text(encoding="utf-8"))
     for claim_id, row in document["claims"].items():
         if "boundary_null" in row:
             print(

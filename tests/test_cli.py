@@ -110,6 +110,23 @@ def test_unknown_model_exits_2_listing_known_names(capsys: pytest.CaptureFixture
         assert name in error
 
 
+def test_calibrate_refuses_unknown_claims_before_extracting(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(["calibrate", "--claim", "X9", "--claim", "T1-paraphrase-closer", "--results", "/nonexistent"])
+        == 2
+    )
+    error = capsys.readouterr().err
+    assert "--claim X9: no single-model claim of that id" in error and "T1-paraphrase-closer" in error
+
+
+@pytest.mark.parametrize("option", ["--jobs", "--seeds"])
+def test_calibrate_counts_must_be_positive(option: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["calibrate", option, "0"])
+    assert exit_.value.code == 2
+    assert f"argument {option}: must be at least 1, got 0" in capsys.readouterr().err
+
+
 def test_probes_json_lists_shipped_sets_and_claim_axes(capsys: pytest.CaptureFixture[str]) -> None:
     rows = _json(capsys, ["probes", "--json"])
     assert isinstance(rows, list) and rows
