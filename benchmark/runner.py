@@ -241,10 +241,14 @@ def run_main(args: argparse.Namespace) -> int:
 
 
 def calibration_bases(
-    session: ClaimSession, models: list[str] | None = None, latents: list[Path] | None = None
+    session: ClaimSession,
+    models: list[str] | None = None,
+    latents: list[Path] | None = None,
+    specs: list[ClaimSpec] | None = None,
 ) -> dict[str, ClaimData]:
     """Real latents per probe set that seed the claims' controls: imported files first, then the first model
-    (text LMs before whisper: their text latents suit the text claims) to which each claim applies."""
+    (text LMs before whisper: their text latents suit the text claims) to which each claim applies. Only the
+    probe sets of ``specs`` (default: every claim) are extracted: a full-profile set can take half an hour."""
     from benchmark.claims.data import claim_data_from
     from benchmark.probes.catalog import resolve_probes
 
@@ -257,7 +261,7 @@ def calibration_bases(
         name = latent_set.manifest.provenance.probe_set
         ensure_fixture_audio(name)
         bases[name] = claim_data_from(latent_set, resolve_probes(name, None))
-    for spec in all_claims():
+    for spec in specs if specs is not None else all_claims():
         if spec.cross_model or spec.probe_set in bases:
             continue
         for model in models:
@@ -293,7 +297,7 @@ def calibrate_main(args: argparse.Namespace) -> int:
                 f"(known: {', '.join(spec.id for spec in specs)})"
             )
         specs = [spec for spec in specs if spec.id in args.claim]
-    bases = calibration_bases(session, args.model, getattr(args, "latents", None))
+    bases = calibration_bases(session, args.model, getattr(args, "latents", None), specs)
     budget = Budget.for_profile(args.budget)
     first_seed = getattr(args, "first_seed", 0)
     jobs = getattr(args, "jobs", 1)
