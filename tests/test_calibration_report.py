@@ -51,6 +51,11 @@ def test_table_orders_claims_and_marks_counts_of_other_code() -> None:
         "M1-modality-separate",
     ]
     assert "current" in lines[0] and "other (other-co)" in lines[1] and "not calibrated" in lines[2]
+    # One header per column (tabulate would shift a short header list right and leave the claim unnamed).
+    header = [cell.strip() for cell in table.splitlines()[0].strip("|").split("|")]
+    cells = dict(zip(header, (cell.strip() for cell in lines[0].strip("|").split("|")), strict=True))
+    assert cells["claim"] == "T1-paraphrase-closer" and cells["seeds"] == "500"
+    assert cells["power status"] == "meets" and cells["code"] == "current"
 
 
 def test_cli_names_a_file_that_is_not_a_calibration(tmp_path) -> None:
