@@ -7,7 +7,12 @@ import subprocess
 import sys
 
 from benchmark.claims.calibrate import ControlResult, _summary
-from benchmark.report.calibration import calibration_table, fpr_status, power_status
+from benchmark.report.calibration import (
+    calibration_table,
+    fpr_status,
+    power_status,
+    rule_calibration_cell,
+)
 
 
 def entry(null: tuple[int, int], pos: tuple[int, int], seeds: int, **extra) -> dict:
@@ -67,3 +72,17 @@ def test_cli_names_a_file_that_is_not_a_calibration(tmp_path) -> None:
         text=True,
     )
     assert done.returncode == 2 and f"calibration file {bad}: no 'claims' mapping" in done.stderr
+
+
+def test_verdict_tables_mark_a_rule_that_misses_its_power_target() -> None:
+    document = {
+        "targets": {"false_positive_rate": 0.05, "power": 0.8},
+        "claims": {
+            "S4-single-voice-early": entry((0, 500), (300, 500), 500),
+            "T1-paraphrase-closer": entry((5, 500), (490, 500), 500),
+        },
+    }
+    weak = rule_calibration_cell(document, "S4-single-voice-early")
+    assert weak == "FPR 0.0% meets; **⚠ power 60.0% misses** (500 seeds, n=96)"
+    assert "⚠" not in rule_calibration_cell(document, "T1-paraphrase-closer")
+    assert rule_calibration_cell(document, "T7-training-mix-shifts-cjk") == "not calibrated"

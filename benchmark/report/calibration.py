@@ -7,7 +7,9 @@ long calibration adds seed ranges (its code hash gates the merge); wording and l
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from tabulate import tabulate
@@ -99,6 +101,39 @@ def calibration_table(
         ],
         tablefmt=fmt_name,
         disable_numparse=True,
+    )
+
+
+def load_calibration(path: Path | None = None) -> dict[str, Any]:
+    """The calibration document (default: the committed file); empty when there is none or it is unreadable,
+    since a report must still render without one."""
+    from benchmark.claims.evaluate import CALIBRATION_FILE
+
+    source = path or CALIBRATION_FILE
+    try:
+        return json.loads(source.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def rule_calibration_cell(document: Mapping[str, Any], claim_id: str) -> str:
+    """A claim's calibration in one cell of a verdict table: its rule's false-positive rate and power, with
+    **⚠** where a target is missed, so a reader weighs a verdict by how well its rule was shown to work."""
+    entry = document.get("claims", {}).get(claim_id)
+    if not entry or "boundary_null" not in entry:
+        return "not calibrated"
+    targets = document.get("targets", {})
+    fpr = fpr_status(entry, targets.get("false_positive_rate", 0.05))
+    power = power_status(entry, targets.get("power", 0.8))
+
+    def part(name: str, rate: float, status: str) -> str:
+        text = f"{name} {rate:.1%} {status}"
+        return f"**⚠ {text}**" if status.startswith("misses") else text
+
+    return (
+        f"{part('FPR', entry['boundary_null']['rate'], fpr)}; "
+        f"{part('power', entry['positive']['rate'], power)} "
+        f"({entry['seeds']} seeds, n={entry['n_samples']})"
     )
 
 

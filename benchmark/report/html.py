@@ -36,6 +36,7 @@ th{background:#f5f5f5}
 td.v-holds{background:#e8f5e9}td.v-fails{background:#ffebee}td.v-inconclusive{background:#fff8e1}
 td.v-error{background:#f3e5f5}td.v-na{background:#fafafa;color:#757575}
 td.unexpected{outline:3px solid #d50000;outline-offset:-3px;font-weight:bold}
+td.calibration-miss{color:#b71c1c;font-weight:bold}
 .expect{display:block;font-size:.8em;color:#555;font-weight:normal}
 figure.report-figure{margin:1em 0;display:inline-block;vertical-align:top;max-width:100%}
 figure.report-figure img{max-width:100%;height:auto;border:1px solid #eee}
@@ -76,12 +77,15 @@ def _matrix(data: ReportData) -> str:
     body = []
     for claim_id, row in zip(data.claims, rows, strict=True):
         cells = "".join(_matrix_cell(data.cell(claim_id, column)) for column in data.columns)
+        calibration = row[1].replace("**", "")  # the markdown cell's emphasis; a class marks it here
+        warn = ' class="calibration-miss"' if "⚠" in calibration else ""
         body.append(
-            f'<tr><th><a href="#claim-{slug(claim_id)}">{escape(row[0])}</a></th>{cells}'
+            f'<tr><th><a href="#claim-{slug(claim_id)}">{escape(row[0])}</a></th>'
+            f"<td{warn}>{escape(calibration)}</td>{cells}"
             f"<td>{escape(row[-2])}</td><td>{escape(row[-1])}</td></tr>"
         )
     return (
-        '<section id="matrix"><h2>Verdict matrix</h2><p class="note">Claims by models. Findings are holds '
+        '<section id="matrix"><h2>Verdict matrix</h2><p class="note">Claims (with the calibration of each rule) by models. Findings are holds '
         "and fails; a red outline marks a verdict that leaves its expectation, or a pipeline error.</p>"
         f'<table id="verdict-matrix"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
         "</section>"

@@ -21,6 +21,7 @@ from benchmark.report._common import (
     template_rows,
     unexpected,
 )
+from benchmark.report.calibration import load_calibration, rule_calibration_cell
 from benchmark.report.context import ReportData
 
 FIGURES_DIR = "figures"
@@ -34,15 +35,24 @@ def _cell(record: ClaimRecord | None) -> str:
 
 
 def matrix_rows(data: ReportData) -> tuple[list[str], list[list[str]]]:
-    """Claims by models, then the two summary columns the issue asks to keep separate."""
+    """Claims (with how well each rule is calibrated) by models, then the two summary columns the issue asks
+    to keep separate."""
     columns = data.columns
-    headers = ["claim", *columns.values(), "reproduces the paper", "changed since the baseline"]
+    calibration = load_calibration()
+    headers = [
+        "claim",
+        "rule calibration",
+        *columns.values(),
+        "reproduces the paper",
+        "changed since the baseline",
+    ]
     rows = []
     for claim_id in data.claims:
         first = data.claim_records(claim_id)[0]
         rows.append(
             [
                 f"{claim_id}@{first.claim_version}",
+                rule_calibration_cell(calibration, claim_id),
                 *(_cell(data.cell(claim_id, c)) for c in columns),
                 data.reproduces_summary(claim_id),
                 data.baseline_summary(claim_id),
