@@ -12,20 +12,36 @@ from benchmark.profiles import PROFILE_CHOICES
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("lalm-bench", "lalm-bench claims")
-    group.addoption("--model", action="append", default=None,
-                    help=f"model to evaluate claims on (repeatable). Default: {list(DEFAULT_MODELS)!r}")
-    group.addoption("--probes", default=None, help="probe-set folder replacing each claim's shipped set. Default: None")
+    group.addoption(
+        "--model",
+        action="append",
+        default=None,
+        help=f"model to evaluate claims on (repeatable). Default: {list(DEFAULT_MODELS)!r}",
+    )
+    group.addoption(
+        "--probes", default=None, help="probe-set folder replacing each claim's shipped set. Default: None"
+    )
     group.addoption("--profile", default="ci", choices=PROFILE_CHOICES, help="Default: 'ci'")
     group.addoption("--device", default="auto", help="cpu, cuda or auto. Default: 'auto'")
-    group.addoption("--device-map", default=None,
-                    help="accelerate placement for models larger than one GPU, e.g. 'auto'. Default: None")
+    group.addoption(
+        "--device-map",
+        default=None,
+        help="accelerate placement for models larger than one GPU, e.g. 'auto'. Default: None",
+    )
     group.addoption("--dtype", default="auto", help="float32, bfloat16 or auto. Default: 'auto'")
-    group.addoption("--batch-size", type=int, default=None,
-                    help="Default: chosen from free memory on a GPU, 8 on the CPU")
-    group.addoption("--cache-dir", type=Path, default=None,
-                    help="latent cache. Default: $LALM_BENCH_CACHE or ~/.cache/lalm-bench/latents")
+    group.addoption(
+        "--batch-size", type=int, default=None, help="Default: chosen from free memory on a GPU, 8 on the CPU"
+    )
+    group.addoption(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="latent cache. Default: $LALM_BENCH_CACHE or ~/.cache/lalm-bench/latents",
+    )
     group.addoption("--results", type=Path, default=Path("results"), help="record store. Default: 'results'")
-    group.addoption("--claim-seed", type=int, default=None, help="resampling seed. Default: the suite's fixed seed")
+    group.addoption(
+        "--claim-seed", type=int, default=None, help="resampling seed. Default: the suite's fixed seed"
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -35,5 +51,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     models = config.getoption("--model") or list(DEFAULT_MODELS)
-    return [f"lalm-bench: models={models} profile={config.getoption('--profile')} "
-            f"device={config.getoption('--device')} dtype={config.getoption('--dtype')}"]
+    return [
+        f"lalm-bench: models={models} profile={config.getoption('--profile')} "
+        f"device={config.getoption('--device')} dtype={config.getoption('--dtype')}"
+    ]
