@@ -1,9 +1,10 @@
 """CI's 20-seed smoke of the calibration: every claim's controls on the real offline latents the committed
 calibration file was made from, on seeds that file never used.
 
-Each claim must pass its planted control more often than its boundary null (unless the file records it
-as powerless at this size: D1), its boundary null may hold in at most 3 of 20 seeds (a 5% false-positive rate gives 4 or more with probability 1.6%), and both counts must agree
-with the committed counts (two-sided Fisher exact test at 0.001): a change to a measure, a plant or a rule
+Each claim must pass its planted control more often than its boundary null (unless the file records it as
+powerless at this size: D1), its boundary null may hold in at most 3 of 20 seeds (a 5% false-positive rate
+gives 4 or more with probability 1.6%), and both counts must agree with the committed counts (two-sided Fisher
+exact test at 0.001): a change to a measure, a plant or a rule
 that moves a claim's calibration fails here before the file is regenerated. Seeds are fixed, so a pass is
 reproducible, not lucky. The seeds run in shards on every core (``benchmark.control_pool``).
 """
