@@ -86,7 +86,8 @@ def _matrix(data: ReportData) -> str:
         )
     return (
         '<section id="matrix"><h2>Verdict matrix</h2><p class="note">Claims (with the calibration of each '
-        "rule) by models. Findings are holds and fails; a red outline marks a verdict that leaves its expectation, or a pipeline error.</p>"
+        "rule) by models. Findings are holds and fails; a red outline marks a verdict that leaves its "
+        "expectation, or a pipeline error.</p>"
         f'<table id="verdict-matrix"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
         "</section>"
     )
