@@ -39,6 +39,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="latent cache. Default: $LALM_BENCH_CACHE or ~/.cache/lalm-bench/latents",
     )
     group.addoption("--results", type=Path, default=Path("results"), help="record store. Default: 'results'")
+    parser.addoption(
+        "--optin",
+        action="store_true",
+        default=False,
+        help="also run tests marked optin (they need what the default install and the repository do not "
+        "provide). Default: False",
+    )
     group.addoption(
         "--claim-seed", type=int, default=None, help="resampling seed. Default: the suite's fixed seed"
     )

@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PIP="${PIP:-python -m pip}"
+if ! python -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)'; then
+  echo "note: installing outside a virtual environment (python3 -m venv .venv && . .venv/bin/activate first" \
+    "keeps this install apart from packages installed by hand)" >&2
+fi
 if ! python -c "import torch" 2>/dev/null; then
   $PIP install --quiet "torch==2.13.0"
 fi

@@ -218,8 +218,10 @@ def test_granite_features_documented_shapes(n_samples: int) -> None:
     assert float(feats.max() - feats.min()) <= 2.0 + 1e-5  # floor at (max - 8) before the /4
 
 
+@pytest.mark.optin
 def test_granite_features_match_the_extractor_when_torchaudio_imports() -> None:
-    """Against transformers' own extractor (needs torchaudio; skipped where it is not installed)."""
+    """Against transformers' own extractor. Opt-in: it needs torchaudio, which the default install does not
+    bring (no torchaudio release matches the pinned CPU torch); run with --optin where it is installed."""
     pytest.importorskip("torchaudio")
     from transformers import GraniteSpeechFeatureExtractor
 

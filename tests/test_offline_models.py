@@ -40,7 +40,7 @@ _SYNTH_CALLBACK = ctypes.CFUNCTYPE(
 
 def synthesize(text: str, voice: str = "en-us") -> np.ndarray:
     """Mono float32 speech at 16 kHz from eSpeak NG (22050 Hz output, resampled by 320/441)."""
-    espeakng_loader = pytest.importorskip("espeakng_loader")
+    import espeakng_loader
     from scipy.signal import resample_poly
 
     lib = ctypes.CDLL(espeakng_loader.get_library_path())

@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 from scipy import signal
 
-pytest.importorskip("espeakng_loader")
-
 from benchmark.probes import build, devices, gain, synth
 from benchmark.schema import ProbeSet, Sample
 
