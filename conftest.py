@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.core.profiles import PROFILE_CHOICES
 from benchmark.models.catalog import DEFAULT_MODELS
-from benchmark.profiles import PROFILE_CHOICES
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

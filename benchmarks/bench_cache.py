@@ -29,8 +29,8 @@ import pytest
 import torch
 from _harness import FIGURES, Measurement, enforce_targets, env_int, load_average, measure, threads
 
-from benchmark.cache import LatentCache
-from benchmark.extract import extract_latents
+from benchmark.engine.cache import LatentCache
+from benchmark.engine.extract import extract_latents
 from benchmark.models.catalog import get_adapter
 from benchmark.probes.catalog import resolve_probes
 

@@ -1,4 +1,4 @@
-"""Extraction throughput: the engine (``benchmark.extract``) versus the naive baseline (``benchmark.naive``).
+"""Extraction throughput: the engine (``benchmark.engine.extract``) versus the naive baseline (``benchmark.engine.naive``).
 
 Same loaded model object, same probe subset, same thread count, caches off, rounds interleaved (see
 ``_harness``). Reported per case: inputs/s, real (unpadded) tokens/s, peak memory above the loaded model, the
@@ -29,13 +29,13 @@ from _harness import (
     whisper_flops,
 )
 
-from benchmark.cache import MemoryEncoderCache
-from benchmark.extract import LatentSet, extract_latents
+from benchmark.core.schema import ProbeSet
+from benchmark.engine.cache import MemoryEncoderCache
+from benchmark.engine.extract import LatentSet, extract_latents
+from benchmark.engine.naive import NaiveResult, common_layers, naive_extract
 from benchmark.models.base import ModelAdapter
 from benchmark.models.catalog import get_adapter
-from benchmark.naive import NaiveResult, common_layers, naive_extract
 from benchmark.probes.catalog import resolve_probes
-from benchmark.schema import ProbeSet
 
 pytestmark = pytest.mark.benchmark
 

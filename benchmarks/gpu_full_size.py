@@ -15,8 +15,8 @@ tokenizer, which every figure carries as a label. The inputs are real: texts and
 probe set.
 
 Per model, in interleaved rounds (median of ``--rounds``), with the same weights: the engine
-(``benchmark.extract``: bf16, batch size from free memory, no LM head, last tokens hooked) and the naive
-baseline (``benchmark.naive``: one input at a time, float32, the full model with its LM head and
+(``benchmark.engine.extract``: bf16, batch size from free memory, no LM head, last tokens hooked) and the naive
+baseline (``benchmark.engine.naive``: one input at a time, float32, the full model with its LM head and
 ``output_hidden_states``). Reported: inputs/s, real tokens/s, achieved FLOP/s (2 x parameters used per
 token x real tokens, plus 2 x encoder parameters x 1500 frames and the encoder's attention per clip) as a
 share of a bf16 8192^3 matmul measured in the same run, peak GPU memory above the loaded weights against
@@ -47,12 +47,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from tiny_lalms import LLAMA_SPECIALS, QWEN_CHAT, synthetic_tokenizer  # noqa: E402
 
-from benchmark.extract import extract_latents, prepare_samples  # noqa: E402
+from benchmark.core.schema import ProbeSet  # noqa: E402
+from benchmark.engine.extract import extract_latents, prepare_samples  # noqa: E402
+from benchmark.engine.naive import common_layers, naive_extract  # noqa: E402
+from benchmark.engine.scale import FULL_SIZE_SHAPES  # noqa: E402
 from benchmark.models.base import EncoderCache, ModelAdapter  # noqa: E402
-from benchmark.naive import common_layers, naive_extract  # noqa: E402
 from benchmark.probes.catalog import resolve_probes  # noqa: E402
-from benchmark.scale import FULL_SIZE_SHAPES  # noqa: E402
-from benchmark.schema import ProbeSet  # noqa: E402
 
 ENCODER_FRAMES = 1500  # Whisper encoders always see the 30-s window (3000 mel frames, stride 2)
 
@@ -142,7 +142,7 @@ def build_qwen2_audio(scale: str, device: torch.device) -> tuple[ModelAdapter, t
     """Random-weight Qwen2-Audio-7B in bf16 on ``device``, its adapter, and how to attach a copy."""
     from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor
 
-    from benchmark.models.hf_lalm import build_adapter
+    from benchmark.models.hub_factory import build_adapter
 
     shapes = SHAPES[scale]
     tok = synthetic_tokenizer(
@@ -396,7 +396,7 @@ def bench_model(
 def print_estimates(scale: str, batch: int, seq_lens: dict[str, int]) -> None:
     """The memory plan's estimate for each model, built on the ``meta`` device (no memory, no GPU): compare it
     with a device run's ``engine_peak_gib_above_weights``."""
-    from benchmark.memory import audio_encoder_shape, count_parameters, decoder_config, estimate_memory
+    from benchmark.engine.memory import audio_encoder_shape, count_parameters, decoder_config, estimate_memory
 
     for name, build in BUILDERS.items():
         _, model, _ = build(scale, torch.device("meta"))

@@ -12,7 +12,7 @@ import pytest
 from benchmark.claims.record import ClaimRecord
 from benchmark.claims.registry import all_claims
 from benchmark.models.catalog import DEFAULT_MODELS
-from benchmark.runner import DEFAULT_SEED, ClaimSession, SessionOptions
+from benchmark.run.session import DEFAULT_SEED, ClaimSession, SessionOptions
 
 _SESSION_KEY = pytest.StashKey[ClaimSession]()
 
@@ -88,7 +88,7 @@ def _family(model: str) -> str:
 
 def cross_model_cases(config: pytest.Config) -> tuple[list[tuple[str, str, str]], list[str]]:
     """(claim, model A, model B) for every cross-model claim and fitting pair of the selected models."""
-    from benchmark.runner_cross import cross_model_pairs, cross_model_specs
+    from benchmark.run.cross_model import cross_model_pairs, cross_model_specs
 
     cases, ids = [], []
     for spec in cross_model_specs():
@@ -101,7 +101,7 @@ def cross_model_cases(config: pytest.Config) -> tuple[list[tuple[str, str, str]]
 @pytest.fixture
 def cross_record(cross_case: tuple[str, str, str], claim_session: ClaimSession) -> ClaimRecord:
     from benchmark.claims.registry import get_claim
-    from benchmark.runner_cross import evaluate_cross_pair
+    from benchmark.run.cross_model import evaluate_cross_pair
 
     claim_id, a, b = cross_case
     record = evaluate_cross_pair(claim_session, get_claim(claim_id), a, b)

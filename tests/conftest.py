@@ -32,7 +32,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
     outcome = yield
     report = outcome.get_result()
-    if report.skipped and in_ci() and not item.get_closest_marker("optin") and not hasattr(report, "wasxfail"):
+    if (
+        report.skipped
+        and in_ci()
+        and not item.get_closest_marker("optin")
+        and not hasattr(report, "wasxfail")
+    ):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped in CI ({CI_ENV}=1), which fails: {reason}"

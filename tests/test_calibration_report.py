@@ -67,7 +67,7 @@ def test_cli_names_a_file_that_is_not_a_calibration(tmp_path) -> None:
     bad = tmp_path / "x.json"
     bad.write_text(json.dumps({"x": 1}))
     done = subprocess.run(
-        [sys.executable, "-m", "benchmark.cli", "calibration-report", "--file", str(bad)],
+        [sys.executable, "-m", "benchmark.cli.main", "calibration-report", "--file", str(bad)],
         capture_output=True,
         text=True,
     )

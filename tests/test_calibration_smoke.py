@@ -6,7 +6,7 @@ powerless at this size: D1), its boundary null may hold in at most 3 of 20 seeds
 gives 4 or more with probability 1.6%), and both counts must agree with the committed counts (two-sided Fisher
 exact test at 0.001): a change to a measure, a plant or a rule
 that moves a claim's calibration fails here before the file is regenerated. Seeds are fixed, so a pass is
-reproducible, not lucky. The seeds run in shards on every core (``benchmark.control_pool``).
+reproducible, not lucky. The seeds run in shards on every core (``benchmark.run.control_pool``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from scipy.stats import fisher_exact
 from benchmark.claims.data import Budget, ClaimData
 from benchmark.claims.evaluate import CALIBRATION_FILE, select
 from benchmark.claims.registry import all_claims
-from benchmark.control_pool import add_counts, plan_shards, run_shards
+from benchmark.run.control_pool import add_counts, plan_shards, run_shards
 
 SMOKE_SEEDS = 20
 #: Far from the calibration run's seeds (0..499), so the smoke is new draws, not a replay.
@@ -36,7 +36,7 @@ CLAIMS = [spec for spec in all_claims() if not spec.cross_model]
 @pytest.fixture(scope="module")
 def bases() -> dict[str, ClaimData]:
     """The default models' ci latents per probe set (the cache ``pytest claims/`` shares)."""
-    from benchmark.runner import ClaimSession, SessionOptions, calibration_bases
+    from benchmark.run.session import ClaimSession, SessionOptions, calibration_bases
 
     return calibration_bases(ClaimSession(SessionOptions(profile="ci")))
 

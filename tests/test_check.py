@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.check import CheckReport, format_report, main_check, report_json, run_check
-from benchmark.errors import PipelineError
+from benchmark.core.audio import write_float_wav as write_wav
+from benchmark.core.errors import PipelineError
+from benchmark.core.hashing import sha256_waveform as waveform_sha256
+from benchmark.core.schema import ProbeSet, Sample
+from benchmark.engine.check import CheckReport, format_report, main_check, report_json, run_check
 from benchmark.models.base import LayerHandles, PreparedInput
-from benchmark.models.hf_common import waveform_sha256
 from benchmark.models.hf_lalm import RECIPES, HubLALMAdapter
-from benchmark.probes.io import write_wav
-from benchmark.schema import ProbeSet, Sample
 from tests.tiny_lalms import clip, tiny_qwen2_audio
 
 
@@ -138,7 +138,7 @@ def test_wrong_final_norm_fails_hidden_states(
 ) -> None:
     adapter = WrongNorm()
     monkeypatch.setattr("benchmark.models.catalog.get_adapter", lambda name: adapter)
-    monkeypatch.setattr("benchmark.check.default_check_set", lambda _adapter: probe_set)
+    monkeypatch.setattr("benchmark.engine.check.default_check_set", lambda _adapter: probe_set)
     args = argparse.Namespace(
         model="qwen2-audio-7b-instruct", device="cpu", dtype="float32", batch_size=8, json=True
     )

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.probes.build import SET_NAMES, grid_speakers_ci, grid_speakers_ci_alt
+from benchmark.core.profiles import PROFILE_CHOICES
+from benchmark.core.schema import ProbeSet, Sample
 from benchmark.probes.catalog import FIXTURES_DIR
 from benchmark.probes.io import PROFILE_NAMES, load_probe_set
-from benchmark.profiles import PROFILE_CHOICES
-from benchmark.schema import ProbeSet, Sample
+from benchmark.probes.recipes import SET_NAMES, grid_speakers_ci, grid_speakers_ci_alt
 
 EXPECTATIONS = Path(__file__).resolve().parents[1] / "reports" / "baselines" / "expectations.json"
 #: Axes whose value counts must match between ci and ci-alt (the design cells of every set).
@@ -103,7 +103,7 @@ def test_every_place_accepts_ci_alt() -> None:
     from typing import get_args
 
     from benchmark.claims.data import Budget
-    from benchmark.cli import build_parser
+    from benchmark.cli.main import build_parser
 
     assert "ci-alt" in PROFILE_NAMES
     assert set(get_args(ProbeSet.model_fields["profile"].annotation)) == set(PROFILE_CHOICES)
@@ -153,7 +153,8 @@ def test_dropping_ci_alt_from_the_header_changes_no_hash(name: str, tmp_path: Pa
 
 
 def test_builder_writes_ci_alt_only_as_a_whole_disjoint_block() -> None:
-    from benchmark.probes.build import SetSpec, _profiles, profile_of
+    from benchmark.probes.build import _profiles
+    from benchmark.probes.recipes import SetSpec, profile_of
 
     assert [profile_of(k, 2) for k in range(5)] == ["ci", "ci", "ci-alt", "ci-alt", None]
     ids = ["a", "b", "c", "d", "e"]

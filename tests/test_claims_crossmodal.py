@@ -51,7 +51,7 @@ def _spec(claim_id: str) -> ClaimSpec:
 def _real() -> ClaimData | None:
     if not DEV_FILE.exists():
         return None
-    from benchmark.extract import LatentSet
+    from benchmark.engine.extract import LatentSet
 
     return claim_data_from(LatentSet.load(DEV_FILE), resolve_probes("crossmodal", "ci"))
 

@@ -69,7 +69,7 @@ def _base(probe_set: str) -> ClaimData:
     if probe_set not in _CACHE:
         path = _dev_path(probe_set)
         if path.exists():
-            from benchmark.extract import LatentSet
+            from benchmark.engine.extract import LatentSet
 
             _CACHE[probe_set] = claim_data_from(LatentSet.load(path), resolve_probes(probe_set, "ci"))
         else:

@@ -65,7 +65,7 @@ def select(data: ClaimData, s: ClaimSpec, ids: set[str] | None = None) -> ClaimD
 
 
 def real(model: str, s: ClaimSpec, profile: str, *, ci_subset: bool = False) -> ClaimData:
-    from benchmark.extract import LatentSet
+    from benchmark.engine.extract import LatentSet
     from benchmark.probes.catalog import resolve_probes
 
     path = DEV / f"{model}__{s.probe_set}__{profile}.safetensors"
@@ -83,8 +83,8 @@ def params_of(s: ClaimSpec) -> dict:
 def synthetic(s: ClaimSpec, profile: str) -> ClaimData:
     """Seeded Gaussian latents on the shipped probe set, Gemma-3-270M's layer count, for machines without dev
     latents: the controls shuffle the design and plant the effect, so they need no model to be exercised."""
+    from benchmark.core.schema import layer_names
     from benchmark.probes.catalog import resolve_probes
-    from benchmark.schema import layer_names
 
     probes = resolve_probes(s.probe_set, profile)
     rng = np.random.default_rng(11)
@@ -152,7 +152,7 @@ def test_controls_positive_holds_boundary_does_not(claim_id: str) -> None:
 def test_norm_only_growth_fails_t2() -> None:
     """x_l = c_l x_0: every scale-free distance is constant over depth, so T2 must fail (not be inconclusive)."""
     from benchmark.claims.measures_text import distance_growth
-    from benchmark.schema import Sample
+    from benchmark.core.schema import Sample
 
     rng = np.random.default_rng(0)
     n, layers = 24, ["emb", *[f"block{i}" for i in range(6)], "final_norm"]

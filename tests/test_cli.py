@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmark.cli import main
+from benchmark.cli.main import main
 
 REQUIRED_MODELS = (
     "whisper-base-ct2",

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.cli import build_parser, main
-from benchmark.consistency import (
+from benchmark.claims.consistency import (
     ConsistencyError,
     VerdictRow,
     compare_profiles,
@@ -14,7 +13,8 @@ from benchmark.consistency import (
     newest_rows,
     relation,
 )
-from benchmark.report.consistency import render_markdown
+from benchmark.cli.main import build_parser, main
+from benchmark.report.consistency import consistency_markdown
 
 
 def _row(
@@ -76,7 +76,7 @@ def test_opposite_verdicts_set_the_exit_code_and_show_their_numbers() -> None:
         profile_b="ci-alt",
     )
     assert pairs[0].relation == "opposite" and exit_code(pairs) == 1
-    text = render_markdown(
+    text = consistency_markdown(
         pairs, profile_a="ci", profile_b="ci-alt", command="lalm-bench consistency", date="d"
     )
     assert "OPPOSITE" in text and "0.300 [0.250, 0.350]" in text and "-0.200 [-0.250, -0.150]" in text

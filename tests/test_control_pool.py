@@ -14,7 +14,7 @@ from benchmark.claims.calibrate import run_controls
 from benchmark.claims.data import Budget, ClaimData
 from benchmark.claims.evaluate import select
 from benchmark.claims.registry import all_claims
-from benchmark.control_pool import Shard, add_counts, default_shard_size, plan_shards, run_shards
+from benchmark.run.control_pool import Shard, add_counts, default_shard_size, plan_shards, run_shards
 
 CLAIM = "T1-paraphrase-closer"  # the cheapest controls: ~0.3 s a seed on these latents
 BUDGET = Budget.for_profile("ci")
@@ -59,8 +59,8 @@ def test_bad_plans_are_refused_with_the_reason() -> None:
 
 def _bases(spec) -> dict[str, ClaimData]:
     """Seeded Gaussian latents on the shipped paraphrase set: the controls shuffle and plant, no model needed."""
+    from benchmark.core.schema import layer_names
     from benchmark.probes.catalog import resolve_probes
-    from benchmark.schema import layer_names
 
     probes = resolve_probes(spec.probe_set, "full")
     layers = layer_names(6)

@@ -20,14 +20,21 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.cache import LatentCache
-from benchmark.check import reference_hidden_states, relative_diff
-from benchmark.errors import PipelineError
-from benchmark.extract import ExtractionStats, LastTokenCapture, LatentSet, extract_latents, prepare_samples
+from benchmark.core.audio import write_float_wav as write_wav
+from benchmark.core.errors import PipelineError
+from benchmark.core.schema import ProbeSet, Sample
+from benchmark.engine.cache import LatentCache
+from benchmark.engine.check import reference_hidden_states, relative_diff
+from benchmark.engine.extract import (
+    ExtractionStats,
+    LastTokenCapture,
+    LatentSet,
+    extract_latents,
+    prepare_samples,
+)
 from benchmark.models import offline_assets
 from benchmark.models.base import ModelAdapter
-from benchmark.probes.io import write_probe_set, write_wav
-from benchmark.schema import ProbeSet, Sample
+from benchmark.probes.io import write_probe_set
 
 CPU = torch.device("cpu")
 TOLERANCE = 1e-4  # DESIGN.md: max diff <= 1e-4 of the latent's norm in fp32
@@ -109,7 +116,7 @@ def _build(name: str, folder: Path) -> tuple[ModelAdapter, ProbeSet]:
         # gemma: 6 texts plus 2 clips it cannot take (they must be listed as skipped)
         samples = _texts(6) + _grid_clips(2) if name == "gemma-3-270m-q4km" else _texts(4) + _grid_clips(3)
     elif name == "tiny-qwen2-audio":
-        from benchmark.models.hf_lalm import build_adapter
+        from benchmark.models.hub_factory import build_adapter
         from tests.tiny_lalms import tiny_qwen2_audio
 
         model, processor = tiny_qwen2_audio()
@@ -117,7 +124,7 @@ def _build(name: str, folder: Path) -> tuple[ModelAdapter, ProbeSet]:
         adapter.attach(model, processor, device=CPU, dtype=torch.float32)  # type: ignore[attr-defined]
         samples = _texts(5, ("en", "fr", "de")) + _tone_clips(folder, 5)
     else:
-        from benchmark.models.hf_lalm import build_adapter
+        from benchmark.models.hub_factory import build_adapter
         from tests.tiny_lalms import tiny_ultravox
 
         model, tok, fe = tiny_ultravox()
@@ -300,8 +307,8 @@ def test_latents_file_round_trip_and_tamper(case: Case, tmp_path: Path) -> None:
 def test_cli_export_import_round_trip(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     if case.name != "gemma-3-270m-q4km":
         pytest.skip("the CLI path is model-agnostic: exercised once, on the real text model")
-    from benchmark.cli import main
-    from benchmark.store import latents_path
+    from benchmark.claims.store import latents_path
+    from benchmark.cli.main import main
 
     texts = ProbeSet(name="cli-texts", samples=[s for s in case.probe_set.samples if s.modality == "text"])
     folder = write_probe_set(tmp_path / "probes", texts)

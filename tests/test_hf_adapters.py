@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 import torch
 
-from benchmark.errors import PipelineError, UnsupportedModelError, WeightsUnavailableError
+from benchmark.core.errors import PipelineError, UnsupportedModelError, WeightsUnavailableError
+from benchmark.core.schema import Sample
 from benchmark.models.base import Batch, ModelAdapter
 from benchmark.models.catalog import MODELS, get_adapter
 from benchmark.models.hf_common import INSTRUCTION, last_real_positions
-from benchmark.models.hf_lalm import build_adapter, find_audio_token, find_decoder
+from benchmark.models.hf_lalm import find_audio_token, find_decoder
+from benchmark.models.hub_factory import build_adapter
 from benchmark.models.lock import LOCK_PATH, UNRESOLVED, read_lock, resolve_lock
-from benchmark.schema import Sample
 from tests.tiny_lalms import clip, tiny_qwen2_audio, tiny_ultravox
 
 CPU = torch.device("cpu")
@@ -193,7 +194,7 @@ def test_batch1_equals_batch4(adapter: ModelAdapter) -> None:
 
 def test_naive_baseline_matches_engine_on_lalms(adapter: ModelAdapter) -> None:
     """The naive loop (full model, LM head, output_hidden_states) gives the engine's latents on LALMs too."""
-    from benchmark.naive import naive_forward, naive_layer_names
+    from benchmark.engine.naive import naive_forward, naive_layer_names
 
     samples = [(_speech(1), clip(1, 0.4)), (_text(1, "Another sentence."), None)]
     items, _, engine = _run(adapter, samples)

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.errors import UnsupportedModelError
-from benchmark.extract import LastTokenCapture
+from benchmark.core.errors import UnsupportedModelError
+from benchmark.core.schema import Sample
+from benchmark.engine.extract import LastTokenCapture
 from benchmark.models.base import Batch
 from benchmark.models.hf_common import GraniteLogMel, encode_with_specials, pad_and_cat
 from benchmark.models.hf_lalm import (
@@ -21,9 +22,8 @@ from benchmark.models.hf_lalm import (
     HubLALMAdapter,
     QwenOmniThinkerAdapter,
     VoxtralAdapter,
-    build_adapter,
 )
-from benchmark.schema import Sample
+from benchmark.models.hub_factory import build_adapter
 from tests.tiny_lalms import clip
 from tests.tiny_lalms_more import tiny_granite_speech, tiny_qwen_omni_thinker, tiny_voxtral
 

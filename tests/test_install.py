@@ -11,10 +11,10 @@ import importlib.metadata
 import re
 import shutil
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from tests.conftest import in_ci
 
@@ -71,7 +71,7 @@ def test_report_dependencies_import() -> None:
     import tabulate  # noqa: F401
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401
+    import matplotlib.pyplot
 
 
 def test_runs_inside_a_virtual_environment_in_ci() -> None:

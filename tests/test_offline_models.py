@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.errors import UnknownNameError, WeightsUnavailableError
+from benchmark.core.errors import UnknownNameError, WeightsUnavailableError
+from benchmark.core.hashing import sha256_file
+from benchmark.core.schema import Sample
 from benchmark.models import offline_assets
 from benchmark.models.base import EncoderCache, ModelAdapter
 from benchmark.models.offline import build_adapter
-from benchmark.schema import Sample
 
 ROOT = Path(__file__).resolve().parents[1]
 OFFLINE_NAMES = ("whisper-base-ct2", "whisper-tiny.en-ct2", "gemma-3-270m-q4km", "smollm2-135m-q41")
@@ -164,7 +165,7 @@ def test_verify_sha256_rejects_corrupted_copy(tmp_path: Path) -> None:
     _require("whisper-tiny.en-ct2")
     original = offline_assets.resolve_file("whisper-tiny.en-ct2", "tokenizer")
     expected = offline_assets.WHISPER_TINY_EN_TOKENIZER_SHA256
-    assert offline_assets.sha256_file(original) == expected
+    assert sha256_file(original) == expected
     copy = tmp_path / "tokenizer.json"
     data = bytearray(original.read_bytes())
     data[1000] ^= 0xFF
@@ -349,7 +350,7 @@ def test_whisper_forward_encodes_each_clip_once_and_ignores_padding(
 
 def _capture_whisper(adapter: ModelAdapter, items: list, *, reuse: bool) -> tuple[torch.Tensor, int]:
     """Latents ``[rows, layers, d]`` through the engine's hooks, and how often a cross-attention ``k_proj`` ran."""
-    from benchmark.extract import LastTokenCapture
+    from benchmark.engine.extract import LastTokenCapture
 
     calls = [0]
 

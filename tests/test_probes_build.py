@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from benchmark.probes import build, devices, gain, synth
-from benchmark.schema import ProbeSet, Sample
+from benchmark.core.audio import pcm16_wav_bytes, read_pcm16_wav, to_pcm16
+from benchmark.core.schema import ProbeSet, Sample
+from benchmark.probes import build, devices, gain, recipes, synth
 
 FS = 16000
 
@@ -68,8 +69,8 @@ def _stand_in_sources(root: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def _small_grid(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(build, "GRID_N_SENTENCES", 2)
-    monkeypatch.setattr(build, "GRID_N_SENTENCES_CI", 1)
+    monkeypatch.setattr(recipes, "GRID_N_SENTENCES", 2)
+    monkeypatch.setattr(recipes, "GRID_N_SENTENCES_CI", 1)
 
 
 @pytest.fixture(scope="module")
@@ -88,11 +89,11 @@ def test_same_clip_twice_gives_the_same_bytes() -> None:
     first = synth.synthesise("The quick brown fox jumps over the lazy dog.", voice)
     synth.synthesise("Something else in between.", synth.Voice("de", "m3"))
     second = synth.synthesise("The quick brown fox jumps over the lazy dog.", voice)
-    assert build.wav_bytes(first) == build.wav_bytes(second)
+    assert pcm16_wav_bytes(first) == pcm16_wav_bytes(second)
     for device in devices.DEVICES:
         a = devices.apply_device(first, device, seed=3)
         b = devices.apply_device(second, device, seed=3)
-        assert build.wav_bytes(a) == build.wav_bytes(b), device
+        assert pcm16_wav_bytes(a) == pcm16_wav_bytes(b), device
 
 
 def test_espeak_version_is_recorded() -> None:
@@ -167,15 +168,15 @@ def test_gains_within_range_and_normalised_peak_at_target(speech: np.ndarray) ->
     for level in levels[:5]:
         raw = gain.apply_gain(speech, level)
         assert abs(gain.peak_dbfs(raw) - level) < 1e-3
-        peak = gain.peak_normalise(build._pcm_roundtrip(raw))
+        peak = gain.peak_normalise(recipes._pcm_roundtrip(raw))
         assert abs(gain.peak_dbfs(peak) - gain.PEAK_TARGET_DBFS) < 1e-3
-        assert np.max(np.abs(build._pcm16(peak))) == 32767  # full scale after PCM, not clipped
+        assert np.max(np.abs(to_pcm16(peak))) == 32767  # full scale after PCM, not clipped
 
 
 def test_strip_final_punct() -> None:
-    assert build.strip_final_punct("Hello there.") == "Hello there"
-    assert build.strip_final_punct("茶很热。") == "茶很热"
-    assert build.strip_final_punct("¿Qué?") == "¿Qué"
+    assert recipes.strip_final_punct("Hello there.") == "Hello there"
+    assert recipes.strip_final_punct("茶很热。") == "茶很热"
+    assert recipes.strip_final_punct("¿Qué?") == "¿Qué"
 
 
 @pytest.fixture(scope="module")
@@ -183,8 +184,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("fixtures")
     _stand_in_sources(root)
     with pytest.MonkeyPatch.context() as patch:  # 2 grid sentences keep the stand-in build to seconds
-        patch.setattr(build, "GRID_N_SENTENCES", 2)
-        patch.setattr(build, "GRID_N_SENTENCES_CI", 1)
+        patch.setattr(recipes, "GRID_N_SENTENCES", 2)
+        patch.setattr(recipes, "GRID_N_SENTENCES_CI", 1)
         build.build_all(root, check=True)
     yield root
 
@@ -280,7 +281,7 @@ def test_voice_sets_have_equal_n_and_equal_non_speaker_variation(built: Path) ->
 def test_gain_set_pairs_raw_and_peak(built: Path) -> None:
     _, samples = _load(built / "speech-gain")
     for s in samples:
-        audio = build.read_wav(built / "speech-gain" / s.audio_path)
+        audio = read_pcm16_wav(built / "speech-gain" / s.audio_path)
         assert gain.GAIN_RANGE_DBFS[0] <= s.gain_db <= gain.GAIN_RANGE_DBFS[1]
         if s.normalisation == "raw":
             assert abs(gain.peak_dbfs(audio) - s.gain_db) < 0.05

@@ -13,13 +13,14 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
-from benchmark.errors import ProbeSetError, UnknownNameError
+from benchmark.core.audio import float_wav_bytes
+from benchmark.core.errors import ProbeSetError, UnknownNameError
+from benchmark.core.schema import ProbeSet, Sample
 from benchmark.probes import hub
 from benchmark.probes.catalog import list_probe_sets, resolve_probes
 from benchmark.probes.io import (
     MAX_TEXT_CHARS,
     AudioReadError,
-    float_wav_bytes,
     load_probe_set,
     read_waveform,
     read_waveform_with_note,
@@ -27,7 +28,6 @@ from benchmark.probes.io import (
     sha256_file,
     write_probe_set,
 )
-from benchmark.schema import ProbeSet, Sample
 
 
 def tone(seconds: float = 0.05, rate: int = 16_000, freq: float = 220.0, channels: int = 1) -> np.ndarray:

@@ -18,9 +18,9 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmark.errors import ProbeSetError
+from benchmark.core.errors import ProbeSetError
+from benchmark.core.schema import ISO_639_1, Sample
 from benchmark.probes.io import MAX_TEXT_CHARS, load_probe_set, write_manifest
-from benchmark.schema import ISO_639_1, Sample
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 LANGS = sorted(ISO_639_1)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import benchmark.runner as runner
-from benchmark.runner import ClaimSession, SessionOptions
+import benchmark.run.session as runner
+from benchmark.run.session import ClaimSession, SessionOptions
 
 CLAIM, MODEL = "T1-paraphrase-closer", "gemma-3-270m-q4km"
 

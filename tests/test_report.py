@@ -15,11 +15,11 @@ import pytest
 import yaml
 
 from benchmark.claims.record import ClaimRecord, Expectation, Measurement
+from benchmark.claims.store import record_path
 from benchmark.report import ReportError, load_records, write_report
 from benchmark.report.baselines import TOLERANCES, baseline_path, load_baseline, regenerate, write_provisional
 from benchmark.report.compare import compare_records
 from benchmark.report.regression import check_records
-from benchmark.store import record_path
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = {"smollm2-135m-q41": 7, "gemma-3-270m-q4km": 19}  # model -> number of layers in its curves

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from benchmark.claims.registry import get_claim
-from benchmark.runner import ClaimSession, SessionOptions
-from benchmark.runner_cross import cross_model_pairs, evaluate_cross_pair
+from benchmark.run.cross_model import cross_model_pairs, evaluate_cross_pair
+from benchmark.run.session import ClaimSession, SessionOptions
 
 T7 = "T7-training-mix-shifts-cjk"
 

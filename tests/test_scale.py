@@ -15,10 +15,12 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from benchmark.cache import LatentCache
-from benchmark.errors import OutOfMemoryError
-from benchmark.extract import extract_latents
-from benchmark.memory import check_fits, choose_batch_size, count_parameters, estimate_memory
+from benchmark.core.errors import OutOfMemoryError
+from benchmark.core.schema import ProbeSet, Sample
+from benchmark.engine.cache import LatentCache
+from benchmark.engine.extract import extract_latents
+from benchmark.engine.memory import check_fits, choose_batch_size, count_parameters, estimate_memory
+from benchmark.engine.scale import extract_sharded, full_size_config, shard
 from benchmark.models.base import (
     Availability,
     Batch,
@@ -28,8 +30,6 @@ from benchmark.models.base import (
     PreparedInput,
     Template,
 )
-from benchmark.scale import extract_sharded, full_size_config, shard
-from benchmark.schema import ProbeSet, Sample
 
 VOCAB = 300
 
@@ -229,7 +229,7 @@ def test_memory_plan_is_made_before_the_first_batch_and_refuses_what_cannot_fit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The plan is in the stats; too little free memory fails before any forward pass, naming the numbers."""
-    import benchmark.memory as memory
+    import benchmark.engine.memory as memory
 
     probes = tiny_probe_set(8)
     _, stats = extract_latents(TinyTextAdapter(), probes, device="cpu", dtype="float32")
@@ -243,7 +243,7 @@ def test_memory_plan_is_made_before_the_first_batch_and_refuses_what_cannot_fit(
 
 def test_batch_size_is_chosen_from_free_memory_on_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """On a GPU the largest power of two whose activations fit is taken; more memory, larger batches."""
-    import benchmark.memory as memory
+    import benchmark.engine.memory as memory
 
     adapter = TinyTextAdapter()
     adapter.load(torch.device("cpu"), torch.float32)
@@ -263,7 +263,7 @@ def test_lalm_estimate_counts_the_audio_encoder(build: str) -> None:
     """Every clip runs the encoder over its padded frames: for an LALM that bounds the activations, not the
     decoder on a short prompt (an H200 run measured 1.98 GiB above the weights where the decoder gave 1.17)."""
     import tests.tiny_lalms as tiny
-    from benchmark import memory
+    from benchmark.engine import memory
 
     model = getattr(tiny, build)()[0]
     shape = memory.audio_encoder_shape(model)

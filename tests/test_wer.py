@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from benchmark.engine.wer import edit_distance, english_clips, measure, normalise, wer, word_errors
 from benchmark.models import offline_assets
-from benchmark.probes.wer import edit_distance, english_clips, measure, normalise, wer, word_errors
 
 #: Why 0.35: noise or silence gives WER near 1 (empty or hallucinated transcripts); eSpeak's formant voices
 #: cost whisper-base a word or two per 8-word sentence on a close microphone (e.g. "played" -> "play"). A

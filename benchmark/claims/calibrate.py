@@ -25,7 +25,7 @@ from benchmark.claims.data import CONTROLS, Budget, ClaimData, load_measures
 from benchmark.claims.evaluate import CALIBRATION_FILE, select, verdict_code_sha256
 from benchmark.claims.spec import ClaimSpec
 from benchmark.claims.verdict import decide
-from benchmark.provenance import git_commit, library_versions, utc_now
+from benchmark.core.provenance import git_commit, library_versions, utc_now
 
 FPR_TARGET = 0.05
 POWER_TARGET = 0.80

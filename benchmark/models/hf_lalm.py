@@ -22,17 +22,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.errors import PipelineError, UnsupportedModelError
+from benchmark.core.audio import SAMPLE_RATE
+from benchmark.core.errors import PipelineError, UnsupportedModelError
+from benchmark.core.hashing import sha256_ints, sha256_json, sha256_waveform
+from benchmark.core.schema import Sample
 from benchmark.models.base import (
-    SAMPLE_RATE,
     Availability,
     Batch,
     LayerHandles,
     ModelAdapter,
     ModelSpec,
     PreparedInput,
-    Template,
 )
+from benchmark.models.chat_templates import AUDIO_MARK, ChatFormat, chat_templates
 from benchmark.models.hf_common import (
     INSTRUCTION,
     GraniteLogMel,
@@ -40,31 +42,13 @@ from benchmark.models.hf_common import (
     check_waveform,
     encode_with_specials,
     forward_accepts,
-    ids_sha256,
     last_real_positions,
     load_or_unavailable,
     pad_and_cat,
     revision_kwargs,
     right_pad,
-    sha256_json,
-    waveform_sha256,
 )
 from benchmark.models.lock import locked_revision
-from benchmark.schema import Modality, Sample
-
-_AUDIO = "{audio}"  # marks where the audio placeholder goes in a rendered template
-
-
-@dataclass(frozen=True)
-class ChatFormat:
-    """Literal strings around the content. ``speech`` is the audio placeholder as the prompt spells it
-    (before the processor expands it); ``suffix`` follows ``INSTRUCTION`` in ``shared-suffix``."""
-
-    prefix: str
-    speech: str
-    suffix: str
-    bare_prefix: str = ""
-    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -224,30 +208,6 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-def _templates(name: str, chat: ChatFormat) -> dict[str, dict[Modality, Template]]:
-    """``shared-suffix`` and ``bare`` for both modalities, from the chat strings."""
-    shared_suffix = INSTRUCTION + chat.suffix
-    out: dict[str, dict[Modality, Template]] = {"shared-suffix": {}, "bare": {}}
-    for modality, content in (("text", "{text}"), ("speech", _AUDIO)):
-        out["shared-suffix"][modality] = Template(
-            name="shared-suffix",
-            modality=modality,
-            prefix=chat.prefix,
-            suffix=shared_suffix,
-            rendered=chat.prefix + content + shared_suffix,
-            note=chat.note,
-        )
-        out["bare"][modality] = Template(
-            name="bare",
-            modality=modality,
-            prefix=chat.bare_prefix,
-            suffix="",
-            rendered=chat.bare_prefix + content,
-            note="content alone",
-        )
-    return out
-
-
 def find_decoder(model: torch.nn.Module) -> LayerHandles:
     """The decoder blocks and final norm, found from the model's own structure.
 
@@ -359,7 +319,7 @@ class HubLALMAdapter(ModelAdapter):
             description=recipe.description,
             notes=(f"template instruction {INSTRUCTION!r}", *recipe.notes),
         )
-        self.templates = _templates(recipe.name, recipe.chat)
+        self.templates = chat_templates(recipe.name, recipe.chat)
         self.model: torch.nn.Module | None = None
         self.processor: Any = None
         self._handles: LayerHandles | None = None
@@ -513,7 +473,7 @@ class HubLALMAdapter(ModelAdapter):
                 )
             for key in self.recipe.feature_keys:
                 tensors[key] = out[key]
-            audio_key = waveform_sha256(wave)
+            audio_key = sha256_waveform(wave)
         else:
             if waveform is not None:
                 raise PipelineError(f"sample {sample.id!r}: modality 'text' but a waveform was given")
@@ -531,7 +491,7 @@ class HubLALMAdapter(ModelAdapter):
         tensors["input_ids"] = ids
         tpl = self.template(template, sample.modality)
         key_material = {
-            "input_ids": ids_sha256(ids),
+            "input_ids": sha256_ints(ids),
             "processor_config": sha256_json(self.processor_config()),
             "template": sha256_json(
                 {
@@ -888,7 +848,7 @@ class GenericHubAdapter(HubLALMAdapter):
                 "hf-generic",
                 f"generic hub LALM {hub_id}",
                 "AutoModelForImageTextToText",
-                ChatFormat("", _AUDIO, "", note="resolved from the chat template at load"),
+                ChatFormat("", AUDIO_MARK, "", note="resolved from the chat template at load"),
                 (),
                 notes=(
                     "generic adapter: decoder, audio token and chat format found from the model's own classes",
@@ -925,7 +885,7 @@ class GenericHubAdapter(HubLALMAdapter):
     ) -> None:
         super().attach(model, processor, device=device, dtype=dtype)
         self.recipe = self._resolved_recipe(model, processor)
-        self.templates = _templates(self.recipe.name, self.recipe.chat)
+        self.templates = chat_templates(self.recipe.name, self.recipe.chat)
 
     def _resolved_recipe(self, model: torch.nn.Module, processor: Any) -> Recipe:
         marker = "\x00CONTENT\x00"
@@ -963,21 +923,3 @@ class GenericHubAdapter(HubLALMAdapter):
                 note="resolved from the model's chat template",
             ),
         )
-
-
-def build_adapter(name: str) -> ModelAdapter:
-    """Catalogue factory for the hub entries and ``hf:<hub id>``."""
-    if name.startswith("hf:"):
-        return GenericHubAdapter(name[3:])
-    if name.startswith("ultravox-"):
-        from benchmark.models.ultravox import build_ultravox
-
-        return build_ultravox(name)
-    recipe = RECIPES.get(name)
-    if recipe is None:
-        from benchmark.models.ultravox import VARIANTS
-
-        raise UnsupportedModelError(
-            f"no hub adapter named {name!r}; known: {sorted([*RECIPES, *VARIANTS])} or hf:<hub id>"
-        )
-    return _ADAPTER_CLASSES.get(recipe.family, HubLALMAdapter)(recipe)

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmark.errors import WeightsUnavailableError
+from benchmark.core.errors import WeightsUnavailableError
 
 LOCK_PATH = Path(__file__).with_name("hub_lock.json")
 UNRESOLVED = "unresolved"

@@ -5,7 +5,7 @@ The catalogue points here lazily, so listing models imports neither torch nor tr
 
 from __future__ import annotations
 
-from benchmark.errors import UnknownNameError
+from benchmark.core.errors import UnknownNameError
 from benchmark.models.base import ModelAdapter
 
 WHISPER_ENTRIES: tuple[str, ...] = ("whisper-base-ct2", "whisper-tiny.en-ct2")

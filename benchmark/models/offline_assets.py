@@ -10,7 +10,6 @@ environment variable ``LALM_BENCH_WEIGHTS``); unsplit files are read in place fr
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.metadata
 import os
@@ -19,7 +18,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.errors import WeightsUnavailableError
+from benchmark.core.errors import WeightsUnavailableError
+from benchmark.core.hashing import sha256_file
 from benchmark.models.base import Availability
 
 #: Environment variable that moves the weights cache.
@@ -164,14 +164,6 @@ def weights_dir() -> Path:
     if override:
         return Path(override).expanduser()
     return Path.home() / ".cache" / "lalm-bench" / "weights"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 #: (path, size, mtime_ns) -> sha256, so a file is hashed once per process, and again when it changes.

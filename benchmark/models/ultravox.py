@@ -36,9 +36,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.errors import PipelineError, UnsupportedModelError
+from benchmark.core.audio import SAMPLE_RATE
+from benchmark.core.errors import PipelineError, UnsupportedModelError
+from benchmark.core.hashing import sha256_ints, sha256_json, sha256_waveform
+from benchmark.core.schema import Sample
 from benchmark.models.base import (
-    SAMPLE_RATE,
     Availability,
     Batch,
     LayerHandles,
@@ -46,21 +48,17 @@ from benchmark.models.base import (
     ModelSpec,
     PreparedInput,
 )
+from benchmark.models.chat_templates import ChatFormat, chat_templates
 from benchmark.models.hf_common import (
     INSTRUCTION,
     cached_availability,
     check_waveform,
-    ids_sha256,
     last_real_positions,
     load_or_unavailable,
     revision_kwargs,
     right_pad,
-    sha256_json,
-    waveform_sha256,
 )
-from benchmark.models.hf_lalm import ChatFormat, _templates
 from benchmark.models.lock import locked_revision
-from benchmark.schema import Sample
 
 PLACEHOLDER = "<|audio|>"
 
@@ -197,7 +195,7 @@ class UltravoxAdapter(ModelAdapter):
                 f"also loads {AUDIO_MODEL_ID} and {text_model_id} (locked separately)",
             ),
         )
-        self.templates = _templates(name, LLAMA3_CHAT)
+        self.templates = chat_templates(name, LLAMA3_CHAT)
         self.model: UltravoxLM | None = None
         self.tokenizer: Any = None
         self.feature_extractor: Any = None
@@ -328,7 +326,7 @@ class UltravoxAdapter(ModelAdapter):
                 audio_start=len(head),
                 n_audio_tokens=n_tokens,
             )
-            audio_key = waveform_sha256(wave)
+            audio_key = sha256_waveform(wave)
         else:
             if waveform is not None:
                 raise PipelineError(f"sample {sample.id!r}: modality 'text' but a waveform was given")
@@ -339,7 +337,7 @@ class UltravoxAdapter(ModelAdapter):
             ids = self._tokens(tpl.prefix + sample.text + tpl.suffix)
         id_tensor = torch.tensor(ids, dtype=torch.long)
         key_material = {
-            "input_ids": ids_sha256(id_tensor),
+            "input_ids": sha256_ints(id_tensor),
             "processor_config": sha256_json(self.processor_config()),
             "template": sha256_json({"name": tpl.name, "prefix": tpl.prefix, "suffix": tpl.suffix}),
         }

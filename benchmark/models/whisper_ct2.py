@@ -10,7 +10,6 @@ mapped onto ``WhisperForConditionalGeneration``, whose config is built from the 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import struct
@@ -20,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchmark.errors import PipelineError, WeightsUnavailableError
+from benchmark.core.audio import SAMPLE_RATE
+from benchmark.core.errors import PipelineError, WeightsUnavailableError
+from benchmark.core.hashing import sha256_ints, sha256_json, sha256_waveform
+from benchmark.core.schema import Sample
 from benchmark.models import offline_assets
 from benchmark.models.base import (
-    SAMPLE_RATE,
     Availability,
     Batch,
     LayerHandles,
@@ -32,7 +33,6 @@ from benchmark.models.base import (
     PreparedInput,
     Template,
 )
-from benchmark.schema import Sample
 
 if TYPE_CHECKING:
     import torch
@@ -350,14 +350,6 @@ VARIANTS: dict[str, WhisperVariant] = {
 }
 
 
-def _sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _ids_sha256(ids: list[int]) -> str:
-    return _sha256_bytes(np.asarray(ids, dtype=np.int64).tobytes())
-
-
 class WhisperCT2Adapter(ModelAdapter):
     """Whisper's decoder as an audio-conditioned LM: speech in the encoder, text in the decoder prompt.
 
@@ -567,12 +559,12 @@ class WhisperCT2Adapter(ModelAdapter):
             raise ValueError(
                 f"sample {sample.id!r}: {len(ids)} decoder tokens exceed Whisper's {limit} positions"
             )
-        processor_sha = _sha256_bytes(json.dumps(self.processor_config(), sort_keys=True).encode())
-        key_material = {"token_ids": _ids_sha256(ids), "processor": processor_sha, "template": template}
+        processor_sha = sha256_json(self.processor_config())
+        key_material = {"token_ids": sha256_ints(ids), "processor": processor_sha, "template": template}
         tensors: dict[str, Any] = {"input_ids": ids}
         if sample.modality == "speech":
             wave = self._check_waveform(sample.id, waveform)
-            audio_key = _sha256_bytes(wave.tobytes())
+            audio_key = sha256_waveform(wave)
             tensors["waveform"] = wave
         else:
             audio_key = SILENT_AUDIO_KEY

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import ProbeSetError, UnknownNameError
+from benchmark.core.errors import ProbeSetError, UnknownNameError
+from benchmark.core.schema import ProbeSet
 from benchmark.probes.io import HEADER_NAME, load_probe_set, read_header
-from benchmark.schema import ProbeSet
 
 #: Where the shipped sets live: ``<repo>/fixtures``.
 FIXTURES_DIR = Path(__file__).resolve().parents[2] / "fixtures"

@@ -31,7 +31,7 @@ import numpy as np
 import soxr
 from scipy import signal
 
-SAMPLE_RATE_HZ = 16000
+from benchmark.core.audio import SAMPLE_RATE
 
 DEVICES: tuple[str, ...] = ("clean", "telephone", "far_field", "noisy", "cheap_mic")
 
@@ -129,14 +129,14 @@ def telephone(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Band-pass 300-3400 Hz, down to 8 kHz, 8-bit mu-law, back up to 16 kHz."""
     del rng  # the channel adds no noise: its distortion is band limitation and quantisation
     sos = signal.butter(
-        TELEPHONE_FILTER_ORDER, TELEPHONE_BAND_HZ, btype="bandpass", fs=SAMPLE_RATE_HZ, output="sos"
+        TELEPHONE_FILTER_ORDER, TELEPHONE_BAND_HZ, btype="bandpass", fs=SAMPLE_RATE, output="sos"
     )
     banded = signal.sosfiltfilt(sos, x.astype(np.float64))
-    narrow = soxr.resample(banded, SAMPLE_RATE_HZ, TELEPHONE_RATE_HZ, quality="VHQ")
+    narrow = soxr.resample(banded, SAMPLE_RATE, TELEPHONE_RATE_HZ, quality="VHQ")
     peak = float(np.max(np.abs(narrow)))
     scale = 0.9 / peak if peak > 0 else 1.0  # the line level: companding works on the full code range
     companded = mu_law_roundtrip(narrow * scale) / scale
-    wide = soxr.resample(companded, TELEPHONE_RATE_HZ, SAMPLE_RATE_HZ, quality="VHQ")
+    wide = soxr.resample(companded, TELEPHONE_RATE_HZ, SAMPLE_RATE, quality="VHQ")
     return _fit_length(np.asarray(wide), x.size)
 
 
@@ -148,7 +148,7 @@ def room_impulse_response() -> np.ndarray:
     absorption, max_order = pra.inverse_sabine(FAR_FIELD_SABINE_DESIGN_RT60_S, list(ROOM_DIMENSIONS_M))
     room = pra.ShoeBox(
         list(ROOM_DIMENSIONS_M),
-        fs=SAMPLE_RATE_HZ,
+        fs=SAMPLE_RATE,
         materials=pra.Material(absorption),
         max_order=max_order,
         use_rand_ism=False,
@@ -164,7 +164,7 @@ def room_impulse_response() -> np.ndarray:
 def far_field(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Convolve with the room and keep the reverberant tail (RT60 long), then ambient noise at 15 dB SNR."""
     rir = room_impulse_response()
-    tail = int(FAR_FIELD_RT60_S * SAMPLE_RATE_HZ)
+    tail = int(FAR_FIELD_RT60_S * SAMPLE_RATE)
     wet = signal.fftconvolve(x.astype(np.float64), rir)[: x.size + tail]
     return add_noise_at_snr(wet, FAR_FIELD_SNR_DB, rng, colour="pink")
 
@@ -177,7 +177,7 @@ def noisy(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def cheap_mic(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The MEMS module's low cut at 100 Hz and its self-noise (white) 35 dB below the speech."""
     sos = signal.butter(
-        CHEAP_MIC_FILTER_ORDER, CHEAP_MIC_LOW_CUT_HZ, btype="highpass", fs=SAMPLE_RATE_HZ, output="sos"
+        CHEAP_MIC_FILTER_ORDER, CHEAP_MIC_LOW_CUT_HZ, btype="highpass", fs=SAMPLE_RATE, output="sos"
     )
     filtered = signal.sosfilt(sos, x.astype(np.float64))
     snr = CHEAP_MIC_SNR_DB - (CHEAP_MIC_REFERENCE_SPL_DB - CHEAP_MIC_SPEECH_SPL_DB)

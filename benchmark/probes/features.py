@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import wave
 from collections.abc import Sequence
 from functools import lru_cache
 from itertools import combinations
@@ -26,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.schema import Sample
+from benchmark.core.audio import SAMPLE_RATE, read_pcm16_wav
+from benchmark.core.schema import Sample
 
-SAMPLE_RATE_HZ = 16000
 N_MELS = 80
 #: Whisper's hop length: one log-mel frame per 10 ms.
 HOP_LENGTH = 160
@@ -48,7 +47,7 @@ def log_mel(audio: np.ndarray) -> np.ndarray:
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 1 or audio.size == 0:
         raise ValueError(f"log_mel: expected a non-empty mono waveform, got shape {audio.shape}")
-    features = _extractor()(audio, sampling_rate=SAMPLE_RATE_HZ, return_tensors="np", padding="longest")
+    features = _extractor()(audio, sampling_rate=SAMPLE_RATE, return_tensors="np", padding="longest")
     return np.asarray(features["input_features"][0])
 
 
@@ -56,14 +55,6 @@ def pooled_log_mel(audio: np.ndarray) -> np.ndarray:
     """Per-bin mean and standard deviation over time: a length-free summary of a clip (160 values)."""
     mel = log_mel(audio)
     return np.concatenate([mel.mean(axis=1), mel.std(axis=1)])
-
-
-def _read_wav(path: Path) -> np.ndarray:
-    with wave.open(str(path), "rb") as src:
-        if src.getframerate() != SAMPLE_RATE_HZ or src.getnchannels() != 1 or src.getsampwidth() != 2:
-            raise ValueError(f"{path}: expected 16 kHz mono 16-bit PCM")
-        data = np.frombuffer(src.readframes(src.getnframes()), dtype="<i2")
-    return data.astype(np.float32) / 32767.0
 
 
 def factor_distances(
@@ -122,7 +113,13 @@ def probe_set_distances(
     samples = [Sample(**row) for row in rows if row["id"] in wanted and row.get("audio_path")]
     if not samples:
         raise ValueError(f"{root}: profile {profile!r} has no speech clips")
-    features = np.stack([pooled_log_mel(_read_wav(root / s.audio_path)) for s in samples if s.audio_path])
+    features = np.stack(
+        [
+            pooled_log_mel(read_pcm16_wav(root / s.audio_path, rate=SAMPLE_RATE))
+            for s in samples
+            if s.audio_path
+        ]
+    )
     return {
         "probe_set": meta["name"],
         "profile": profile,

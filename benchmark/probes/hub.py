@@ -35,18 +35,18 @@ from typing import Any, Literal
 import numpy as np
 import soundfile as sf
 
-from benchmark.errors import ProbeSetError
+from benchmark.core.audio import write_float_wav
+from benchmark.core.errors import ProbeSetError
+from benchmark.core.schema import ISO_639_1, PAPER_LANGUAGES, ProbeSet, Sample
 from benchmark.probes.io import (
     MAX_TEXT_CHARS,
     AudioReadError,
     check_frames,
     load_probe_set,
     write_probe_set,
-    write_wav,
 )
-from benchmark.schema import ISO_639_1, PAPER_LANGUAGES, ProbeSet, Sample
 
-Status = Literal["confirmed", "mirror", "local-only", "unconfirmed"]
+SourceConfirmation = Literal["confirmed", "mirror", "local-only", "unconfirmed"]
 
 
 class DatasetUnavailableError(ProbeSetError):
@@ -60,7 +60,7 @@ class HubDataset:
     key: str
     title: str
     hub_id: str | None
-    status: Status
+    status: SourceConfirmation
     note: str
 
 
@@ -448,7 +448,7 @@ class _Builder:
         except (AudioReadError, sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError) as exc:
             self.skip(source, f"audio unusable: {exc}")
             return False
-        write_wav(target, data, rate)
+        write_float_wav(target, data, rate)
         return True
 
     def keep(self, source: str, *texts: Any) -> bool:

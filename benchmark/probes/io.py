@@ -25,11 +25,9 @@ CSV encoding (one row per sample, header = field names):
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 import shutil
-import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,13 +37,14 @@ import numpy as np
 import soundfile as sf
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from benchmark.errors import ProbeSetError
-from benchmark.profiles import PROFILE_NAMES  # re-exported: the names a header may declare
-from benchmark.schema import LABEL_AXES, SCHEMA_VERSION, ProbeSet, Sample
+from benchmark.core.audio import SAMPLE_RATE
+from benchmark.core.errors import ProbeSetError
+from benchmark.core.hashing import sha256_file
+from benchmark.core.profiles import PROFILE_NAMES  # re-exported: the names a header may declare
+from benchmark.core.schema import LABEL_AXES, SCHEMA_VERSION, ProbeSet, Sample
 
 #: Sampling rate every waveform is delivered at: what Whisper-style encoders (Whisper, Qwen2-Audio,
 #: Ultravox) expect, so the resampling happens once, here, and is recorded.
-TARGET_SAMPLE_RATE = 16_000
 
 #: Longest accepted text, in characters. A probe is one sentence or one question: the longest rows of the
 #: supported sources (M-Vicuna's questions, PAWS sentences, FLEURS transcripts) stay well under 600
@@ -178,20 +177,20 @@ def read_waveform_with_note(path: str | Path) -> tuple[np.ndarray, WaveformNote]
         notes.append(f"downmixed {channels} channels to mono (mean)")
     else:
         mono = data[:, 0]
-    if rate != TARGET_SAMPLE_RATE:
+    if rate != SAMPLE_RATE:
         import soxr
 
-        mono = soxr.resample(mono, rate, TARGET_SAMPLE_RATE, quality="HQ")
-        notes.append(f"resampled from {rate} Hz to {TARGET_SAMPLE_RATE} Hz with soxr (HQ)")
+        mono = soxr.resample(mono, rate, SAMPLE_RATE, quality="HQ")
+        notes.append(f"resampled from {rate} Hz to {SAMPLE_RATE} Hz with soxr (HQ)")
     mono = np.ascontiguousarray(mono, dtype=np.float32)
     if mono.size == 0:
-        raise AudioReadError(f"{path}: audio is too short to resample to {TARGET_SAMPLE_RATE} Hz")
+        raise AudioReadError(f"{path}: audio is too short to resample to {SAMPLE_RATE} Hz")
     note = WaveformNote(
         path=str(path),
         source_sample_rate=rate,
         source_channels=channels,
         source_frames=frames,
-        sample_rate=TARGET_SAMPLE_RATE,
+        sample_rate=SAMPLE_RATE,
         frames=int(mono.size),
         notes=tuple(notes),
     )
@@ -202,14 +201,6 @@ def read_waveform(path: str | Path) -> tuple[np.ndarray, list[str]]:
     """Float32 mono at 16 kHz and the notes of what was done (resampling, downmix); raises AudioReadError."""
     wave, note = read_waveform_with_note(path)
     return wave, list(note.notes)
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------ manifests
@@ -710,36 +701,6 @@ def write_probe_set(
     text = json.dumps(header.model_dump(mode="json"), indent=2, ensure_ascii=False, sort_keys=False)
     (folder / HEADER_NAME).write_text(text + "\n", encoding="utf-8")
     return folder
-
-
-def float_wav_bytes(wave: np.ndarray, sample_rate: int) -> bytes:
-    """32-bit float WAV (IEEE float, fmt + fact + data chunks) whose bytes depend on the samples only.
-
-    Written by hand because libsndfile adds a PEAK chunk with a wall-clock timestamp to float WAVs, so the
-    same clip written twice hashed differently whenever the writes fell in different seconds.
-    """
-    frames = np.asarray(wave, dtype="<f4")
-    frames = frames[:, None] if frames.ndim == 1 else frames
-    n_frames, channels = frames.shape
-    data = frames.tobytes()
-    block = 4 * channels
-    fmt = struct.pack("<HHIIHH", 3, channels, int(sample_rate), int(sample_rate) * block, block, 32)
-    chunks = b"".join(
-        [
-            b"fmt " + struct.pack("<I", len(fmt)) + fmt,
-            b"fact" + struct.pack("<II", 4, n_frames),
-            b"data" + struct.pack("<I", len(data)) + data,  # 4-byte samples: always an even size, no pad byte
-        ]
-    )
-    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
-
-
-def write_wav(path: str | Path, wave: np.ndarray, sample_rate: int) -> Path:
-    """Write float audio as 32-bit float WAV (no requantisation of decoded sources), byte-reproducibly."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(float_wav_bytes(wave, sample_rate))
-    return path
 
 
 # ------------------------------------------------------------------------------------- claims' needs

@@ -30,10 +30,11 @@ from functools import lru_cache
 import numpy as np
 import soxr
 
+from benchmark.core.audio import SAMPLE_RATE
+
 #: eSpeak NG's native output rate (espeak_Initialize returns it; checked at load).
 ESPEAK_RATE_HZ = 22050
 #: The rate every fixture clip is stored at (what Whisper-style front ends read).
-TARGET_RATE_HZ = 16000
 
 # Constants of speak_lib.h (eSpeak NG 1.52).
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -239,5 +240,5 @@ def synthesise(text: str, voice: Voice) -> np.ndarray:
     if not text.strip():
         raise SynthesisError(f"voice {voice.espeak_name!r}: cannot synthesise empty text")
     raw = _engine().synthesise(text, voice).astype(np.float64) / 32768.0
-    resampled = soxr.resample(raw, ESPEAK_RATE_HZ, TARGET_RATE_HZ, quality="VHQ")
+    resampled = soxr.resample(raw, ESPEAK_RATE_HZ, SAMPLE_RATE, quality="VHQ")
     return np.asarray(resampled, dtype=np.float32)

@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from benchmark.claims.record import ClaimRecord
-from benchmark.provenance import utc_now
+from benchmark.core.provenance import utc_now
 from benchmark.report._common import ReportError
 from benchmark.report.compare import compare_records
 from benchmark.report.context import ReportData

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.claims.record import ClaimRecord
-from benchmark.errors import BenchError
+from benchmark.core.errors import BenchError
 
 VERDICTS: tuple[str, ...] = ("holds", "fails", "inconclusive", "error", "n/a")
 _SECTION_ORDER = {"T": 0, "S": 1, "D": 2, "M": 3, "Q": 4}

@@ -19,7 +19,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from benchmark.claims.record import ClaimRecord
-from benchmark.provenance import REPO_ROOT, git_commit, utc_now
+from benchmark.core.provenance import REPO_ROOT, git_commit, utc_now
 from benchmark.report._common import ReportError, slug
 
 BASELINE_SCHEMA = "baseline/1"

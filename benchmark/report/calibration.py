@@ -137,7 +137,7 @@ def rule_calibration_cell(document: Mapping[str, Any], claim_id: str) -> str:
     )
 
 
-def render_markdown(document: Mapping[str, Any], *, source: str, current_code: str | None = None) -> str:
+def calibration_markdown(document: Mapping[str, Any], *, source: str, current_code: str | None = None) -> str:
     """``reports/calibration.md``: the targets, how to read the statuses, and the table."""
     targets = document.get("targets", {})
     return "\n".join(

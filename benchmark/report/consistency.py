@@ -1,4 +1,4 @@
-"""Tables of a profile-consistency comparison (:mod:`benchmark.consistency`), as text and Markdown.
+"""Tables of a profile-consistency comparison (:mod:`benchmark.claims.consistency`), as text and Markdown.
 
 Why apart from the comparison: the pairing logic stays a pure function over verdicts; this module only words
 and lays out its result (claims in CLAIMS.md order, the numbers behind every pair whose verdicts differ).
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from tabulate import tabulate
 
-from benchmark.consistency import Pair, VerdictRow, counts
+from benchmark.claims.consistency import Pair, VerdictRow, counts
 from benchmark.report._common import claim_sort_key, fmt, fmt_interval
 
 
@@ -48,7 +48,9 @@ def summary_line(pairs: Sequence[Pair]) -> str:
     )
 
 
-def render_markdown(pairs: Sequence[Pair], *, profile_a: str, profile_b: str, command: str, date: str) -> str:
+def consistency_markdown(
+    pairs: Sequence[Pair], *, profile_a: str, profile_b: str, command: str, date: str
+) -> str:
     """The generated part of ``reports/consistency.md``: per model the verdict table and its counts, then
     effect and interval on both profiles for every pair whose verdicts differ (opposite ones first)."""
     lines = [

@@ -293,7 +293,7 @@ def _provenance(data: ReportData) -> list[str]:
     return lines
 
 
-def render_markdown(data: ReportData) -> str:
+def report_markdown(data: ReportData) -> str:
     lines = [
         "# lalm-bench report",
         "",
@@ -316,5 +316,5 @@ def write_markdown(data: ReportData, out_dir: Path, name: str = "report.md") -> 
         for figure in figures:
             (figures_dir / figure.name).write_bytes(figure.png)
     path = out_dir / name
-    path.write_text(render_markdown(data), encoding="utf-8")
+    path.write_text(report_markdown(data), encoding="utf-8")
     return path

@@ -5,7 +5,7 @@ the *full* model (LM head and logits included) with ``output_hidden_states=True`
 last position of every hidden state. Inputs are prepared by the same adapter code as the engine's, so both
 see identical token ids and features; only the forward differs. It exists for two reasons: the performance
 benchmarks (``benchmarks/``) need a baseline on the same model, probe set and thread count, and the
-equality tests need latents computed by a path that shares no hooks with ``benchmark.extract``.
+equality tests need latents computed by a path that shares no hooks with ``benchmark.engine.extract``.
 
 transformers' ``hidden_states`` hold ``emb``, the outputs of blocks ``0..L-2`` and the *normed* output of
 the last block (the engine's ``final_norm``); the raw ``block{L-1}`` has no counterpart here, so
@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.extract import prepare_samples
-from benchmark.models.base import SAMPLE_RATE, EncoderCache, ModelAdapter, PreparedInput
-from benchmark.schema import ProbeSet, Sample, layer_names
+from benchmark.core.audio import SAMPLE_RATE
+from benchmark.core.schema import ProbeSet, Sample, layer_names
+from benchmark.engine.extract import prepare_samples
+from benchmark.models.base import EncoderCache, ModelAdapter, PreparedInput
 
 
 @dataclass

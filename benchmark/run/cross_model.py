@@ -8,17 +8,27 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Any, Protocol
 
 from benchmark.claims.expectations import lookup_expectation
 from benchmark.claims.record import ClaimRecord
 from benchmark.claims.registry import all_claims
 from benchmark.claims.spec import ClaimSpec
+from benchmark.claims.store import record_path
 from benchmark.claims.verdict import decide
-from benchmark.store import record_path
 
-if TYPE_CHECKING:
-    from benchmark.runner import ClaimSession
+
+class RecordSource(Protocol):
+    """What a cross-model evaluation needs of a claim session: per-model records, adapters, the store."""
+
+    def record(self, claim_id: str, model: str) -> ClaimRecord: ...
+
+    def adapter(self, model: str) -> Any: ...
+
+    @property
+    def results_dir(self) -> Path: ...
+
 
 #: per-model claim whose measurement a cross-model aggregate reads
 BASE_CLAIM = {"T7-training-mix-shifts-cjk": "T6-related-languages-overlap"}
@@ -42,7 +52,7 @@ def cross_model_pairs(
     ]
 
 
-def evaluate_cross_pair(session: ClaimSession, spec: ClaimSpec, model_a: str, model_b: str) -> ClaimRecord:
+def evaluate_cross_pair(session: RecordSource, spec: ClaimSpec, model_a: str, model_b: str) -> ClaimRecord:
     """Aggregate the two base records into ``spec``'s record for (A, B), look up its expectation, save it."""
     rec_a = session.record(BASE_CLAIM[spec.id], model_a)
     rec_b = session.record(BASE_CLAIM[spec.id], model_b)
@@ -79,12 +89,12 @@ def evaluate_cross_pair(session: ClaimSession, spec: ClaimSpec, model_a: str, mo
             update["meets_expectation"] = verdict == expectation.verdict
     record = rec_a.model_copy(update=update)
     record.save(
-        record_path(session.options.results, pair, revision, record.probe_set_hash, spec.id, spec.version)
+        record_path(session.results_dir, pair, revision, record.probe_set_hash, spec.id, spec.version)
     )
     return record
 
 
-def evaluate_cross_model(session: ClaimSession, models: list[str]) -> list[ClaimRecord]:
+def evaluate_cross_model(session: RecordSource, models: list[str]) -> list[ClaimRecord]:
     """Every cross-model claim for each (A, B) pair whose families match the spec; none when no pair fits."""
 
     def family(model: str) -> str:

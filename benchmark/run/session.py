@@ -10,18 +10,18 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmark.cache import LatentCache
 from benchmark.claims.data import Budget, ClaimData
 from benchmark.claims.evaluate import CALIBRATION_FILE, applicability, evaluate_claim, evaluation_key
 from benchmark.claims.record import ClaimRecord
 from benchmark.claims.registry import all_claims, get_claim
 from benchmark.claims.spec import ClaimSpec
-from benchmark.errors import BenchError
-from benchmark.extract import LatentSet, extract_latents
+from benchmark.claims.store import latents_path, record_path
+from benchmark.core.errors import BenchError
+from benchmark.core.schema import ProbeSet
+from benchmark.engine.cache import LatentCache
+from benchmark.engine.extract import LatentSet, extract_latents
 from benchmark.models.base import ModelAdapter
 from benchmark.models.catalog import DEFAULT_MODELS, get_adapter
-from benchmark.schema import ProbeSet
-from benchmark.store import latents_path, record_path
 
 DEFAULT_SEED = 20251125
 
@@ -51,6 +51,10 @@ class ClaimSession:
     _latents: dict[tuple[str, str, str], LatentSet] = field(default_factory=dict)
     _records: dict[tuple[str, str], ClaimRecord] = field(default_factory=dict)
     extraction_log: list[dict[str, object]] = field(default_factory=list)
+
+    @property
+    def results_dir(self) -> Path:
+        return self.options.results
 
     def adapter(self, model: str) -> ModelAdapter:
         if model not in self._adapters:
@@ -166,8 +170,8 @@ def _placeholder_latents(adapter: ModelAdapter, probe_set: ProbeSet, template: s
     import numpy as np
     import torch
 
-    from benchmark.extract import build_provenance
-    from benchmark.schema import LatentsManifest
+    from benchmark.core.schema import LatentsManifest
+    from benchmark.engine.extract import build_provenance
 
     manifest = LatentsManifest(
         provenance=build_provenance(adapter, probe_set, torch.device("cpu"), torch.float32),
@@ -224,7 +228,7 @@ def run_main(args: argparse.Namespace) -> int:
                 continue
             record = session.record(spec.id, model)
             print(f"{record.claim_id:42s} {model:24s} {record.verdict:12s} {record.reason[:90]}", flush=True)
-    from benchmark.runner_cross import evaluate_cross_model
+    from benchmark.run.cross_model import evaluate_cross_model
 
     cross = evaluate_cross_model(session, models)
     for record in cross:
@@ -305,7 +309,7 @@ def calibrate_main(args: argparse.Namespace) -> int:
     if jobs == 1:
         document = calibrate(specs, bases, seeds=args.seeds, budget=budget, first_seed=first_seed, out=out)
     else:
-        from benchmark.control_pool import default_shard_size, plan_shards, run_shards
+        from benchmark.run.control_pool import default_shard_size, plan_shards, run_shards
 
         shards = plan_shards(
             [spec.id for spec in specs],
@@ -340,9 +344,9 @@ def consistency_main(args: argparse.Namespace) -> int:
     Evaluates both profiles (the latent cache makes a warm side free) unless ``--stored``, which reads the
     newest stored record of each claim instead. Cross-model claims are left out (they belong to no one model).
     """
-    from benchmark.consistency import VerdictRow, compare_profiles, exit_code, newest_rows
-    from benchmark.provenance import utc_now
-    from benchmark.report.consistency import render_markdown, summary_line, verdict_table
+    from benchmark.claims.consistency import VerdictRow, compare_profiles, exit_code, newest_rows
+    from benchmark.core.provenance import utc_now
+    from benchmark.report.consistency import consistency_markdown, summary_line, verdict_table
 
     models = args.model or sorted(DEFAULT_MODELS, key=lambda m: "whisper" in m)
     expected = [(model, spec.id) for model in models for spec in all_claims() if not spec.cross_model]
@@ -381,7 +385,7 @@ def consistency_main(args: argparse.Namespace) -> int:
         )
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(
-            render_markdown(
+            consistency_markdown(
                 pairs, profile_a=args.profile, profile_b=args.against, command=command, date=utc_now()
             )
             + "\n",

@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmark.errors import BenchError
-from benchmark.profiles import PROFILE_CHOICES, PROFILE_NAMES
+from benchmark.core.errors import BenchError
+from benchmark.core.profiles import PROFILE_CHOICES, PROFILE_NAMES
 
 
 def _positive_int(text: str) -> int:
@@ -105,13 +105,13 @@ def _cmd_fixtures(args: argparse.Namespace) -> int:
 
 
 def _cache(args: argparse.Namespace):
-    from benchmark.cache import LatentCache
+    from benchmark.engine.cache import LatentCache
 
     return None if args.no_cache else LatentCache(args.cache_dir)
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    from benchmark.extract import describe, extract_latents
+    from benchmark.engine.extract import describe, extract_latents
     from benchmark.models.catalog import get_adapter
     from benchmark.probes.catalog import resolve_probes
 
@@ -136,8 +136,8 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from benchmark.extract import LatentSet
-    from benchmark.store import latents_path
+    from benchmark.claims.store import latents_path
+    from benchmark.engine.extract import LatentSet
 
     latent_set = LatentSet.load(args.file)
     provenance = latent_set.manifest.provenance
@@ -162,13 +162,13 @@ def _cmd_lock(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from benchmark.runner import run_main
+    from benchmark.run.session import run_main
 
     return run_main(args)
 
 
 def _cmd_consistency(args: argparse.Namespace) -> int:
-    from benchmark.runner import consistency_main
+    from benchmark.run.session import consistency_main
 
     if args.profile == args.against:
         raise BenchError(f"--profile and --against are both {args.profile!r}; give two different profiles")
@@ -179,7 +179,7 @@ def _cmd_calibration_report(args: argparse.Namespace) -> int:
     import json
 
     from benchmark.claims.evaluate import CALIBRATION_FILE, verdict_code_sha256
-    from benchmark.report.calibration import calibration_table, render_markdown
+    from benchmark.report.calibration import calibration_markdown, calibration_table
 
     source = Path(args.file) if args.file else CALIBRATION_FILE
     try:
@@ -193,19 +193,21 @@ def _cmd_calibration_report(args: argparse.Namespace) -> int:
     if args.markdown is not None:
         shown = "benchmark/claims/calibration.json" if args.file is None else str(source)
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(render_markdown(document, source=shown, current_code=code), encoding="utf-8")
+        args.markdown.write_text(
+            calibration_markdown(document, source=shown, current_code=code), encoding="utf-8"
+        )
         print(f"written: {args.markdown}")
     return 0
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from benchmark.runner import calibrate_main
+    from benchmark.run.session import calibrate_main
 
     return calibrate_main(args)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from benchmark.check import main_check
+    from benchmark.engine.check import main_check
 
     return main_check(args)
 

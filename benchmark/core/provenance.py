@@ -23,7 +23,7 @@ _TRACKED = (
     "espeakng-loader",
 )
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @functools.cache

@@ -1,6 +1,6 @@
 """How much memory an extraction needs, and the batch size that fits: estimates printed before a run.
 
-Why here, apart from sharding (``benchmark.scale``): ``benchmark.extract`` plans every run with these
+Why here, apart from sharding (``benchmark.engine.scale``): ``benchmark.engine.extract`` plans every run with these
 functions, and the sharding module imports the extractor, so the estimate lives in a module of its own.
 Weights are counted exactly (parameters built on the ``meta`` device, no allocation); activations are bounded
 for one layer at a time (decoder, or an LALM's audio encoder), since the engine keeps only last-token rows and
@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from benchmark.errors import OutOfMemoryError
+from benchmark.core.errors import OutOfMemoryError
 
 _GIB = 1024**3
 #: Allocator fragmentation and framework buffers on top of the counted activations.
@@ -190,7 +190,7 @@ def check_fits(estimate: MemoryEstimate, free_bytes: int, *, device: str = "the 
     if estimate.weights_bytes > budget:
         advice = (
             "the weights alone do not fit: use a lower-precision --dtype (bfloat16 halves float32), or spread "
-            "the model over several GPUs with device_map='auto' (benchmark.scale docs)"
+            "the model over several GPUs with device_map='auto' (benchmark.engine.scale docs)"
         )
     else:
         advice = (

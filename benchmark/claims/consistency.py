@@ -4,7 +4,7 @@ Why: a verdict should not hinge on the particular sentences or voices of one pro
 same design (``ci-alt``: other sentences, other voices where the set has them) the same model may give the same
 verdict, or an inconclusive or n/a one, but never the opposite finding (``holds`` against ``fails``). This
 module pairs the two profiles' records per (model, claim) and names the relation; it reads verdicts only and
-never recomputes a statistic. ``lalm-bench consistency`` (:func:`benchmark.runner.consistency_main`) prints
+never recomputes a statistic. ``lalm-bench consistency`` (:func:`benchmark.run.session.consistency_main`) prints
 the pairs and exits non-zero when any pair is opposite or errored.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from benchmark.claims.record import FINDINGS, ClaimRecord
-from benchmark.errors import BenchError
+from benchmark.core.errors import BenchError
 
 #: ``agree``: the same verdict; ``inconclusive``: one side (or both, differently) inconclusive or n/a;
 #: ``error``: a side whose measurement is broken; ``opposite``: holds on one profile, fails on the other.

@@ -29,9 +29,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from benchmark.cache import MemoryEncoderCache
-from benchmark.errors import PipelineError
-from benchmark.extract import (
+from benchmark.core.errors import PipelineError
+from benchmark.core.schema import ProbeSet, Sample
+from benchmark.engine.cache import MemoryEncoderCache
+from benchmark.engine.extract import (
     LastTokenCapture,
     dtype_name,
     extract_latents,
@@ -40,9 +41,8 @@ from benchmark.extract import (
     resolve_dtype,
 )
 from benchmark.models.base import Batch, ModelAdapter, PreparedInput
-from benchmark.schema import ProbeSet, Sample
 
-Status = Literal["pass", "fail", "skipped", "not applicable"]
+CheckOutcome = Literal["pass", "fail", "skipped", "not applicable"]
 
 #: fp32 tolerance of (a) and (d), relative to the latent's norm (DESIGN.md).
 FP32_TOLERANCE = 1e-4
@@ -66,7 +66,7 @@ class CheckItem:
 
     key: str
     title: str
-    status: Status
+    status: CheckOutcome
     detail: str
     numbers: dict[str, Any] = field(default_factory=dict)
 

@@ -9,8 +9,6 @@ removed and recomputed instead of being read back as latents.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import tempfile
 from collections import OrderedDict
@@ -20,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from benchmark.core.hashing import sha256_bytes, sha256_json
+from benchmark.core.provenance import library_versions
 from benchmark.models.base import EncoderCache, ModelAdapter, PreparedInput
-from benchmark.provenance import library_versions
 
 if TYPE_CHECKING:
     import torch
@@ -33,10 +32,6 @@ def default_cache_dir() -> Path:
     """``$LALM_BENCH_CACHE`` or ``~/.cache/lalm-bench/latents``."""
     env = os.environ.get("LALM_BENCH_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "lalm-bench" / "latents"
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def latent_key(
@@ -54,7 +49,7 @@ def latent_key(
         "model": adapter.spec.name,
         "revision": adapter.spec.revision,
         "adapter_source": adapter.source_sha256(),
-        "processor": _sha256(json.dumps(adapter.processor_config(), sort_keys=True, default=str).encode()),
+        "processor": sha256_json(adapter.processor_config()),
         "torch": versions.get("torch", ""),
         "transformers": versions.get("transformers", ""),
         "dtype": dtype,
@@ -62,7 +57,7 @@ def latent_key(
         "layers": layers,
         "inputs": dict(sorted(item.key_material.items())),
     }
-    return _sha256(json.dumps(material, sort_keys=True).encode())
+    return sha256_json(material)
 
 
 class LatentCache:
@@ -85,7 +80,7 @@ class LatentCache:
                 latents = entry["latents"]
                 stored_key = str(entry["key"])
                 checksum = str(entry["sha256"])
-            if stored_key != key or _sha256(np.ascontiguousarray(latents).tobytes()) != checksum:
+            if stored_key != key or sha256_bytes(np.ascontiguousarray(latents).tobytes()) != checksum:
                 raise ValueError("key or checksum mismatch")
         except Exception:  # any unreadable entry is treated as absent and recomputed
             self.corrupt_entries.append(path)
@@ -102,7 +97,10 @@ class LatentCache:
         try:
             with os.fdopen(handle, "wb") as stream:
                 np.savez(
-                    stream, latents=latents, key=np.array(key), sha256=np.array(_sha256(latents.tobytes()))
+                    stream,
+                    latents=latents,
+                    key=np.array(key),
+                    sha256=np.array(sha256_bytes(latents.tobytes())),
                 )
             os.replace(temp_name, path)
         except BaseException:

@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.cache import LatentCache, MemoryEncoderCache, latent_key
-from benchmark.errors import OutOfMemoryError, PipelineError
-from benchmark.memory import CPU_BATCH, plan_batches
+from benchmark.core.errors import OutOfMemoryError, PipelineError
+from benchmark.core.provenance import git_commit, library_versions, utc_now
+from benchmark.core.schema import LatentsManifest, ProbeSet, Provenance, Sample
+from benchmark.engine.cache import LatentCache, MemoryEncoderCache, latent_key
+from benchmark.engine.memory import CPU_BATCH, plan_batches
 from benchmark.models.base import Batch, ModelAdapter, PreparedInput
-from benchmark.provenance import git_commit, library_versions, utc_now
-from benchmark.schema import LatentsManifest, ProbeSet, Provenance, Sample
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -266,7 +266,7 @@ def extract_latents(
 
     Samples whose modality or language the model does not take are listed in ``stats.skipped`` with the
     reason (claims turn that into ``n/a``), never dropped silently. Before the first batch the memory plan
-    (``benchmark.memory.plan_batches``: weights plus activations, the batch size, the free memory) is put in
+    (``benchmark.engine.memory.plan_batches``: weights plus activations, the batch size, the free memory) is put in
     ``stats.memory_plan`` and printed to stderr on a GPU or with ``progress``; ``batch_size=None`` chooses it
     from free memory on a GPU. Raises ``OutOfMemoryError`` when the plan does not fit, or with the batch size
     and what to try when a batch runs out; already computed entries stay in the cache, so a rerun resumes.

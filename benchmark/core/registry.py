@@ -10,7 +10,7 @@ import importlib
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
-from benchmark.errors import UnknownNameError
+from benchmark.core.errors import UnknownNameError
 
 T = TypeVar("T")
 

@@ -9,7 +9,7 @@ WER is word-level Levenshtein distance (substitutions + deletions + insertions) 
 count, after normalisation (NFKC, lower case, punctuation removed except word-internal apostrophes and
 hyphens, whitespace collapsed). Numbers are not spelt out: the shipped grid sentences contain no digits.
 
-Reproduce: ``python -m benchmark.probes.wer --profile ci --out reports/fixture_wer.md``
+Reproduce: ``python -m benchmark.engine.wer --profile ci --out reports/fixture_wer.md``
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmark.schema import ProbeSet, Sample
+from benchmark.core.schema import ProbeSet, Sample
 
 _PUNCT = re.compile(r"[^\w\s'-]|(?<!\w)['-]|['-](?!\w)")
 _SPACE = re.compile(r"\s+")
@@ -168,7 +168,7 @@ def to_markdown(scores: dict[str, DeviceWER], *, command: str, note: str, second
     lines += [
         "",
         "WER: word-level edit distance over reference words after lower-casing and removing punctuation "
-        "(`benchmark.probes.wer.normalise`).",
+        "(`benchmark.engine.wer.normalise`).",
         "",
         "Reproduce:",
         "",
@@ -185,7 +185,7 @@ def to_markdown(scores: dict[str, DeviceWER], *, command: str, note: str, second
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmark.probes.wer", description=__doc__.split("\n")[0]
+        prog="python -m benchmark.engine.wer", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--probes", default="speech-grid")
     parser.add_argument("--profile", default="ci")
@@ -208,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else "every English clip"
     )
     note = f"Probe set `{args.probes}`, profile `{args.profile}`: {subset} ({len(samples)} clips)."
-    command = "python -m benchmark.probes.wer " + " ".join(
+    command = "python -m benchmark.engine.wer " + " ".join(
         part
         for part in (
             f"--probes {args.probes}",

@@ -1,31 +1,31 @@
-"""Scaling extraction past one CPU: sharding over processes, placement over GPUs (estimates: ``benchmark.memory``).
+"""Scaling extraction past one CPU: sharding over processes, placement over GPUs (estimates: ``benchmark.engine.memory``).
 
 Why these pieces:
 
 - **Memory estimate before a run.** A 7B model that does not fit should fail in a second with a message
   that says by how much and what to try, not after minutes of loading with a CUDA OOM traceback.
-  :func:`benchmark.memory.estimate_memory` counts weights exactly (parameters built on the ``meta`` device, no allocation)
+  :func:`benchmark.engine.memory.estimate_memory` counts weights exactly (parameters built on the ``meta`` device, no allocation)
   and bounds activations of one decoder layer at a time (the engine keeps only last-token vectors and
   never computes logits, so activations do not accumulate over layers).
-- **Batch size from free memory.** :func:`benchmark.memory.choose_batch_size` takes the largest power of two whose
+- **Batch size from free memory.** :func:`benchmark.engine.memory.choose_batch_size` takes the largest power of two whose
   estimate fits in a share of the free memory (``torch.cuda.mem_get_info`` on a GPU). On GPU the dtype is
-  bf16 where the model supports it (``ModelSpec.gpu_dtype``, applied by ``benchmark.extract.resolve_dtype``).
+  bf16 where the model supports it (``ModelSpec.gpu_dtype``, applied by ``benchmark.engine.extract.resolve_dtype``).
 - **Data-parallel extraction.** :func:`shard` splits a probe set by a hash of each sample id, so the split
   does not depend on order, process count changes move few samples, and every process computes it alone.
   :func:`extract_sharded` runs one shard per process into the *shared* content-keyed cache
-  (``benchmark.cache.LatentCache`` on a shared filesystem; entries are written atomically, so concurrent
+  (``benchmark.engine.cache.LatentCache`` on a shared filesystem; entries are written atomically, so concurrent
   writers are safe), waits for the others, and assembles the full set from the cache with zero forward
   passes. Launch with accelerate, one process per GPU or machine::
 
-      accelerate launch --num_processes 4 -m benchmark.scale --model qwen2-audio-7b \\
+      accelerate launch --num_processes 4 -m benchmark.engine.scale --model qwen2-audio-7b \\
           --probes crossmodal --cache-dir /shared/lalm-cache
 
-  or on CPU for testing: ``accelerate launch --cpu --num_processes 2 -m benchmark.scale ...``. Without
+  or on CPU for testing: ``accelerate launch --cpu --num_processes 2 -m benchmark.engine.scale ...``. Without
   accelerate, ``RANK``/``WORLD_SIZE`` are read, so ``torchrun`` or a job array works too.
 - **Models larger than one GPU.** Load with ``device_map="auto"`` (accelerate's dispatch; set ``max_memory``
   per device) instead of ``.to(device)``: blocks then live on several GPUs, the engine's hooks still see
   each block's output (on that block's device) and copy only the ``[batch, d]`` last-token rows to the CPU.
-  The estimate then applies to the sum of the devices' free memory (:func:`benchmark.memory.free_memory` per device).
+  The estimate then applies to the sum of the devices' free memory (:func:`benchmark.engine.memory.free_memory` per device).
   ``--device-map auto`` (CLI, ``pytest claims/``) sets ``ModelAdapter.device_map``; the hub LALM adapters
   pass it to ``from_pretrained``. Ultravox's composite loader (three checkpoints joined) does not take it yet.
 """
@@ -37,10 +37,10 @@ import hashlib
 import os
 from typing import Any
 
-from benchmark.cache import LatentCache
-from benchmark.extract import ExtractionStats, LatentSet, extract_latents
+from benchmark.core.schema import ProbeSet
+from benchmark.engine.cache import LatentCache
+from benchmark.engine.extract import ExtractionStats, LatentSet, extract_latents
 from benchmark.models.base import ModelAdapter
-from benchmark.schema import ProbeSet
 
 #: Published shapes of the full-size models benchmarked on a GPU with random weights (no download).
 FULL_SIZE_SHAPES: dict[str, dict[str, Any]] = {
@@ -150,7 +150,7 @@ def extract_sharded(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m benchmark.scale``: one shard per process (launch with accelerate), then rank 0 saves."""
+    """``python -m benchmark.engine.scale``: one shard per process (launch with accelerate), then rank 0 saves."""
     from benchmark.models.catalog import get_adapter
     from benchmark.probes.catalog import resolve_probes
 

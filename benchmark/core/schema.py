@@ -299,7 +299,7 @@ class ProbeSet(BaseModel):
     schema_version: str = SCHEMA_VERSION
     name: str
     version: str = "1"
-    profile: Literal["ci", "ci-alt", "full", "custom"] = "custom"  # benchmark.profiles.PROFILE_CHOICES
+    profile: Literal["ci", "ci-alt", "full", "custom"] = "custom"  # benchmark.core.profiles.PROFILE_CHOICES
     description: str = ""
     caveats: list[str] = Field(default_factory=list)
     samples: list[Sample]

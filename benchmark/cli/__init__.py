@@ -1,0 +1,1 @@
+"""The lalm-bench command line."""

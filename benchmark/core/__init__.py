@@ -1,0 +1,1 @@
+"""Foundations every stage imports: the sample/latent schema, errors, the registry, provenance, profile names, hashing and audio I/O."""

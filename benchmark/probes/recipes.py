@@ -1,0 +1,693 @@
+"""The shipped offline probe sets as recipes: authored text, eSpeak NG voices, device chains, profiles.
+
+Each recipe turns the authored sources in ``fixtures/source/`` into a :class:`SetSpec` (items whose audio is
+rendered on demand). Profiles: ``ci`` is the first block of meanings (and, in speech, a subset of voices);
+``ci-alt`` is the next block of the same size with the voices ``ci`` leaves out where the set has any (see
+:func:`profile_of`), so the same claims can be checked on other items of the same design; ``full`` is every
+sample. Writing, hashing and checking the sets is :mod:`benchmark.probes.build`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.core.audio import PCM16_FULL_SCALE, SAMPLE_RATE, to_pcm16
+from benchmark.core.schema import PAPER_LANGUAGES
+from benchmark.probes import devices, gain, synth
+
+GENERATOR = "benchmark.probes.build"
+#: Bump when the recipe changes what any clip or sample is (the committed hashes then need --update).
+RECIPE_VERSION = "1"
+SEED = 20250611
+#: Recording level of every stored speech clip except the raw clips of ``speech-gain`` (headroom for the chains).
+RECORDING_PEAK_DBFS = -3.0
+#: Leading silence added per take in ``speech-voices`` (ms) and the takes' quiet room-noise floor (dB SNR).
+TAKE_SILENCE_MS = 40
+TAKE_NOISE_SNR_DB = 40.0
+#: Items rendered per batch (bounds the memory of cached syntheses).
+RENDER_CHUNK = 240
+#: Parallel eSpeak children (each clip is synthesised in its own forked process; see synth.py).
+SYNTH_JOBS = 2
+
+SET_NAMES: tuple[str, ...] = (
+    "text-parallel",
+    "text-paraphrase",
+    "speech-parallel",
+    "speech-grid",
+    "speech-gain",
+    "speech-voices",
+    "crossmodal",
+)
+
+_FINAL_PUNCT = ".!?。！？…"
+
+# Voices -------------------------------------------------------------------------------------------------
+
+#: Voice variants used in every language of the parallel speech sets (2 male, 2 female presets).
+PARALLEL_VARIANTS: tuple[str, ...] = ("m1", "f1", "m3", "f4")
+PARALLEL_VARIANTS_CI: tuple[str, ...] = ("m1", "f1")
+#: The ci-alt profile's voices: the other male and female preset of the set.
+PARALLEL_VARIANTS_CI_ALT: tuple[str, ...] = ("m3", "f4")
+#: Meanings (parallel sentences, paraphrase items) per cell of the ci and ci-alt profiles.
+CI_MEANINGS = 12
+
+#: The six English accents of the grid (eSpeak voice names; labels in synth.ENGLISH_ACCENTS).
+GRID_ACCENTS: tuple[str, ...] = ("en-us", "en", "en-gb-scotland", "en-029", "en-us-nyc", "en-gb-x-gbcwmd")
+_MALE = ("m1", "m2", "m3", "m4", "m5", "m6", "m7")
+_FEMALE = ("f1", "f2", "f3", "f4", "f5")
+#: Age groups approximated by prosody only (rate in wpm, pitch and range on eSpeak's 0-100 scales).
+AGE_PROSODY: dict[str, tuple[int, int, int]] = {"younger": (190, 62, 60), "older": (145, 38, 38)}
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """A labelled synthetic speaker of the English grid."""
+
+    id: str
+    voice: synth.Voice
+    accent: str
+    gender: str
+    age_group: str
+
+
+def grid_speakers() -> list[Speaker]:
+    """6 accents x 2 genders x 2 age groups = 24 speakers; variants rotate so none aligns with a label."""
+    speakers = []
+    for i, accent_voice in enumerate(GRID_ACCENTS):
+        for gender, variants in (("male", _MALE), ("female", _FEMALE)):
+            for a, age in enumerate(AGE_PROSODY):
+                variant = variants[(2 * i + a) % len(variants)]
+                rate, pitch, prange = AGE_PROSODY[age]
+                voice = synth.Voice(accent_voice, variant, rate, pitch, prange)
+                accent = synth.ENGLISH_ACCENTS[accent_voice]
+                speakers.append(Speaker(f"{accent}-{gender[0]}-{age}-{variant}", voice, accent, gender, age))
+    return speakers
+
+
+def grid_speakers_ci() -> list[Speaker]:
+    """12 of the 24: one per accent and gender, age alternating so it is balanced within gender and accent."""
+    chosen = []
+    for i, accent_voice in enumerate(GRID_ACCENTS):
+        accent = synth.ENGLISH_ACCENTS[accent_voice]
+        for g, gender in enumerate(("male", "female")):
+            age = list(AGE_PROSODY)[(i + g) % 2]
+            chosen.extend(
+                s for s in grid_speakers() if (s.accent, s.gender, s.age_group) == (accent, gender, age)
+            )
+    return chosen
+
+
+def grid_speakers_ci_alt() -> list[Speaker]:
+    """The 12 speakers ``ci`` leaves out: per accent and gender the other age group, so the balance is the same."""
+    ci = {s.id for s in grid_speakers_ci()}
+    return [s for s in grid_speakers() if s.id not in ci]
+
+
+def profile_of(index: int, block: int) -> str | None:
+    """``ci`` for the first ``block`` items of a source, ``ci-alt`` for the next ``block``, else ``None``.
+
+    Why blocks in source order: ``ci`` has always been the first block, so ``ci-alt`` is the next one of the
+    same size; a source too short for a whole second block gives a smaller ``ci-alt``, which
+    :func:`_profiles` then leaves out rather than ship a profile of another size.
+    """
+    if index < block:
+        return "ci"
+    if index < 2 * block:
+        return "ci-alt"
+    return None
+
+
+# Items ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Item:
+    """One sample of a set: its fields, and for speech the recipe that renders its audio."""
+
+    fields: dict[str, Any]
+    render: Callable[[], np.ndarray] | None = None
+    render_key: str | None = None
+    needs: tuple[tuple[str, synth.Voice], ...] = ()
+
+
+@dataclass
+class SetSpec:
+    """Everything ``probeset.json`` holds besides the build block, plus the items."""
+
+    name: str
+    description: str
+    caveats: list[str]
+    items: list[Item]
+    ci: list[str]
+    ci_alt: list[str] = field(default_factory=list)
+    version: str = RECIPE_VERSION
+    extra_build: dict[str, Any] = field(default_factory=dict)
+
+
+def strip_final_punct(text: str) -> str:
+    """The ``nopunct`` variant: the sentence without its final punctuation (see CLAIMS.md, probe variant)."""
+    return text.rstrip().rstrip(_FINAL_PUNCT).rstrip()
+
+
+def _load(source_dir: Path, name: str, key: str) -> list[dict[str, Any]]:
+    path = source_dir / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"probe-set source {path} is missing (authored text lives in fixtures/source/)"
+        )
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if key not in data or not data[key]:
+        raise ValueError(f"{path}: expected a non-empty list under {key!r}")
+    return data[key]
+
+
+SYNTHETIC_CAVEATS = [
+    "All speech is synthesised with eSpeak NG (formant synthesis), not recorded: its voices are presets, not "
+    "people; results on it do not stand for real speakers, recordings or demography.",
+    "Clips are reproducible on the same platform; another libm, CPU or soxr build may change the last bit of "
+    "some samples, and the check then names those clips.",
+]
+LANGUAGE_CAVEATS = [
+    "eSpeak's Mandarin (cmn) is not recognised by Whisper-base; treat zh speech as language-coloured sound, "
+    "not intelligible speech.",
+    "Japanese speech is synthesised from kana (eSpeak cannot read kanji); the text samples keep the usual script.",
+    "Whisper-base transcribes eSpeak English and Spanish well, German, Vietnamese and Indonesian partly, "
+    "French poorly.",
+]
+
+
+def _speech_fields(**kwargs: Any) -> dict[str, Any]:
+    return {"modality": "speech", "synthetic": True, **kwargs}
+
+
+def _preprocessing(voice: synth.Voice, *steps: str) -> tuple[str, ...]:
+    return (
+        f"espeak-ng {synth.espeak_version()} voice={voice.espeak_name} rate={voice.rate_wpm} "
+        f"pitch={voice.pitch} range={voice.pitch_range}",
+        f"soxr {synth.ESPEAK_RATE_HZ}->{SAMPLE_RATE} Hz VHQ",
+        *steps,
+        "pcm16",
+    )
+
+
+class _Synth:
+    """Memoised synthesis (the same text and voice feed several devices and sets)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str], np.ndarray] = {}
+
+    def __call__(self, text: str, voice: synth.Voice) -> np.ndarray:
+        key = (text, voice.key)
+        if key not in self._cache:
+            self._cache[key] = synth.synthesise(text, voice)
+        return self._cache[key]
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    def prefetch(self, requests: Iterable[tuple[str, synth.Voice]]) -> None:
+        """Synthesise many clips with SYNTH_JOBS children at a time."""
+        todo = list(dict.fromkeys((t, v) for t, v in requests if (t, v.key) not in self._cache))
+        with ThreadPoolExecutor(SYNTH_JOBS) as pool:
+            for (text, voice), audio in zip(
+                todo, pool.map(lambda tv: synth.synthesise(*tv), todo), strict=True
+            ):
+                self._cache[(text, voice.key)] = audio
+
+
+def _device_clip(base: np.ndarray, device: str, seed: int, name: str) -> np.ndarray:
+    recorded = devices.apply_device(gain.set_peak(base, RECORDING_PEAK_DBFS, name=name), device, seed=seed)
+    return gain.set_peak(recorded, RECORDING_PEAK_DBFS, name=name)
+
+
+# Set recipes --------------------------------------------------------------------------------------------
+
+
+def text_parallel(src: Path) -> SetSpec:
+    meanings = _load(src, "parallel_sentences.json", "meanings")
+    items: list[Item] = []
+    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": []}
+    for k, m in enumerate(meanings):
+        block = profile_of(k, CI_MEANINGS)
+        for lang in PAPER_LANGUAGES:
+            text = m["texts"][lang]
+            for variant, t in (("punct", text), ("nopunct", strip_final_punct(text))):
+                sid = f"{m['meaning_id']}-{lang}-{variant}"
+                items.append(
+                    Item(
+                        {
+                            "id": sid,
+                            "modality": "text",
+                            "text": t,
+                            "language": lang,
+                            "meaning_id": m["meaning_id"],
+                            "group_id": m["meaning_id"],
+                            "variant": variant,
+                            "extra": {"topic": m["topic"]},
+                        }
+                    )
+                )
+                if block is not None:
+                    profiles[block].append(sid)
+    return SetSpec(
+        "text-parallel",
+        "Parallel sentences in the paper's 8 languages, with and without final "
+        "punctuation (claims T3-T6, Q1).",
+        [
+            "Authored translations of short everyday sentences, not a corpus sample.",
+            "The punct variant ends almost every sentence in the same token per script; early-layer "
+            "language clusters on it can measure punctuation (compare nopunct).",
+        ],
+        items,
+        profiles["ci"],
+        ci_alt=profiles["ci-alt"],
+    )
+
+
+def text_paraphrase(src: Path) -> SetSpec:
+    rows = _load(src, "paraphrases.json", "items")
+    items: list[Item] = []
+    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": []}
+    for k, row in enumerate(rows):
+        block = profile_of(k, CI_MEANINGS)
+        pid = row["meaning_id"]
+        meanings = {
+            "anchor": pid,
+            "paraphrase": pid,
+            "adversarial": f"{pid}-adv",
+            "unrelated": f"{pid}-unrel",
+        }
+        for role, meaning in meanings.items():
+            for variant, t in (("punct", row[role]), ("nopunct", strip_final_punct(row[role]))):
+                sid = f"{pid}-{role}-{variant}"
+                items.append(
+                    Item(
+                        {
+                            "id": sid,
+                            "modality": "text",
+                            "text": t,
+                            "language": "en",
+                            "meaning_id": meaning,
+                            "group_id": pid,
+                            "pair_id": pid,
+                            "pair_role": role,
+                            "variant": variant,
+                        }
+                    )
+                )
+                if block is not None:
+                    profiles[block].append(sid)
+    return SetSpec(
+        "text-paraphrase",
+        "English anchors with a paraphrase, a PAWS-style adversarial "
+        "(same words, other meaning) and an unrelated sentence (claims T1, T2).",
+        [
+            "Authored English items in the PAWS style, not PAWS itself; English only.",
+        ],
+        items,
+        profiles["ci"],
+        ci_alt=profiles["ci-alt"],
+    )
+
+
+def _parallel_speech_items(
+    src: Path, synth_: _Synth, variants: Sequence[str]
+) -> tuple[list[Item], dict[str, list[str]]]:
+    """Speech clips of the parallel sentences: every language with the same voice variants.
+
+    Returns the items and the ``ci`` / ``ci-alt`` ids (each profile keeps its own voice variants).
+    """
+    meanings = _load(src, "parallel_sentences.json", "meanings")
+    voices_of = {"ci": PARALLEL_VARIANTS_CI, "ci-alt": PARALLEL_VARIANTS_CI_ALT}
+    items: list[Item] = []
+    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": []}
+    requests = []
+    for k, m in enumerate(meanings):
+        block = profile_of(k, CI_MEANINGS)
+        for lang in PAPER_LANGUAGES:
+            spoken = m["ja_kana"] if lang == "ja" else m["texts"][lang]
+            for variant in variants:
+                voice = synth.Voice(synth.LANGUAGE_VOICES[lang], variant)
+                requests.append((spoken, voice))
+                sid = f"{m['meaning_id']}-{lang}-{variant}"
+                extra = {"topic": m["topic"]}
+                if lang == "ja":
+                    extra["transcript_script"] = "kana"
+                fields = _speech_fields(
+                    id=sid,
+                    text=spoken,
+                    language=lang,
+                    meaning_id=m["meaning_id"],
+                    group_id=m["meaning_id"],
+                    speaker=f"espeak-{variant}",
+                    gender=voice.gender,
+                    device="clean",
+                    preprocessing=_preprocessing(
+                        voice,
+                        f"peak {RECORDING_PEAK_DBFS:g} dBFS",
+                        devices.describe("clean"),
+                        f"peak {RECORDING_PEAK_DBFS:g} dBFS",
+                    ),
+                    extra=extra,
+                )
+                items.append(
+                    Item(
+                        fields,
+                        render=_renderer(synth_, spoken, voice, "clean", sid),
+                        render_key=f"parallel/{m['meaning_id']}/{lang}/{variant}",
+                        needs=((spoken, voice),),
+                    )
+                )
+                if block is not None and variant in voices_of[block]:
+                    profiles[block].append(sid)
+    del requests
+    return items, profiles
+
+
+def _renderer(
+    synth_: _Synth, text: str, voice: synth.Voice, device: str, name: str, seed_parts: Sequence[object] = ()
+) -> Callable[[], np.ndarray]:
+    def render() -> np.ndarray:
+        seed = gain.stable_seed(SEED, device, *(seed_parts or (name,)))
+        return _device_clip(synth_(text, voice), device, seed, name)
+
+    return render
+
+
+def speech_parallel(src: Path, synth_: _Synth) -> SetSpec:
+    items, profiles = _parallel_speech_items(src, synth_, PARALLEL_VARIANTS)
+    return SetSpec(
+        "speech-parallel",
+        "The parallel sentences spoken in all 8 languages by the same eSpeak "
+        f"voice variants ({', '.join(PARALLEL_VARIANTS)}), close microphone (claims S5-S7).",
+        SYNTHETIC_CAVEATS
+        + LANGUAGE_CAVEATS
+        + [
+            "The same variant preset in every language is the closest eSpeak comes to one speaker "
+            "across languages; its per-language voices differ in phoneme inventory and prosody rules.",
+        ],
+        items,
+        profiles["ci"],
+        ci_alt=profiles["ci-alt"],
+    )
+
+
+def _grid_sentences(src: Path, n: int) -> list[dict[str, Any]]:
+    rows = _load(src, "grid_sentences.json", "sentences")
+    if len(rows) < n:
+        raise ValueError(f"grid_sentences.json has {len(rows)} sentences; the grid needs {n}")
+    return rows[:n]
+
+
+GRID_N_SENTENCES = 8
+GRID_N_SENTENCES_CI = 4
+
+
+def speech_grid(src: Path, synth_: _Synth) -> SetSpec:
+    sentences = _grid_sentences(src, GRID_N_SENTENCES)
+    speakers = grid_speakers()
+    voices_of = {"ci": {s.id for s in grid_speakers_ci()}, "ci-alt": {s.id for s in grid_speakers_ci_alt()}}
+    items: list[Item] = []
+    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": []}
+    for k, row in enumerate(sentences):
+        block = profile_of(k, GRID_N_SENTENCES_CI)
+        for sp in speakers:
+            for device in devices.DEVICES:
+                sid = f"{row['content_id']}-{sp.id}-{device}"
+                fields = _speech_fields(
+                    id=sid,
+                    text=row["text"],
+                    language="en",
+                    meaning_id=row["content_id"],
+                    group_id=row["content_id"],
+                    speaker=sp.id,
+                    gender=sp.gender,
+                    age_group=sp.age_group,
+                    accent=sp.accent,
+                    device=device,
+                    preprocessing=_preprocessing(
+                        sp.voice,
+                        f"peak {RECORDING_PEAK_DBFS:g} dBFS",
+                        devices.describe(device),
+                        f"peak {RECORDING_PEAK_DBFS:g} dBFS",
+                    ),
+                )
+                items.append(
+                    Item(
+                        fields,
+                        render=_renderer(synth_, row["text"], sp.voice, device, sid),
+                        render_key=f"grid/{sid}",
+                        needs=((row["text"], sp.voice),),
+                    )
+                )
+                if block is not None and sp.id in voices_of[block]:
+                    profiles[block].append(sid)
+    return SetSpec(
+        "speech-grid",
+        "English content x speaker x device grid: 8 sentences x 24 synthetic speakers "
+        "(6 accents x male/female x two age groups) x 5 devices (claims S1, S2, S8, D1).",
+        [
+            *SYNTHETIC_CAVEATS,
+            "Gender is eSpeak's male or female variant preset (formant and pitch settings), not a person.",
+            "Age groups are an approximation by speaking rate and pitch only (younger: "
+            f"{AGE_PROSODY['younger']}, older: {AGE_PROSODY['older']} as rate wpm, pitch, range); "
+            "real ageing changes voice quality too.",
+            "Accents are eSpeak's rule-based accent voices (" + ", ".join(GRID_ACCENTS) + "), not "
+            "speakers of those accents.",
+            "Devices are simulations with fixed physical parameters (see preprocessing); the cheap "
+            "microphone uses its datasheet's band and S/N, not a measured response curve.",
+            "Report the input-feature (log-mel) distances per factor (benchmark.probes.features) beside "
+            "latent distances, so a latent effect can be set against how far the factor moves the input.",
+            "Profiles: ci and ci-alt take disjoint sentences (c01-c04, c05-c08) and disjoint halves of the 24 "
+            "speakers (each one speaker per accent and gender, age groups balanced within both).",
+        ],
+        items,
+        profiles["ci"],
+        ci_alt=profiles["ci-alt"],
+    )
+
+
+GAIN_SPEAKERS = 8
+
+
+def speech_gain(src: Path, synth_: _Synth) -> SetSpec:
+    sentences = _grid_sentences(src, GRID_N_SENTENCES)
+    speakers = [sp for sp in grid_speakers() if sp.age_group == "younger"][:GAIN_SPEAKERS]
+    items: list[Item] = []
+    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": []}
+    for k, row in enumerate(sentences):
+        block = profile_of(k, GRID_N_SENTENCES_CI)
+        for sp in speakers:
+            base_id = f"{row['content_id']}-{sp.id}"
+            level = gain.draw_gain_db(gain.stable_seed(SEED, "gain", base_id))
+            for norm in ("raw", "peak"):
+                sid = f"{base_id}-{norm}"
+                step = (
+                    f"gain: peak at {level:.2f} dBFS"
+                    if norm == "raw"
+                    else f"gain: peak at {level:.2f} dBFS, then peak-normalised to {gain.PEAK_TARGET_DBFS:g} dBFS"
+                )
+                fields = _speech_fields(
+                    id=sid,
+                    text=row["text"],
+                    language="en",
+                    meaning_id=row["content_id"],
+                    group_id=row["content_id"],
+                    pair_id=base_id,
+                    speaker=sp.id,
+                    gender=sp.gender,
+                    age_group=sp.age_group,
+                    accent=sp.accent,
+                    device="clean",
+                    normalisation=norm,
+                    gain_db=level,
+                    preprocessing=_preprocessing(sp.voice, devices.describe("clean"), step),
+                )
+
+                def render(
+                    text: str = row["text"],
+                    voice: synth.Voice = sp.voice,
+                    lvl: float = level,
+                    norm: str = norm,
+                    name: str = sid,
+                ) -> np.ndarray:
+                    raw = gain.apply_gain(synth_(text, voice), lvl, name=name)
+                    return raw if norm == "raw" else gain.peak_normalise(_pcm_roundtrip(raw), name=name)
+
+                items.append(
+                    Item(fields, render=render, render_key=f"gain/{sid}", needs=((row["text"], sp.voice),))
+                )
+                if block is not None:
+                    profiles[block].append(sid)
+    return SetSpec(
+        "speech-gain",
+        "Grid sentences x 8 speakers, close microphone, each clip at a seeded input "
+        f"level in [{gain.GAIN_RANGE_DBFS[0]:g}, {gain.GAIN_RANGE_DBFS[1]:g}] dBFS (peak), stored raw and "
+        "peak-normalised to 0 dBFS (claim S3).",
+        [
+            *SYNTHETIC_CAVEATS,
+            "Level is the only thing normalisation changes here (no device variation); the paper "
+            "normalised real recordings from several devices.",
+            "The peak version is normalised from the stored 16-bit raw clip, as a user would.",
+            "Profiles: ci-alt differs from ci in sentences only (c05-c08 against c01-c04); both use all 8 "
+            "speakers of the set, so the speaker axis could not change.",
+        ],
+        items,
+        profiles["ci"],
+        ci_alt=profiles["ci-alt"],
+    )
+
+
+VOICES_N_TAKES = 6
+VOICES_N_TAKES_CI = 4
+#: Takes (and so multi voices) per profile: ci-alt has the two that ci leaves out plus ci's first two, so like
+#: ci its multi set holds the single voice's accent (en-us) and two male and two female voices.
+VOICES_TAKES: dict[str, tuple[int, ...]] = {"ci": (0, 1, 2, 3), "ci-alt": (0, 1, 4, 5)}
+SINGLE_VOICE = synth.Voice("en-us", "m1")
+MULTI_VOICES: tuple[synth.Voice, ...] = (
+    synth.Voice("en-us", "m3"),
+    synth.Voice("en", "f1"),
+    synth.Voice("en-gb-scotland", "m2"),
+    synth.Voice("en-029", "f4"),
+    synth.Voice("en-us-nyc", "m6"),
+    synth.Voice("en-gb-x-gbcwmd", "f5"),
+)
+
+
+def _take(audio: np.ndarray, take: int, seed: int) -> np.ndarray:
+    """Take ``take``: leading silence of take x 40 ms and a quiet seeded noise floor (40 dB SNR)."""
+    padded = np.concatenate([np.zeros(take * TAKE_SILENCE_MS * SAMPLE_RATE // 1000, np.float32), audio])
+    return devices.add_noise_at_snr(
+        padded.astype(np.float64), TAKE_NOISE_SNR_DB, np.random.default_rng(seed), colour="white"
+    ).astype(np.float32)
+
+
+def speech_voices(src: Path, synth_: _Synth) -> SetSpec:
+    sentences = _grid_sentences(src, GRID_N_SENTENCES)
+    items: list[Item] = []
+    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": []}
+    for k, row in enumerate(sentences):
+        block = profile_of(k, GRID_N_SENTENCES_CI)
+        for device in devices.DEVICES:
+            for take in range(VOICES_N_TAKES):
+                for voice_set in ("single", "multi"):
+                    voice = SINGLE_VOICE if voice_set == "single" else MULTI_VOICES[take]
+                    accent = synth.ENGLISH_ACCENTS[voice.name]
+                    speaker = f"{accent}-{voice.variant}"
+                    sid = f"{row['content_id']}-{device}-t{take}-{voice_set}"
+                    seed_parts = (row["content_id"], device, take)  # the same for both voice sets
+                    fields = _speech_fields(
+                        id=sid,
+                        text=row["text"],
+                        language="en",
+                        meaning_id=row["content_id"],
+                        group_id=row["content_id"],
+                        speaker=speaker,
+                        gender=voice.gender,
+                        accent=accent,
+                        device=device,
+                        voice_set=voice_set,
+                        extra={"take": str(take)},
+                        preprocessing=_preprocessing(
+                            voice,
+                            f"take {take}: {take * TAKE_SILENCE_MS} ms leading "
+                            f"silence, white noise floor {TAKE_NOISE_SNR_DB:g} dB SNR",
+                            f"peak {RECORDING_PEAK_DBFS:g} dBFS",
+                            devices.describe(device),
+                            f"peak {RECORDING_PEAK_DBFS:g} dBFS",
+                        ),
+                    )
+
+                    def render(
+                        text: str = row["text"],
+                        voice: synth.Voice = voice,
+                        take: int = take,
+                        device: str = device,
+                        parts: tuple[object, ...] = seed_parts,
+                        name: str = sid,
+                    ) -> np.ndarray:
+                        taken = _take(synth_(text, voice), take, gain.stable_seed(SEED, "take", *parts))
+                        return _device_clip(taken, device, gain.stable_seed(SEED, device, *parts), name)
+
+                    items.append(
+                        Item(fields, render=render, render_key=f"voices/{sid}", needs=((row["text"], voice),))
+                    )
+                    if block is not None and take in VOICES_TAKES[block]:
+                        profiles[block].append(sid)
+    return SetSpec(
+        "speech-voices",
+        "One voice versus six voices with equal n and equal non-speaker variation: "
+        "the same sentences, devices and takes (leading silence, noise floor, device noise seeds) in "
+        "both subsets (claim S4).",
+        [
+            *SYNTHETIC_CAVEATS,
+            "The single-voice subset repeats one voice over six takes; its takes differ only in timing, "
+            "a quiet noise floor and device noise, exactly as the multi-voice takes do.",
+            "The six voices mix accents and genders (eSpeak presets), so 'multi' varies accent as well "
+            "as voice.",
+            "Profiles: ci-alt takes other sentences (c05-c08 against c01-c04) and takes 0, 1, 4, 5 against "
+            "ci's 0-3, so two of its four multi voices are new and two are shared with ci; the single voice "
+            "is the same in both (the set has one), so the speaker axis could not change in full.",
+        ],
+        items,
+        profiles["ci"],
+        ci_alt=profiles["ci-alt"],
+    )
+
+
+def crossmodal(src: Path, synth_: _Synth) -> SetSpec:
+    meanings = _load(src, "parallel_sentences.json", "meanings")
+    text = text_parallel(src)
+    speech_items, _ = _parallel_speech_items(src, synth_, PARALLEL_VARIANTS_CI)
+    items: list[Item] = []
+    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": []}
+    # Speech here has only the ci voices, so ci-alt differs from ci by meanings alone (in both modalities).
+    block_of = {m["meaning_id"]: profile_of(k, CI_MEANINGS) for k, m in enumerate(meanings)}
+    for item in text.items:
+        fields = dict(item.fields, id=f"text-{item.fields['id']}")
+        items.append(Item(fields))
+        if block_of[fields["meaning_id"]] is not None:
+            profiles[block_of[fields["meaning_id"]]].append(fields["id"])
+    for item in speech_items:
+        fields = dict(item.fields, id=f"speech-{item.fields['id']}")
+        items.append(Item(fields, render=item.render, render_key=item.render_key, needs=item.needs))
+        if block_of[fields["meaning_id"]] is not None:
+            profiles[block_of[fields["meaning_id"]]].append(fields["id"])
+    return SetSpec(
+        "crossmodal",
+        "Text and speech of the same meanings in all 8 languages, linked by meaning_id: "
+        "text with and without final punctuation, speech by two voice variants (the same clips as "
+        "speech-parallel) (claims M1-M4).",
+        [
+            *SYNTHETIC_CAVEATS,
+            *LANGUAGE_CAVEATS,
+            "Profiles: ci-alt differs from ci in meanings only (m13-m24 against m01-m12); the set's speech has "
+            "the two ci voices (espeak-m1, espeak-f1) only, so the voice axis could not change.",
+        ],
+        items,
+        profiles["ci"],
+        ci_alt=profiles["ci-alt"],
+    )
+
+
+_RECIPES: dict[str, Callable[..., SetSpec]] = {
+    "text-parallel": text_parallel,
+    "text-paraphrase": text_paraphrase,
+    "speech-parallel": speech_parallel,
+    "speech-grid": speech_grid,
+    "speech-gain": speech_gain,
+    "speech-voices": speech_voices,
+    "crossmodal": crossmodal,
+}
+
+
+def _pcm_roundtrip(audio: np.ndarray) -> np.ndarray:
+    """What a clip becomes after writing it as 16-bit PCM and reading it back."""
+    return (to_pcm16(audio).astype(np.float32) / PCM16_FULL_SCALE).astype(np.float32)
