@@ -89,6 +89,12 @@ class PreparedInput:
     tensors: dict[str, Any]
     key_material: dict[str, str]
     audio_key: str | None = None
+    #: ``[start, end)`` positions, in this sample's own decoder input sequence, of the input's content: its text
+    #: tokens, or the expanded audio placeholder positions (the projected audio embeddings). ``None`` where the
+    #: decoder input holds no content embedding (Whisper speech: the audio enters through cross-attention).
+    #: The engine reads the token-identity controls from these positions of ``emb`` (CLAIMS.md): ``tok_last``
+    #: (the last content position) and ``tok_mean`` (their mean).
+    content_span: tuple[int, int] | None = None
 
 
 @dataclass
@@ -99,6 +105,8 @@ class Batch:
     last_positions: torch.Tensor
     sample_ids: list[str]
     extras: dict[str, Any] = field(default_factory=dict)
+    #: per row, the sample's ``content_span`` in the padded batch's coordinates (``None`` rows keep ``None``)
+    content_spans: list[tuple[int, int] | None] | None = None
 
 
 @dataclass
