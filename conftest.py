@@ -39,6 +39,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="latent cache. Default: $LALM_BENCH_CACHE or ~/.cache/lalm-bench/latents",
     )
     group.addoption("--results", type=Path, default=Path("results"), help="record store. Default: 'results'")
+    group.addoption(
+        "--template",
+        action="append",
+        default=None,
+        choices=["bare", "shared-suffix"],
+        help="restrict claims to this template (repeatable). Default: every template each claim runs under",
+    )
     parser.addoption(
         "--optin",
         action="store_true",

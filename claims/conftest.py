@@ -29,13 +29,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "claim_case" not in metafunc.fixturenames:
         return
     section = getattr(metafunc.module, "SECTION", None)
+    templates = metafunc.config.getoption("--template")
     cases, ids = [], []
     for spec in all_claims():
         if spec.section != section or spec.cross_model:
             continue
         for model in selected_models(metafunc.config):
-            cases.append((spec.id, model))
-            ids.append(f"{spec.id}[{model}]")
+            for template in spec.templates.run:
+                if templates and template not in templates:
+                    continue
+                variants = [spec.select.variant]
+                if template == "bare":
+                    variants += spec.select.secondary_variants
+                for variant in variants:
+                    cases.append((spec.id, model, template, variant))
+                    suffix = "" if variant == spec.select.variant else f",{variant}"
+                    ids.append(f"{spec.id}[{model},{template}{suffix}]")
     metafunc.parametrize("claim_case", cases, ids=ids)
 
 
@@ -62,6 +71,7 @@ def claim_session(pytestconfig: pytest.Config) -> ClaimSession:
             batch_size=pytestconfig.getoption("--batch-size"),
             seed=pytestconfig.getoption("--claim-seed") or DEFAULT_SEED,
             device_map=pytestconfig.getoption("--device-map"),
+            templates=tuple(pytestconfig.getoption("--template") or ()) or None,
         )
         pytestconfig.stash[_SESSION_KEY] = ClaimSession(options)
     return pytestconfig.stash[_SESSION_KEY]
@@ -72,11 +82,12 @@ class ClaimPipelineError(Exception):
 
 
 @pytest.fixture
-def claim_record(claim_case: tuple[str, str], claim_session: ClaimSession) -> ClaimRecord:
-    claim_id, model = claim_case
-    record = claim_session.record(claim_id, model)
+def claim_record(claim_case: tuple[str, str, str, str | None], claim_session: ClaimSession) -> ClaimRecord:
+    claim_id, model, template, variant = claim_case
+    claim_session.claim_records(claim_id, model)  # every template: marks template-dependent findings
+    record = claim_session.record(claim_id, model, template, variant)
     if record.verdict == "error":
-        raise ClaimPipelineError(f"{claim_id} on {model}: {record.reason}")
+        raise ClaimPipelineError(f"{claim_id} on {model} ({template}): {record.reason}")
     return record
 
 
@@ -86,25 +97,29 @@ def _family(model: str) -> str:
     return get_adapter(model).spec.family
 
 
-def cross_model_cases(config: pytest.Config) -> tuple[list[tuple[str, str, str]], list[str]]:
+def cross_model_cases(config: pytest.Config) -> tuple[list[tuple[str, str, str, str]], list[str]]:
     """(claim, model A, model B) for every cross-model claim and fitting pair of the selected models."""
     from benchmark.run.cross_model import cross_model_pairs, cross_model_specs
 
     cases, ids = [], []
+    templates = config.getoption("--template")
     for spec in cross_model_specs():
         for a, b in cross_model_pairs(spec, selected_models(config), _family):
-            cases.append((spec.id, a, b))
-            ids.append(f"{spec.id}[{a}~{b}]")
+            for template in spec.templates.run:
+                if templates and template not in templates:
+                    continue
+                cases.append((spec.id, a, b, template))
+                ids.append(f"{spec.id}[{a}~{b},{template}]")
     return cases, ids
 
 
 @pytest.fixture
-def cross_record(cross_case: tuple[str, str, str], claim_session: ClaimSession) -> ClaimRecord:
+def cross_record(cross_case: tuple[str, str, str, str], claim_session: ClaimSession) -> ClaimRecord:
     from benchmark.claims.registry import get_claim
     from benchmark.run.cross_model import evaluate_cross_pair
 
-    claim_id, a, b = cross_case
-    record = evaluate_cross_pair(claim_session, get_claim(claim_id), a, b)
+    claim_id, a, b, template = cross_case
+    record = evaluate_cross_pair(claim_session, get_claim(claim_id), a, b, template)
     if record.verdict == "error":
         raise ClaimPipelineError(f"{record.claim_id}: {record.reason}")
     return record

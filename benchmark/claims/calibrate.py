@@ -1,18 +1,25 @@
-"""``lalm-bench calibrate``: each claim's false-positive rate and power from its semi-synthetic controls.
+"""``lalm-bench calibrate``: each claim's false-positive rate, power and coverage from populations of known effect.
 
-For every claim whose measure registers ``Controls``, starting from real offline latents of the claim's probe
-set: the boundary null (``plant`` at delta for presence, at epsilon for absence) must not hold, and the positive
-control (``plant`` at ``power_at`` for presence, at 0 for absence) must hold. Each is run over many seeds; the
-holds rate gets a Clopper-Pearson interval. Targets (the claims issue): false-positive rate <= 5% and power >=
-80%; a claim that misses is marked so in the file, never hidden. Absence claims are decided here as if their
-positive reference held, since the control isolates the equivalence test itself.
+Design (CLAIMS.md, "Calibration"; :mod:`benchmark.claims.controls`): the population is a real offline model's
+full-profile latents of the claim's probe set, shuffled so the claim's structure is gone; label-dependent offsets
+are planted and scaled so that the *population effect* at the calibrated sample size equals the rule's boundary
+(delta, or epsilon for absence claims: the boundary null) or ``power_at`` (0 for absence claims: the positive
+control). Each seed draws a fresh sample of design units of that size from the population and decides it with
+the claim's own measure, interval and rule, so the estimates scatter around the planted value and the share of
+seeds that hold measures the test's size and power. Every ``SEEDS_PER_POPULATION`` seeds use a new population
+(another shuffle and other plant directions), so the rates do not rest on one shuffle.
+
+Targets: false-positive rate <= 5% (point estimate; Clopper-Pearson bounds recorded), power's lower bound >= 80%.
+Coverage: how often each one-sided bound misses the planted population effect (nominal: alpha). Absence claims
+are decided as if their positive references held: the control isolates the equivalence test itself.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -21,14 +28,17 @@ import numpy as np
 from filelock import FileLock
 from scipy.stats import beta
 
-from benchmark.claims.data import CONTROLS, Budget, ClaimData, load_measures
-from benchmark.claims.evaluate import CALIBRATION_FILE, select, verdict_code_sha256
+from benchmark.claims.controls import Population, draw_sample
+from benchmark.claims.data import Budget, ClaimData
+from benchmark.claims.evaluate import CALIBRATION_FILE, decide_measured, measure, verdict_code_sha256
 from benchmark.claims.spec import ClaimSpec
-from benchmark.claims.verdict import decide
 from benchmark.core.provenance import git_commit, library_versions, utc_now
 
 FPR_TARGET = 0.05
 POWER_TARGET = 0.80
+SEEDS_REQUIRED = 500
+#: Seeds drawn from one population before the next shuffle and plant.
+SEEDS_PER_POPULATION = 50
 
 
 def clopper_pearson(successes: int, trials: int, *, confidence: float = 0.95) -> tuple[float, float]:
@@ -42,136 +52,237 @@ def clopper_pearson(successes: int, trials: int, *, confidence: float = 0.95) ->
 
 
 @dataclass
-class ControlResult:
-    holds: int
-    trials: int
+class ControlTally:
+    """Counts of one control over seeds: holds, trials, bound misses of the planted effect, the estimates."""
+
+    holds: int = 0
+    trials: int = 0
+    low_above_truth: int = 0
+    high_below_truth: int = 0
+    estimates: list[float] = field(default_factory=list)
+    truths: list[float] = field(default_factory=list)
+
+    def add(self, verdict: str, value: float, low: float, high: float, truth: float) -> None:
+        self.trials += 1
+        self.holds += verdict == "holds"
+        self.low_above_truth += low > truth
+        self.high_below_truth += high < truth
+        self.estimates.append(float(value))
+        self.truths.append(float(truth))
 
     def as_dict(self) -> dict[str, Any]:
         low, high = clopper_pearson(self.holds, self.trials)
+        est = np.asarray(self.estimates, dtype=float)
+        spread = (
+            {
+                "mean": float(est.mean()),
+                "sd": float(est.std(ddof=1)) if est.size > 1 else 0.0,
+                "quantiles_5_50_95": [float(q) for q in np.quantile(est, [0.05, 0.5, 0.95])],
+                "population_mean": float(np.mean(self.truths)),
+            }
+            if est.size
+            else {}
+        )
         return {
             "holds": self.holds,
             "trials": self.trials,
             "rate": self.holds / max(self.trials, 1),
             "ci95": [low, high],
+            "coverage_misses": {
+                "lower_above_truth": self.low_above_truth,
+                "upper_below_truth": self.high_below_truth,
+            },
+            "estimates": spread,
+            "raw": {
+                "estimates": [round(v, 6) for v in self.estimates],
+                "truths": [round(v, 6) for v in self.truths],
+            },
         }
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> ControlTally:
+        return cls(
+            holds=row["holds"],
+            trials=row["trials"],
+            low_above_truth=row["coverage_misses"]["lower_above_truth"],
+            high_below_truth=row["coverage_misses"]["upper_below_truth"],
+            estimates=list(row["raw"]["estimates"]),
+            truths=list(row["raw"]["truths"]),
+        )
+
+
+def unit_sizes(spec: ClaimSpec, sample_like: ClaimData) -> dict[str, int]:
+    """Levels of each design unit in a sample of the calibrated size (e.g. the ci profile's latents)."""
+    units = list(spec.measure.units)  # type: ignore[union-attr]
+    return {u: len(set(sample_like.labels(u).astype(str).tolist())) for u in units}
+
+
+def _population_seed(spec: ClaimSpec, template: str, index: int) -> list[int]:
+    digest = int(hashlib.sha256(f"{spec.id}|{template}|{index}".encode()).hexdigest()[:12], 16)
+    return [digest, index]
 
 
 def run_controls(
-    spec: ClaimSpec, base: ClaimData, *, seeds: int, budget: Budget, first_seed: int = 0
+    spec: ClaimSpec,
+    pool: ClaimData,
+    sizes: dict[str, int],
+    *,
+    seeds: int,
+    budget: Budget,
+    first_seed: int = 0,
+    seeds_per_population: int = SEEDS_PER_POPULATION,
 ) -> dict[str, Any]:
-    """Holds rates of the boundary null and the positive control of one claim over ``seeds`` seeds."""
-    measures = load_measures()
-    if spec.statistic not in CONTROLS:
-        return {"status": "no controls registered for measure " + spec.statistic}
-    controls = CONTROLS.get(spec.statistic)
-    measure = measures.get(spec.statistic)
+    """Boundary null and positive control of one claim over ``seeds`` seeds (see the module docstring)."""
     rule = spec.rule
-    if rule.kind == "presence":
-        boundary, positive = float(rule.delta), float(rule.power_at)  # validated by RuleSpec
-    else:
-        boundary, positive = float(rule.epsilon), 0.0
-    results = {"boundary_null": ControlResult(0, 0), "positive": ControlResult(0, 0)}
-    params = {**spec.measure_params, "tsne_layers": [], "dendrogram_layers": []}  # figures never decide
+    tallies = {"boundary_null": ControlTally(), "positive": ControlTally()}
+    targets = {"boundary_null": rule.boundary, "positive": rule.positive_size}
+    populations: dict[str, list[dict[str, float]]] = {"boundary_null": [], "positive": []}
     failures: list[str] = []
-    for offset in range(seeds):
-        rng = np.random.default_rng([first_seed + offset, 7919])
-        shuffled = controls.shuffle(base, params, rng)
-        for name, size in (("boundary_null", boundary), ("positive", positive)):
-            try:
-                planted = controls.plant(shuffled, params, size, rng)
-            except ValueError as exc:  # the planted size is out of this base's reach: say so, keep going
-                failures.append(f"seed {first_seed + offset} {name}: {exc}")
-                continue
-            measurement = measure(planted, params, rng, budget)
-            verdict, _ = decide(rule, measurement, reference_verdict="holds")
-            result = results[name]
-            result.trials += 1
-            result.holds += verdict == "holds"
+    cached: dict[int, tuple[Population, dict[str, tuple[float, float]]]] = {}
+    for seed in range(first_seed, first_seed + seeds):
+        index = seed // seeds_per_population
+        if index not in cached:
+            cached.clear()
+            pop = Population.build(
+                spec, pool, sizes, np.random.default_rng(_population_seed(spec, pool.template, index))
+            )
+            solved = {}
+            for name, target in targets.items():
+                try:
+                    solved[name] = pop.solve(target)
+                except ValueError as exc:
+                    failures.append(f"population {index} {name}: {exc}")
+                    continue
+                populations[name].append(
+                    {"population": index, "scale": solved[name][0], "effect": solved[name][1]}
+                )
+            cached[index] = (pop, solved)
+        pop, solved = cached[index]
+        rng = np.random.default_rng([seed, 7919])
+        rows = draw_sample(pop.base, sizes, rng)
+        mask = np.isin(np.arange(len(pop.base.samples)), rows)
+        for name, (scale, effect) in solved.items():
+            sample = pop.at(scale).subset(mask)
+            sample.extra["control"] = True
+            measured = measure(spec, sample, budget, np.random.default_rng([seed, 104729]))
+            decision = decide_measured(spec, measured, model=pool.model, reference_verdict="holds")
+            b = decision.bounds
+            tallies[name].add(decision.verdict, b.value, b.low, b.high, effect)
     return _summary(
-        results["boundary_null"],
-        results["positive"],
-        seeds=seeds,
+        tallies["boundary_null"],
+        tallies["positive"],
         seed_ranges=[[first_seed, first_seed + seeds]],
-        failures=len(failures),
-        examples=failures[:3],
+        failures=failures,
         extra={
-            "boundary": boundary,
-            "positive_size": positive,
+            "boundary": targets["boundary_null"],
+            "positive_size": targets["positive"],
             "budget": budget.name,
-            "n_samples": len(base.samples),
+            "sizes": sizes,
+            "pool_samples": len(pool.samples),
+            "populations": populations,
         },
+        alpha=rule.alpha,
     )
 
 
 def _summary(
-    null: ControlResult,
-    pos: ControlResult,
+    null: ControlTally,
+    pos: ControlTally,
     *,
-    seeds: int,
     seed_ranges: list[list[int]],
-    failures: int,
-    examples: list[str],
+    failures: list[str],
     extra: dict[str, Any],
+    alpha: float,
 ) -> dict[str, Any]:
-    """One claim's entry: both controls' rates with intervals, and whether the targets are met."""
+    """One entry: both controls' rates with intervals, coverage, the estimates' spread, the targets' status."""
     null_row, pos_row = null.as_dict(), pos.as_dict()
+    seeds = sum(b - a for a, b in seed_ranges)
+    trials = null.trials + pos.trials
+    coverage = {
+        "lower_above_truth": (null.low_above_truth + pos.low_above_truth) / max(trials, 1),
+        "upper_below_truth": (null.high_below_truth + pos.high_below_truth) / max(trials, 1),
+        "nominal": alpha,
+    }
     return {
         "boundary_null": null_row,
         "positive": pos_row,
+        "coverage": coverage,
         **extra,
-        "meets_fpr_target": null_row["ci95"][1] <= FPR_TARGET
-        if seeds >= 500
-        else null_row["rate"] <= FPR_TARGET,
-        "meets_power_target": pos_row["rate"] >= POWER_TARGET and not failures,
+        "meets_fpr_target": null.trials > 0 and null_row["rate"] <= FPR_TARGET,
+        "meets_power_target": pos.trials > 0 and pos_row["ci95"][0] >= POWER_TARGET,
         "seeds": seeds,
         "seed_ranges": seed_ranges,
-        "plant_failures": failures,
-        "plant_failure_examples": examples,
+        "plant_failures": len(failures),
+        "plant_failure_examples": failures[:3],
     }
 
 
-#: Entry fields that must agree for two runs' counts to be added (same controls, same code, same base).
+#: Entry fields that must agree for two runs' counts to be added (same controls, same code, same pool, size).
 _SAME_RUN = (
     "version",
     "fingerprint",
     "code",
-    "base_model",
+    "pool_model",
     "budget",
-    "n_samples",
+    "sizes",
+    "pool_samples",
     "boundary",
     "positive_size",
 )
 
 
 def merge_entries(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
-    """``old`` and ``new`` counts added, when both ran the same controls on disjoint seeds; else ``None``.
+    """``old`` and ``new`` counts added when both ran the same controls on disjoint seeds; else ``None``.
 
-    Why: 500 seeds of every claim is hours of CPU; runs of seed ranges (``--first-seed``) on several machines or
-    days add up to it. Entries written before seed ranges were recorded ran seeds ``0..seeds-1``.
+    Why: 500 seeds per claim, template and size is hours of CPU; seed ranges (``--first-seed``) run in several
+    processes or on several days add up to it.
     """
     if "boundary_null" not in old or any(old.get(k) != new.get(k) for k in _SAME_RUN):
         return None
-    ranges = [*old.get("seed_ranges", [[0, old["seeds"]]]), *new["seed_ranges"]]
-    ordered = sorted(ranges)
+    ordered = sorted([*old["seed_ranges"], *new["seed_ranges"]])
     if any(a[1] > b[0] for a, b in pairwise(ordered)):
         return None  # overlapping seeds would count the same draws twice
 
-    def added(name: str) -> ControlResult:
-        return ControlResult(
-            old[name]["holds"] + new[name]["holds"], old[name]["trials"] + new[name]["trials"]
+    def added(name: str) -> ControlTally:
+        a, b = ControlTally.from_dict(old[name]), ControlTally.from_dict(new[name])
+        return ControlTally(
+            a.holds + b.holds,
+            a.trials + b.trials,
+            a.low_above_truth + b.low_above_truth,
+            a.high_below_truth + b.high_below_truth,
+            a.estimates + b.estimates,
+            a.truths + b.truths,
         )
 
-    extra = {k: new[k] for k in ("boundary", "positive_size", "budget", "n_samples")}
+    populations = {
+        name: sorted(
+            {p["population"]: p for p in [*old["populations"][name], *new["populations"][name]]}.values(),
+            key=lambda p: p["population"],
+        )
+        for name in ("boundary_null", "positive")
+    }
     merged = _summary(
         added("boundary_null"),
         added("positive"),
-        seeds=old["seeds"] + new["seeds"],
         seed_ranges=ordered,
-        failures=old["plant_failures"] + new["plant_failures"],
-        examples=(old["plant_failure_examples"] + new["plant_failure_examples"])[:3],
-        extra=extra,
+        failures=[*old["plant_failure_examples"], *new["plant_failure_examples"]],
+        extra={
+            **{k: new[k] for k in ("boundary", "positive_size", "budget", "sizes", "pool_samples")},
+            "populations": populations,
+        },
+        alpha=new["coverage"]["nominal"],
     )
-    return {**{k: new[k] for k in ("version", "fingerprint", "code", "base_model", "created")}, **merged}
+    merged["plant_failures"] = old["plant_failures"] + new["plant_failures"]
+    return {
+        **{
+            k: new[k] for k in ("version", "fingerprint", "code", "pool_model", "template", "size", "created")
+        },
+        **merged,
+    }
+
+
+def entry_key(claim_id: str, template: str, size: str) -> str:
+    return f"{claim_id}|{template}|{size}"
 
 
 def _kept_entries(out: Path, specs_by_id: dict[str, ClaimSpec]) -> dict[str, Any]:
@@ -179,72 +290,66 @@ def _kept_entries(out: Path, specs_by_id: dict[str, ClaimSpec]) -> dict[str, Any
     if not out.exists():
         return {}
     try:
-        old = json.loads(out.read_text(encoding="utf-8")).get("claims", {})
+        old = json.loads(out.read_text(encoding="utf-8")).get("entries", {})
     except (OSError, ValueError):
         return {}
     return {
-        cid: row
-        for cid, row in old.items()
-        if cid in specs_by_id and row.get("fingerprint") == specs_by_id[cid].fingerprint()
+        key: row
+        for key, row in old.items()
+        if key.split("|")[0] in specs_by_id
+        and row.get("fingerprint") == specs_by_id[key.split("|")[0]].fingerprint()
     }
 
 
-def calibrate(
-    specs: list[ClaimSpec],
-    bases: dict[str, ClaimData],
+def calibrate_claim(
+    spec: ClaimSpec,
+    pool: ClaimData,
+    sizes: dict[str, int],
     *,
+    size_name: str,
     seeds: int,
     budget: Budget,
     out: Path = CALIBRATION_FILE,
-    all_specs: list[ClaimSpec] | None = None,
     first_seed: int = 0,
+    all_specs: list[ClaimSpec] | None = None,
 ) -> dict[str, Any]:
-    """Run every claim's controls on its base latents and write the calibration file after each claim.
-
-    Claims not in ``specs`` keep their existing entries while their definition is unchanged, so a long
-    calibration can be run claim by claim (or sharded) and an interrupted run loses only the claim in progress.
-    A run of seeds disjoint from an entry's (``first_seed``) on the same base adds to its counts
-    (:func:`merge_entries`); any other rerun replaces the entry.
-    """
+    """Run one claim's controls on one pool and size; merge the entry into the file (under a lock)."""
     from benchmark.claims.registry import all_claims
 
-    known = {spec.id: spec for spec in (all_specs or all_claims())}
-    known.update({spec.id: spec for spec in specs})
-    document: dict[str, Any] = {}
-    for spec in specs:
-        if spec.cross_model or spec.probe_set not in bases:
-            entry: dict[str, Any] = {"status": "not calibrated: no base latents for " + spec.probe_set}
-        else:
-            base = select(spec, bases[spec.probe_set])
-            entry = {
-                "version": spec.version,
-                "fingerprint": spec.fingerprint(),
-                "code": verdict_code_sha256(),  # measures, plants and solver: counts of other code never add up
-                "base_model": base.model,
-                "created": utc_now(),
-                **run_controls(spec, base, seeds=seeds, budget=budget, first_seed=first_seed),
-            }
-        document = _write_entry(out, spec.id, entry, known)
-    return document
+    known = {s.id: s for s in (all_specs or all_claims())}
+    known[spec.id] = spec
+    entry = {
+        "version": spec.version,
+        "fingerprint": spec.fingerprint(),
+        "code": verdict_code_sha256(),  # measures, planter and solver: counts of other code never add up
+        "pool_model": pool.model,
+        "template": pool.template,
+        "size": size_name,
+        "created": utc_now(),
+        **run_controls(spec, pool, sizes, seeds=seeds, budget=budget, first_seed=first_seed),
+    }
+    return write_entry(out, entry_key(spec.id, pool.template, size_name), entry, known)
 
 
-def _write_entry(
-    out: Path, claim_id: str, entry: dict[str, Any], known: dict[str, ClaimSpec]
-) -> dict[str, Any]:
-    """Add one claim's entry to the file, read afresh under a lock: runs of other claims (or other seed ranges)
-    in parallel processes each keep what the others wrote."""
+def write_entry(out: Path, key: str, entry: dict[str, Any], known: dict[str, ClaimSpec]) -> dict[str, Any]:
+    """Add one entry to the file, read afresh under a lock: runs in parallel processes keep each other's."""
     with FileLock(str(out) + ".lock"):
-        claims = _kept_entries(out, known)
-        previous = claims.get(claim_id)
-        claims[claim_id] = (
-            merge_entries(previous, entry) if previous and "boundary_null" in entry else None
-        ) or entry
+        entries = _kept_entries(out, known)
+        previous = entries.get(key)
+        entries[key] = (merge_entries(previous, entry) if previous else None) or entry
         document = {
+            "schema": "calibration/2",
             "created": utc_now(),
             "git_commit": git_commit(),
             "versions": library_versions(),
-            "targets": {"false_positive_rate": FPR_TARGET, "power": POWER_TARGET, "seeds_required": 500},
-            "claims": dict(sorted(claims.items())),
+            "targets": {
+                "false_positive_rate": FPR_TARGET,
+                "power": POWER_TARGET,
+                "seeds_required": SEEDS_REQUIRED,
+            },
+            "design": "population resampling: fresh samples of design units from a shuffled, planted pool "
+            "(benchmark/claims/controls.py)",
+            "entries": dict(sorted(entries.items())),
         }
         temp = out.with_suffix(f".{os.getpid()}.tmp")
         temp.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")

@@ -1,4 +1,4 @@
-"""Expected verdicts, keyed by (claim, claim version, model, revision, probe-set hash, template).
+"""Expected verdicts, keyed by (claim, claim version, model, revision, probe-set hash, template, variant).
 
 One committed file, ``reports/baselines/expectations.json``. The paper's models carry the paper's findings
 (``paper-reported`` / ``paper-implied``) with ``*`` for revision and probe-set hash, since the paper fixes
@@ -38,8 +38,10 @@ def load_entries(path: Path | None = None) -> list[dict[str, Any]]:
 
 
 def _matches(entry: dict[str, Any], key: dict[str, Any]) -> bool:
+    """An entry matches when every key field equals it or is the wildcard; a field the entry does not carry
+    (e.g. ``variant`` in entries older than variants) counts as the wildcard."""
     for field, value in key.items():
-        stored = entry.get(field)
+        stored = entry.get(field, WILDCARD)
         if stored != WILDCARD and stored != value:
             return False
     return True
@@ -52,6 +54,7 @@ def lookup_expectation(
     probe_set_hash: str,
     template: str,
     *,
+    variant: str | None = None,
     path: Path | None = None,
 ) -> Expectation | None:
     """The most specific matching entry (exact key before wildcards), or None."""
@@ -62,11 +65,12 @@ def lookup_expectation(
         "revision": revision,
         "probe_set_hash": probe_set_hash,
         "template": template,
+        "variant": variant,
     }
     candidates = [entry for entry in load_entries(path) if _matches(entry, key)]
     if not candidates:
         return None
-    best = min(candidates, key=lambda e: sum(e.get(f) == WILDCARD for f in key))
+    best = min(candidates, key=lambda e: sum(e.get(f, WILDCARD) == WILDCARD for f in key))
     return Expectation(verdict=best["verdict"], status=best["status"], source=best["source"])
 
 
@@ -92,6 +96,7 @@ def record_measured(records: list[ClaimRecord], *, reason: str, path: Path | Non
             "revision": record.revision,
             "probe_set_hash": record.probe_set_hash,
             "template": record.template,
+            "variant": record.variant,
         }
         entries = [
             e

@@ -11,35 +11,63 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RECORD_SCHEMA = "1.0"
+RECORD_SCHEMA = "2.0"
 
 Verdict = Literal["holds", "fails", "inconclusive", "error", "n/a"]
 FINDINGS: tuple[str, ...] = ("holds", "fails")
 
 
 class Measurement(BaseModel):
-    """What a measure returns: the primary effect with its interval, and everything reported beside it."""
+    """What a measure returns: the decided effect with its bounds, and everything reported beside it."""
 
     model_config = ConfigDict(extra="forbid")
 
-    effect: float = Field(description="primary effect, net of the permutation null")
-    ci_low: float
+    effect: float = Field(description="the reduced quantity the rule decides, net of the permutation null")
+    ci_low: float = Field(
+        description="lower bound (one-sided at the rule's alpha; alpha/2 for a two-sided change)"
+    )
     ci_high: float
-    p_value: float | None = None
+    p_value: float | None = Field(
+        default=None, description="p-value against the rule's boundary (studentised)"
+    )
+    p_structure: float | None = Field(
+        default=None, description="permutation p-value of 'no structure at all' (secondary; does not decide)"
+    )
     power: float | None = Field(default=None, description="power to detect the margin (absence claims)")
-    n_units: int = Field(description="top-level resampling units")
+    se: float | None = None
+    df: float | None = None
+    direction: str | None = Field(default=None, description="change rules: the direction found or tested")
+    n_units: dict[str, int] = Field(default_factory=dict, description="levels of each resampling unit")
     n_samples: int
-    n_boot: int
     n_perm: int
     resampling: str = Field(description="how the interval was obtained")
-    token_control: float | None = Field(
-        default=None, description="the same statistic on the last token's input embedding (layer emb) alone"
+    token_controls: dict[str, float] = Field(
+        default_factory=dict,
+        description="the per-layer measure at the compared band and on each token-control representation",
     )
-    explained_by_last_token: bool | None = None
+    token_margins: dict[str, list[float]] = Field(
+        default_factory=dict, description="compared minus control: [estimate, lower bound, upper bound]"
+    )
+    explained_by_tokens: bool | None = None
+    token_note: str = ""
     curves: dict[str, list[float]] = Field(default_factory=dict, description="per-layer values by series")
     numbers: dict[str, float] = Field(default_factory=dict, description="secondary statistics (never decide)")
     payloads: dict[str, Any] = Field(default_factory=dict, description="tables, linkage, t-SNE coordinates")
     gate_problems: list[str] = Field(default_factory=list)
+
+
+class SecondaryDecision(BaseModel):
+    """A decision reported beside the claim's verdict that never decides it (e.g. S2's device absence)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str
+    verdict: Verdict
+    reason: str
+    effect: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    power: float | None = None
 
 
 class Expectation(BaseModel):
@@ -71,13 +99,25 @@ class ClaimRecord(BaseModel):
     expectation: Expectation | None = None
     meets_expectation: bool | None = None
     measurement: Measurement | None = None
-    reference: dict[str, str] | None = Field(default=None, description="reference claim id and its verdict")
+    reference: dict[str, str] | None = Field(
+        default=None, description="reference claim ids and their verdicts"
+    )
     probe_set: str
     probe_set_hash: str
     profile: str
     template: str
     template_rendered: dict[str, str] = Field(default_factory=dict)
+    primary_template: bool = Field(default=True, description="whether this is the paper's reading")
     variant: str | None = None
+    primary_variant: bool = Field(
+        default=True, description="whether this is the claim's primary probe variant"
+    )
+    secondary: dict[str, SecondaryDecision] = Field(default_factory=dict)
+    template_dependent: bool | None = Field(
+        default=None,
+        description="holds under one template and fails under another (None: not compared, one template only)",
+    )
+    cpu: str | None = Field(default=None, description="the CPU that computed the latents (bf16 speed, drift)")
     dtype: str
     device: str
     seed: int

@@ -1,7 +1,7 @@
 """Where a run's outputs live: one folder per model, revision and probe-set hash.
 
 ``results/<model>/<revision[:16]>/<probe-hash[:16]>/`` holds ``latents-<template>.safetensors`` and the claim
-records ``<claim>@<version>.json``. ``lalm-bench run`` and ``pytest claims/`` both write here, so a claim
+records ``<claim>@<version>[<template>,<variant>].json`` (one per template and probe variant evaluated). ``lalm-bench run`` and ``pytest claims/`` both write here, so a claim
 evaluated by either is found by the report.
 """
 
@@ -29,6 +29,14 @@ def latents_path(root: Path, model: str, revision: str, probe_hash: str, templat
 
 
 def record_path(
-    root: Path, model: str, revision: str, probe_hash: str, claim_id: str, version: int | str
+    root: Path,
+    model: str,
+    revision: str,
+    probe_hash: str,
+    claim_id: str,
+    version: int | str,
+    template: str,
+    variant: str | None = None,
 ) -> Path:
-    return run_folder(root, model, revision, probe_hash) / f"{_slug(claim_id)}@{version}.json"
+    tag = f"{template},{variant}" if variant else template
+    return run_folder(root, model, revision, probe_hash) / f"{_slug(claim_id)}@{version}[{tag}].json"

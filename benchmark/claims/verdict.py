@@ -1,4 +1,4 @@
-"""From a measurement and a rule to a verdict (CLAIMS.md, "Verdicts and decision rules").
+"""From a measured quantity and a rule to a verdict (CLAIMS.md, "Verdicts and decision rules").
 
 Only ``holds`` and ``fails`` are findings. The pipeline gate turns broken measurements into ``error`` before
 any rule is read, so a broken pipeline can never pass an absence claim.
@@ -7,47 +7,184 @@ any rule is read, so a broken pipeline can never pass an absence claim.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
-from benchmark.claims.record import Measurement, Verdict
+from benchmark.claims.record import Verdict
 from benchmark.claims.spec import RuleSpec
+from benchmark.stats.kit import Bounds, Estimate, Reduction
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A verdict with the numbers it was read from."""
+
+    verdict: Verdict
+    reason: str
+    bounds: Bounds
+    p_value: float
+    power: float | None = None
+    direction: str | None = None
+    explained_by_tokens: bool | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def direction_for(rule: RuleSpec, model: str) -> str | None:
+    """The direction a change rule tests for ``model`` (longest matching model-name prefix), else None."""
+    matches = [prefix for prefix in rule.directions if model.startswith(prefix)]
+    return rule.directions[max(matches, key=len)] if matches else None
+
+
+def _describe(b: Bounds, alpha: float, sided: str = "one-sided") -> str:
+    return f"effect {b.value:.4g}, {sided} {100 * (1 - alpha):.0f}% bounds [{b.low:.4g}, {b.high:.4g}]"
 
 
 def decide(
-    rule: RuleSpec, measurement: Measurement, *, reference_verdict: Verdict | None = None
-) -> tuple[Verdict, str]:
-    """Apply ``rule`` to ``measurement``; return the verdict and a sentence saying why."""
-    if measurement.gate_problems:
-        return "error", "pipeline gate: " + "; ".join(measurement.gate_problems)
-    numbers = (measurement.effect, measurement.ci_low, measurement.ci_high)
-    if not all(math.isfinite(value) for value in numbers):
-        return "error", f"non-finite effect or interval {numbers}"
-    low, high = measurement.ci_low, measurement.ci_high
-    # The level of the interval is the measure's (its ``resampling`` text says which): most read each bound as
-    # a one-sided alpha bound (two-sided 1 - 2 alpha), change-either-way claims use alpha/2 per side.
-    interval = f"effect {measurement.effect:.4g}, interval [{low:.4g}, {high:.4g}] at alpha={rule.alpha:g}"
+    rule: RuleSpec,
+    reduction: Reduction,
+    *,
+    model: str = "",
+    reference_verdict: Verdict | None = None,
+) -> Decision:
+    """Apply ``rule`` to the reduced quantity; say why in one sentence."""
+    alpha = rule.alpha
     if rule.kind == "presence":
-        delta = float(rule.delta)  # validated by RuleSpec
-        if low > delta:
-            return "holds", f"{interval}: lower bound above delta={delta:g}"
-        if high <= delta:
-            return "fails", f"{interval}: upper bound at or below delta={delta:g}"
-        return "inconclusive", f"{interval}: straddles delta={delta:g}"
-    epsilon = float(rule.epsilon)  # validated by RuleSpec
-    if low > epsilon:
-        return "fails", f"{interval}: lower bound above the equivalence margin epsilon={epsilon:g}"
-    if high >= epsilon:
-        return "inconclusive", f"{interval}: upper bound not below epsilon={epsilon:g}"
-    if measurement.power is None or measurement.power < rule.min_power:
-        return "inconclusive", (
-            f"{interval} is below epsilon={epsilon:g}, but the power to detect epsilon is "
-            f"{measurement.power if measurement.power is not None else 'unknown'} < {rule.min_power:g}"
+        return _presence(rule, reduction, alpha)
+    if rule.kind == "absence":
+        return _absence(rule, reduction, alpha, reference_verdict)
+    return _change(rule, reduction, alpha, direction_for(rule, model))
+
+
+def _finite(b: Bounds) -> bool:
+    return all(math.isfinite(v) for v in (b.value, b.low, b.high))
+
+
+def _presence(rule: RuleSpec, reduction: Reduction, alpha: float) -> Decision:
+    delta = float(rule.delta)  # validated by RuleSpec
+    b = reduction.bounds(alpha)
+    p = reduction.p_greater(delta)
+    if not _finite(b):
+        return Decision("error", f"non-finite effect or bounds {b}", b, p)
+    text = _describe(b, alpha)
+    if b.low > delta:
+        return Decision("holds", f"{text}: lower bound above delta={delta:g}", b, p)
+    if b.high <= delta:
+        return Decision("fails", f"{text}: upper bound at or below delta={delta:g}", b, p)
+    return Decision("inconclusive", f"{text}: straddles delta={delta:g}", b, p)
+
+
+def _absence(rule: RuleSpec, reduction: Reduction, alpha: float, reference: Verdict | None) -> Decision:
+    eps = float(rule.epsilon)  # validated by RuleSpec
+    b = reduction.bounds(alpha)
+    p = reduction.p_less(eps)
+    if not _finite(b):
+        return Decision("error", f"non-finite effect or bounds {b}", b, p)
+    power = reduction.power(eps, alpha)
+    text = _describe(b, alpha)
+    if b.low > eps:
+        return Decision(
+            "fails", f"{text}: lower bound above the equivalence margin epsilon={eps:g}", b, p, power
         )
-    if reference_verdict != "holds":
-        return "inconclusive", (
-            f"{interval} is below epsilon={epsilon:g}, but the positive reference on the same latents is "
-            f"{reference_verdict or 'missing'}, so absence cannot be told from a blind pipeline"
+    if b.high >= eps:
+        return Decision("inconclusive", f"{text}: upper bound not below epsilon={eps:g}", b, p, power)
+    if not (math.isfinite(power) and power >= rule.min_power):
+        return Decision(
+            "inconclusive",
+            f"{text} is below epsilon={eps:g}, but the power to detect epsilon is {power:.2f} < {rule.min_power:g}",
+            b,
+            p,
+            power,
         )
-    return (
-        "holds",
-        f"{interval}: upper bound below epsilon={epsilon:g}, power {measurement.power:.2f}, reference holds",
+    if reference != "holds":
+        return Decision(
+            "inconclusive",
+            f"{text} is below epsilon={eps:g}, but the positive reference on the same latents is "
+            f"{reference or 'missing'}, so absence cannot be told from a blind pipeline",
+            b,
+            p,
+            power,
+        )
+    return Decision(
+        "holds", f"{text}: upper bound below epsilon={eps:g}, power {power:.2f}, reference holds", b, p, power
+    )
+
+
+def _change(rule: RuleSpec, reduction: Reduction, alpha: float, direction: str | None) -> Decision:
+    delta = float(rule.delta)  # validated by RuleSpec
+    if direction is not None:
+        b = reduction.bounds(alpha)
+        text = _describe(b, alpha) + f" (the paper's direction for this model: {direction})"
+        if not _finite(b):
+            return Decision("error", f"non-finite effect or bounds {b}", b, 1.0, direction=direction)
+        if direction == "increase":
+            p = reduction.p_greater(delta)
+            if b.low > delta:
+                return Decision(
+                    "holds", f"{text}: lower bound above +delta={delta:g}", b, p, direction=direction
+                )
+            if b.high <= delta:
+                return Decision(
+                    "fails", f"{text}: upper bound at or below +delta={delta:g}", b, p, direction=direction
+                )
+        else:
+            p = reduction.p_less(-delta)
+            if b.high < -delta:
+                return Decision(
+                    "holds", f"{text}: upper bound below -delta={delta:g}", b, p, direction=direction
+                )
+            if b.low >= -delta:
+                return Decision(
+                    "fails", f"{text}: lower bound at or above -delta={delta:g}", b, p, direction=direction
+                )
+        return Decision(
+            "inconclusive", f"{text}: the interval straddles the margin", b, p, direction=direction
+        )
+    b = reduction.bounds(alpha / 2)
+    if not _finite(b):
+        return Decision("error", f"non-finite effect or bounds {b}", b, 1.0)
+    text = _describe(b, alpha / 2, "two-sided") + " (no paper direction for this model: either way)"
+    p = min(1.0, 2 * min(reduction.p_greater(delta), reduction.p_less(-delta)))
+    if b.low > delta:
+        return Decision(
+            "holds", f"{text}: a change upwards beyond delta={delta:g}", b, p, direction="increase"
+        )
+    if b.high < -delta:
+        return Decision(
+            "holds", f"{text}: a change downwards beyond delta={delta:g}", b, p, direction="decrease"
+        )
+    if b.low >= -delta and b.high <= delta:
+        return Decision("fails", f"{text}: lies within +-delta={delta:g} (no change)", b, p)
+    return Decision("inconclusive", f"{text}: neither beyond nor within +-delta={delta:g}", b, p)
+
+
+def token_veto(
+    decision: Decision, margins: dict[str, Estimate], *, delta: float, alpha: float, decides: bool
+) -> Decision:
+    """CLAIMS.md's token-identity control: an early effect that does not exceed each control representation
+    by ``delta`` (lower bound of ``compared - control``) is labelled explained by tokens, and for claims about
+    early layers (``decides``) a ``holds`` becomes ``inconclusive``."""
+    if not margins:
+        return decision
+    short = [name for name, m in margins.items() if not m.bounds(alpha)[0] > delta]
+    explained = bool(short)
+    if explained and decides and decision.verdict == "holds":
+        return Decision(
+            "inconclusive",
+            f"{decision.reason}; but explained by tokens: the compared band does not exceed "
+            f"{' and '.join(short)} by delta={delta:g}",
+            decision.bounds,
+            decision.p_value,
+            decision.power,
+            decision.direction,
+            True,
+            decision.notes,
+        )
+    return Decision(
+        decision.verdict,
+        decision.reason,
+        decision.bounds,
+        decision.p_value,
+        decision.power,
+        decision.direction,
+        explained,
+        decision.notes,
     )

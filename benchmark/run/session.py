@@ -39,6 +39,7 @@ class SessionOptions:
     seed: int = DEFAULT_SEED
     progress: bool = False
     device_map: str | None = None
+    templates: tuple[str, ...] | None = None  # None: every template each claim runs under
 
 
 @dataclass
@@ -49,7 +50,7 @@ class ClaimSession:
     _adapters: dict[str, ModelAdapter] = field(default_factory=dict)
     _probes: dict[str, ProbeSet] = field(default_factory=dict)
     _latents: dict[tuple[str, str, str], LatentSet] = field(default_factory=dict)
-    _records: dict[tuple[str, str], ClaimRecord] = field(default_factory=dict)
+    _records: dict[tuple[str, str, str, str | None], ClaimRecord] = field(default_factory=dict)
     extraction_log: list[dict[str, object]] = field(default_factory=list)
 
     @property
@@ -108,20 +109,29 @@ class ClaimSession:
         self._latents[key] = latent_set
         return latent_set
 
-    def record(self, claim_id: str, model: str) -> ClaimRecord:
-        """Evaluate (once) and save the record of ``claim_id`` on ``model``; references are evaluated first."""
-        memo = (claim_id, model)
+    def record(
+        self, claim_id: str, model: str, template: str | None = None, variant: str | None = None
+    ) -> ClaimRecord:
+        """Evaluate (once) and save the record of ``claim_id`` on ``model`` under one template and probe variant
+        (default: the claim's primary ones); its references are evaluated first, under the same template."""
+        spec = get_claim(claim_id)
+        template = template or spec.templates.primary
+        variant = spec.select.variant if variant is None else variant
+        memo = (claim_id, model, template, variant)
         if memo in self._records:
             return self._records[memo]
-        spec = get_claim(claim_id)
         adapter = self.adapter(model)
-        reference_verdict = self.record(spec.reference, model).verdict if spec.reference else None
+        references = {
+            ref: self.record(ref, model, template).verdict
+            for ref in [*spec.references, *(r for s in spec.secondary.values() for r in s.references)]
+            if template in get_claim(ref).templates.run
+        }
         why_not = applicability(spec, adapter.spec.modalities, adapter.spec.languages)
         probe_set = self.probe_set(spec)
         if why_not is None:
-            latent_set = self.latents(model, probe_set, spec.template)
+            latent_set = self.latents(model, probe_set, template)
         else:
-            latent_set = _placeholder_latents(adapter, probe_set, spec.template)
+            latent_set = _placeholder_latents(adapter, probe_set, template)
         inputs = {
             "latent_set": latent_set,
             "probe_set": probe_set,
@@ -129,8 +139,9 @@ class ClaimSession:
             "seed": self.options.seed,
             "model_modalities": adapter.spec.modalities,
             "model_languages": adapter.spec.languages,
-            "reference_verdict": reference_verdict,
+            "references": references,
             "budget": Budget.for_profile(self.options.profile),
+            "variant": variant,
         }
         key = evaluation_key(spec, **inputs)
         provenance = latent_set.manifest.provenance
@@ -141,17 +152,59 @@ class ClaimSession:
             provenance.probe_set_hash,
             claim_id,
             spec.version,
+            template,
+            variant,
         )
         record = _stored_record(path, key) if self.options.use_cache else None
-        if record is None:  # nothing stored from these exact inputs: evaluate (permutations, bootstraps)
+        if record is None:  # nothing stored from these exact inputs: evaluate
             record = evaluate_claim(spec, **inputs)
             record.evaluation_key = key
             record.save(path)
         self._records[memo] = record
         return record
 
+    def claim_records(self, claim_id: str, model: str) -> list[ClaimRecord]:
+        """Every evaluation a claim asks for on a model: each template it runs under, and under ``bare`` each
+        probe variant (primary first)."""
+        spec = get_claim(claim_id)
+        templates = [
+            t for t in spec.templates.run if self.options.templates is None or t in self.options.templates
+        ]
+        out = []
+        for template in templates:
+            variants = [spec.select.variant]
+            if template == "bare":
+                variants += spec.select.secondary_variants
+            out += [self.record(claim_id, model, template, variant) for variant in variants]
+        mark_template_dependence([r for r in out if r.primary_variant], self.options.results)
+        return out
+
     def records(self) -> list[ClaimRecord]:
         return list(self._records.values())
+
+
+def mark_template_dependence(records: list[ClaimRecord], results: Path) -> None:
+    """Flag a claim's records (one model, primary variant) whose templates disagree: holds under one and fails
+    under another is template-dependent; holds against inconclusive is shown, not flagged."""
+    if len({r.template for r in records}) < 2:
+        return
+    findings = {r.verdict for r in records} & {"holds", "fails"}
+    flag = findings == {"holds", "fails"}
+    for record in records:
+        if record.template_dependent != flag:
+            record.template_dependent = flag
+            record.save(
+                record_path(
+                    results,
+                    record.model,
+                    record.revision,
+                    record.probe_set_hash,
+                    record.claim_id,
+                    record.claim_version,
+                    record.template,
+                    record.variant,
+                )
+            )
 
 
 def _stored_record(path: Path, key: str) -> ClaimRecord | None:
@@ -226,8 +279,12 @@ def run_main(args: argparse.Namespace) -> int:
         for spec in all_claims():
             if spec.cross_model:
                 continue
-            record = session.record(spec.id, model)
-            print(f"{record.claim_id:42s} {model:24s} {record.verdict:12s} {record.reason[:90]}", flush=True)
+            for record in session.claim_records(spec.id, model):
+                print(
+                    f"{record.claim_id:42s} {model:24s} {record.template:13s} {record.verdict:12s} "
+                    f"{record.reason[:80]}",
+                    flush=True,
+                )
     from benchmark.run.cross_model import evaluate_cross_model
 
     cross = evaluate_cross_model(session, models)
@@ -244,52 +301,56 @@ def run_main(args: argparse.Namespace) -> int:
     return 0
 
 
-def calibration_bases(
-    session: ClaimSession,
-    models: list[str] | None = None,
-    latents: list[Path] | None = None,
-    specs: list[ClaimSpec] | None = None,
-) -> dict[str, ClaimData]:
-    """Real latents per probe set that seed the claims' controls: imported files first, then the first model
-    (text LMs before whisper: their text latents suit the text claims) to which each claim applies. Only the
-    probe sets of ``specs`` (default: every claim) are extracted: a full-profile set can take half an hour."""
+def calibration_pools(
+    session: ClaimSession, spec: ClaimSpec, models: list[str] | None, templates: list[str] | None
+) -> list[ClaimData]:
+    """The claim's pools, one per template: full-profile latents of the first model (text LMs before whisper) to
+    which the claim applies, its samples selected as the claim selects them."""
     from benchmark.claims.data import claim_data_from
-    from benchmark.probes.catalog import resolve_probes
+    from benchmark.claims.evaluate import select
 
     models = models or sorted(DEFAULT_MODELS, key=lambda m: "whisper" in m)
-    bases: dict[str, ClaimData] = {}
-    for path in latents or []:
-        # Imported latents (e.g. extracted on another machine): the probe set comes from the file's manifest,
-        # and its rows pick their samples by id, so a ci or full file both work.
-        latent_set = LatentSet.load(path)
-        name = latent_set.manifest.provenance.probe_set
-        ensure_fixture_audio(name)
-        bases[name] = claim_data_from(latent_set, resolve_probes(name, None))
-    for spec in specs if specs is not None else all_claims():
-        if spec.cross_model or spec.probe_set in bases:
+    for model in models:
+        adapter = session.adapter(model)
+        if applicability(spec, adapter.spec.modalities, adapter.spec.languages) is not None:
             continue
-        for model in models:
-            adapter = session.adapter(model)
-            if applicability(spec, adapter.spec.modalities, adapter.spec.languages) is None:
-                probe_set = session.probe_set(spec)
-                bases[spec.probe_set] = claim_data_from(
-                    session.latents(model, probe_set, spec.template), probe_set
-                )
-                break
-    return bases
+        probe_set = session.probe_set(spec)
+        pools = []
+        for template in spec.templates.run:
+            if templates and template not in templates:
+                continue
+            latent_set = session.latents(model, probe_set, template)
+            pools.append(select(spec, claim_data_from(latent_set, probe_set), spec.select.variant))
+        return pools
+    raise BenchError(f"{spec.id}: none of the models {models} takes the claim's inputs")
+
+
+def calibration_sizes(spec: ClaimSpec, pool: ClaimData, size: str) -> dict[str, int]:
+    """Unit levels of a sample of the calibrated size: the ci profile's, read from the pool's ci rows."""
+    from benchmark.claims.calibrate import unit_sizes
+    from benchmark.probes.catalog import resolve_probes
+
+    if size == "full":
+        return unit_sizes(spec, pool)
+    ci_ids = {s.id for s in resolve_probes(spec.probe_set, "ci").samples}
+    mask = [s.id in ci_ids for s in pool.samples]
+    return unit_sizes(spec, pool.subset(mask))
 
 
 def calibrate_main(args: argparse.Namespace) -> int:
-    """``lalm-bench calibrate``: controls of every claim on real offline latents (first model that fits)."""
-    from benchmark.claims.calibrate import calibrate
+    """``lalm-bench calibrate``: every claim's controls, drawn from full-profile pools of real offline latents."""
+    from benchmark.claims.calibrate import calibrate_claim, entry_key
 
     options = SessionOptions(
-        profile=args.profile,
+        profile="full",
         results=args.results,
         cache_dir=args.cache_dir,
+        use_cache=not getattr(args, "no_cache", False),
         device=args.device,
         dtype=args.dtype,
         batch_size=args.batch_size,
+        device_map=getattr(args, "device_map", None),
+        progress=sys.stderr.isatty(),
     )
     session = ClaimSession(options)
     specs = [spec for spec in all_claims() if not spec.cross_model]
@@ -301,32 +362,47 @@ def calibrate_main(args: argparse.Namespace) -> int:
                 f"(known: {', '.join(spec.id for spec in specs)})"
             )
         specs = [spec for spec in specs if spec.id in args.claim]
-    bases = calibration_bases(session, args.model, getattr(args, "latents", None), specs)
     budget = Budget.for_profile(args.budget)
-    first_seed = getattr(args, "first_seed", 0)
-    jobs = getattr(args, "jobs", 1)
     out = getattr(args, "out", None) or CALIBRATION_FILE
+    size = args.profile
+    jobs = getattr(args, "jobs", 1)
+    tasks = []
+    for spec in specs:
+        for pool in calibration_pools(session, spec, args.model, getattr(args, "template", None)):
+            sizes = calibration_sizes(spec, pool, size)
+            tasks.append((spec, pool, sizes))
     if jobs == 1:
-        document = calibrate(specs, bases, seeds=args.seeds, budget=budget, first_seed=first_seed, out=out)
+        for spec, pool, sizes in tasks:
+            calibrate_claim(
+                spec,
+                pool,
+                sizes,
+                size_name=size,
+                seeds=args.seeds,
+                budget=budget,
+                out=out,
+                first_seed=args.first_seed,
+            )
     else:
-        from benchmark.run.control_pool import default_shard_size, plan_shards, run_shards
+        from benchmark.run.control_pool import run_tasks
 
-        shards = plan_shards(
-            [spec.id for spec in specs],
+        run_tasks(
+            tasks,
+            size_name=size,
             seeds=args.seeds,
-            first_seed=first_seed,
-            shard_size=default_shard_size(args.seeds, jobs),
+            first_seed=args.first_seed,
+            budget=budget,
+            out=out,
+            jobs=jobs,
         )
-        run_shards(specs, bases, shards, budget=budget, jobs=jobs, out=out, all_specs=all_claims())
-        document = json.loads(out.read_text(encoding="utf-8"))
-    for claim_id, row in document["claims"].items():
+    document = json.loads(out.read_text(encoding="utf-8"))
+    for spec, pool, _ in tasks:
+        row = document["entries"].get(entry_key(spec.id, pool.template, size), {})
         if "boundary_null" in row:
             print(
-                f"{claim_id:42s} FPR {row['boundary_null']['rate']:.3f} power {row['positive']['rate']:.3f} "
-                f"(seeds {row['seeds']})"
+                f"{spec.id:42s} {pool.template:13s} FPR {row['boundary_null']['rate']:.3f} "
+                f"power {row['positive']['rate']:.3f} (seeds {row['seeds']})"
             )
-        else:
-            print(f"{claim_id:42s} {row.get('status')}")
     return 0
 
 
@@ -334,7 +410,11 @@ def _profile_records(options: SessionOptions, models: list[str]) -> list[ClaimRe
     """Every single-model claim on every model under ``options.profile`` (cached latents; records saved)."""
     session = ClaimSession(options)
     return [
-        session.record(spec.id, model) for model in models for spec in all_claims() if not spec.cross_model
+        record
+        for model in models
+        for spec in all_claims()
+        if not spec.cross_model
+        for record in session.claim_records(spec.id, model)
     ]
 
 

@@ -15,7 +15,8 @@ the verdict ``error`` (never a pass or a fail). Checked:
     Every sample has the same latent at a layer after ``emb`` (with a shared template suffix every input ends in
     the same token, so ``emb`` is legitimately constant).
 ``collapsed_clusters``
-    With ``labels``: every cluster has ~zero within-scatter, or two label centroids coincide.
+    With ``labels``: every cluster has ~zero within-scatter, or two label centroids coincide (after ``emb``: at
+    ``emb`` the latent is a token's input embedding, and inputs ending in the same token coincide there).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def check_latents(
         same id may legitimately share latents. Default: every sample distinct.
     labels : array [n], optional
         Cluster labels to check for collapsed clusters.
-    exempt : layer names skipped by the identical-latents and collapsed-layer checks.
+    exempt : layer names skipped by the identical-latents, collapsed-layer and collapsed-cluster checks.
     """
     arr = np.asarray(X)
     if arr.ndim != 3:
@@ -129,7 +130,7 @@ def check_latents(
                         tuple(group[:50].tolist()),
                     )
                 )
-        if lab is not None and np.unique(lab).size >= 2:
+        if lab is not None and np.unique(lab).size >= 2 and name not in exempt:
             _, codes = np.unique(lab, return_inverse=True)
             k = int(codes.max()) + 1
             M = np.eye(k)[codes]
