@@ -18,8 +18,8 @@ Designs (sizes of the shipped profiles):
 Methods: ``jackknife-t`` (the kit), and the half-sampling percentile interval the claims used before
 (``halfsample``: raw percentiles; ``halfsample-centred``: the text measures' median-centred variant).
 
-    python benchmarks/coverage.py --design text --size 12 --draws 500 --out reports/coverage/text-12.json
-    python benchmarks/coverage.py --table reports/coverage/*.json > reports/coverage.md
+    python -m benchmarks.coverage --design text --size 12 --draws 500 --out reports/coverage/text-12.json
+    python -m benchmarks.coverage --table reports/coverage/*.json > reports/coverage.md
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.stats import Design, effect, pairwise_distances, silhouette_statistic
+from benchmark.stats import Design, pairwise_distances, silhouette_statistic
 from benchmark.stats.kit import layer_weights, net_curve
+from benchmarks._halfsample import effect
 
 ALPHA = 0.05
 N_LAYERS = 9
@@ -67,7 +68,9 @@ def _unit_vectors(rng: np.random.Generator, k: int, d: int) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def text_pool(label: str, n_meanings: int, rng: np.random.Generator, d: int = 24, hetero: float = 0.6) -> Pool:
+def text_pool(
+    label: str, n_meanings: int, rng: np.random.Generator, d: int = 24, hetero: float = 0.6
+) -> Pool:
     """meaning x language; language structure strong early and late, weak in the middle; meaning the reverse.
     Each meaning's language separation is scaled by its own log-normal factor (sd 0.6)."""
     n_lang = 8
@@ -130,9 +133,7 @@ QUANTITIES = {
 
 
 def _design(pool: Pool, idx: np.ndarray) -> Design:
-    return Design(
-        factors={k: v[idx] for k, v in pool.factors.items()}, units=pool.units, strata=pool.strata
-    )
+    return Design(factors={k: v[idx] for k, v in pool.factors.items()}, units=pool.units, strata=pool.strata)
 
 
 def one_draw(pool: Pool, idx: np.ndarray, rng: np.random.Generator, methods: list[str]) -> dict[str, dict]:
@@ -151,7 +152,14 @@ def one_draw(pool: Pool, idx: np.ndarray, rng: np.random.Generator, methods: lis
             out[name]["_jack"] = (est.value, est.se, est.df, {f: r.tolist() for f, r in reps.items()})
     if {"halfsample", "halfsample-centred"} & set(methods):
         eff = effect(
-            stat, D, design, pool.label, rng=rng, n_perm=200, n_resamples=60, n_perm_resample=10,
+            stat,
+            D,
+            design,
+            pool.label,
+            rng=rng,
+            n_perm=200,
+            n_resamples=60,
+            n_perm_resample=10,
             confidence=1 - 2 * ALPHA,
         )
         for name, w in QUANTITIES.items():
@@ -168,7 +176,9 @@ def one_draw(pool: Pool, idx: np.ndarray, rng: np.random.Generator, methods: lis
 def simulate(design: str, size: int, draws: int, seed: int, methods: list[str], hetero: float) -> dict:
     rng = np.random.default_rng(seed)
     if design in ("text", "text-meaning"):
-        pool = text_pool("language" if design == "text" else "meaning", max(10 * size, 200), rng, hetero=hetero)
+        pool = text_pool(
+            "language" if design == "text" else "meaning", max(10 * size, 200), rng, hetero=hetero
+        )
     elif design == "grid":
         pool = grid_pool(max(8 * size, 40), max(12 * size, 72), rng, hetero=hetero)
     else:
@@ -179,8 +189,19 @@ def simulate(design: str, size: int, draws: int, seed: int, methods: list[str], 
         idx = pool.draw(size, rng)
         rows.append(one_draw(pool, idx, rng, methods))
         if (i + 1) % 50 == 0:
-            print(f"{design} size {size}: {i + 1}/{draws} draws, {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    result: dict = {"design": design, "size": size, "hetero": hetero, "draws": draws, "seed": seed, "alpha": ALPHA, "quantities": {}}
+            print(
+                f"{design} size {size}: {i + 1}/{draws} draws, {time.perf_counter() - started:.0f} s",
+                file=sys.stderr,
+            )
+    result: dict = {
+        "design": design,
+        "size": size,
+        "hetero": hetero,
+        "draws": draws,
+        "seed": seed,
+        "alpha": ALPHA,
+        "quantities": {},
+    }
     for name in QUANTITIES:
         truth = float(np.mean([r[name][methods[0]][0] for r in rows]))
         per_method = {}
@@ -208,11 +229,31 @@ def table(paths: list[Path]) -> str:
             for method, m in q["methods"].items():
                 ok = abs(m["miss_low"] - r["alpha"]) <= 0.02 and abs(m["miss_high"] - r["alpha"]) <= 0.02
                 rows.append(
-                    [r["design"], r["size"], name, method, f"{100 * m['miss_low']:.1f}", f"{100 * m['miss_high']:.1f}",
-                     f"{m['mean_half_width']:.4f}", f"{m['sd_estimate']:.4f}", r["draws"], "yes" if ok else "no"]
+                    [
+                        r["design"],
+                        r["size"],
+                        name,
+                        method,
+                        f"{100 * m['miss_low']:.1f}",
+                        f"{100 * m['miss_high']:.1f}",
+                        f"{m['mean_half_width']:.4f}",
+                        f"{m['sd_estimate']:.4f}",
+                        r["draws"],
+                        "yes" if ok else "no",
+                    ]
                 )
-    headers = ["design", "units", "quantity", "method", "lower bound above truth %", "upper bound below truth %",
-               "mean half-width", "sd of estimate", "draws", "within 2 points"]
+    headers = [
+        "design",
+        "units",
+        "quantity",
+        "method",
+        "lower bound above truth %",
+        "upper bound below truth %",
+        "mean half-width",
+        "sd of estimate",
+        "draws",
+        "within 2 points",
+    ]
     return tabulate(rows, headers=headers, tablefmt="github")
 
 

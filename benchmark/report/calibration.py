@@ -1,5 +1,5 @@
-"""The committed calibration file as a table: per claim its seeds, false-positive rate and power with their
-Clopper-Pearson intervals, and whether each target is met or not yet established.
+"""The committed calibration file as a table: per claim, template and size its seeds, false-positive rate, power
+and coverage, with Clopper-Pearson intervals and whether each target is met.
 
 Why apart from ``benchmark.claims.calibrate``: that module runs controls and must stay byte-stable while a
 long calibration adds seed ranges (its code hash gates the merge); wording and layout live here.
@@ -16,7 +16,7 @@ from tabulate import tabulate
 
 from benchmark.report._common import claim_sort_key
 
-#: Seeds the claims issue asks for before a target counts as established.
+#: Seeds the calibration issue asks for before a target counts as established.
 SEEDS_REQUIRED = 500
 
 
@@ -26,27 +26,48 @@ def _rate(row: Mapping[str, Any]) -> str:
 
 
 def fpr_status(entry: Mapping[str, Any], target: float) -> str:
-    """``meets`` when the upper 95% bound is under the target, ``misses`` when the lower one is above it,
-    else ``open`` (more seeds needed); a rate under the target with fewer than 500 seeds says so."""
-    low, high = entry["boundary_null"]["ci95"]
-    if high <= target:
-        return "meets" if entry["seeds"] >= SEEDS_REQUIRED else "meets (bound)"
-    if low > target:
-        return "misses"
-    return "open"
+    """``meets`` when the rate is at most the target (``meets (n seeds)`` before 500 seeds), ``misses`` when the
+    lower Clopper-Pearson bound is above it, ``above target`` when the rate is above it without significance."""
+    row = entry["boundary_null"]
+    if row["trials"] == 0:
+        return "not run"
+    if row["rate"] <= target:
+        return "meets" if entry["seeds"] >= SEEDS_REQUIRED else f"meets ({entry['seeds']} seeds)"
+    return "misses" if row["ci95"][0] > target else "above target"
 
 
 def power_status(entry: Mapping[str, Any], target: float) -> str:
-    """``meets`` when the lower 95% bound reaches the target, ``misses`` when the upper one is below it,
-    else ``open``; a plant that could not be built counts as a miss."""
-    low, high = entry["positive"]["ci95"]
+    """``meets`` when the lower bound reaches the target, ``misses`` when the upper one is below it, else
+    ``open``; a plant that could not be built counts as a miss."""
+    row = entry["positive"]
     if entry.get("plant_failures"):
         return "misses (plant failed)"
+    if row["trials"] == 0:
+        return "not run"
+    low, high = row["ci95"]
     if low >= target:
-        return "meets" if entry["seeds"] >= SEEDS_REQUIRED else "meets (bound)"
+        return "meets" if entry["seeds"] >= SEEDS_REQUIRED else f"meets ({entry['seeds']} seeds)"
     if high < target:
         return "misses"
     return "open"
+
+
+def coverage_cell(entry: Mapping[str, Any]) -> str:
+    """How often each one-sided bound missed the planted population effect (nominal alpha)."""
+    cov = entry.get("coverage")
+    if not cov:
+        return "-"
+    return (
+        f"low {100 * cov['lower_above_truth']:.1f}% / high {100 * cov['upper_below_truth']:.1f}% "
+        f"(nominal {100 * cov['nominal']:.0f}%)"
+    )
+
+
+def _spread(row: Mapping[str, Any]) -> str:
+    est = row.get("estimates") or {}
+    if not est:
+        return "-"
+    return f"{est['mean']:.3g} ± {est['sd']:.2g} (population {est['population_mean']:.3g})"
 
 
 def _code_cell(entry: Mapping[str, Any], current: str | None) -> str:
@@ -57,31 +78,39 @@ def _code_cell(entry: Mapping[str, Any], current: str | None) -> str:
     return "current" if code == current else f"other ({code[:8]})"
 
 
+def _split(key: str) -> tuple[str, str, str]:
+    claim, template, size = key.split("|")
+    return claim, template, size
+
+
 def calibration_table(
     document: Mapping[str, Any], *, fmt_name: str = "github", current_code: str | None = None
 ) -> str:
-    """claim | seeds | boundary | FPR | status | planted | power | status | base | code, in CLAIMS.md order."""
+    """claim | template | size | seeds | FPR | status | estimates at the boundary | power | status | coverage |
+    pool | code, in CLAIMS.md order."""
     targets = document.get("targets", {})
     fpr_target, power_target = targets.get("false_positive_rate", 0.05), targets.get("power", 0.8)
+    entries = document.get("entries", {})
     rows = []
-    for claim_id in sorted(document.get("claims", {}), key=claim_sort_key):
-        entry = document["claims"][claim_id]
+    for key in sorted(entries, key=lambda k: (claim_sort_key(_split(k)[0]), _split(k)[1:])):
+        claim, template, size = _split(key)
+        entry = entries[key]
         if "boundary_null" not in entry:
-            rows.append(
-                [claim_id, "-", "-", entry.get("status", "not calibrated"), "", "-", "-", "", "-", "-"]
-            )
+            rows.append([claim, template, size, "-", entry.get("status", "not calibrated"), *[""] * 7])
             continue
         rows.append(
             [
-                claim_id,
+                claim,
+                template,
+                size,
                 entry["seeds"],
-                f"{entry['boundary']:g}",
-                _rate(entry["boundary_null"]),
+                f"{entry['boundary']:g}: {_rate(entry['boundary_null'])}",
                 fpr_status(entry, fpr_target),
-                f"{entry['positive_size']:g}",
-                _rate(entry["positive"]),
+                _spread(entry["boundary_null"]),
+                f"{entry['positive_size']:g}: {_rate(entry['positive'])}",
                 power_status(entry, power_target),
-                f"{entry['base_model']} (n={entry['n_samples']}, {entry['budget']})",
+                coverage_cell(entry),
+                f"{entry['pool_model']} (pool {entry['pool_samples']}, sample {entry['sizes']}, {entry['budget']})",
                 _code_cell(entry, current_code),
             ]
         )
@@ -89,14 +118,16 @@ def calibration_table(
         rows,
         headers=[
             "claim",
+            "template",
+            "size",
             "seeds",
-            "boundary",
             "boundary null holds (FPR)",
             "FPR status",
-            "planted",
+            "boundary-null estimates",
             "planted holds (power)",
             "power status",
-            "base latents",
+            "coverage misses",
+            "pool",
             "code",
         ],
         tablefmt=fmt_name,
@@ -116,10 +147,12 @@ def load_calibration(path: Path | None = None) -> dict[str, Any]:
         return {}
 
 
-def rule_calibration_cell(document: Mapping[str, Any], claim_id: str) -> str:
-    """A claim's calibration in one cell of a verdict table: its rule's false-positive rate and power, with
-    **⚠** where a target is missed, so a reader weighs a verdict by how well its rule was shown to work."""
-    entry = document.get("claims", {}).get(claim_id)
+def rule_calibration_cell(document: Mapping[str, Any], claim_id: str, template: str, size: str = "ci") -> str:
+    """A claim's calibration in one cell of a verdict table: its rule's false-positive rate, power and coverage
+    under that template, with **⚠** where a target is missed."""
+    if document.get("stale"):
+        return "calibration stale (recalibration pending)"
+    entry = document.get("entries", {}).get(f"{claim_id}|{template}|{size}")
     if not entry or "boundary_null" not in entry:
         return "not calibrated"
     targets = document.get("targets", {})
@@ -128,17 +161,17 @@ def rule_calibration_cell(document: Mapping[str, Any], claim_id: str) -> str:
 
     def part(name: str, rate: float, status: str) -> str:
         text = f"{name} {rate:.1%} {status}"
-        return f"**⚠ {text}**" if status.startswith("misses") else text
+        return f"**⚠ {text}**" if status.startswith(("misses", "above")) else text
 
     return (
         f"{part('FPR', entry['boundary_null']['rate'], fpr)}; "
-        f"{part('power', entry['positive']['rate'], power)} "
-        f"({entry['seeds']} seeds, n={entry['n_samples']})"
+        f"{part('power', entry['positive']['rate'], power)}; coverage {coverage_cell(entry)} "
+        f"({entry['seeds']} seeds)"
     )
 
 
 def calibration_markdown(document: Mapping[str, Any], *, source: str, current_code: str | None = None) -> str:
-    """``reports/calibration.md``: the targets, how to read the statuses, and the table."""
+    """``reports/calibration.md``: the design, the targets, how to read the statuses, and the table."""
     targets = document.get("targets", {})
     return "\n".join(
         [
@@ -147,13 +180,18 @@ def calibration_markdown(document: Mapping[str, Any], *, source: str, current_co
             f"Source: `{source}` (written {document.get('created', '?')} at commit "
             f"{str(document.get('git_commit', '?'))[:10]}).",
             "",
-            f"Targets: false-positive rate at most {targets.get('false_positive_rate', 0.05):.0%} (the boundary "
-            f"null: delta planted for a presence claim, epsilon for an absence claim) and power at least "
-            f"{targets.get('power', 0.8):.0%} (the `planted` effect: `power_at` for presence, 0 for absence), "
-            f"each established at {SEEDS_REQUIRED} seeds. Intervals are Clopper-Pearson 95%. `meets (bound)`: "
-            "the upper bound is already under the target with fewer seeds; `open`: the interval straddles "
-            "the target, more seeds decide. `code`: whether the counts came from the measures, plants and "
-            "rules checked out when this page was written (only such counts add up with new seed ranges).",
+            "Design: each claim's pool is a real offline model's full-profile latents of its probe set, shuffled "
+            "so the claim's structure is gone; label-dependent offsets are planted so that the population effect "
+            "(the mean point estimate over samples of the calibrated size) is the rule's boundary (the boundary "
+            "null: delta, or epsilon for absence claims) or `power_at` (the positive control; 0 for absence). Each "
+            "seed draws a fresh sample of design units of that size and decides it with the claim's own rule and "
+            "interval; every 50 seeds use a new shuffle and new plant directions.",
+            "",
+            f"Targets: false-positive rate at most {targets.get('false_positive_rate', 0.05):.0%} and power's lower "
+            f"Clopper-Pearson bound at least {targets.get('power', 0.8):.0%}, at {SEEDS_REQUIRED} seeds. "
+            "`coverage misses`: the share of seeds whose lower bound lay above the planted population effect "
+            "(low) or whose upper bound lay below it (high), nominal alpha each. `code`: whether the counts came "
+            "from the code checked out when this page was written (only such counts add up with new seeds).",
             "",
             calibration_table(document, current_code=current_code),
             "",

@@ -16,11 +16,13 @@ Retrieval (:mod:`.retrieval`)
 CKA (:mod:`.cka`)
     ``linear_cka(X, Y, *, debiased)``.
 Design (:mod:`.design`)
-    ``Design(factors, units, strata, nested)`` with ``.subsample`` and ``.permute``; ``permute_within``,
-    ``permutation_indices``.
-Inference (:mod:`.inference`)
-    ``effect(stat, D, design, label, *, rng, ...) -> Effect`` (``.band``, ``.max_over_layers`` -> ``Summary``),
-    ``p_value``, ``bands(num_blocks)``, ``equivalence_power(summary, *, eps, ...)``.
+    ``Design(factors, units, strata, nested)`` with ``.permute``; ``permute_within``, ``permutation_indices``.
+Inference (:mod:`.kit`, the one inference kit of the claims)
+    ``net_curve(stat, D, design, label, *, rng, n_perm, n_perm_replicate, ...) -> NetCurve`` (``.combine`` ->
+    ``Estimate`` with jackknife-t ``.bounds``), ``minimum``/``maximum`` (intersection-union), ``Reduction``,
+    ``joint_power``; ``p_value`` and ``bands(num_blocks)`` (:mod:`.inference`).
+Scores (:mod:`.scores`)
+    The statistics of a labelling that claims name in their specs (``SCORES``, ``build_score``).
 Gate (:mod:`.gate`)
     ``check_latents(X, *, layer_names, input_ids, labels) -> list[Problem]``.
 Figures only (:mod:`.tsne`)
@@ -47,10 +49,10 @@ from .cluster import (
     silhouette_samples_batch,
     silhouette_statistic,
 )
-from .design import Design, Resamples, permutation_indices, permute_within
+from .design import Design, permutation_indices, permute_within
 from .distances import METRICS, pairwise_distances
 from .gate import Problem, check_latents
-from .inference import Effect, Summary, bands, effect, equivalence_power, p_value
+from .inference import bands, p_value
 from .retrieval import RetrievalResult, retrieval, retrieval_statistic
 from .tsne import tsne_2d, tsne_silhouette
 
@@ -58,21 +60,16 @@ __all__ = [
     "METRICS",
     "DaviesBouldinResult",
     "Design",
-    "Effect",
     "HierarchyResult",
     "Problem",
-    "Resamples",
     "RetrievalResult",
     "SilhouetteResult",
     "Statistic",
-    "Summary",
     "bands",
     "check_latents",
     "davies_bouldin",
     "davies_bouldin_batch",
     "davies_bouldin_statistic",
-    "effect",
-    "equivalence_power",
     "group_distance_table",
     "hierarchical",
     "linear_cka",

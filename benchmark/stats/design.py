@@ -4,20 +4,9 @@ Probe sets are crossed designs (meaning x language; sentence x speaker x device)
 all translations of one meaning share its content. Uncertainty must come from resampling the *top-level units*
 (meanings, sentences, speakers), and nulls from permuting labels *within strata* (e.g. gender within accent).
 
-Resampling scheme: subsampling without replacement (half-sampling)
-------------------------------------------------------------------
-A cluster bootstrap would duplicate units, and a duplicated point inside a distance matrix sits at distance 0
-from its copy: silhouettes and retrieval become spuriously perfect. Instead each resample draws
-``m = round(fraction * n_u)`` of the ``n_u`` levels of each unit factor **without replacement** and keeps every
-sample whose units were all drawn (for two crossed unit factors, the sub-grid). No index ever repeats.
-
-A subsample statistic varies more than the full-sample one, so deviations are rescaled (Politis-Romano
-subsampling with the finite-population correction of the delete-d jackknife, Shao & Wu 1989):
-``theta_b_corrected = theta_hat + c (theta_b - theta_hat)`` with ``c = sqrt(m / (n_u - m))``. For a mean of unit
-effects this gives exactly the full-sample variance; with ``fraction = 0.5`` and even ``n_u``, ``c = 1`` (classic
-half-sampling). With two crossed unit factors the main effects are matched and the interaction term is
-over-estimated (conservative intervals). ``balance`` subsamples the units within each level of a factor the
-units are nested in (e.g. half of the speakers of each accent), so no level of a label disappears.
+Resampling: the units are left out one level at a time (:mod:`benchmark.stats.kit`), never duplicated: a
+duplicated point inside a distance matrix sits at distance 0 from its copy, and silhouettes and retrieval become
+spuriously perfect.
 """
 
 from __future__ import annotations
@@ -73,14 +62,6 @@ def permute_within(
     if lab.ndim != 1:
         raise ValueError(f"labels must be 1-D; got shape {lab.shape}")
     return lab[permutation_indices(strata, n_perm, rng=rng, n=lab.shape[0])]
-
-
-@dataclass(frozen=True)
-class Resamples:
-    """Subsamples of a design: ``indices`` (sorted, duplicate-free index arrays) and the rescaling ``correction``."""
-
-    indices: tuple[np.ndarray, ...]
-    correction: float
 
 
 @dataclass(frozen=True)
@@ -162,59 +143,3 @@ class Design:
         """Permuted integer codes ``[n_perm, n]`` of factor ``label`` within ``strata`` (default: the design's)."""
         codes = self.codes(label)[0]
         return codes[permutation_indices(self.strata_codes(strata), n_perm, rng=rng, n=self.n)]
-
-    def subsample(
-        self, n_resamples: int, *, rng: np.random.Generator, fraction: float = 0.5, balance: str | None = None
-    ) -> Resamples:
-        """Draw ``n_resamples`` subsamples of the units without replacement (see the module docstring).
-
-        Parameters
-        ----------
-        n_resamples : int
-        rng : np.random.Generator
-        fraction : float in (0, 1)
-            Share of each unit factor's levels kept (per ``balance`` level if given); at least 1 and at most
-            ``n_u - 1`` levels are kept, so the correction is finite.
-        balance : factor name, optional
-            Subsample the units within each level of this factor (units must be nested in it).
-
-        Returns
-        -------
-        Resamples
-            Sorted index arrays with no repeated index, and ``correction = sqrt(mean_u m_u / (n_u - m_u))``.
-        """
-        rng = check_rng(rng)
-        n_resamples = check_positive_int(n_resamples, name="n_resamples")
-        if not 0.0 < fraction < 1.0:
-            raise ValueError(f"fraction must lie in (0, 1); got {fraction}")
-        if balance is not None:
-            for u in self.units:
-                if not self.is_nested(u, balance):
-                    raise ValueError(f"balance={balance!r} requires unit {u!r} nested in it")
-        groups = self.codes(balance)[0] if balance is not None else np.zeros(self.n, dtype=np.int64)
-        plans = []  # per unit factor: list of (levels in a balance group, m kept)
-        ratios = []
-        for u in self.units:
-            ucodes = self.codes(u)[0]
-            per_group = []
-            for g in np.unique(groups):
-                levels = np.unique(ucodes[groups == g])
-                if levels.size < 2:
-                    raise ValueError(
-                        f"unit {u!r} has {levels.size} level(s) in a balance group; subsampling needs >= 2"
-                    )
-                m = int(np.clip(round(fraction * levels.size), 1, levels.size - 1))
-                per_group.append((levels, m))
-                ratios.append(m / (levels.size - m))
-            plans.append((ucodes, per_group))
-        correction = float(np.sqrt(np.mean(ratios)))
-        out = []
-        for _ in range(n_resamples):
-            keep = np.ones(self.n, dtype=bool)
-            for ucodes, per_group in plans:
-                chosen = np.concatenate(
-                    [rng.choice(levels, size=m, replace=False) for levels, m in per_group]
-                )
-                keep &= np.isin(ucodes, chosen)
-            out.append(np.flatnonzero(keep))
-        return Resamples(indices=tuple(out), correction=correction)

@@ -150,7 +150,10 @@ def apply(fn: Callable[..., np.ndarray | float], *estimates: Estimate) -> Estima
             raise ValueError("estimates come from different designs; their replicates do not line up")
     value = float(fn(*[e.value for e in estimates]))
     reps = {f: np.asarray(fn(*[e.replicates[f] for e in estimates]), dtype=float) for f in factors}
-    null = np.asarray(fn(*[e.null for e in estimates]), dtype=float)
+    with np.errstate(
+        all="ignore"
+    ):  # a label-free statistic's null is 0: its ratios are undefined, not errors
+        null = np.asarray(fn(*[e.null for e in estimates]), dtype=float)
     return Estimate(value=value, replicates=reps, null=null)
 
 
