@@ -46,6 +46,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=["bare", "shared-suffix"],
         help="restrict claims to this template (repeatable). Default: every template each claim runs under",
     )
+    group.addoption(
+        "--strict-claims",
+        action="store_true",
+        default=False,
+        help="a finding that decays from its expectation to inconclusive fails (the nightly runs strict). "
+        "Default: False",
+    )
     parser.addoption(
         "--optin",
         action="store_true",

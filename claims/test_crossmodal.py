@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from benchmark.claims.outcome import check_record
 from benchmark.claims.record import ClaimRecord
 
 SECTION = "crossmodal"
 
 
-def test_claim(claim_record: ClaimRecord) -> None:
-    check_record(claim_record)
+def test_claim(claim_record: ClaimRecord, pytestconfig: pytest.Config) -> None:
+    check_record(claim_record, strict=pytestconfig.getoption("--strict-claims"))
