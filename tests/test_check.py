@@ -22,7 +22,8 @@ from benchmark.core.hashing import sha256_waveform as waveform_sha256
 from benchmark.core.schema import ProbeSet, Sample
 from benchmark.engine.check import CheckReport, format_report, main_check, report_json, run_check
 from benchmark.models.base import LayerHandles, PreparedInput
-from benchmark.models.hf_lalm import RECIPES, HubLALMAdapter
+from benchmark.models.hf_lalm import HubLALMAdapter
+from benchmark.models.hf_recipes import RECIPES
 from tests.tiny_lalms import clip, tiny_qwen2_audio
 
 

@@ -114,7 +114,7 @@ class CheckReport:
             raise PipelineError(f"lalm-bench check failed for {self.model!r}: {names}")
 
 
-class _Skip(Exception):
+class CheckSkipped(Exception):
     """An item that cannot be evaluated for this adapter; the message is the recorded reason."""
 
 
@@ -235,7 +235,7 @@ def reference_hidden_states(adapter: ModelAdapter, batch: Batch) -> tuple[torch.
     handles = adapter.layer_handles()
     decoder = _decoder_module(adapter, handles.blocks)
     if decoder is None:
-        raise _Skip(
+        raise CheckSkipped(
             f"adapter {type(adapter).__name__} has no hidden_states(batch) method and no module under "
             "adapter.model owns its blocks as `.layers`"
         )
@@ -262,7 +262,9 @@ def reference_hidden_states(adapter: ModelAdapter, batch: Batch) -> tuple[torch.
             hook.remove()
     states = captured.get("hidden_states")
     if not states:
-        raise _Skip(f"{type(decoder).__name__} returned no hidden_states with output_hidden_states=True")
+        raise CheckSkipped(
+            f"{type(decoder).__name__} returned no hidden_states with output_hidden_states=True"
+        )
     return tuple(states)
 
 
@@ -289,7 +291,7 @@ def _check_hidden_states(adapter: ModelAdapter, batch: Batch, tolerance: float) 
         with LastTokenCapture(adapter) as capture:
             hooked = capture.run(batch).numpy()
         states = reference_hidden_states(adapter, batch)
-    except _Skip as reason:
+    except CheckSkipped as reason:
         return CheckItem("hidden_states", title, "skipped", str(reason))
     layers = adapter.layer_names()
     n_blocks = len(layers) - 2
@@ -340,13 +342,14 @@ def _check_hidden_states(adapter: ModelAdapter, batch: Batch, tolerance: float) 
     )
 
 
-def _placeholder_counts(adapter: ModelAdapter, item: PreparedInput) -> dict[str, int]:
+def placeholder_counts(adapter: ModelAdapter, item: PreparedInput) -> dict[str, int]:
     """Placeholders in the input ids and the positions among them that carry an audio embedding.
 
-    ``adapter.audio_embedding_counts(item) -> (placeholders, embeddings)`` is used when present. Otherwise,
-    for adapters that expose ``audio_token_id`` (the hub LALMs), the decoder's input (``emb``, after the
-    merge) is compared with the placeholder token's own embedding: a position still holding it received no
-    audio embedding.
+    ``adapter.audio_embedding_counts(item) -> (placeholders, embeddings)`` is used when present. Otherwise the
+    decoder's input (``emb``, after the merge) is compared with the plain token embedding of the input ids: a
+    placeholder position still holding it received no audio embedding. Placeholders are the positions of
+    ``adapter.audio_token_id`` or, for adapters without one (audio added to every position, Voxtral Realtime),
+    the item's ``content_span``.
     """
     method = getattr(adapter, "audio_embedding_counts", None)
     if callable(method):
@@ -354,13 +357,19 @@ def _placeholder_counts(adapter: ModelAdapter, item: PreparedInput) -> dict[str,
         return {"placeholders": int(placeholders), "audio_embeddings": int(embeddings)}
     token_id = getattr(adapter, "audio_token_id", None)
     model = getattr(adapter, "model", None)
-    if token_id is None or not hasattr(model, "get_input_embeddings"):
-        raise _Skip(
+    span = item.content_span
+    if (token_id is None and span is None) or not hasattr(model, "get_input_embeddings"):
+        raise CheckSkipped(
             f"adapter {type(adapter).__name__} exposes neither audio_embedding_counts(item) nor "
-            "audio_token_id with model.get_input_embeddings()"
+            "audio_token_id (or a content_span) with model.get_input_embeddings()"
         )
     ids = torch.as_tensor(_token_ids(item))
-    mask = ids == int(token_id)
+    if token_id is not None:
+        mask = ids == int(token_id)
+    else:
+        assert span is not None
+        mask = torch.zeros_like(ids, dtype=torch.bool)
+        mask[span[0] : span[1]] = True
     batch = adapter.collate([item])
     block0 = adapter.layer_handles().blocks[0]
     captured: dict[str, torch.Tensor] = {}
@@ -405,8 +414,8 @@ def _check_placeholders(adapter: ModelAdapter, items: list[PreparedInput]) -> Ch
     per_clip: dict[str, dict[str, int]] = {}
     try:
         for item in speech:
-            per_clip[item.sample_id] = _placeholder_counts(adapter, item)
-    except _Skip as reason:
+            per_clip[item.sample_id] = placeholder_counts(adapter, item)
+    except CheckSkipped as reason:
         return CheckItem("audio_placeholders", title, "skipped", str(reason))
     bad = {
         sid: c

@@ -31,6 +31,14 @@ for _name in (
     "phi-4-multimodal",
     "gemma-3n-e4b",
     "audio-flamingo-3",
+    # the newest releases (transformers-native ports, and Ultravox 0.6 through the re-implementation)
+    "qwen3-omni-30b-a3b-instruct",
+    "qwen3-asr-1.7b",
+    "qwen3-asr-0.6b",
+    "voxtral-small-24b",
+    "voxtral-mini-4b-realtime",
+    "glm-asr-nano",
+    "audio-flamingo-next",
 ):
     MODELS.register(_name, _HUB)
 
