@@ -20,8 +20,10 @@ import torch
 
 from benchmark.core.schema import Sample
 from benchmark.engine.conformance import ConformanceResult, run_conformance
+from benchmark.models.base import ModelAdapter
 from benchmark.models.catalog import MODELS, get_adapter
 from benchmark.models.hf_lalm import HubLALMAdapter
+from benchmark.models.ultravox import VARIANTS, UltravoxAdapter
 from benchmark.stats.gate import check_latents
 from tests import tiny_lalms, tiny_lalms_latest, tiny_lalms_more
 from tests.tiny_lalms import clip
@@ -64,9 +66,14 @@ def lalm_names() -> list[str]:
     return [name for name in MODELS.names() if get_adapter(name).spec.kind == "lalm"]
 
 
-def build(name: str) -> tuple[HubLALMAdapter, int]:
+def build(name: str) -> tuple[ModelAdapter, int]:
     """The catalogue's adapter for ``name`` attached to its tiny build; and the config's decoder depth."""
     adapter = get_adapter(name)
+    if isinstance(adapter, UltravoxAdapter):
+        model, tok, fe = tiny_lalms.tiny_ultravox(adapter.variant.backbone)
+        adapter.attach(model, tok, fe, stack_factor=2, device=CPU, dtype=torch.float32)
+        config = model.language_model.config
+        return adapter, int(getattr(config, "text_config", config).num_hidden_layers)
     assert isinstance(adapter, HubLALMAdapter), type(adapter)
     model, processor = HUB_BUILDERS[name]()
     adapter.attach(model, processor, device=CPU, dtype=torch.float32)
@@ -75,8 +82,11 @@ def build(name: str) -> tuple[HubLALMAdapter, int]:
     return adapter, int(getattr(text, "num_hidden_layers", None) or config.num_hidden_layers)
 
 
+ULTRAVOX = sorted(VARIANTS)
+
+
 def test_every_lalm_entry_has_a_tiny_build() -> None:
-    covered = set(HUB_BUILDERS) | UNAVAILABLE | {n for n in lalm_names() if n.startswith("ultravox-")}
+    covered = set(HUB_BUILDERS) | UNAVAILABLE | set(ULTRAVOX)
     assert set(lalm_names()) <= covered, sorted(set(lalm_names()) - covered)
     assert {"qwen3-omni", "qwen3-asr", "audio-flamingo-next", "voxtral-small", "glm-asr"} <= {
         prefix
@@ -85,7 +95,7 @@ def test_every_lalm_entry_has_a_tiny_build() -> None:
     }
 
 
-@pytest.mark.parametrize("name", sorted(HUB_BUILDERS))
+@pytest.mark.parametrize("name", sorted(HUB_BUILDERS) + ULTRAVOX)
 def test_conformance(name: str) -> None:
     adapter, blocks = build(name)
     results = run_conformance(adapter, expected_blocks=blocks, texts=TEXTS, clips=CLIPS)
@@ -95,7 +105,7 @@ def test_conformance(name: str) -> None:
     _gate_trips_on_zeroed_audio(adapter, next(r for r in results if r.name == "audio_reaches_model"))
 
 
-def _gate_trips_on_zeroed_audio(adapter: HubLALMAdapter, result: ConformanceResult) -> None:
+def _gate_trips_on_zeroed_audio(adapter: ModelAdapter, result: ConformanceResult) -> None:
     """The suite's own pipeline gate passes the real clips and reports identical latents once they are zeros."""
     names = adapter.layer_names()
     ids = ["clip-a", "clip-b"]

@@ -39,6 +39,10 @@ for _name in (
     "voxtral-mini-4b-realtime",
     "glm-asr-nano",
     "audio-flamingo-next",
+    "ultravox-0.6-llama-3.1-8b",
+    "ultravox-0.6-llama-3.3-70b",
+    "ultravox-0.6-gemma-3-27b",
+    "ultravox-0.6-qwen-3-32b",
 ):
     MODELS.register(_name, _HUB)
 
