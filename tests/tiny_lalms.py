@@ -33,10 +33,15 @@ def synthetic_tokenizer(
     backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     backend.decoder = decoders.ByteLevel()
+    named = {k: v for k, v in extra.items() if k.endswith("_token") and isinstance(v, str)}
     tok = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=eos, pad_token=pad, bos_token=bos)
     tok.add_special_tokens({"additional_special_tokens": specials})
+    # named model tokens (e.g. audio_token) are registered as real tokenizers carry them, so they are saved with
+    # the tokenizer and give ``<name>_id``; registered after the specials, which keeps the ids in list order
+    tok._set_model_specific_special_tokens(named)
     for name, value in extra.items():
-        setattr(tok, name, value)
+        if name not in named:
+            setattr(tok, name, value)
     if chat_template:
         tok.chat_template = chat_template
     return tok

@@ -218,8 +218,6 @@ def tiny_qwen3_omni_thinker() -> tuple[torch.nn.Module, Any]:
         **QWEN3_OMNI_TOKENS,
     )
     ids = {name: tok.convert_tokens_to_ids(token) for name, token in QWEN3_OMNI_TOKENS.items()}
-    for name in ("audio_token", "image_token", "video_token"):
-        setattr(tok, f"{name}_id", ids[name])
     mrope = {
         "rope_type": "default",
         "rope_theta": 10000.0,
@@ -332,7 +330,6 @@ def tiny_gemma3n() -> tuple[torch.nn.Module, Any]:
     )
     ids = {name: tok.convert_tokens_to_ids(token) for name, token in names.items()}
     assert ids["eoi_token"] == GEMMA3N_TEXT_VOCAB and ids["eoa_token"] == GEMMA3N_TEXT_VOCAB + 8, ids
-    tok.audio_token_id, tok.image_token_id = ids["audio_token"], ids["image_token"]
     config = Gemma3nConfig(
         text_config={
             **TEXT,
@@ -411,8 +408,6 @@ def tiny_phi4_multimodal() -> tuple[torch.nn.Module, Any]:
         audio_token="<|audio|>",
         image_token="<|image|>",
     )
-    tok.audio_token_id = tok.convert_tokens_to_ids("<|audio|>")
-    tok.image_token_id = tok.convert_tokens_to_ids("<|image|>")
     config = Phi4MultimodalConfig(
         vocab_size=len(tok),
         hidden_size=64,

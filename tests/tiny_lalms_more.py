@@ -160,8 +160,6 @@ def tiny_qwen_omni_thinker() -> tuple[torch.nn.Module, Any]:
         **OMNI_TOKENS,
     )
     ids = {name: tok.convert_tokens_to_ids(token) for name, token in OMNI_TOKENS.items()}
-    for name in ("audio_token", "image_token", "video_token"):
-        setattr(tok, f"{name}_id", ids[name])
     mrope = {
         "rope_type": "default",
         "rope_theta": 10000.0,

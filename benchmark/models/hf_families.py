@@ -37,7 +37,7 @@ from benchmark.models.hf_lalm import (
     find_decoder,
     load_audio_processor,
 )
-from benchmark.models.lora import load_and_merge, merge_loaded, require_peft
+from benchmark.models.lora import adapters_not_autoloaded, load_and_merge, require_peft
 
 
 # ---- Voxtral ------------------------------------------------------------------------------------------------
@@ -248,19 +248,23 @@ class GraniteSpeechAdapter(HubLALMAdapter):
 
     def load(self, device: torch.device, dtype: torch.dtype) -> None:
         require_peft(self.recipe.name)
-        super().load(device, dtype)
+        with adapters_not_autoloaded():
+            super().load(device, dtype)
 
     def prepare_loaded(self, model: torch.nn.Module, kwargs: dict[str, Any]) -> torch.nn.Module:
         if not getattr(model.config, "has_lora_adapter", False):
             return model
-        loaded = list(getattr(model, "peft_config", None) or {})
-        if not loaded:
-            raise UnsupportedModelError(
-                f"{self.recipe.name}: the config says has_lora_adapter but no adapter was loaded with the "
-                f"weights of {self.recipe.hub_id!r} (no adapter_config.json at that revision?)"
-            )
-        merge_loaded(model, adapter_name=loaded[0], owner=self.recipe.name)
-        return model
+        lora = self.recipe.lora
+        assert lora is not None
+        merged, _ = load_and_merge(
+            model,
+            self.recipe.hub_id,
+            adapter_name=lora.adapter_name,
+            owner=f"{self.recipe.name} (config.has_lora_adapter)",
+            subfolder=lora.subfolder,
+            load_kwargs=kwargs,
+        )
+        return merged
 
     def load_processor(self, kwargs: dict[str, Any]) -> Any:
         import transformers
@@ -369,7 +373,8 @@ class Phi4MultimodalAdapter(HubLALMAdapter):
 
     def load(self, device: torch.device, dtype: torch.dtype) -> None:
         require_peft(self.recipe.name)
-        super().load(device, dtype)
+        with adapters_not_autoloaded():
+            super().load(device, dtype)
 
     def attach(
         self, model: torch.nn.Module, processor: Any, *, device: torch.device, dtype: torch.dtype
@@ -389,19 +394,22 @@ class Phi4MultimodalAdapter(HubLALMAdapter):
             batch.model_kwargs["audio_attention_mask"] = mask.to(self.device or torch.device("cpu"))
         return batch
 
+    def load_processor(self, kwargs: dict[str, Any]) -> Any:
+        """The model's processor, audio-only when its image processor cannot be built (needs torchvision)."""
+        return load_audio_processor(self.recipe.name, self.recipe.hub_id, "Phi4MultimodalProcessor", kwargs)
+
     def prepare_loaded(self, model: torch.nn.Module, kwargs: dict[str, Any]) -> torch.nn.Module:
         lora = self.recipe.lora
         assert lora is not None
-        load_kwargs = {k: v for k, v in kwargs.items() if k in ("revision", "local_files_only")}
-        load_and_merge(
+        merged, _ = load_and_merge(
             model,
             self.recipe.hub_id,
             adapter_name=lora.adapter_name,
             owner=self.recipe.name,
             subfolder=lora.subfolder,
-            load_kwargs=load_kwargs,
+            load_kwargs=kwargs,
         )
-        return model
+        return merged
 
 
 # ---- Qwen Omni thinkers and Qwen3-ASR -------------------------------------------------------------------------

@@ -741,27 +741,41 @@ class GenericHubAdapter(HubLALMAdapter):
         self.recipe = self._resolved_recipe(model, processor)
         self.templates = chat_templates(self.recipe.name, self.recipe.chat)
 
+    def _audio_feature_keys(self, processor: Any) -> tuple[str, ...]:
+        """The tensors the processor returns for audio beside the ids: found by running it on 0.5 s of silence
+        (feature extractors do not all list their masks in ``model_input_names``)."""
+        fe = getattr(processor, "feature_extractor", None) or getattr(processor, "audio_processor", None)
+        if fe is None:
+            raise UnsupportedModelError(f"{self.recipe.name}: the processor has no audio feature extractor")
+        try:
+            out = processor(
+                text=[str(self.audio_token)],
+                audio=[np.zeros(SAMPLE_RATE // 2, dtype=np.float32)],
+                sampling_rate=SAMPLE_RATE,
+                return_tensors="pt",
+            )
+        except Exception as exc:
+            raise UnsupportedModelError(
+                f"{self.recipe.name}: its processor cannot encode one audio placeholder with a clip: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        ignore = {"input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids", "num_audio_tokens"}
+        keys = tuple(k for k in out if k not in ignore)
+        if not keys:
+            raise UnsupportedModelError(f"{self.recipe.name}: the processor returned no audio features")
+        return keys
+
     def _resolved_recipe(self, model: torch.nn.Module, processor: Any) -> Recipe:
         tok = processor.tokenizer
         template = getattr(tok, "chat_template", None) or getattr(processor, "chat_template", None)
         prefix = suffix = ""
         if template:
             prefix, suffix = render_user_turn(tok, chat_template=template, owner=self.recipe.name)
-        fe = getattr(processor, "feature_extractor", None) or getattr(processor, "audio_processor", None)
-        keys = tuple(getattr(fe, "model_input_names", ()) or ())
-        if not keys:
-            raise UnsupportedModelError(
-                f"hf:{self.recipe.hub_id}: the processor has no audio feature extractor"
-            )
-        extra = tuple(
-            k
-            for k in ("feature_attention_mask", "input_features_mask")
-            if k in getattr(processor, "model_input_names", ()) and k not in keys
-        )
+        keys = self._audio_feature_keys(processor)
         return replace(
             self.recipe,
             model_class=type(model).__name__,
-            feature_keys=keys + extra,
+            feature_keys=keys,
             chat=ChatFormat(
                 prefix=prefix,
                 speech=str(self.audio_token),

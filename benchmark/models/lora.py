@@ -10,7 +10,10 @@ nothing per forward. peft is an optional dependency (the ``lora`` extra); withou
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+from unittest import mock
 
 import torch
 
@@ -39,6 +42,18 @@ def lora_layers(model: torch.nn.Module, adapter_name: str) -> list[torch.nn.Modu
     return [m for m in model.modules() if isinstance(m, LoraLayer) and adapter_name in m.lora_A]
 
 
+@contextmanager
+def adapters_not_autoloaded() -> Iterator[None]:
+    """``from_pretrained`` without transformers' own adapter loading. Why: transformers 5.24's peft integration
+    demands peft >= 0.22, which no release satisfies (0.21.2 is the newest), so with peft installed it fails on
+    a repository that carries an ``adapter_config.json`` (Granite Speech); this module loads the adapter with
+    peft itself instead."""
+    from transformers.integrations import peft as integration
+
+    with mock.patch.object(integration, "is_peft_available", lambda: False):
+        yield
+
+
 def load_and_merge(
     model: torch.nn.Module,
     source: str,
@@ -47,32 +62,35 @@ def load_and_merge(
     owner: str,
     subfolder: str | None = None,
     load_kwargs: dict[str, Any] | None = None,
-) -> int:
-    """Load the adapter at ``source`` (hub id or folder, ``subfolder`` inside it) into ``model``, activate it
-    and merge it into the base weights. Returns the number of merged layers; zero merged layers is an error
-    (the adapter's target modules match nothing in this model class)."""
+) -> tuple[torch.nn.Module, int]:
+    """Load the LoRA adapter at ``source`` (hub id or folder, ``subfolder`` inside it) onto ``model`` with peft,
+    activate it and merge it into the base weights. Returns the merged plain model (no LoRA modules left) and the
+    number of layers the adapter touched; an adapter that touches none is an error."""
     require_peft(owner)
-    adapter_kwargs = dict(load_kwargs or {})
+    from peft import PeftModel
+
+    kwargs = {k: v for k, v in (load_kwargs or {}).items() if k in ("revision", "local_files_only")}
     if subfolder:
-        adapter_kwargs["subfolder"] = subfolder
-    if adapter_name not in (getattr(model, "peft_config", None) or {}):
-        model.load_adapter(source, adapter_name=adapter_name, adapter_kwargs=adapter_kwargs)
-    return merge_loaded(model, adapter_name=adapter_name, owner=owner)
-
-
-def merge_loaded(model: torch.nn.Module, *, adapter_name: str, owner: str) -> int:
-    """Activate an adapter already loaded into ``model`` and merge it; returns the number of merged layers."""
-    require_peft(owner)
-    layers = lora_layers(model, adapter_name)
-    if not layers:
-        loaded = sorted(getattr(model, "peft_config", None) or {})
-        raise UnsupportedModelError(
-            f"{owner}: LoRA adapter {adapter_name!r} touches no layer of {type(model).__name__} "
-            f"(adapters loaded: {loaded}); its target modules do not match this model class"
+        kwargs["subfolder"] = subfolder
+    try:
+        peft_model = PeftModel.from_pretrained(
+            model, source, adapter_name=adapter_name, is_trainable=False, **kwargs
         )
-    model.set_adapter(adapter_name)
-    model.enable_adapters()
-    for layer in layers:
-        if adapter_name not in layer.merged_adapters:
-            layer.merge(adapter_names=[adapter_name])
-    return len(layers)
+    except (ValueError, OSError) as exc:  # no adapter there, or "Target modules ... not found"
+        if "adapter_config.json" in str(exc) or isinstance(exc, OSError):
+            raise UnsupportedModelError(
+                f"{owner}: no LoRA adapter (adapter_config.json) at {source!r} ({subfolder or 'root'}); the "
+                f"speech path needs it: {exc}"
+            ) from exc
+        raise UnsupportedModelError(
+            f"{owner}: the LoRA adapter at {source!r} ({subfolder or 'root'}) does not fit "
+            f"{type(model).__name__}: {exc}"
+        ) from exc
+    layers = lora_layers(peft_model, adapter_name)
+    if not layers:
+        raise UnsupportedModelError(
+            f"{owner}: LoRA adapter {adapter_name!r} touches no layer of {type(model).__name__}; its target "
+            "modules do not match this model class"
+        )
+    peft_model.set_adapter(adapter_name)
+    return peft_model.merge_and_unload(), len(layers)
