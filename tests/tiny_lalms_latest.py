@@ -11,6 +11,8 @@ vision tower needs timm), that part is replaced by a stub that raises if it is e
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -446,3 +448,98 @@ def tiny_phi4_multimodal() -> tuple[torch.nn.Module, Any]:
     model = Phi4MultimodalForCausalLM(config).eval()
     features = Phi4MultimodalFeatureExtractor(feature_size=N_MELS)
     return model, audio_only_processor(Phi4MultimodalProcessor, features, tok, PHI4_CHAT)
+
+
+# ---- Mistral models with the real tokenizer format --------------------------------------------------------------
+#: Voxtral's special-token ranks (0-21 as mistral-common's defaults, then the audio and streaming tokens).
+MISTRAL_SPECIAL_RANKS = {
+    0: "<unk>",
+    1: "<s>",
+    2: "</s>",
+    3: "[INST]",
+    4: "[/INST]",
+    5: "[AVAILABLE_TOOLS]",
+    6: "[/AVAILABLE_TOOLS]",
+    7: "[TOOL_RESULTS]",
+    8: "[/TOOL_RESULTS]",
+    9: "[TOOL_CALLS]",
+    10: "[IMG]",
+    11: "<pad>",
+    12: "[IMG_BREAK]",
+    13: "[IMG_END]",
+    14: "[PREFIX]",
+    15: "[MIDDLE]",
+    16: "[SUFFIX]",
+    17: "[SYSTEM_PROMPT]",
+    18: "[/SYSTEM_PROMPT]",
+    19: "[TOOL_CONTENT]",
+    20: "[ARGS]",
+    21: "[CALL_ID]",
+    24: "[AUDIO]",
+    25: "[BEGIN_AUDIO]",
+    34: "[TRANSCRIBE]",
+    35: "[STREAMING_PAD]",
+    36: "[STREAMING_WORD]",
+}
+
+
+def write_tekken(folder: Path, *, audio: dict[str, Any]) -> Path:
+    """A ``tekken.json`` of the format Voxtral's repositories ship (version v7, explicit special tokens, an
+    ``audio`` section), built from the real tekken vocabulary mistral-common ships (``tekken_240911.json``).
+    SYNTHETIC only in its special-token list and audio settings, which follow Voxtral's."""
+    import mistral_common
+
+    source = Path(mistral_common.__file__).parent / "data" / "tekken_240911.json"
+    data = json.loads(source.read_text(encoding="utf-8"))
+    specials = [
+        {"rank": rank, "token_str": MISTRAL_SPECIAL_RANKS.get(rank, f"<SPECIAL_{rank}>"), "is_control": True}
+        for rank in range(max(MISTRAL_SPECIAL_RANKS) + 1)
+    ]
+    tekken = {
+        "config": {**data["config"], "version": "v7"},
+        "vocab": data["vocab"],
+        "special_tokens": specials,
+    }
+    tekken["audio"] = audio
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "tekken.json"
+    path.write_text(json.dumps(tekken), encoding="utf-8")
+    return path
+
+
+def tiny_voxtral_mistral_common(folder: Path) -> tuple[torch.nn.Module, Any]:
+    """(VoxtralForConditionalGeneration, VoxtralProcessor with mistral-common's tokenizer on a real-format tekken
+    file): the audio settings match the tiny encoder (0.96 s windows of 12 embeddings, i.e. 12.5 Hz, as 30 s of
+    375 for the real model)."""
+    from transformers import (
+        MistralCommonBackend,
+        VoxtralConfig,
+        VoxtralForConditionalGeneration,
+        VoxtralProcessor,
+    )
+
+    write_tekken(
+        folder,
+        audio={
+            "sampling_rate": 16_000,
+            "frame_rate": 12.5,
+            "audio_encoding_config": {"num_mel_bins": N_MELS, "hop_length": 160, "window_size": 400},
+            "chunk_length_s": 0.96,
+        },
+    )
+    tok = MistralCommonBackend.from_pretrained(str(folder))
+    config = VoxtralConfig(
+        audio_config={
+            "num_mel_bins": N_MELS,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 128,
+            "hidden_size": 32,
+            "max_source_positions": 48,
+        },
+        text_config=_text(len(tok), model_type="llama"),
+        audio_token_id=24,
+    )
+    torch.manual_seed(0)
+    model = VoxtralForConditionalGeneration(config).eval()
+    return model, VoxtralProcessor(feature_extractor=tiny_feature_extractor(), tokenizer=tok)

@@ -34,6 +34,7 @@ from benchmark.models.hf_common import (
 from benchmark.models.hf_lalm import (
     HubLALMAdapter,
     audio_only_processor,
+    content_span,
     find_decoder,
     load_audio_processor,
 )
@@ -96,8 +97,8 @@ class VoxtralAdapter(HubLALMAdapter):
         return feats.reshape(n_mels, -1, self.window_frames).transpose(0, 1).contiguous()
 
     def encode(self, sample: Sample, wave: np.ndarray | None, tpl: Template) -> Any:
-        if wave is None:
-            return {"input_ids": torch.tensor([self._ids(tpl.prefix, sample.text, tpl.suffix)])}
+        if wave is None:  # text and instruction in one chunk, as mistral-common encodes a text-only user turn
+            return {"input_ids": torch.tensor([self._ids(tpl.prefix, sample.text + tpl.suffix)])}
         windows = self.windows(sample, wave)
         audio = self.recipe.chat.speech.replace(
             str(self.audio_token), str(self.audio_token) * (windows.shape[0] * self.embeddings_per_window)
@@ -108,8 +109,9 @@ class VoxtralAdapter(HubLALMAdapter):
         }
 
     def text_span(self, sample: Sample, tpl: Template, ids: torch.Tensor) -> tuple[int, int]:
-        start = len(self._ids(tpl.prefix))
-        return start, start + len(self._ids(sample.text))
+        return content_span(
+            sample, tpl, self._ids(tpl.prefix), self._ids(tpl.prefix, sample.text), ids.tolist()
+        )
 
     def check_chat_template(self) -> str:
         """With mistral-common's tokenizer: its own text-turn ids must start with our prefix and end with
@@ -120,7 +122,7 @@ class VoxtralAdapter(HubLALMAdapter):
             return self.template_check
         content = "HELLO" + INSTRUCTION
         ref = tok.apply_chat_template([{"role": "user", "content": content}], tokenize=True)
-        ref = list(ref["input_ids"] if isinstance(ref, dict) else ref)
+        ref = list(ref["input_ids"] if hasattr(ref, "keys") else ref)  # a BatchEncoding in transformers 5
         prefix = self._ids(self.recipe.chat.prefix)
         suffix = self._ids(self.recipe.chat.suffix)
         if ref[: len(prefix)] != prefix or ref[-len(suffix) :] != suffix:

@@ -99,6 +99,31 @@ def pad_token_id(owner: str, tokenizer: Any, avoid: int | None = None) -> int:
     )
 
 
+def _common_length(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def content_span(
+    sample: Sample, tpl: Template, head: list[int], upto: list[int], full: list[int]
+) -> tuple[int, int]:
+    """``[start, end)`` of a text's own tokens in ``full`` from the ids of the template's prefix alone (``head``) and
+    of prefix + text (``upto``): the tokens the three tokenisations share, minus the prefix's. A token that merges
+    the text with the template around it is left out of the span."""
+    start = _common_length(head, full)
+    end = _common_length(upto, full)
+    if end <= start:
+        raise PipelineError(
+            f"sample {sample.id!r}: no token of the text stands apart from the {tpl.name!r} template's "
+            f"(prefix ids {head[-4:]}, prefix+text ids {upto[-4:]}, full ids {full[: len(upto) + 2][-6:]})"
+        )
+    return start, end
+
+
 def missing_packages(needs: tuple[str, ...]) -> list[str]:
     return [name for name in needs if importlib.util.find_spec(name) is None]
 
@@ -393,18 +418,17 @@ class HubLALMAdapter(ModelAdapter):
         return self.encode_prompt(tpl.prefix + self.content_string(sample) + tpl.suffix, wave)
 
     def text_span(self, sample: Sample, tpl: Template, ids: torch.Tensor) -> tuple[int, int]:
-        """``[start, end)`` of the sample's own text tokens in ``ids``: the ids of ``prefix`` and of
-        ``prefix + text`` (same processor path) must both be prefixes of ``ids``; a tokenizer that merges the
-        text with the template around it is an error naming the sample."""
-        head = self._prefix_ids(tpl.prefix)
-        upto = self._ids(self.encode_prompt(tpl.prefix + sample.text, None))
-        full = ids.tolist()
-        if full[: len(head)] != head or full[: len(upto)] != upto or len(upto) <= len(head):
-            raise PipelineError(
-                f"sample {sample.id!r}: the text's tokens do not sit apart from the {tpl.name!r} template's "
-                f"(prefix ids {head[-4:]}, prefix+text ids {upto[-4:]}, full ids {full[: len(upto) + 2][-6:]})"
-            )
-        return len(head), len(upto)
+        """``[start, end)`` of the tokens wholly inside the sample's text: the processor's ids of ``prefix`` and of
+        ``prefix + text`` (same path) are compared with ``ids``; a token merging the text's last characters with
+        the template's suffix (tiktoken-style BPE joins "." and "\n") is left out. No token of the text at all
+        is an error naming the sample."""
+        return content_span(
+            sample,
+            tpl,
+            self._prefix_ids(tpl.prefix),
+            self._ids(self.encode_prompt(tpl.prefix + sample.text, None)),
+            ids.tolist(),
+        )
 
     def _prefix_ids(self, prefix: str) -> list[int]:
         """Ids the processor gives ``prefix`` alone (BOS included where it adds one; [] where it refuses "")."""
