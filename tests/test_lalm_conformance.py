@@ -12,12 +12,14 @@ content spans and the ``bare`` template's last token. A catalogue LALM without a
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
+from benchmark.core.errors import UnsupportedModelError
 from benchmark.core.schema import Sample
 from benchmark.engine.conformance import ConformanceResult, run_conformance
 from benchmark.models.base import ModelAdapter
@@ -48,6 +50,8 @@ HUB_BUILDERS: dict[str, Callable[[], tuple[torch.nn.Module, Any]]] = {
 }
 #: catalogue LALMs whose class the installed transformers lacks: checked to be listed as unavailable instead
 UNAVAILABLE = {"audio-flamingo-next"}
+#: catalogue LALMs built on their real class but refused for latents, with the reason (test below)
+REFUSED = {"voxtral-mini-4b-realtime"}
 
 TEXTS = [
     Sample(id="t0", modality="text", text="Hello there.", language="en"),
@@ -86,7 +90,7 @@ ULTRAVOX = sorted(VARIANTS)
 
 
 def test_every_lalm_entry_has_a_tiny_build() -> None:
-    covered = set(HUB_BUILDERS) | UNAVAILABLE | set(ULTRAVOX)
+    covered = set(HUB_BUILDERS) | UNAVAILABLE | REFUSED | set(ULTRAVOX)
     assert set(lalm_names()) <= covered, sorted(set(lalm_names()) - covered)
     assert {"qwen3-omni", "qwen3-asr", "audio-flamingo-next", "voxtral-small", "glm-asr"} <= {
         prefix
@@ -136,3 +140,20 @@ def test_zeroed_audio_would_pass_unnoticed_without_the_audio_check() -> None:
     results = {r.name: r for r in run_conformance(adapter, expected_blocks=blocks, texts=TEXTS, clips=CLIPS)}
     assert not results["audio_reaches_model"].passed
     assert results["layers"].passed and results["batch_invariance"].passed
+
+
+def test_voxtral_realtime_real_class_is_refused_with_the_reason(tmp_path: Path) -> None:
+    """Voxtral Realtime adds one audio frame to each position; its prompt covers only the first frames and
+    ``generate`` feeds the rest. The adapter refuses to make a latent of that prompt; the model's own single
+    forward over the whole clip is impossible (the shapes below)."""
+    model, processor = tiny_lalms_latest.tiny_voxtral_realtime(tmp_path)
+    adapter = get_adapter("voxtral-mini-4b-realtime")
+    adapter.attach(model, processor, device=CPU, dtype=torch.float32)
+    assert adapter.spec.modalities == ("speech",)
+    with pytest.raises(
+        UnsupportedModelError, match=r"streaming transcriber.*39 prompt ids carry 39 of the clip's"
+    ):
+        adapter.prepare(CLIPS[1][0], clip(12, 1.0), "bare")
+    out = processor(audio=clip(12, 1.0), return_tensors="pt")
+    with torch.no_grad(), pytest.raises(RuntimeError, match="must match the size"):
+        model(**out)

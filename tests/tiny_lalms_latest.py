@@ -543,3 +543,52 @@ def tiny_voxtral_mistral_common(folder: Path) -> tuple[torch.nn.Module, Any]:
     torch.manual_seed(0)
     model = VoxtralForConditionalGeneration(config).eval()
     return model, VoxtralProcessor(feature_extractor=tiny_feature_extractor(), tokenizer=tok)
+
+
+def tiny_voxtral_realtime(folder: Path) -> tuple[torch.nn.Module, Any]:
+    """(VoxtralRealtimeForConditionalGeneration, VoxtralRealtimeProcessor on a real-format streaming tekken file):
+    12.5 Hz audio tokens (8 mel frames each), 480 ms transcription delay, as the real model's settings."""
+    from transformers import (
+        MistralCommonBackend,
+        VoxtralRealtimeConfig,
+        VoxtralRealtimeFeatureExtractor,
+        VoxtralRealtimeForConditionalGeneration,
+        VoxtralRealtimeProcessor,
+    )
+
+    write_tekken(
+        folder,
+        audio={
+            "sampling_rate": 16_000,
+            "frame_rate": 12.5,
+            "audio_encoding_config": {"num_mel_bins": N_MELS, "hop_length": 160, "window_size": 400},
+            "transcription_format": "streaming",
+            "transcription_delay_ms": 480,
+            "streaming_look_ahead_ms": 2.5,
+            "streaming_look_back_ms": 52.5,
+            "streaming_n_left_pad_tokens": 32,
+        },
+    )
+    tok = MistralCommonBackend.from_pretrained(str(folder))
+    processor = VoxtralRealtimeProcessor(
+        feature_extractor=VoxtralRealtimeFeatureExtractor(feature_size=N_MELS), tokenizer=tok
+    )
+    config = VoxtralRealtimeConfig(
+        audio_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
+            "num_mel_bins": N_MELS,
+            "sliding_window": 750,
+        },
+        text_config=_text(len(tok), sliding_window=4096),
+        audio_length_per_tok=8,
+        default_num_delay_tokens=processor.num_delay_tokens,
+        downsample_factor=4,
+    )
+    torch.manual_seed(0)
+    model = VoxtralRealtimeForConditionalGeneration(config).eval()
+    return model, processor

@@ -27,9 +27,7 @@ from benchmark.models.hf_common import (
     INSTRUCTION,
     GraniteLogMel,
     encode_with_specials,
-    last_real_positions,
     load_or_unavailable,
-    right_pad,
 )
 from benchmark.models.hf_lalm import (
     HubLALMAdapter,
@@ -139,10 +137,15 @@ class VoxtralAdapter(HubLALMAdapter):
 
 # ---- Voxtral Realtime -----------------------------------------------------------------------------------------
 class VoxtralRealtimeAdapter(HubLALMAdapter):
-    """Voxtral Realtime: speech only. The processor encodes mistral-common's offline transcription request (BOS,
-    left padding, streaming pads) and the model *adds* one projected audio frame to every position's token
-    embedding; there is no placeholder to expand and no text input. ``content_span`` is therefore every
-    position that carries an audio frame: the whole sequence. Both templates are that request."""
+    """Voxtral Realtime: listed, loadable, and refused for latents, with the reason.
+
+    Its processor encodes mistral-common's offline transcription request (BOS, left padding, delay tokens) and
+    the model *adds* one projected audio frame to each position's token embedding; ``generate`` then feeds the
+    remaining frames one per generated token. The request's ids cover only the left padding and the delay (about
+    0.5 s of the clip), so no single forward sees the whole clip: a last-token latent of the prompt would describe
+    silence plus half a second, and teacher-forcing invented text for the rest would not be the model's own
+    reading. Extracting it needs generation-time capture, which this suite does not do; ``prepare`` says so with
+    the numbers."""
 
     def attach(
         self, model: torch.nn.Module, processor: Any, *, device: torch.device, dtype: torch.dtype
@@ -159,46 +162,18 @@ class VoxtralRealtimeAdapter(HubLALMAdapter):
         self.template_check = "no chat template (transcription request of mistral-common)"
         return self.template_check
 
-    def encode(self, sample: Sample, wave: np.ndarray | None, tpl: Template) -> Any:
-        if wave is None:
-            raise PipelineError(f"sample {sample.id!r}: {self.recipe.name} takes speech only")
-        return self.processor(audio=wave, return_tensors="pt")
-
-    def check_placeholders(self, sample: Sample, ids: torch.Tensor) -> None:
-        return None
-
-    def audio_span(self, sample: Sample, ids: torch.Tensor) -> tuple[int, int]:
-        return 0, int(ids.shape[0])
-
     def prepare_with(self, sample: Sample, waveform: np.ndarray | None, tpl: Template) -> PreparedInput:
-        item = super().prepare_with(sample, waveform, tpl)
-        out_frames = item.tensors["input_features"].shape[-1]
-        item.tensors["num_delay_tokens"] = int(self.processor.num_delay_tokens)
-        item.key_material["num_delay_tokens"] = str(item.tensors["num_delay_tokens"])
-        if out_frames <= 0:
-            raise PipelineError(f"sample {sample.id!r}: no mel frames")
-        return item
-
-    def collate(self, items: list[PreparedInput]) -> Batch:
-        delays = {int(it.tensors["num_delay_tokens"]) for it in items}
-        if len(delays) != 1:
-            raise PipelineError(f"{self.recipe.name}: one batch mixes delays {sorted(delays)}")
-        frames = [it.tensors["input_features"] for it in items]
-        width = max(int(f.shape[-1]) for f in frames)
-        feats = torch.cat([nn.functional.pad(f, (0, width - int(f.shape[-1]))) for f in frames])
-        ids, mask = right_pad([it.tensors["input_ids"] for it in items], self.pad_id)
-        device = self.device or torch.device("cpu")
-        kwargs: dict[str, Any] = {
-            "input_ids": ids.to(device),
-            "attention_mask": mask.to(device),
-            "input_features": feats.to(device, self.dtype or torch.float32),
-            "num_delay_tokens": delays.pop(),
-        }
-        return Batch(
-            model_kwargs=kwargs,
-            last_positions=last_real_positions(mask).to(device),
-            sample_ids=[it.sample_id for it in items],
-            content_spans=[it.content_span for it in items],
+        if waveform is None:
+            raise PipelineError(f"sample {sample.id!r}: {self.recipe.name} takes speech only")
+        if self.processor is None:
+            raise PipelineError(f"model {self.recipe.name!r} is not loaded; call load() first")
+        out = self.processor(audio=waveform, return_tensors="pt")
+        ids = int(out["input_ids"].shape[-1])
+        frames = int(out["input_features"].shape[-1]) // int(self.processor.audio_length_per_tok)
+        raise UnsupportedModelError(
+            f"{self.recipe.name}: a streaming transcriber; for sample {sample.id!r} its request's {ids} prompt ids "
+            f"carry {ids} of the clip's {frames} audio frames and generate() feeds the rest one per generated "
+            "token, so no single forward sees the clip (generation-time extraction is not implemented)"
         )
 
 
