@@ -697,18 +697,25 @@ def load_checkpoint(
 
 
 PARITY_REFERENCE_SCRIPT = """\
-# run where the official Ultravox code runs (transformers 4.x; hub access or a local checkout of the repo)
-import numpy as np, torch, transformers
-model = transformers.AutoModel.from_pretrained(HUB_ID, trust_remote_code=True, revision=REVISION).eval()
-processor = transformers.AutoProcessor.from_pretrained(HUB_ID, trust_remote_code=True, revision=REVISION)
-turns = [{"role": "user", "content": CONTENT}]
-prompt = processor.tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=False,
-                                                 date_string=DATE)
-inputs = processor(text=prompt, audio=AUDIO, sampling_rate=16000)
+# The official Ultravox code path, run where it runs (transformers 4.x, with hub access or the checkpoint cached):
+#   python reference.py HUB_ID REVISION CONTENT AUDIO.npy DATE OUT.npz
+import sys
+
+import numpy as np
+import torch
+import transformers
+
+hub_id, revision, content, audio, date, out = sys.argv[1:7]
+kwargs = {"trust_remote_code": True} | ({} if revision == "unresolved" else {"revision": revision})
+model = transformers.AutoModel.from_pretrained(hub_id, **kwargs).eval()
+processor = transformers.AutoProcessor.from_pretrained(hub_id, **kwargs)
+turns = [{"role": "user", "content": content}]
+prompt = processor.tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=False, date_string=date)
+inputs = processor(text=prompt, audio=np.load(audio), sampling_rate=16000)
 with torch.no_grad():
-    out = model(**inputs, output_hidden_states=True)
-np.savez(OUT, input_ids=inputs["input_ids"].numpy(),
-         **{f"h{i}": h[0].float().numpy() for i, h in enumerate(out.hidden_states)})
+    result = model(**inputs, output_hidden_states=True)
+np.savez(out, input_ids=inputs["input_ids"].numpy(),
+         **{f"h{i}": h[0].float().numpy() for i, h in enumerate(result.hidden_states)})
 """
 
 
