@@ -25,15 +25,10 @@ from benchmark.core.errors import UnsupportedModelError
 from benchmark.core.schema import Modality
 from benchmark.models.base import Template
 from benchmark.models.hf_common import INSTRUCTION
+from benchmark.models.template_copies import CONTENT_MARKER, PINNED_DATE
 
 AUDIO_MARK = "{audio}"  # marks where the audio placeholder goes in a rendered template
-#: The date a chat template is rendered with where it inserts one (Llama 3.x: "Today Date: ..."). Why pinned:
-#: the Llama 3.2 template inserts today's date, which would change the token ids, the cache keys and every
-#: baseline daily. 26 Jul 2024 is the Llama 3.1 template's own default, so 3.1 and 3.2 render alike.
-PINNED_DATE = "26 Jul 2024"
-#: Marker rendered as a user message's content to split a chat template into prefix and suffix.
-CONTENT_MARKER = "\x00LALM-BENCH-CONTENT\x00"
-
+__all__ = ["AUDIO_MARK", "CONTENT_MARKER", "PINNED_DATE", "ChatFormat", "chat_templates", "render_user_turn"]
 BareReading = Literal["turn", "input"]
 
 BARE_NOTES: dict[str, str] = {

@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark.models.chat_templates import CONTENT_MARKER, PINNED_DATE
+#: The date a chat template is rendered with where it inserts one (Llama 3.x: "Today Date: ..."). Why pinned:
+#: the Llama 3.2 template inserts today's date, which would change the token ids, the cache keys and every
+#: baseline daily. 26 Jul 2024 is the Llama 3.1 template's own default, so 3.1 and 3.2 render alike.
+PINNED_DATE = "26 Jul 2024"
+#: Marker rendered as a user message's content to split a chat template into prefix and suffix.
+CONTENT_MARKER = "\x00LALM-BENCH-CONTENT\x00"
 
 COPIES_DIR = Path(__file__).with_name("chat_template_copies")
 #: families whose chat format is verified by their tokenizer library itself (tests on the real file format)
