@@ -238,3 +238,27 @@ def test_parity_check_compares_ids_and_every_layer(tmp_path: Path) -> None:
     np.savez(shifted, input_ids=ids[None], **arrays)
     with pytest.raises(PipelineError, match="first difference at 3"):
         parity_check(adapter, shifted, sample, wave)
+
+
+@pytest.mark.optin
+def test_parity_with_the_official_code_on_tiny_weights(tmp_path: Path) -> None:
+    """``scripts/ultravox_parity.py`` end to end. Opt-in: it needs a checkout of fixie-ai/ultravox
+    (``LALM_BENCH_ULTRAVOX_CHECKOUT``) and transformers 4.x installed with ``pip install --target``
+    (``LALM_BENCH_TRANSFORMERS4``), neither of which the default install or the repository provides."""
+    import os
+    import subprocess
+    import sys
+
+    checkout, tf4 = os.environ.get("LALM_BENCH_ULTRAVOX_CHECKOUT"), os.environ.get("LALM_BENCH_TRANSFORMERS4")
+    if not checkout or not tf4:
+        pytest.skip("set LALM_BENCH_ULTRAVOX_CHECKOUT and LALM_BENCH_TRANSFORMERS4")
+    script = str(Path(__file__).resolve().parents[1] / "scripts" / "ultravox_parity.py")
+    root = str(Path(__file__).resolve().parents[1])
+    for step, path in (("prepare", root), ("official", f"{tf4}:{checkout}"), ("compare", root)):
+        env = {**os.environ, "PYTHONPATH": path}
+        run = subprocess.run(
+            [sys.executable, script, step, str(tmp_path)], env=env, capture_output=True, text=True
+        )
+        assert run.returncode == 0, run.stderr[-2000:]
+    errors = json.loads(run.stdout[run.stdout.rindex("{") :])
+    assert max(errors.values()) < 1e-5, errors
