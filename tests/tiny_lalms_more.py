@@ -95,7 +95,7 @@ def tiny_granite_speech() -> tuple[torch.nn.Module, Any]:
     from transformers import GraniteSpeechConfig, GraniteSpeechForConditionalGeneration
 
     from benchmark.models.hf_common import GraniteLogMel
-    from benchmark.models.hf_lalm import GraniteSpeechInputs
+    from benchmark.models.hf_families import GraniteSpeechInputs
 
     tok = synthetic_tokenizer(
         ["<|start_of_role|>", "<|end_of_role|>", "<|audio|>"],
@@ -150,7 +150,7 @@ def tiny_qwen_omni_thinker() -> tuple[torch.nn.Module, Any]:
     audio/image/video token attributes the processor reads."""
     from transformers import Qwen2_5OmniThinkerConfig, Qwen2_5OmniThinkerForConditionalGeneration
 
-    from benchmark.models.hf_lalm import audio_only_omni_processor
+    from benchmark.models.hf_families import audio_only_omni_processor
 
     tok = synthetic_tokenizer(
         ["<|im_start|>", "<|im_end|>", *OMNI_TOKENS.values()],
@@ -160,8 +160,6 @@ def tiny_qwen_omni_thinker() -> tuple[torch.nn.Module, Any]:
         **OMNI_TOKENS,
     )
     ids = {name: tok.convert_tokens_to_ids(token) for name, token in OMNI_TOKENS.items()}
-    for name in ("audio_token", "image_token", "video_token"):
-        setattr(tok, f"{name}_id", ids[name])
     mrope = {
         "rope_type": "default",
         "rope_theta": 10000.0,

@@ -10,7 +10,12 @@ item as an *error* of the measurement (exit non-zero), never as a claim failure.
 (c) ``distinct_inputs``: distinct inputs give distinct latents at every layer after ``emb``;
 (d) ``batch_invariance``: batch 1 equals batch N in the run's dtype, inputs of different lengths mixed;
 (e) ``dtype_drift``: bf16 versus fp32 relative drift per layer, which sets the bf16 tolerance of (d);
-(f) ``template``: each template rendered per modality, and the last tokens the model actually receives.
+(f) ``template``: each template rendered per modality, and the last tokens the model actually receives;
+(g) ``generation``: a greedy transcript of one clean shipped English clip (the LM head runs here only) and its word
+    error rate; above ``GENERATION_WER_WARN`` the item is a warning, not a failure (a model may answer rather
+    than transcribe), but a GPU user learns in minutes that the speech path is broken;
+(h) ``parity`` (Ultravox only): the re-implementation's hidden states against the official code's, run in an
+    environment where that code runs (``LALM_BENCH_ULTRAVOX_PYTHON``); skipped, saying how, where it is not set.
 
 Every number is ``max|a - b| / ||b||`` per sample and layer (the latent's own norm), so tolerances are scale-free
 across layers whose residual norms differ by orders of magnitude.
@@ -42,7 +47,7 @@ from benchmark.engine.extract import (
 )
 from benchmark.models.base import Batch, ModelAdapter, PreparedInput
 
-CheckOutcome = Literal["pass", "fail", "skipped", "not applicable"]
+CheckOutcome = Literal["pass", "warn", "fail", "skipped", "not applicable"]
 
 #: fp32 tolerance of (a) and (d), relative to the latent's norm (DESIGN.md).
 FP32_TOLERANCE = 1e-4
@@ -58,6 +63,15 @@ CHECK_INPUTS = 12
 TAIL_TOKENS = 6
 
 SCHEMA = "lalm-bench-check/1"
+#: (g): a transcript with a word error rate above this is a warning (fixture clips are eSpeak NG speech, which
+#: whisper-base transcribes exactly in English: shared/OFFLINE.md).
+GENERATION_WER_WARN = 0.5
+#: (g): tokens generated at most
+GENERATION_TOKENS = 48
+#: (h): python of an environment where the official Ultravox code runs (transformers 4.x), for the parity check
+ULTRAVOX_PYTHON_ENV = "LALM_BENCH_ULTRAVOX_PYTHON"
+#: (h): relative tolerance per layer
+PARITY_RTOL = 1e-2
 
 
 @dataclass
@@ -114,7 +128,7 @@ class CheckReport:
             raise PipelineError(f"lalm-bench check failed for {self.model!r}: {names}")
 
 
-class _Skip(Exception):
+class CheckSkipped(Exception):
     """An item that cannot be evaluated for this adapter; the message is the recorded reason."""
 
 
@@ -235,7 +249,7 @@ def reference_hidden_states(adapter: ModelAdapter, batch: Batch) -> tuple[torch.
     handles = adapter.layer_handles()
     decoder = _decoder_module(adapter, handles.blocks)
     if decoder is None:
-        raise _Skip(
+        raise CheckSkipped(
             f"adapter {type(adapter).__name__} has no hidden_states(batch) method and no module under "
             "adapter.model owns its blocks as `.layers`"
         )
@@ -262,7 +276,9 @@ def reference_hidden_states(adapter: ModelAdapter, batch: Batch) -> tuple[torch.
             hook.remove()
     states = captured.get("hidden_states")
     if not states:
-        raise _Skip(f"{type(decoder).__name__} returned no hidden_states with output_hidden_states=True")
+        raise CheckSkipped(
+            f"{type(decoder).__name__} returned no hidden_states with output_hidden_states=True"
+        )
     return tuple(states)
 
 
@@ -289,7 +305,7 @@ def _check_hidden_states(adapter: ModelAdapter, batch: Batch, tolerance: float) 
         with LastTokenCapture(adapter) as capture:
             hooked = capture.run(batch).numpy()
         states = reference_hidden_states(adapter, batch)
-    except _Skip as reason:
+    except CheckSkipped as reason:
         return CheckItem("hidden_states", title, "skipped", str(reason))
     layers = adapter.layer_names()
     n_blocks = len(layers) - 2
@@ -340,13 +356,14 @@ def _check_hidden_states(adapter: ModelAdapter, batch: Batch, tolerance: float) 
     )
 
 
-def _placeholder_counts(adapter: ModelAdapter, item: PreparedInput) -> dict[str, int]:
+def placeholder_counts(adapter: ModelAdapter, item: PreparedInput) -> dict[str, int]:
     """Placeholders in the input ids and the positions among them that carry an audio embedding.
 
-    ``adapter.audio_embedding_counts(item) -> (placeholders, embeddings)`` is used when present. Otherwise,
-    for adapters that expose ``audio_token_id`` (the hub LALMs), the decoder's input (``emb``, after the
-    merge) is compared with the placeholder token's own embedding: a position still holding it received no
-    audio embedding.
+    ``adapter.audio_embedding_counts(item) -> (placeholders, embeddings)`` is used when present. Otherwise the
+    decoder's input (``emb``, after the merge) is compared with the plain token embedding of the input ids: a
+    placeholder position still holding it received no audio embedding. Placeholders are the positions of
+    ``adapter.audio_token_id`` or, for adapters without one (audio added to every position, Voxtral Realtime),
+    the item's ``content_span``.
     """
     method = getattr(adapter, "audio_embedding_counts", None)
     if callable(method):
@@ -354,13 +371,19 @@ def _placeholder_counts(adapter: ModelAdapter, item: PreparedInput) -> dict[str,
         return {"placeholders": int(placeholders), "audio_embeddings": int(embeddings)}
     token_id = getattr(adapter, "audio_token_id", None)
     model = getattr(adapter, "model", None)
-    if token_id is None or not hasattr(model, "get_input_embeddings"):
-        raise _Skip(
+    span = item.content_span
+    if (token_id is None and span is None) or not hasattr(model, "get_input_embeddings"):
+        raise CheckSkipped(
             f"adapter {type(adapter).__name__} exposes neither audio_embedding_counts(item) nor "
-            "audio_token_id with model.get_input_embeddings()"
+            "audio_token_id (or a content_span) with model.get_input_embeddings()"
         )
     ids = torch.as_tensor(_token_ids(item))
-    mask = ids == int(token_id)
+    if token_id is not None:
+        mask = ids == int(token_id)
+    else:
+        assert span is not None
+        mask = torch.zeros_like(ids, dtype=torch.bool)
+        mask[span[0] : span[1]] = True
     batch = adapter.collate([item])
     block0 = adapter.layer_handles().blocks[0]
     captured: dict[str, torch.Tensor] = {}
@@ -405,8 +428,8 @@ def _check_placeholders(adapter: ModelAdapter, items: list[PreparedInput]) -> Ch
     per_clip: dict[str, dict[str, int]] = {}
     try:
         for item in speech:
-            per_clip[item.sample_id] = _placeholder_counts(adapter, item)
-    except _Skip as reason:
+            per_clip[item.sample_id] = placeholder_counts(adapter, item)
+    except CheckSkipped as reason:
         return CheckItem("audio_placeholders", title, "skipped", str(reason))
     bad = {
         sid: c
@@ -559,6 +582,115 @@ def _check_template(adapter: ModelAdapter, template: str, items: list[PreparedIn
     return CheckItem("template", title, "pass", f"last tokens {shown}", numbers)
 
 
+def _not_run(key: str) -> CheckItem:
+    return CheckItem(key, key, "skipped", "not requested")
+
+
+def _clean_english_clip(probe_set: ProbeSet) -> tuple[Sample, np.ndarray] | None:
+    """The first English speech sample of the set on the clean device (or without one), with its waveform."""
+    from benchmark.probes.io import read_waveform
+
+    for sample in probe_set.samples:
+        if sample.modality == "speech" and sample.language == "en" and sample.device in (None, "clean"):
+            waveform, _notes = read_waveform(probe_set.audio_file(sample))
+            return sample, waveform
+    return None
+
+
+def _check_generation(adapter: ModelAdapter, probe_set: ProbeSet) -> CheckItem:
+    """(g): greedy transcript of one clean English clip, its WER; a warning above ``GENERATION_WER_WARN``."""
+    from benchmark.engine.wer import normalise, wer
+
+    title = "greedy transcript of a clean clip (word error rate)"
+    if "speech" not in adapter.spec.modalities:
+        return CheckItem("generation", title, "not applicable", "the model takes no speech")
+    transcribe = getattr(adapter, "transcribe", None)
+    if not callable(transcribe):
+        return CheckItem("generation", title, "skipped", f"{type(adapter).__name__} has no transcribe()")
+    found = _clean_english_clip(probe_set)
+    if found is None:
+        return CheckItem("generation", title, "skipped", "the check set holds no clean English clip")
+    sample, waveform = found
+    hypothesis = str(transcribe(waveform, language="en", max_new_tokens=GENERATION_TOKENS))
+    rate = wer([sample.text], [hypothesis]) if normalise(sample.text) else float("nan")
+    numbers = {
+        "sample": sample.id,
+        "reference": sample.text,
+        "hypothesis": hypothesis,
+        "wer": rate,
+        "warn_above": GENERATION_WER_WARN,
+    }
+    status: CheckOutcome = "pass" if rate <= GENERATION_WER_WARN else "warn"
+    detail = f"WER {rate:.2f} on {sample.id} (reference {sample.text!r}, transcript {hypothesis!r})"
+    if status == "warn":
+        detail += f"; above {GENERATION_WER_WARN}: check the speech path before running claims"
+    return CheckItem("generation", title, status, detail, numbers)
+
+
+def _check_parity(adapter: ModelAdapter, probe_set: ProbeSet) -> CheckItem:
+    """(h): Ultravox against the official code, run by ``LALM_BENCH_ULTRAVOX_PYTHON`` in its own environment."""
+    import os
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    title = "Ultravox re-implementation against the official code (hidden states)"
+    if adapter.spec.family != "ultravox":
+        return CheckItem("parity", title, "not applicable", "only the Ultravox re-implementation has one")
+    python = os.environ.get(ULTRAVOX_PYTHON_ENV, "")
+    if not python:
+        return CheckItem(
+            "parity",
+            title,
+            "skipped",
+            f"set {ULTRAVOX_PYTHON_ENV} to the python of an environment where the official Ultravox code runs "
+            "(transformers 4.x with hub access, or its checkpoint cached) to compare",
+        )
+    found = _clean_english_clip(probe_set)
+    if found is None:
+        return CheckItem("parity", title, "skipped", "the check set holds no clean English clip")
+    from benchmark.models.chat_templates import PINNED_DATE
+    from benchmark.models.hf_common import INSTRUCTION
+    from benchmark.models.ultravox import PARITY_REFERENCE_SCRIPT, PLACEHOLDER, parity_check
+
+    sample, waveform = found
+    content = PLACEHOLDER + INSTRUCTION  # the user message of the shared-suffix template
+    with tempfile.TemporaryDirectory() as tmp:
+        audio, out, script = Path(tmp) / "audio.npy", Path(tmp) / "reference.npz", Path(tmp) / "reference.py"
+        np.save(audio, waveform.astype(np.float32))
+        script.write_text(PARITY_REFERENCE_SCRIPT, encoding="utf-8")
+        args = [
+            python,
+            str(script),
+            adapter.spec.hub_id or "",
+            adapter.spec.revision,
+            content,
+            str(audio),
+            PINNED_DATE,
+            str(out),
+        ]
+        run = subprocess.run(args, capture_output=True, text=True, timeout=3600, check=False)
+        if run.returncode != 0 or not out.is_file():
+            return CheckItem(
+                "parity",
+                title,
+                "fail",
+                f"the reference run failed ({run.returncode}): {(run.stderr or run.stdout).strip()[-400:]}",
+            )
+        try:
+            errors = parity_check(adapter, out, sample, waveform, rtol=PARITY_RTOL)  # type: ignore[arg-type]
+        except PipelineError as exc:
+            return CheckItem("parity", title, "fail", str(exc))
+    worst = max(errors, key=errors.get)  # type: ignore[arg-type]
+    return CheckItem(
+        "parity",
+        title,
+        "pass",
+        f"{len(errors)} layers within {PARITY_RTOL:g} (worst {worst} {errors[worst]:.2e})",
+        {"relative_error": errors},
+    )
+
+
 # ---- the run -------------------------------------------------------------------------------------------------
 
 
@@ -575,6 +707,7 @@ def run_check(
     probe_set: ProbeSet | None = None,
     batch_size: int = 8,
     template: str = "shared-suffix",
+    generation: bool = True,
 ) -> CheckReport:
     """Run items (a)-(f) on ``adapter`` and return the report (``report.ok`` false when an item failed).
 
@@ -632,6 +765,8 @@ def run_check(
     )
     items_out.append(drift)
     items_out.append(_check_template(adapter, template, ordered))
+    items_out.append(_check_generation(adapter, check_set) if generation else _not_run("generation"))
+    items_out.append(_check_parity(adapter, check_set))
 
     counts: dict[str, int] = {}
     for sample in check_set.samples:
@@ -668,8 +803,8 @@ def format_report(report: CheckReport) -> str:
         f"  template {report.template}  inputs {report.samples}  {report.seconds:.1f} s",
         "",
     ]
-    marks = {"pass": "PASS", "fail": "FAIL", "skipped": "SKIP", "not applicable": "n/a "}
-    for letter, item in zip("abcdef", report.items, strict=False):
+    marks = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skipped": "SKIP", "not applicable": "n/a "}
+    for letter, item in zip("abcdefgh", report.items, strict=False):
         lines.append(f"  ({letter}) {marks[item.status]}  {item.title}")
         lines.append(f"            {item.detail}")
     template = report.item("template").numbers

@@ -7,6 +7,8 @@ the generic adapter, which finds the decoder and the audio placeholder from the 
 
 from __future__ import annotations
 
+from typing import Any
+
 from benchmark.core.registry import Registry
 from benchmark.models.base import ModelAdapter
 
@@ -31,8 +33,40 @@ for _name in (
     "phi-4-multimodal",
     "gemma-3n-e4b",
     "audio-flamingo-3",
+    # the newest releases (transformers-native ports, and Ultravox 0.6 through the re-implementation)
+    "qwen3-omni-30b-a3b-instruct",
+    "qwen3-asr-1.7b",
+    "qwen3-asr-0.6b",
+    "voxtral-small-24b",
+    "voxtral-mini-4b-realtime",
+    "glm-asr-nano",
+    "audio-flamingo-next",
+    "ultravox-0.6-llama-3.1-8b",
+    "ultravox-0.6-llama-3.3-70b",
+    "ultravox-0.6-gemma-3-27b",
+    "ultravox-0.6-qwen-3-32b",
 ):
     MODELS.register(_name, _HUB)
+
+ENTRY_POINT_GROUP = "lalm_bench.models"
+
+
+def register_entry_points(registry: Registry[object], entry_points: Any = None) -> list[str]:
+    """Register third-party adapters declared in the ``lalm_bench.models`` entry-point group: each entry's name is
+    the model name and its value a ``"module:factory"`` path (the factory takes the name and returns a
+    ``ModelAdapter``; nothing is imported until the model is used). Returns the names registered."""
+    if entry_points is None:
+        import importlib.metadata
+
+        entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    names = []
+    for entry in entry_points:
+        registry.register(entry.name, entry.value)
+        names.append(entry.name)
+    return names
+
+
+register_entry_points(MODELS)
 
 #: Models a plain run uses when none is named: the real offline weights that run on CPU here.
 DEFAULT_MODELS: tuple[str, ...] = ("whisper-base-ct2", "gemma-3-270m-q4km")
@@ -75,6 +109,7 @@ def describe_models() -> list[dict[str, object]]:
                     for template, by_modality in adapter.templates.items()
                 },
                 "layers": _layers(adapter),
+                "chat_template": _template_status(adapter),
                 "available": availability.available,
                 "availability": availability.detail,
                 "description": spec.description,
@@ -82,6 +117,14 @@ def describe_models() -> list[dict[str, object]]:
             }
         )
     return rows
+
+
+def _template_status(adapter: ModelAdapter) -> str:
+    from benchmark.models.template_copies import template_status
+
+    if adapter.spec.kind != "lalm":
+        return "no chat template (offline weights)"
+    return template_status(adapter.spec.family, adapter.spec.hub_id)
 
 
 def _layers(adapter: ModelAdapter) -> list[str] | None:

@@ -1,21 +1,22 @@
-"""Adapters for the hub LALMs that transformers 5 runs natively, plus ``hf:<hub id>`` and the dispatcher.
+"""The transformers-5-native hub LALMs: one adapter class driven by a per-model ``Recipe``, plus ``hf:<hub id>``.
 
-One class, ``HubLALMAdapter``, driven by a per-model ``Recipe`` (hub id, model class, chat format, feature
-keys). The model's own processor builds every input, so the audio placeholder is expanded to exactly the
-number of audio embeddings the model will scatter; the adapter checks that the processor really used the
-audio (features present, placeholders counted) because a processor that silently ignores an audio kwarg
-makes every clip give the same latent (ANCHORS.md, lmms-eval PR #1081). Ultravox lives in
+The model's own processor builds every input, so the audio placeholder is expanded to exactly the number of
+audio embeddings the model will scatter; the adapter checks that the processor really used the audio (features
+present, placeholders counted) because a processor that silently ignores an audio kwarg makes every clip give
+the same latent (ANCHORS.md, lmms-eval PR #1081). Families whose inputs or hook points need more than data live in
+``benchmark.models.hf_families``; the catalogue's recipes in ``benchmark.models.hf_recipes``; Ultravox in
 ``benchmark.models.ultravox`` (its official code needs transformers 4).
 
-Templates: the primary ``shared-suffix`` wraps the content in the model's chat turn and ends the user turn
-with ``INSTRUCTION`` then the assistant header, so text and speech end on the same suffix tokens; ``bare``
-is the content alone (BOS, where the model has one, then the text or the audio placeholder). The chat
-strings are written out here (so they are known without loading anything) and checked against the
-tokenizer's own chat template at load: a differing suffix is an error, not a silent change of "last token".
+Templates (``benchmark.models.chat_templates``): ``shared-suffix`` wraps the content in the model's chat turn and
+ends the user turn with ``INSTRUCTION`` then the assistant header; ``bare`` is the family's reading of the paper's
+template (the chat turn up to the input, or the input alone) and ends on the input's literal last token. Every
+prepared input carries ``content_span``, the positions of its own text tokens or of its expanded audio
+placeholder, for the token-identity controls.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -25,7 +26,7 @@ import torch
 from benchmark.core.audio import SAMPLE_RATE
 from benchmark.core.errors import PipelineError, UnsupportedModelError
 from benchmark.core.hashing import sha256_ints, sha256_json, sha256_waveform
-from benchmark.core.schema import Sample
+from benchmark.core.schema import Modality, Sample
 from benchmark.models.base import (
     Availability,
     Batch,
@@ -33,14 +34,13 @@ from benchmark.models.base import (
     ModelAdapter,
     ModelSpec,
     PreparedInput,
+    Template,
 )
-from benchmark.models.chat_templates import AUDIO_MARK, ChatFormat, chat_templates
+from benchmark.models.chat_templates import AUDIO_MARK, ChatFormat, chat_templates, render_user_turn
 from benchmark.models.hf_common import (
     INSTRUCTION,
-    GraniteLogMel,
     cached_availability,
     check_waveform,
-    encode_with_specials,
     forward_accepts,
     last_real_positions,
     load_or_unavailable,
@@ -52,160 +52,80 @@ from benchmark.models.lock import locked_revision
 
 
 @dataclass(frozen=True)
+class LoraSpec:
+    """Where a family's speech LoRA lives: ``subfolder`` of the hub repo (``None``: the repo root, which
+    transformers loads by itself when peft is installed) and the adapter's name once loaded."""
+
+    adapter_name: str
+    subfolder: str | None = None
+
+
+@dataclass(frozen=True)
 class Recipe:
     """What differs between the native hub LALMs; the defaults are what most of them share."""
 
     name: str
     hub_id: str
-    family: str  # also picks the adapter class (``_ADAPTER_CLASSES``), default ``HubLALMAdapter``
+    family: str  # also picks the adapter class (``hub_factory``), default ``HubLALMAdapter``
     description: str
     model_class: str
     chat: ChatFormat
     feature_keys: tuple[str, ...] = ("input_features", "input_features_mask")
     languages: tuple[str, ...] | None = None
     load_kwargs: dict[str, Any] = field(default_factory=dict)
-    submodule: str | None = None  # e.g. "thinker" for Qwen2.5-Omni
+    submodule: str | None = None  # e.g. "thinker" for the Qwen Omni models
     processor_kwargs: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    modalities: tuple[Modality, ...] = ("text", "speech")
+    #: the speech LoRA that must be merged for the speech path (peft, ``lora`` extra)
+    lora: LoraSpec | None = None
+    #: import names the adapter needs beyond the default install, and the pyproject extra that brings them
+    needs: tuple[str, ...] = ()
+    extra: str | None = None
+    #: the transformers release that brings ``model_class``, said when the installed one lacks it
+    since: str | None = None
+    #: the user-turn instruction after the audio for ``transcribe`` (the pre-flight's generation step)
+    asr_prompt: str = "Transcribe the audio."
 
 
-_QWEN_SYS = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
-_OMNI_SYS = (
-    "<|im_start|>system\nYou are Qwen, a virtual human developed by the Qwen Team, Alibaba Group, capable of "
-    "perceiving auditory and visual inputs, as well as generating text and speech.<|im_end|>\n"
-)
-_QWEN_AUDIO = "<|audio_bos|><|AUDIO|><|audio_eos|>"
-_QWEN_FEATURES = ("input_features", "feature_attention_mask")  # Qwen processors' name for the mel mask
-_UNTESTED = "spec and loader only, not tiny-tested"
-
-
-def _chatml(system: str, speech: str, note: str = "") -> ChatFormat:
-    """ChatML (Qwen decoders): system turn, user turn, assistant header; only the system and audio differ."""
-    return ChatFormat(
-        prefix=system + "<|im_start|>user\n",
-        speech=speech,
-        suffix="<|im_end|>\n<|im_start|>assistant\n",
-        note=note,
+def pad_token_id(owner: str, tokenizer: Any, avoid: int | None = None) -> int:
+    """The id right padding uses: the tokenizer's pad, else its eos, never ``avoid`` (the audio placeholder:
+    GLM-ASR's placeholder is named ``<|pad|>``, and padding with it would read as audio to the merge)."""
+    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if candidate is not None and candidate != avoid:
+            return int(candidate)
+    raise UnsupportedModelError(
+        f"{owner}: the tokenizer has no pad or eos token other than the audio placeholder {avoid}"
     )
 
 
-# One entry per model: name, hub id, family, description, model class, chat format, then what differs
-# from the defaults. Behaviour that data cannot express lives in the family's adapter subclass.
-RECIPES: dict[str, Recipe] = {
-    r.name: r
-    for r in (
-        Recipe(
-            "qwen2-audio-7b-instruct",
-            "Qwen/Qwen2-Audio-7B-Instruct",
-            "qwen2-audio",
-            "Qwen2-Audio-7B-Instruct: Whisper-large-v3 encoder + Qwen-7B, chat-tuned",
-            "Qwen2AudioForConditionalGeneration",
-            _chatml(
-                _QWEN_SYS,
-                "Audio 1: " + _QWEN_AUDIO,
-                "chat template of the processor; speech line as its template writes it ('Audio 1: ...')",
-            ),
-            _QWEN_FEATURES,
-        ),
-        Recipe(
-            "qwen2-audio-7b",
-            "Qwen/Qwen2-Audio-7B",
-            "qwen2-audio",
-            "Qwen2-Audio-7B base (pretrained, no chat turn)",
-            "Qwen2AudioForConditionalGeneration",
-            ChatFormat(
-                "",
-                _QWEN_AUDIO,
-                "",
-                note="base model has no chat template: content then the instruction, "
-                "as in its model card prompts",
-            ),
-            _QWEN_FEATURES,
-        ),
-        Recipe(
-            "qwen2.5-omni-7b",
-            "Qwen/Qwen2.5-Omni-7B",
-            "qwen2.5-omni",
-            "Qwen2.5-Omni-7B thinker only (talker and token2wav are not loaded)",
-            "Qwen2_5OmniForConditionalGeneration",
-            _chatml(_OMNI_SYS, _QWEN_AUDIO, "default Omni system prompt of the model card"),
-            _QWEN_FEATURES,
-            load_kwargs={"enable_audio_output": False},
-            submodule="thinker",
-            notes=("falls back to an audio-only processor when the full one needs torchvision",),
-        ),
-        Recipe(
-            "voxtral-mini-3b",
-            "mistralai/Voxtral-Mini-3B-2507",
-            "voxtral",
-            "Voxtral-Mini-3B-2507: Whisper-style encoder + Ministral-3B decoder",
-            "VoxtralForConditionalGeneration",
-            ChatFormat(
-                "<s>[INST]",
-                "[BEGIN_AUDIO][AUDIO]",
-                "[/INST]",
-                bare_prefix="<s>",
-                note="mistral-common instruct format; audio chunk precedes the text in the user turn",
-            ),
-            ("input_features",),
-            notes=(
-                "ids assembled by the adapter (VoxtralProcessor refuses [AUDIO] in text); loading the real "
-                "tokenizer needs mistral-common (MistralCommonBackend), not installed here",
-            ),
-        ),
-        Recipe(
-            "granite-speech-3.3-2b",
-            "ibm-granite/granite-speech-3.3-2b",
-            "granite-speech",
-            "Granite-Speech-3.3-2B: conformer encoder + Q-former projector + Granite-3.3-2B (LoRA merged at load)",
-            "GraniteSpeechForConditionalGeneration",
-            ChatFormat(
-                "<|start_of_role|>user<|end_of_role|>",
-                "<|audio|>",
-                "<|end_of_text|>\n<|start_of_role|>assistant<|end_of_role|>",
-                note="no system turn: the tokenizer's default one inserts today's date, which would change "
-                "the ids daily",
-            ),
-            notes=(
-                "log-mel features computed in torch (GraniteLogMel; no torchaudio wheel for torch 2.13), "
-                "audio encoded one clip at a time (the conformer has no padding mask)",
-            ),
-        ),
-        Recipe(
-            "phi-4-multimodal",
-            "microsoft/Phi-4-multimodal-instruct",
-            "phi4-multimodal",
-            "Phi-4-multimodal-instruct (native transformers 5 port), speech LoRA path",
-            "Phi4MultimodalForCausalLM",
-            ChatFormat("<|user|>", "<|audio_1|>", "<|end|><|assistant|>"),
-            ("audio_input_features",),
-            notes=("the native port may need a converted revision of the hub repo; " + _UNTESTED,),
-        ),
-        Recipe(
-            "gemma-3n-e4b",
-            "google/gemma-3n-E4B-it",
-            "gemma3n",
-            "Gemma-3n-E4B-it: USM audio encoder + Gemma-3n decoder (per-layer embeddings)",
-            "Gemma3nForConditionalGeneration",
-            ChatFormat(
-                "<bos><start_of_turn>user\n",
-                "<audio_soft_token>",
-                "<end_of_turn>\n<start_of_turn>model\n",
-                bare_prefix="<bos>",
-            ),
-            notes=(_UNTESTED,),
-        ),
-        Recipe(
-            "audio-flamingo-3",
-            "nvidia/audio-flamingo-3-hf",
-            "audioflamingo3",
-            "Audio Flamingo 3 (transformers port): AF-Whisper encoder + Qwen2.5-7B",
-            "AudioFlamingo3ForConditionalGeneration",
-            _chatml(_QWEN_SYS, "<sound>"),
-            notes=("hub id as in transformers' audioflamingo3 docs; " + _UNTESTED,),
-        ),
-    )
-}
+def _common_length(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def content_span(
+    sample: Sample, tpl: Template, head: list[int], upto: list[int], full: list[int]
+) -> tuple[int, int]:
+    """``[start, end)`` of a text's own tokens in ``full`` from the ids of the template's prefix alone (``head``) and
+    of prefix + text (``upto``): the tokens the three tokenisations share, minus the prefix's. A token that merges
+    the text with the template around it is left out of the span."""
+    start = _common_length(head, full)
+    end = _common_length(upto, full)
+    if end <= start:
+        raise PipelineError(
+            f"sample {sample.id!r}: no token of the text stands apart from the {tpl.name!r} template's "
+            f"(prefix ids {head[-4:]}, prefix+text ids {upto[-4:]}, full ids {full[: len(upto) + 2][-6:]})"
+        )
+    return start, end
+
+
+def missing_packages(needs: tuple[str, ...]) -> list[str]:
+    return [name for name in needs if importlib.util.find_spec(name) is None]
 
 
 def find_decoder(model: torch.nn.Module) -> LayerHandles:
@@ -254,7 +174,7 @@ def find_audio_token(model: torch.nn.Module, processor: Any) -> tuple[str, int]:
 
     Raises ``UnsupportedModelError`` naming which of the two could not be found, or disagreeing ids."""
     configs = [getattr(model, "config", None)]
-    for sub in ("thinker_config", "text_config"):
+    for sub in ("thinker_config", "text_config", "audio_config"):
         configs.append(getattr(configs[0], sub, None))
     config_id = None
     for cfg in configs:
@@ -313,11 +233,15 @@ class HubLALMAdapter(ModelAdapter):
             family=recipe.family,
             hub_id=recipe.hub_id,
             revision=rev,
-            modalities=("text", "speech"),
+            modalities=recipe.modalities,
             languages=recipe.languages,
             weights_source=f"hub:{recipe.hub_id}",
             description=recipe.description,
-            notes=(f"template instruction {INSTRUCTION!r}", *recipe.notes),
+            notes=(
+                f"template instruction {INSTRUCTION!r}",
+                f"native class {recipe.model_class}",
+                *recipe.notes,
+            ),
         )
         self.templates = chat_templates(recipe.name, recipe.chat)
         self.model: torch.nn.Module | None = None
@@ -326,10 +250,30 @@ class HubLALMAdapter(ModelAdapter):
         self.audio_token: str | None = None
         self.audio_token_id: int | None = None
         self.pad_id: int = 0
+        #: what ``check_chat_template`` found at load ("verified", "no chat template", or what differs)
+        self.template_check: str = "not loaded"
 
     # ---- description -------------------------------------------------------------------------
+    def class_availability(self) -> Availability | None:
+        """Unavailable when the installed transformers lacks the class or an extra package is missing."""
+        import transformers
+
+        if getattr(transformers, self.recipe.model_class, None) is None:
+            needs = f"; needs {self.recipe.since}" if self.recipe.since else ""
+            return Availability(
+                False,
+                f"transformers {transformers.__version__} has no class {self.recipe.model_class}{needs}",
+            )
+        missing = missing_packages(self.recipe.needs)
+        if missing:
+            return Availability(
+                False,
+                f"needs {missing} (pip install 'lalm-bench[{self.recipe.extra}]'), not installed here",
+            )
+        return None
+
     def availability(self) -> Availability:
-        return cached_availability(self.recipe.hub_id, self.spec.revision)
+        return self.class_availability() or cached_availability(self.recipe.hub_id, self.spec.revision)
 
     def processor_config(self) -> dict[str, Any]:
         if self.processor is None:
@@ -347,18 +291,17 @@ class HubLALMAdapter(ModelAdapter):
             "vocab_size": len(tok) if tok is not None else None,
             "audio_token": self.audio_token,
             "processor_kwargs": self.recipe.processor_kwargs,
+            "lora": None if self.recipe.lora is None else self.recipe.lora.adapter_name,
         }
 
     # ---- loading -----------------------------------------------------------------------------
     def load(self, device: torch.device, dtype: torch.dtype) -> None:
         import transformers
 
-        model_cls = getattr(transformers, self.recipe.model_class, None)
-        if model_cls is None:
-            raise UnsupportedModelError(
-                f"transformers {transformers.__version__} has no class {self.recipe.model_class} "
-                f"(needed by {self.recipe.name!r})"
-            )
+        unavailable = self.class_availability()
+        if unavailable is not None:
+            raise UnsupportedModelError(f"{self.recipe.name}: {unavailable.detail}")
+        model_cls = getattr(transformers, self.recipe.model_class)
         kwargs = revision_kwargs(self.spec.revision)
         hub_id = self.recipe.hub_id
         processor = self.load_processor(kwargs)
@@ -369,10 +312,15 @@ class HubLALMAdapter(ModelAdapter):
                 hub_id, dtype=dtype, **kwargs, **self.recipe.load_kwargs, **placement
             ),
         )
+        model = self.prepare_loaded(model, kwargs)
         if self.recipe.submodule:
             model = getattr(model, self.recipe.submodule)
         self.attach(_placed(model, device, self.device_map), processor, device=device, dtype=dtype)
         self.check_chat_template()
+
+    def prepare_loaded(self, model: torch.nn.Module, kwargs: dict[str, Any]) -> torch.nn.Module:
+        """Family hook between ``from_pretrained`` and ``attach`` (the LoRA families merge here)."""
+        return model
 
     def load_processor(self, kwargs: dict[str, Any]) -> Any:
         """The model's own processor from the hub (subclasses build one where that needs missing packages)."""
@@ -388,38 +336,38 @@ class HubLALMAdapter(ModelAdapter):
     ) -> None:
         """Use an already built model and processor (``load`` and the synthetic tests both come here)."""
         model.eval()
-        self._handles = find_decoder(model)
+        self._handles = self.find_layers(model)
         self.audio_token, self.audio_token_id = find_audio_token(model, processor)
-        tok = processor.tokenizer
-        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        if pad is None:
-            raise UnsupportedModelError(f"{self.recipe.name}: tokenizer has neither a pad nor an eos token")
-        self.pad_id = int(pad)
+        self.pad_id = pad_token_id(self.recipe.name, processor.tokenizer, avoid=self.audio_token_id)
         self.model, self.processor, self.device, self.dtype = model, processor, device, dtype
 
-    def check_chat_template(self) -> str:
-        """Render the tokenizer's chat template for one text turn and check it ends on our suffix.
+    def find_layers(self, model: torch.nn.Module) -> LayerHandles:
+        """The hook points (families whose blocks pass more than ``[batch, seq, d]`` replace this)."""
+        return find_decoder(model)
 
-        Returns "verified", or "no chat template" when the model has none (base models, Voxtral's
-        mistral-common tokenizer); a different suffix raises ``PipelineError``."""
+    def check_chat_template(self) -> str:
+        """Render the tokenizer's chat template for one text turn: the user turn must end on our suffix (an
+        error otherwise: "last token" would change meaning); a differing prefix is recorded, not raised (the
+        tokenizers of some families insert a dated system turn that the recipe leaves out on purpose)."""
         suffix = self.recipe.chat.suffix
         tok = getattr(self.processor, "tokenizer", None)
         template = getattr(tok, "chat_template", None) or getattr(self.processor, "chat_template", None)
         if not suffix or not template:
-            return "no chat template"
-        content = "HELLO" + INSTRUCTION
-        rendered = tok.apply_chat_template(
-            [{"role": "user", "content": content}],
-            tokenize=False,
-            add_generation_prompt=True,
-            chat_template=template,
-        )
-        if not rendered.endswith(content + suffix):
+            self.template_check = "no chat template"
+            return self.template_check
+        prefix, rendered_suffix = render_user_turn(tok, chat_template=template, owner=self.recipe.name)
+        if rendered_suffix != suffix:
             raise PipelineError(
-                f"{self.recipe.name}: the model's chat template ends a user turn with "
-                f"{rendered[rendered.find(content) + len(content) :]!r}, the adapter declares {suffix!r}"
+                f"{self.recipe.name}: the model's chat template ends a user turn with {rendered_suffix!r}, "
+                f"the adapter declares {suffix!r}"
             )
-        return "verified"
+        declared = self.recipe.chat.prefix
+        self.template_check = (
+            "verified"
+            if prefix == declared
+            else f"suffix verified; the template's default prefix {prefix!r} differs from {declared!r}"
+        )
+        return self.template_check
 
     def unload(self) -> None:
         self.model = None
@@ -435,15 +383,28 @@ class HubLALMAdapter(ModelAdapter):
         return self._handles
 
     # ---- inputs ------------------------------------------------------------------------------
-    def render(self, sample: Sample, template: str) -> str:
-        """The prompt string before the processor expands the audio placeholder."""
-        tpl = self.template(template, sample.modality)
-        content = sample.text if sample.modality == "text" else self.recipe.chat.speech
-        return tpl.prefix + content + tpl.suffix
+    def asr_template(self) -> Template:
+        """The transcription prompt of ``transcribe``: the chat turn, the audio, ``recipe.asr_prompt``."""
+        chat = self.recipe.chat
+        instruction = f"\n{self.recipe.asr_prompt}" if self.recipe.asr_prompt else ""
+        return Template(
+            name="asr",
+            modality="speech",
+            prefix=chat.prefix,
+            suffix=instruction + chat.suffix,
+            rendered=chat.prefix + AUDIO_MARK + instruction + chat.suffix,
+            note="transcription prompt of the pre-flight's generation step (never a latent)",
+        )
 
-    def encode_speech(self, sample: Sample, wave: np.ndarray, template: str) -> Any:
-        """``input_ids`` ``[1, seq]`` (placeholder expanded) plus the recipe's feature keys, for one clip."""
-        prompt = self.render(sample, template)
+    def content_string(self, sample: Sample) -> str:
+        return sample.text if sample.modality == "text" else self.recipe.chat.speech
+
+    def encode_prompt(self, prompt: str, wave: np.ndarray | None) -> Any:
+        """``input_ids`` ``[1, seq]`` (placeholder expanded) plus the recipe's feature keys for one prompt."""
+        if wave is None:
+            return self.processor(
+                text=[prompt], audio=None, return_tensors="pt", **self.recipe.processor_kwargs
+            )
         return self.processor(
             text=[prompt],
             audio=[wave],
@@ -452,19 +413,67 @@ class HubLALMAdapter(ModelAdapter):
             **self.recipe.processor_kwargs,
         )
 
-    def encode_text(self, sample: Sample, template: str) -> Any:
-        """``input_ids`` ``[1, seq]`` of a text sample."""
-        prompt = self.render(sample, template)
-        return self.processor(text=[prompt], return_tensors="pt", **self.recipe.processor_kwargs)
+    def encode(self, sample: Sample, wave: np.ndarray | None, tpl: Template) -> Any:
+        """The processor's output for one sample under ``tpl``."""
+        return self.encode_prompt(tpl.prefix + self.content_string(sample) + tpl.suffix, wave)
+
+    def text_span(self, sample: Sample, tpl: Template, ids: torch.Tensor) -> tuple[int, int]:
+        """``[start, end)`` of the tokens wholly inside the sample's text: the processor's ids of ``prefix`` and of
+        ``prefix + text`` (same path) are compared with ``ids``; a token merging the text's last characters with
+        the template's suffix (tiktoken-style BPE joins "." and "\n") is left out. No token of the text at all
+        is an error naming the sample."""
+        return content_span(
+            sample,
+            tpl,
+            self._prefix_ids(tpl.prefix),
+            self._ids(self.encode_prompt(tpl.prefix + sample.text, None)),
+            ids.tolist(),
+        )
+
+    def _prefix_ids(self, prefix: str) -> list[int]:
+        """Ids the processor gives ``prefix`` alone (BOS included where it adds one; [] where it refuses "")."""
+        try:
+            return self._ids(self.encode_prompt(prefix, None))
+        except (ValueError, IndexError, TypeError):
+            if prefix:
+                raise
+            return []
+
+    @staticmethod
+    def _ids(out: Any) -> list[int]:
+        return [int(i) for i in torch.as_tensor(out["input_ids"])[0].tolist()]
+
+    def audio_span(self, sample: Sample, ids: torch.Tensor) -> tuple[int, int]:
+        """``[start, end)`` of the expanded audio placeholder: one contiguous run of the audio token."""
+        where = (ids == self.audio_token_id).nonzero().flatten()
+        if where.numel() == 0:
+            raise PipelineError(
+                f"sample {sample.id!r}: no audio placeholder {self.audio_token!r} in the input ids"
+            )
+        start, end = int(where[0]), int(where[-1]) + 1
+        if end - start != where.numel():
+            raise PipelineError(
+                f"sample {sample.id!r}: the audio placeholder {self.audio_token!r} is not one contiguous run "
+                f"({where.numel()} tokens over positions {start}..{end - 1})"
+            )
+        return start, end
 
     def prepare(self, sample: Sample, waveform: np.ndarray | None, template: str) -> PreparedInput:
+        return self.prepare_with(sample, waveform, self.template(template, sample.modality))
+
+    def prepare_with(self, sample: Sample, waveform: np.ndarray | None, tpl: Template) -> PreparedInput:
+        """``prepare`` under an explicit ``Template`` (the declared ones, or ``asr_template``)."""
         if self.processor is None:
             raise PipelineError(f"model {self.recipe.name!r} is not loaded; call load() first")
+        if sample.modality not in self.spec.modalities:
+            raise PipelineError(
+                f"sample {sample.id!r}: {self.recipe.name} takes {self.spec.modalities}, not {sample.modality!r}"
+            )
         tensors: dict[str, Any] = {}
         audio_key = None
         if sample.modality == "speech":
             wave = check_waveform(sample.id, waveform)
-            out = self.encode_speech(sample, wave, template)
+            out = self.encode(sample, wave, tpl)
             missing = [k for k in self.recipe.feature_keys if k not in out]
             if missing:
                 raise PipelineError(
@@ -477,19 +486,18 @@ class HubLALMAdapter(ModelAdapter):
         else:
             if waveform is not None:
                 raise PipelineError(f"sample {sample.id!r}: modality 'text' but a waveform was given")
-            out = self.encode_text(sample, template)
+            out = self.encode(sample, None, tpl)
         ids = torch.as_tensor(out["input_ids"])[0].to(torch.long)
-        n_audio = int((ids == self.audio_token_id).sum())
-        if sample.modality == "speech" and n_audio < 1:
+        self.check_placeholders(sample, ids)
+        span = (
+            self.audio_span(sample, ids) if sample.modality == "speech" else self.text_span(sample, tpl, ids)
+        )
+        if tpl.name == "bare" and sample.modality == "text" and span[1] != ids.shape[0]:
             raise PipelineError(
-                f"sample {sample.id!r}: no audio placeholder {self.audio_token!r} in the input ids"
-            )
-        if sample.modality == "text" and n_audio:
-            raise PipelineError(
-                f"sample {sample.id!r}: text input contains {n_audio} audio placeholder tokens"
+                f"sample {sample.id!r}: under 'bare' the input must end on the text's last token, but "
+                f"{ids.shape[0] - span[1]} token(s) follow it"
             )
         tensors["input_ids"] = ids
-        tpl = self.template(template, sample.modality)
         key_material = {
             "input_ids": sha256_ints(ids),
             "processor_config": sha256_json(self.processor_config()),
@@ -512,7 +520,19 @@ class HubLALMAdapter(ModelAdapter):
             tensors=tensors,
             key_material=key_material,
             audio_key=audio_key,
+            content_span=span,
         )
+
+    def check_placeholders(self, sample: Sample, ids: torch.Tensor) -> None:
+        n_audio = int((ids == self.audio_token_id).sum())
+        if sample.modality == "speech" and n_audio < 1:
+            raise PipelineError(
+                f"sample {sample.id!r}: no audio placeholder {self.audio_token!r} in the input ids"
+            )
+        if sample.modality == "text" and n_audio:
+            raise PipelineError(
+                f"sample {sample.id!r}: text input contains {n_audio} audio placeholder tokens"
+            )
 
     def collate(self, items: list[PreparedInput]) -> Batch:
         if not items:
@@ -532,6 +552,7 @@ class HubLALMAdapter(ModelAdapter):
             model_kwargs=kwargs,
             last_positions=last_real_positions(mask).to(device),
             sample_ids=[it.sample_id for it in items],
+            content_spans=[it.content_span for it in items],  # right padding: unpadded coordinates hold
         )
 
     def forward(self, batch: Batch) -> None:
@@ -545,298 +566,146 @@ class HubLALMAdapter(ModelAdapter):
 
         def _guard(_module: torch.nn.Module, args: tuple[Any, ...], kw: dict[str, Any]) -> None:
             hidden = args[0] if args else kw.get("hidden_states")
-            if hidden is not None and hidden.shape[1] != seq_len:
+            if hidden is not None and hidden.shape[-2] != seq_len:
                 raise PipelineError(
-                    f"{self.recipe.name}: the decoder sees {hidden.shape[1]} positions but input_ids has {seq_len}; "
+                    f"{self.recipe.name}: the decoder sees {hidden.shape[-2]} positions but input_ids has {seq_len}; "
                     "the model expanded the audio placeholder itself, so last-token positions would be wrong"
                 )
 
-        handle = self.layer_handles().blocks[0].register_forward_pre_hook(_guard, with_kwargs=True)
+        handle = self.guard_module().register_forward_pre_hook(_guard, with_kwargs=True)
         try:
             with torch.no_grad():
                 self.call_model(batch, kwargs)
         finally:
             handle.remove()
 
+    def guard_module(self) -> torch.nn.Module:
+        """The first decoder block, whose input length the forward guard checks."""
+        return self.layer_handles().blocks[0]
+
     def call_model(self, batch: Batch, kwargs: dict[str, Any]) -> None:
         """Run the model on the batch's kwargs (subclasses that encode audio per clip replace this)."""
         assert self.model is not None
         self.model(**kwargs)
 
+    # ---- generation (pre-flight only) ----------------------------------------------------------
+    def generation_inputs(self, batch: Batch) -> dict[str, Any]:
+        """``generate`` keywords for a one-item batch (families that merge audio themselves replace this)."""
+        return dict(batch.model_kwargs)
 
-class VoxtralAdapter(HubLALMAdapter):
-    """Voxtral: ids assembled here, features from the processor's Whisper feature extractor.
+    def transcribe(self, waveform: np.ndarray, language: str = "en", max_new_tokens: int = 64) -> str:
+        """Greedy transcript of one clip under ``asr_template`` (the LM head runs: pre-flight only)."""
+        if self.model is None:
+            raise PipelineError(f"model {self.recipe.name!r} is not loaded; call load() first")
+        sample = Sample(id="transcribe", modality="speech", text="-", audio_path="-", language=language)
+        batch = self.collate([self.prepare_with(sample, waveform, self.asr_template())])
+        inputs = self.generation_inputs(batch)
+        prompt = batch.model_kwargs["input_ids"]
+        with torch.no_grad():
+            out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+        out = out.sequences if hasattr(out, "sequences") else out
+        new = out[0, prompt.shape[1] :] if out.shape[1] > prompt.shape[1] else out[0]
+        text = self.processor.tokenizer.decode(new.tolist(), skip_special_tokens=True)
+        return self.parse_transcript(str(text))
 
-    Why not the processor: ``VoxtralProcessor.__call__`` refuses the audio token in text and its
-    ``apply_chat_template`` needs mistral-common plus a file/URL/base64 audio. The layout is the one
-    mistral-common's instruct encoding produces for ``[audio chunk, text chunk]``: ``<s> [INST] [BEGIN_AUDIO]
-    [AUDIO]*n <instruction> [/INST]``. Each clip is padded to whole encoder windows (30 s for the real model)
-    and every window gives a fixed number of audio embeddings, so ``n`` follows from the clip length and
-    the config. Content and instruction are tokenised separately, so the suffix ids are identical in both
-    modalities."""
-
-    _SPECIALS = ("<s>", "[INST]", "[/INST]", "[BEGIN_AUDIO]", "[AUDIO]")
-
-    def attach(
-        self, model: torch.nn.Module, processor: Any, *, device: torch.device, dtype: torch.dtype
-    ) -> None:
-        super().attach(model, processor, device=device, dtype=dtype)
-        audio_cfg = model.config.audio_config
-        tower = model.model.audio_tower  # VoxtralForConditionalGeneration -> VoxtralModel -> encoder
-        strides = int(tower.conv1.stride[0]) * int(tower.conv2.stride[0])
-        self.window_frames = int(audio_cfg.max_source_positions) * strides
-        per_window, rem = divmod(
-            int(audio_cfg.max_source_positions) * int(audio_cfg.hidden_size), int(audio_cfg.intermediate_size)
-        )
-        if rem:
-            raise UnsupportedModelError(
-                f"{self.recipe.name}: encoder windows of {audio_cfg.max_source_positions} "
-                f"frames do not group into whole audio embeddings"
-            )
-        self.embeddings_per_window = per_window
-
-    def _ids(self, *parts: str) -> list[int]:
-        tok = self.processor.tokenizer
-        return [i for part in parts for i in encode_with_specials(tok, part, self._SPECIALS)]
-
-    def encode_text(self, sample: Sample, template: str) -> Any:
-        tpl = self.template(template, "text")
-        return {"input_ids": torch.tensor([self._ids(tpl.prefix, sample.text, tpl.suffix)])}
-
-    def encode_speech(self, sample: Sample, wave: np.ndarray, template: str) -> Any:
-        fe = self.processor.feature_extractor
-        window = self.window_frames * int(fe.hop_length)
-        feats = fe(
-            wave,
-            sampling_rate=SAMPLE_RATE,
-            padding="longest",
-            pad_to_multiple_of=window,
-            truncation=False,
-            return_tensors="pt",
-        )["input_features"]  # [1, n_mels, k * window_frames]
-        n_mels, frames = int(feats.shape[1]), int(feats.shape[2])
-        if frames % self.window_frames:
-            raise PipelineError(
-                f"sample {sample.id!r}: {frames} mel frames are not whole encoder windows of "
-                f"{self.window_frames}"
-            )
-        windows = feats.reshape(n_mels, -1, self.window_frames).transpose(0, 1).contiguous()
-        tpl = self.template(template, "speech")
-        audio = self.recipe.chat.speech.replace(
-            str(self.audio_token), str(self.audio_token) * (windows.shape[0] * self.embeddings_per_window)
-        )
-        return {
-            "input_ids": torch.tensor([self._ids(tpl.prefix, audio, tpl.suffix)]),
-            "input_features": windows,
-        }
-
-    def check_chat_template(self) -> str:
-        """With mistral-common's tokenizer: its own text-turn ids must start with our prefix and end with
-        ``[/INST]``; other tokenizers (synthetic tests) have no template to compare with."""
-        tok = self.processor.tokenizer
-        if type(tok).__name__ != "MistralCommonBackend":
-            return "no chat template"
-        content = "HELLO" + INSTRUCTION
-        ref = tok.apply_chat_template([{"role": "user", "content": content}], tokenize=True)
-        ref = list(ref["input_ids"] if isinstance(ref, dict) else ref)
-        prefix = self._ids(self.recipe.chat.prefix)
-        suffix = self._ids(self.recipe.chat.suffix)
-        if ref[: len(prefix)] != prefix or ref[-len(suffix) :] != suffix:
-            raise PipelineError(
-                f"{self.recipe.name}: mistral-common encodes a user turn as {ref}, the adapter "
-                f"declares prefix {prefix} and suffix {suffix}"
-            )
-        return "verified"
+    def parse_transcript(self, text: str) -> str:
+        return text.strip()
 
 
-class GraniteSpeechInputs:
-    """Granite Speech's processor without torchaudio: the tokenizer plus ``GraniteLogMel``.
-
-    Does what ``GraniteSpeechProcessor`` does for one clip: writes the audio token once per projector output,
-    then tokenises; returns ``input_features`` ``[1, frames, 2 * n_mels]`` and ``input_features_mask``."""
-
-    def __init__(self, tokenizer: Any, features: GraniteLogMel, audio_token: str = "<|audio|>") -> None:
-        self.tokenizer = tokenizer
-        self.feature_extractor = features
-        self.audio_token = getattr(tokenizer, "audio_token", None) or audio_token
-        self.chat_template = getattr(tokenizer, "chat_template", None)
-
-    def __call__(
-        self, text: list[str], audio: list[np.ndarray] | None = None, **_: Any
-    ) -> dict[str, torch.Tensor]:
-        if len(text) != 1 or (audio is not None and len(audio) != 1):
-            raise PipelineError("GraniteSpeechInputs encodes one prompt (and at most one clip) at a time")
-        prompt = text[0]
-        out: dict[str, torch.Tensor] = {}
-        if audio is not None:
-            if prompt.count(self.audio_token) != 1:
-                raise PipelineError(f"Granite prompt must hold exactly one {self.audio_token!r}: {prompt!r}")
-            n = self.feature_extractor.num_embeddings(len(audio[0]))
-            prompt = prompt.replace(self.audio_token, self.audio_token * n)
-            out["input_features"] = self.feature_extractor(audio[0])
-            out["input_features_mask"] = torch.ones((1, n), dtype=torch.bool)
-        enc = self.tokenizer([prompt], return_tensors="pt", add_special_tokens=False)
-        out["input_ids"] = enc["input_ids"]
-        return out
+#: The auto classes transformers 5 offers for models that take audio and text and produce text, tried in this
+#: order by the model's config: the first whose mapping holds the config's class loads it.
+AUTO_CLASSES: tuple[str, ...] = (
+    "AutoModelForMultimodalLM",
+    "AutoModelForImageTextToText",
+    "AutoModelForSpeechSeq2Seq",
+    "AutoModelForSeq2SeqLM",
+    "AutoModelForCausalLM",
+    "AutoModelForPreTraining",
+)
 
 
-class GraniteSpeechAdapter(HubLALMAdapter):
-    """Granite Speech: torch-only features, and the audio encoded one clip at a time.
+def auto_model_class(config: Any) -> tuple[str, type]:
+    """``(auto class name, model class)`` that loads ``config``; ``UnsupportedModelError`` listing the classes
+    tried when none maps it."""
+    import transformers
 
-    Why per clip: the conformer has no padding mask (block attention and depthwise convolutions), so a clip
-    padded to a longer one's length gets different embeddings for its real frames; its batched latents
-    would depend on the batch. Each clip is encoded alone (cached by waveform hash) and written over its
-    placeholder run with the model's own ``get_merged_audio_embeddings``."""
-
-    def load_processor(self, kwargs: dict[str, Any]) -> Any:
-        import transformers
-        from transformers.feature_extraction_utils import FeatureExtractionMixin
-
-        hub_id = self.recipe.hub_id
-        tok = load_or_unavailable(
-            hub_id, lambda: transformers.AutoTokenizer.from_pretrained(hub_id, **kwargs)
-        )
-        cfg, _ = load_or_unavailable(
-            hub_id, lambda: FeatureExtractionMixin.get_feature_extractor_dict(hub_id, **kwargs)
-        )
-        return GraniteSpeechInputs(tok, GraniteLogMel.from_dict(cfg))
-
-    def attach(
-        self, model: torch.nn.Module, processor: Any, *, device: torch.device, dtype: torch.dtype
-    ) -> None:
-        fe = getattr(processor, "feature_extractor", None)
-        if not isinstance(fe, GraniteLogMel):
-            raise UnsupportedModelError(
-                f"{self.recipe.name}: expected GraniteSpeechInputs (torch-only features), "
-                f"got {type(processor).__name__}"
-            )
-        cfg = model.config
-        if (fe.projector_window_size, fe.projector_downsample_rate) != (cfg.window_size, cfg.downsample_rate):
-            raise UnsupportedModelError(
-                f"{self.recipe.name}: feature extractor counts projector windows of {fe.projector_window_size}/"
-                f"{fe.projector_downsample_rate}, the model uses {cfg.window_size}/{cfg.downsample_rate}"
-            )
-        super().attach(model, processor, device=device, dtype=dtype)
-
-    def collate(self, items: list[PreparedInput]) -> Batch:
-        batch = super().collate([self._without_features(it) for it in items])
-        device = self.device or torch.device("cpu")
-        batch.extras["clips"] = [
-            (
-                it.audio_key,
-                it.tensors["input_features"].to(device, self.dtype or torch.float32),
-                int(it.tensors["input_features_mask"].sum()),
-            )
-            for it in items
-            if it.modality == "speech"
-        ]
-        return batch
-
-    @staticmethod
-    def _without_features(item: PreparedInput) -> PreparedInput:
-        tensors = {"input_ids": item.tensors["input_ids"]}
-        return PreparedInput(
-            item.sample_id, "text", item.length, item.last_token_id, tensors, item.key_material
-        )
-
-    def merged_embeddings(self, batch: Batch) -> torch.Tensor:
-        """Token embeddings with each clip's own audio embeddings over its placeholder run."""
-        assert self.model is not None
-        inner = self.model.model
-        ids = batch.model_kwargs["input_ids"]
-        clips = batch.extras.get("clips", [])
-        if not clips:
-            return inner.get_input_embeddings()(ids)
-        parts = []
-        for key, feats, n in clips:
-            audio = self.encoder_cache.get_or_compute(
-                f"{key}:{self.spec.name}:{self.dtype}",
-                lambda feats=feats: inner.get_audio_features(feats, return_dict=True).pooler_output[0],
-            )
-            if audio.shape[0] != n:
-                raise PipelineError(
-                    f"{self.recipe.name}: the projector gave {audio.shape[0]} audio embeddings, "
-                    f"the prompt holds {n} placeholders"
-                )
-            parts.append(audio)
-        return inner.get_merged_audio_embeddings(input_ids=ids, audio_features=torch.cat(parts))
-
-    def call_model(self, batch: Batch, kwargs: dict[str, Any]) -> None:
-        assert self.model is not None
-        kwargs = dict(kwargs)
-        kwargs.pop("input_ids")
-        self.model(inputs_embeds=self.merged_embeddings(batch), **kwargs)
-
-
-_OMNI_PROCESSOR: type | None = None
-
-
-def audio_only_omni_processor(
-    feature_extractor: Any, tokenizer: Any, chat_template: str | None = None
-) -> Any:
-    """A real ``Qwen2_5OmniProcessor`` without image and video processors.
-
-    Why: its video processor needs torchvision, and this benchmark sends no images or videos. The subclass
-    only lets those two be ``None``; audio featurisation and placeholder expansion are the processor's own."""
-    global _OMNI_PROCESSOR
-    if _OMNI_PROCESSOR is None:
-        from transformers import Qwen2_5OmniProcessor
-
-        class AudioOnlyQwen2_5OmniProcessor(Qwen2_5OmniProcessor):
-            def check_argument_for_proper_class(self, argument_name: str, argument: Any) -> Any:
-                if argument is None and argument_name in ("image_processor", "video_processor"):
-                    return None
-                return super().check_argument_for_proper_class(argument_name, argument)
-
-        _OMNI_PROCESSOR = AudioOnlyQwen2_5OmniProcessor
-    return _OMNI_PROCESSOR(
-        image_processor=None,
-        video_processor=None,
-        feature_extractor=feature_extractor,
-        tokenizer=tokenizer,
-        chat_template=chat_template,
+    for name in AUTO_CLASSES:
+        auto = getattr(transformers, name, None)
+        mapping = getattr(auto, "_model_mapping", None)
+        if mapping is not None and type(config) in mapping:
+            return name, mapping[type(config)]
+    raise UnsupportedModelError(
+        f"{type(config).__name__} (model_type {getattr(config, 'model_type', '?')!r}) is in none of "
+        f"transformers' auto classes for audio-text models: {list(AUTO_CLASSES)}"
     )
 
 
-class QwenOmniThinkerAdapter(HubLALMAdapter):
-    """Qwen2.5-Omni's thinker; the processor falls back to audio-only when the full one cannot be built."""
+def audio_only_processor_class(processor_cls: type) -> type:
+    """A subclass of an omni processor that accepts no image or video processor (this suite sends neither;
+    their loaders need torchvision). Audio featurisation and placeholder expansion stay the processor's own."""
 
-    def load_processor(self, kwargs: dict[str, Any]) -> Any:
-        import transformers
+    class AudioOnly(processor_cls):  # type: ignore[misc, valid-type]
+        def check_argument_for_proper_class(self, argument_name: str, argument: Any) -> Any:
+            if argument is None and argument_name in ("image_processor", "video_processor"):
+                return None
+            return super().check_argument_for_proper_class(argument_name, argument)
 
-        hub_id = self.recipe.hub_id
-        try:
-            return transformers.AutoProcessor.from_pretrained(hub_id, **kwargs)
-        except (ImportError, TypeError, ValueError, AttributeError) as exc:  # torchvision missing, typically
-            full_error = f"{type(exc).__name__}: {exc}"
-        fe = load_or_unavailable(
-            hub_id, lambda: transformers.WhisperFeatureExtractor.from_pretrained(hub_id, **kwargs)
-        )
-        tok = load_or_unavailable(
-            hub_id, lambda: transformers.AutoTokenizer.from_pretrained(hub_id, **kwargs)
-        )
-        try:
-            return audio_only_omni_processor(fe, tok, getattr(tok, "chat_template", None))
-        except Exception as exc:
-            raise UnsupportedModelError(
-                f"{self.recipe.name}: cannot build its processor: full one failed with "
-                f"{full_error}; audio-only one with {type(exc).__name__}: {exc}"
-            ) from exc
+    AudioOnly.__name__ = AudioOnly.__qualname__ = f"AudioOnly{processor_cls.__name__}"
+    return AudioOnly
 
 
-_ADAPTER_CLASSES: dict[str, type[HubLALMAdapter]] = {
-    "voxtral": VoxtralAdapter,
-    "granite-speech": GraniteSpeechAdapter,
-    "qwen2.5-omni": QwenOmniThinkerAdapter,
-}
+def audio_only_processor(
+    processor_cls: type, feature_extractor: Any, tokenizer: Any, chat_template: Any
+) -> Any:
+    """An instance of ``audio_only_processor_class(processor_cls)`` (the feature extractor is passed under the
+    name the class takes it by: ``feature_extractor`` or ``audio_processor``)."""
+    import inspect
+
+    params = inspect.signature(processor_cls.__init__).parameters
+    kwargs: dict[str, Any] = {"tokenizer": tokenizer}
+    kwargs["audio_processor" if "audio_processor" in params else "feature_extractor"] = feature_extractor
+    for name in ("image_processor", "video_processor"):
+        if name in params:
+            kwargs[name] = None
+    if "chat_template" in params:
+        kwargs["chat_template"] = chat_template
+    return audio_only_processor_class(processor_cls)(**kwargs)
+
+
+def load_audio_processor(
+    owner: str, hub_id: str, processor_cls_name: str | None, kwargs: dict[str, Any]
+) -> Any:
+    """``AutoProcessor`` for ``hub_id``; when that fails (an omni processor's video part needs torchvision),
+    the same processor class built audio-only from the repo's feature extractor and tokenizer."""
+    import transformers
+
+    try:
+        return transformers.AutoProcessor.from_pretrained(hub_id, **kwargs)
+    except (ImportError, TypeError, ValueError, AttributeError) as exc:
+        full_error = f"{type(exc).__name__}: {exc}"
+    processor_cls = getattr(transformers, processor_cls_name or "", None)
+    if processor_cls is None:
+        raise UnsupportedModelError(f"{owner}: cannot build its processor: {full_error}")
+    fe = load_or_unavailable(
+        hub_id, lambda: transformers.AutoFeatureExtractor.from_pretrained(hub_id, **kwargs)
+    )
+    tok = load_or_unavailable(hub_id, lambda: transformers.AutoTokenizer.from_pretrained(hub_id, **kwargs))
+    try:
+        return audio_only_processor(processor_cls, fe, tok, getattr(tok, "chat_template", None))
+    except Exception as exc:
+        raise UnsupportedModelError(
+            f"{owner}: cannot build its processor: the full one failed with {full_error}; the audio-only "
+            f"{processor_cls.__name__} with {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 class GenericHubAdapter(HubLALMAdapter):
     """``hf:<hub id>``: any hub LALM whose classes expose a decoder and an audio placeholder.
 
-    Nothing is known before loading, so the chat strings are taken at load from the processor (audio token)
-    and the tokenizer's chat template (prefix and suffix around a marker); the templates are re-rendered
-    then. ``load`` raises ``UnsupportedModelError`` naming exactly what the model lacks."""
+    Nothing is known before loading: the model class comes from the config through ``AUTO_CLASSES`` (an omni
+    model's ``thinker`` is taken, its talker never built), the audio token from the processor and config, the
+    chat strings from the tokenizer's chat template; the templates are re-rendered then. ``load`` raises
+    ``UnsupportedModelError`` naming exactly what the model lacks."""
 
     def __init__(self, hub_id: str) -> None:
         if not hub_id or "/" not in hub_id:
@@ -847,37 +716,46 @@ class GenericHubAdapter(HubLALMAdapter):
                 hub_id,
                 "hf-generic",
                 f"generic hub LALM {hub_id}",
-                "AutoModelForImageTextToText",
+                "(resolved at load from the config)",
                 ChatFormat("", AUDIO_MARK, "", note="resolved from the chat template at load"),
                 (),
                 notes=(
-                    "generic adapter: decoder, audio token and chat format found from the model's own classes",
+                    "generic adapter: model class, decoder, audio token and chat format found from the "
+                    "model's own classes and chat template",
                 ),
             )
         )
 
+    def class_availability(self) -> Availability | None:
+        return None  # the class is known only from the config, at load
+
     def load(self, device: torch.device, dtype: torch.dtype) -> None:
         import transformers
+        from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
 
         kwargs = revision_kwargs(self.spec.revision)
         hub_id = self.recipe.hub_id
-        processor = load_or_unavailable(
-            hub_id, lambda: transformers.AutoProcessor.from_pretrained(hub_id, **kwargs)
+        config = load_or_unavailable(
+            hub_id, lambda: transformers.AutoConfig.from_pretrained(hub_id, **kwargs)
         )
-        model = None
-        errors = []
-        placement = _placement_kwargs(self.device_map)
-        for cls_name in ("AutoModelForImageTextToText", "AutoModelForSeq2SeqLM", "AutoModelForCausalLM"):
-            cls = getattr(transformers, cls_name)
-            try:
-                model = load_or_unavailable(
-                    hub_id, lambda cls=cls: cls.from_pretrained(hub_id, dtype=dtype, **kwargs, **placement)
-                )
-                break
-            except ValueError as exc:  # "Unrecognized configuration class" for this auto class
-                errors.append(f"{cls_name}: {exc}")
-        if model is None:
-            raise UnsupportedModelError(f"hf:{hub_id}: no auto class loads it: {errors}")
+        auto_name, model_cls = auto_model_class(config)
+        load_kwargs: dict[str, Any] = {}
+        if hasattr(config, "enable_audio_output"):
+            load_kwargs["enable_audio_output"] = False  # omni models: the thinker only, no talker
+        processor = load_audio_processor(
+            self.recipe.name, hub_id, PROCESSOR_MAPPING_NAMES.get(config.model_type), kwargs
+        )
+        model = load_or_unavailable(
+            hub_id,
+            lambda: model_cls.from_pretrained(
+                hub_id, dtype=dtype, **kwargs, **load_kwargs, **_placement_kwargs(self.device_map)
+            ),
+        )
+        submodule = "thinker" if isinstance(getattr(model, "thinker", None), torch.nn.Module) else None
+        if submodule:
+            model = model.thinker
+        self.recipe = replace(self.recipe, model_class=model_cls.__name__, submodule=submodule)
+        self.spec = replace(self.spec, notes=(*self.spec.notes, f"loaded through {auto_name}"))
         self.attach(_placed(model, device, self.device_map), processor, device=device, dtype=dtype)
 
     def attach(
@@ -887,39 +765,47 @@ class GenericHubAdapter(HubLALMAdapter):
         self.recipe = self._resolved_recipe(model, processor)
         self.templates = chat_templates(self.recipe.name, self.recipe.chat)
 
+    def _audio_feature_keys(self, processor: Any) -> tuple[str, ...]:
+        """The tensors the processor returns for audio beside the ids: found by running it on 0.5 s of silence
+        (feature extractors do not all list their masks in ``model_input_names``)."""
+        fe = getattr(processor, "feature_extractor", None) or getattr(processor, "audio_processor", None)
+        if fe is None:
+            raise UnsupportedModelError(f"{self.recipe.name}: the processor has no audio feature extractor")
+        try:
+            out = processor(
+                text=[str(self.audio_token)],
+                audio=[np.zeros(SAMPLE_RATE // 2, dtype=np.float32)],
+                sampling_rate=SAMPLE_RATE,
+                return_tensors="pt",
+            )
+        except Exception as exc:
+            raise UnsupportedModelError(
+                f"{self.recipe.name}: its processor cannot encode one audio placeholder with a clip: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        ignore = {"input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids", "num_audio_tokens"}
+        keys = tuple(k for k in out if k not in ignore)
+        if not keys:
+            raise UnsupportedModelError(f"{self.recipe.name}: the processor returned no audio features")
+        return keys
+
     def _resolved_recipe(self, model: torch.nn.Module, processor: Any) -> Recipe:
-        marker = "\x00CONTENT\x00"
         tok = processor.tokenizer
         template = getattr(tok, "chat_template", None) or getattr(processor, "chat_template", None)
         prefix = suffix = ""
         if template:
-            rendered = tok.apply_chat_template(
-                [{"role": "user", "content": marker}],
-                tokenize=False,
-                add_generation_prompt=True,
-                chat_template=template,
-            )
-            prefix, _, suffix = rendered.partition(marker)
-        fe = getattr(processor, "feature_extractor", None) or getattr(processor, "audio_processor", None)
-        keys = tuple(getattr(fe, "model_input_names", ()) or ())
-        if not keys:
-            raise UnsupportedModelError(
-                f"hf:{self.recipe.hub_id}: the processor has no audio feature extractor"
-            )
-        extra = tuple(
-            k
-            for k in ("feature_attention_mask", "input_features_mask")
-            if k in getattr(processor, "model_input_names", ())
-        )
+            prefix, suffix = render_user_turn(tok, chat_template=template, owner=self.recipe.name)
+        keys = self._audio_feature_keys(processor)
         return replace(
             self.recipe,
             model_class=type(model).__name__,
-            feature_keys=keys + extra,
+            feature_keys=keys,
             chat=ChatFormat(
                 prefix=prefix,
                 speech=str(self.audio_token),
                 suffix=suffix,
                 bare_prefix=tok.bos_token or "",
                 note="resolved from the model's chat template",
+                bare="turn" if template else "input",
             ),
         )

@@ -1,33 +1,41 @@
-"""Ultravox 0.5 on transformers 5, built from the official checkpoint layout.
+"""Ultravox (0.5 and 0.6) on transformers 5, built from the official checkpoint layout.
 
 Why not ``trust_remote_code``: the official ``ultravox_model.py`` imports transformers-4 internals and does
 not run on transformers 5, which the rest of the suite needs. So this module rebuilds the model from its
 parts, following the official code (fixie-ai/ultravox, ``ultravox/model/ultravox_model.py`` and
 ``ultravox_processing.py``), written anew here:
 
-- audio tower: the Whisper encoder of ``config.audio_model_id`` (whisper-large-v3-turbo for 0.5), run on
-  unpadded mel features (``padding="longest"``, at most 3000 frames) with position embeddings sliced to the
-  length and self-attention masked beyond the clip's frames, as the official modified encoder does;
-- projector (``multi_modal_projector.*`` in the checkpoint): stack ``stack_factor`` frames (zero-pad to a
-  multiple), RMSNorm(``norm_init``) -> Linear(no bias) -> SwiGLU (``silu(gate) * x``, gate = second half)
-  -> RMSNorm (``projector_ln_mid``, v0.5) -> Linear(no bias); v0.4-style ``ln_post`` is supported too;
-- language model: the Llama of ``config.text_model_id``;
+- audio tower: a Whisper encoder, run on unpadded mel features (``padding="longest"``) with position embeddings
+  sliced to the length and self-attention keys masked beyond the chunk's frames, as the official modified
+  encoder does. v0.5 and v0.6 fine-tune it with a LoRA merged before saving, so its weights come from the
+  checkpoint (``audio_model_id`` is null in their configs); a checkpoint that should hold them and does not is
+  an error, never a silent fall-back to the untuned base encoder;
+- clips longer than the encoder's context (3000 mel frames, 30 s) are cut into chunks of that size, the last
+  continuation chunk zero-padded to the full context, each chunk encoded alone; the placeholder runs of the
+  chunks follow one another (the official processor's ``_chunk_and_pad_audio``);
+- projector (``multi_modal_projector.*``): stack ``stack_factor`` frames (zero-pad to a multiple),
+  RMSNorm(``norm_init``) -> Linear(no bias) -> SwiGLU (``silu(gate) * x``, gate = second half) -> RMSNorm
+  (``projector_ln_mid``, v0.5+) -> Linear(no bias); v0.4-style ``ln_post`` is supported too;
+- language model: ``config.text_model_id`` through ``AutoModelForCausalLM`` (Llama 3.x, Qwen3, and Gemma 3,
+  whose text decoder sits inside its multimodal class); frozen in 0.5/0.6, so not in the checkpoint;
 - placeholder: ``<|audio|>`` in the prompt is replaced by ``ceil(frames / (2 * stack_factor))`` copies of the
-  tokenizer's eos id, and the projected audio embeddings overwrite those positions.
+  tokenizer's eos id per chunk, and the projected audio embeddings overwrite those positions;
+- prompt: the tokenizer's own chat template (a user message holding the content), rendered with the date
+  pinned (``PINNED_DATE``: the Llama 3.2 template inserts today's date) and checked against the catalogue's
+  declared strings at load.
 
-The checkpoint's ``model.safetensors`` may also hold ``audio_tower.*`` / ``language_model.*`` (merged LoRA);
-they override the base weights, and unknown keys are an error. Each clip is encoded alone (keyed by its
-audio hash in the encoder cache), so a latent never depends on its batch neighbours.
+Checkpoints may be one ``model.safetensors`` or shards listed in ``model.safetensors.index.json``. Each clip is
+encoded alone (keyed by its audio hash in the encoder cache), so a latent never depends on its batch neighbours.
 
-``parity_check`` compares this implementation with the official remote code. It cannot run here (no hub,
-no transformers 4); on a machine with both, produce the reference with ``PARITY_REFERENCE_SCRIPT`` in a
-transformers-4 environment, then call ``parity_check`` in this one.
+``parity_check`` compares this implementation with the official code's hidden states, saved by
+``PARITY_REFERENCE_SCRIPT`` in a transformers-4 environment where the official code runs.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +55,9 @@ from benchmark.models.base import (
     ModelAdapter,
     ModelSpec,
     PreparedInput,
+    Template,
 )
-from benchmark.models.chat_templates import ChatFormat, chat_templates
+from benchmark.models.chat_templates import PINNED_DATE, ChatFormat, chat_templates, render_user_turn
 from benchmark.models.hf_common import (
     INSTRUCTION,
     cached_availability,
@@ -61,24 +70,74 @@ from benchmark.models.hf_common import (
 from benchmark.models.lock import locked_revision
 
 PLACEHOLDER = "<|audio|>"
+AUDIO_MODEL_ID = "openai/whisper-large-v3-turbo"
 
 _LLAMA_SYS = (
     "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
-    "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n<|eot_id|>"
+    f"Cutting Knowledge Date: December 2023\nToday Date: {PINNED_DATE}\n\n<|eot_id|>"
 )
-LLAMA3_CHAT = ChatFormat(
-    prefix=_LLAMA_SYS + "<|start_header_id|>user<|end_header_id|>\n\n",
-    speech=PLACEHOLDER,
-    suffix="<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
-    bare_prefix="<|begin_of_text|>",
-    note="Llama-3.1 chat format with its default system block and a fixed date (3.2's template would insert today's)",
-)
-
-VARIANTS = {
-    "ultravox-0.5-llama-3.2-1b": ("fixie-ai/ultravox-v0_5-llama-3_2-1b", "meta-llama/Llama-3.2-1B-Instruct"),
-    "ultravox-0.5-llama-3.1-8b": ("fixie-ai/ultravox-v0_5-llama-3_1-8b", "meta-llama/Llama-3.1-8B-Instruct"),
+#: The user turn each backbone's own chat template renders (no system message given), as declared for
+#: ``lalm-bench models``; ``attach`` renders the tokenizer's template and fails when it differs.
+BACKBONE_CHATS: dict[str, ChatFormat] = {
+    "llama3": ChatFormat(
+        prefix=_LLAMA_SYS + "<|start_header_id|>user<|end_header_id|>\n\n",
+        speech=PLACEHOLDER,
+        suffix="<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
+        bare_prefix="<|begin_of_text|>",
+        note=f"Llama 3.x chat template with its default system block, date pinned to {PINNED_DATE}",
+        bare="turn",
+    ),
+    "qwen3": ChatFormat(
+        prefix="<|im_start|>user\n",
+        speech=PLACEHOLDER,
+        suffix="<|im_end|>\n<|im_start|>assistant\n",
+        note="Qwen3 chat template, no system turn",
+        bare="turn",
+    ),
+    "gemma3": ChatFormat(
+        prefix="<bos><start_of_turn>user\n",
+        speech=PLACEHOLDER,
+        suffix="<end_of_turn>\n<start_of_turn>model\n",
+        bare_prefix="<bos>",
+        note="Gemma 3 chat template",
+        bare="turn",
+    ),
 }
-AUDIO_MODEL_ID = "openai/whisper-large-v3-turbo"
+LLAMA3_CHAT = BACKBONE_CHATS["llama3"]
+
+
+@dataclass(frozen=True)
+class UltravoxVariant:
+    """One Ultravox release: its hub id, the text model it was trained on and that model's chat family."""
+
+    hub_id: str
+    text_model_id: str
+    backbone: str
+    version: str
+
+
+VARIANTS: dict[str, UltravoxVariant] = {
+    "ultravox-0.5-llama-3.2-1b": UltravoxVariant(
+        "fixie-ai/ultravox-v0_5-llama-3_2-1b", "meta-llama/Llama-3.2-1B-Instruct", "llama3", "0.5"
+    ),
+    "ultravox-0.5-llama-3.1-8b": UltravoxVariant(
+        "fixie-ai/ultravox-v0_5-llama-3_1-8b", "meta-llama/Llama-3.1-8B-Instruct", "llama3", "0.5"
+    ),
+    # the newest upstream release (ultravox/training/configs/v0.6_config_*.yaml): every backbone it was trained
+    # on builds here (LlamaForCausalLM, Qwen3ForCausalLM, Gemma3ForConditionalGeneration's text decoder)
+    "ultravox-0.6-llama-3.1-8b": UltravoxVariant(
+        "fixie-ai/ultravox-v0_6-llama-3_1-8b", "meta-llama/Llama-3.1-8B-Instruct", "llama3", "0.6"
+    ),
+    "ultravox-0.6-llama-3.3-70b": UltravoxVariant(
+        "fixie-ai/ultravox-v0_6-llama-3_3-70b", "meta-llama/Llama-3.3-70B-Instruct", "llama3", "0.6"
+    ),
+    "ultravox-0.6-gemma-3-27b": UltravoxVariant(
+        "fixie-ai/ultravox-v0_6-gemma-3-27b", "google/gemma-3-27b-it", "gemma3", "0.6"
+    ),
+    "ultravox-0.6-qwen-3-32b": UltravoxVariant(
+        "fixie-ai/ultravox-v0_6-qwen-3-32b", "Qwen/Qwen3-32B", "qwen3", "0.6"
+    ),
+}
 
 
 class _RMSNorm(nn.Module):
@@ -134,8 +193,40 @@ class UltravoxProjector(nn.Module):
         return self.ln_post(self.linear_2(self.ln_mid(h)))
 
 
+def projector_from_config(cfg: dict[str, Any], *, audio_dim: int, text_dim: int) -> UltravoxProjector:
+    """Projector sized from an Ultravox ``config.json`` (defaults as in the official config class)."""
+    return UltravoxProjector(
+        audio_dim=audio_dim,
+        text_dim=text_dim,
+        hidden_size=int(cfg.get("hidden_size", 4096)),
+        stack_factor=int(cfg.get("stack_factor", 8)),
+        norm_init=float(cfg.get("norm_init", 0.4)),
+        act=str(cfg.get("projector_act", "swiglu")),
+        ln_mid=bool(cfg.get("projector_ln_mid", False)),
+    )
+
+
+def text_decoder(language_model: nn.Module) -> nn.Module:
+    """The text decoder (``layers``, ``norm``, ``embed_tokens``) of a causal LM: ``model`` for Llama and Qwen3,
+    the text model inside Gemma 3's multimodal class."""
+    getter = getattr(language_model, "get_decoder", None)
+    candidates = [getter() if callable(getter) else None, getattr(language_model, "model", None)]
+    for cand in candidates:
+        for module in (cand, getattr(cand, "language_model", None)):
+            if (
+                isinstance(module, nn.Module)
+                and isinstance(getattr(module, "layers", None), nn.ModuleList)
+                and isinstance(getattr(module, "norm", None), nn.Module)
+                and isinstance(getattr(module, "embed_tokens", None), nn.Module)
+            ):
+                return module
+    raise UnsupportedModelError(
+        f"{type(language_model).__name__}: no text decoder with layers, norm and embed_tokens found"
+    )
+
+
 class UltravoxLM(nn.Module):
-    """Whisper encoder + projector + Llama, with the official placeholder merge."""
+    """Whisper encoder + projector + causal LM, with the official placeholder merge."""
 
     def __init__(
         self, audio_tower: nn.Module, projector: UltravoxProjector, language_model: nn.Module
@@ -147,16 +238,20 @@ class UltravoxLM(nn.Module):
 
     @property
     def decoder(self) -> nn.Module:
-        return self.language_model.model
+        return text_decoder(self.language_model)
+
+    @property
+    def context_frames(self) -> int:
+        """Mel frames the encoder takes at once (3000, 30 s, for Whisper)."""
+        enc = self.audio_tower
+        return int(enc.config.max_source_positions) * int(enc.conv1.stride[0]) * int(enc.conv2.stride[0])
 
     def encode(self, features: torch.Tensor, n_frames: int) -> torch.Tensor:
-        """Audio embeddings of one clip: ``features`` [1, mels, T], ``n_frames`` real mel frames."""
+        """Audio embeddings of one chunk: ``features`` [1, mels, T <= context], ``n_frames`` real mel frames."""
         enc = self.audio_tower
-        max_frames = enc.config.max_source_positions * enc.conv1.stride[0] * enc.conv2.stride[0]
-        if features.shape[-1] > max_frames:
+        if features.shape[-1] > self.context_frames:
             raise PipelineError(
-                f"Ultravox: clip has {features.shape[-1]} mel frames, the encoder takes at most "
-                f"{max_frames} (30 s); longer clips are not supported by this adapter"
+                f"Ultravox: a chunk of {features.shape[-1]} mel frames exceeds the encoder's {self.context_frames}"
             )
         features = features.to(enc.conv1.weight.dtype)
         h = F.gelu(enc.conv1(features))
@@ -173,34 +268,55 @@ class UltravoxLM(nn.Module):
         return self.multi_modal_projector(h)[0]
 
 
-class UltravoxAdapter(ModelAdapter):
-    """Ultravox 0.5 (Whisper-large-v3-turbo + Llama-3.x) for latent extraction."""
+def chunk_features(
+    features: torch.Tensor, n_frames: int, context: int, tokens_per_frame: int
+) -> list[tuple[torch.Tensor, int, int]]:
+    """``(features, real frames, placeholder tokens)`` per chunk of at most ``context`` mel frames, as the official
+    processor cuts them: continuation chunks zero-padded to the full context, ``ceil(frames / tokens_per_frame)``
+    tokens each."""
+    chunks = []
+    for offset in range(0, n_frames, context):
+        chunk = features[..., offset : offset + context]
+        if offset and chunk.shape[-1] < context:
+            chunk = F.pad(chunk, (0, context - chunk.shape[-1]))
+        frames = min(n_frames - offset, context)
+        chunks.append((chunk, frames, math.ceil(frames / tokens_per_frame)))
+    return chunks
 
-    def __init__(self, name: str, hub_id: str, text_model_id: str) -> None:
+
+class UltravoxAdapter(ModelAdapter):
+    """Ultravox (Whisper encoder + projector + Llama / Qwen3 / Gemma 3) for latent extraction."""
+
+    def __init__(self, name: str, variant: UltravoxVariant) -> None:
         super().__init__()
-        self.hub_id, self.text_model_id = hub_id, text_model_id
+        self.variant = variant
+        self.hub_id, self.text_model_id = variant.hub_id, variant.text_model_id
         self.spec = ModelSpec(
             name=name,
             kind="lalm",
             family="ultravox",
-            hub_id=hub_id,
-            revision=locked_revision(hub_id),
+            hub_id=variant.hub_id,
+            revision=locked_revision(variant.hub_id),
             modalities=("text", "speech"),
             languages=None,
-            weights_source=f"hub:{hub_id}",
-            description=f"Ultravox v0.5: {AUDIO_MODEL_ID} encoder + projector + {text_model_id}",
+            weights_source=f"hub:{variant.hub_id}",
+            description=f"Ultravox v{variant.version}: Whisper encoder (fine-tuned, in the checkpoint) + projector "
+            f"+ {variant.text_model_id}",
             notes=(
                 f"template instruction {INSTRUCTION!r}",
-                "reimplemented on transformers 5 from the official layout; parity_check() needs hub + transformers 4",
-                f"also loads {AUDIO_MODEL_ID} and {text_model_id} (locked separately)",
+                "re-implemented on transformers 5 from the official layout; parity_check() compares it with the "
+                "official code",
+                f"also loads {variant.text_model_id} and {AUDIO_MODEL_ID}'s feature extractor (locked separately)",
             ),
         )
-        self.templates = chat_templates(name, LLAMA3_CHAT)
+        self.chat = BACKBONE_CHATS[variant.backbone]
+        self.templates = chat_templates(name, self.chat)
         self.model: UltravoxLM | None = None
         self.tokenizer: Any = None
         self.feature_extractor: Any = None
         self.stack_factor = 8
         self.encoder_ds = 2
+        self.template_check = "not loaded"
 
     def availability(self) -> Availability:
         for repo in (self.hub_id, AUDIO_MODEL_ID, self.text_model_id):
@@ -216,41 +332,59 @@ class UltravoxAdapter(ModelAdapter):
             "stack_factor": self.stack_factor,
             "encoder_ds": self.encoder_ds,
             "placeholder": PLACEHOLDER,
+            "chunking": "official: context-size chunks, continuation zero-padded",
             "vocab_size": len(self.tokenizer) if self.tokenizer is not None else None,
         }
 
     # ---- loading -----------------------------------------------------------------------------
     def load(self, device: torch.device, dtype: torch.dtype) -> None:
         import transformers
-        from huggingface_hub import hf_hub_download
-        from safetensors.torch import load_file
 
         kw = revision_kwargs(self.spec.revision)
-        cfg_path = load_or_unavailable(self.hub_id, lambda: hf_hub_download(self.hub_id, "config.json", **kw))
+        cfg_path = load_or_unavailable(self.hub_id, lambda: fetch_file(self.hub_id, "config.json", kw))
         cfg = json.loads(Path(cfg_path).read_text())
-        audio_id = cfg.get("audio_model_id") or AUDIO_MODEL_ID
-        text_id = cfg.get("text_model_id") or self.text_model_id
-        akw, tkw = revision_kwargs(locked_revision(audio_id)), revision_kwargs(locked_revision(text_id))
-        whisper = load_or_unavailable(
-            audio_id, lambda: transformers.WhisperModel.from_pretrained(audio_id, dtype=dtype, **akw)
-        )
-        llm = load_or_unavailable(
-            text_id, lambda: transformers.AutoModelForCausalLM.from_pretrained(text_id, dtype=dtype, **tkw)
-        )
+        if cfg.get("audio_latency_block_size"):
+            raise UnsupportedModelError(
+                f"{self.spec.name}: audio_latency_block_size={cfg['audio_latency_block_size']} (streaming mask) "
+                "is not re-implemented"
+            )
+        audio_id = cfg.get("audio_model_id")
+        audio_cfg = dict(cfg.get("audio_config") or {})
+        fe_id = audio_id or audio_cfg.get("_name_or_path") or AUDIO_MODEL_ID
+        fkw = revision_kwargs(locked_revision(fe_id))
+        if audio_id:
+            whisper = load_or_unavailable(
+                audio_id, lambda: transformers.WhisperModel.from_pretrained(audio_id, dtype=dtype, **fkw)
+            )
+            tower = whisper.encoder
+        else:
+            from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+            tower = WhisperEncoder(transformers.WhisperConfig(**_config_fields(audio_cfg, "model_type")))
+        text_id = cfg.get("text_model_id")
+        if text_id:
+            tkw = revision_kwargs(locked_revision(text_id))
+            llm = load_or_unavailable(
+                text_id,
+                lambda: transformers.AutoModelForCausalLM.from_pretrained(text_id, dtype=dtype, **tkw),
+            )
+        else:
+            text_cfg = dict(cfg.get("text_config") or {})
+            model_type = text_cfg.get("model_type", "llama")
+            llm = transformers.AutoModelForCausalLM.from_config(
+                transformers.AutoConfig.for_model(model_type, **_config_fields(text_cfg, "model_type"))
+            )
         fe = load_or_unavailable(
-            audio_id, lambda: transformers.WhisperFeatureExtractor.from_pretrained(audio_id, **akw)
+            fe_id, lambda: transformers.WhisperFeatureExtractor.from_pretrained(fe_id, **fkw)
         )
         tok = load_or_unavailable(
             self.hub_id, lambda: transformers.AutoTokenizer.from_pretrained(self.hub_id, **kw)
         )
-        projector = projector_from_config(
-            cfg, audio_dim=whisper.config.d_model, text_dim=llm.config.hidden_size
-        )
-        model = UltravoxLM(whisper.encoder, projector, llm)
-        weights = load_or_unavailable(
-            self.hub_id, lambda: hf_hub_download(self.hub_id, "model.safetensors", **kw)
-        )
-        load_checkpoint(model, load_file(weights))
+        text_dim = int(text_decoder(llm).embed_tokens.weight.shape[1])
+        projector = projector_from_config(cfg, audio_dim=int(tower.config.d_model), text_dim=text_dim)
+        model = UltravoxLM(tower, projector, llm)
+        state = read_checkpoint(self.hub_id, kw)
+        load_checkpoint(model, state, audio_in_checkpoint=not audio_id, text_in_checkpoint=not text_id)
         self.attach(
             model.to(device=device, dtype=dtype),
             tok,
@@ -270,10 +404,19 @@ class UltravoxAdapter(ModelAdapter):
         device: torch.device,
         dtype: torch.dtype,
     ) -> None:
+        """Use a built model; the prompt strings come from ``tokenizer``'s own chat template (date pinned) and
+        must equal the catalogue's declared ones."""
         if tokenizer.eos_token_id is None:
             raise UnsupportedModelError(
                 f"{self.spec.name}: tokenizer has no eos token (the audio placeholder id)"
             )
+        prefix, suffix = render_user_turn(tokenizer, owner=self.spec.name, date_string=PINNED_DATE)
+        if (prefix, suffix) != (self.chat.prefix, self.chat.suffix):
+            raise PipelineError(
+                f"{self.spec.name}: the tokenizer's chat template renders a user turn as {prefix!r} + content + "
+                f"{suffix!r}; the catalogue declares {self.chat.prefix!r} + content + {self.chat.suffix!r}"
+            )
+        self.template_check = f"verified: rendered from the tokenizer's chat template (date {PINNED_DATE})"
         self.model, self.tokenizer, self.feature_extractor = model.eval(), tokenizer, feature_extractor
         self.stack_factor, self.device, self.dtype = stack_factor, device, dtype
 
@@ -291,13 +434,23 @@ class UltravoxAdapter(ModelAdapter):
         return LayerHandles(blocks=list(dec.layers), final_norm=dec.norm)
 
     # ---- inputs ------------------------------------------------------------------------------
+    @property
+    def placeholder_id(self) -> int:
+        return int(self.tokenizer.eos_token_id)
+
     def _tokens(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+
+    def asr_template(self) -> Template:
+        suffix = "\nTranscribe the audio." + self.chat.suffix
+        return Template("asr", "speech", self.chat.prefix, suffix, self.chat.prefix + "{audio}" + suffix)
 
     def prepare(self, sample: Sample, waveform: np.ndarray | None, template: str) -> PreparedInput:
-        if self.tokenizer is None:
+        return self.prepare_with(sample, waveform, self.template(template, sample.modality))
+
+    def prepare_with(self, sample: Sample, waveform: np.ndarray | None, tpl: Template) -> PreparedInput:
+        if self.tokenizer is None or self.model is None:
             raise PipelineError(f"model {self.spec.name!r} is not loaded; call load() first")
-        tpl = self.template(template, sample.modality)
         tensors: dict[str, Any] = {}
         audio_key = None
         if sample.modality == "speech":
@@ -317,15 +470,17 @@ class UltravoxAdapter(ModelAdapter):
             if "input_features" not in feats:
                 raise PipelineError(f"sample {sample.id!r}: feature extractor returned no input_features")
             n_frames = int(feats["attention_mask"].sum())
-            n_tokens = math.ceil(n_frames / (self.encoder_ds * self.stack_factor))
-            head = self._tokens(tpl.prefix)
-            ids = [*head, *([self.tokenizer.eos_token_id] * n_tokens), *self._tokens(tpl.suffix)]
-            tensors.update(
-                input_features=feats["input_features"],
-                n_frames=n_frames,
-                audio_start=len(head),
-                n_audio_tokens=n_tokens,
+            chunks = chunk_features(
+                feats["input_features"],
+                n_frames,
+                self.model.context_frames,
+                self.encoder_ds * self.stack_factor,
             )
+            n_tokens = sum(tokens for _, _, tokens in chunks)
+            head = self._tokens(tpl.prefix)
+            ids = [*head, *([self.placeholder_id] * n_tokens), *self._tokens(tpl.suffix)]
+            tensors.update(chunks=chunks, audio_start=len(head), n_audio_tokens=n_tokens)
+            span = (len(head), len(head) + n_tokens)
             audio_key = sha256_waveform(wave)
         else:
             if waveform is not None:
@@ -335,6 +490,7 @@ class UltravoxAdapter(ModelAdapter):
                     f"sample {sample.id!r}: text contains the audio placeholder {PLACEHOLDER!r}"
                 )
             ids = self._tokens(tpl.prefix + sample.text + tpl.suffix)
+            span = self._text_span(sample, tpl, ids)
         id_tensor = torch.tensor(ids, dtype=torch.long)
         key_material = {
             "input_ids": sha256_ints(id_tensor),
@@ -352,22 +508,39 @@ class UltravoxAdapter(ModelAdapter):
             tensors=tensors,
             key_material=key_material,
             audio_key=audio_key,
+            content_span=span,
         )
+
+    def _text_span(self, sample: Sample, tpl: Template, ids: list[int]) -> tuple[int, int]:
+        head, upto = self._tokens(tpl.prefix), self._tokens(tpl.prefix + sample.text)
+        if ids[: len(head)] != head or ids[: len(upto)] != upto or len(upto) <= len(head):
+            raise PipelineError(
+                f"sample {sample.id!r}: the text's tokens merge with the {tpl.name!r} template's around them"
+            )
+        if tpl.name == "bare" and len(upto) != len(ids):
+            raise PipelineError(
+                f"sample {sample.id!r}: under 'bare' the input must end on the text's last token"
+            )
+        return len(head), len(upto)
+
+    def audio_embedding_counts(self, item: PreparedInput) -> tuple[int, int]:
+        """(placeholders, audio embeddings written over them) for one prepared clip (``lalm-bench check``)."""
+        assert self.model is not None
+        written = 0
+        with torch.no_grad():
+            for feats, frames, tokens in item.tensors["chunks"]:
+                written += min(
+                    tokens, int(self.model.encode(feats.to(self.device or "cpu"), frames).shape[0])
+                )
+        return int(item.tensors["n_audio_tokens"]), written
 
     def collate(self, items: list[PreparedInput]) -> Batch:
         if not items:
             raise ValueError("collate: empty list of prepared inputs")
-        ids, mask = right_pad([it.tensors["input_ids"] for it in items], int(self.tokenizer.eos_token_id))
+        ids, mask = right_pad([it.tensors["input_ids"] for it in items], self.placeholder_id)
         device = self.device or torch.device("cpu")
         audio = [
-            (
-                row,
-                it.audio_key,
-                it.tensors["input_features"],
-                it.tensors["n_frames"],
-                it.tensors["audio_start"],
-                it.tensors["n_audio_tokens"],
-            )
+            (row, it.audio_key, it.tensors["chunks"], it.tensors["audio_start"], it.tensors["n_audio_tokens"])
             for row, it in enumerate(items)
             if it.modality == "speech"
         ]
@@ -376,22 +549,36 @@ class UltravoxAdapter(ModelAdapter):
             last_positions=last_real_positions(mask).to(device),
             sample_ids=[it.sample_id for it in items],
             extras={"audio": audio},
+            content_spans=[it.content_span for it in items],
         )
+
+    def clip_embeddings(
+        self, chunks: list[tuple[torch.Tensor, int, int]], device: torch.device
+    ) -> torch.Tensor:
+        """One clip's audio embeddings: each chunk encoded alone, its first ``tokens`` rows, concatenated."""
+        assert self.model is not None
+        parts = []
+        for feats, frames, tokens in chunks:
+            out = self.model.encode(feats.to(device), frames)
+            if out.shape[0] < tokens:
+                raise PipelineError(f"Ultravox: {out.shape[0]} audio embeddings for {tokens} placeholders")
+            parts.append(out[:tokens])
+        return torch.cat(parts)
 
     def merged_embeddings(self, batch: Batch) -> torch.Tensor:
         """Token embeddings with each clip's projected audio written over its placeholder run."""
         assert self.model is not None
         embeds = self.model.decoder.embed_tokens(batch.model_kwargs["input_ids"])
-        for row, key, feats, n_frames, start, n_tokens in batch.extras.get("audio", []):
+        for row, key, chunks, start, n_tokens in batch.extras.get("audio", []):
             audio = self.encoder_cache.get_or_compute(
                 f"{key}:{self.spec.name}",
-                lambda feats=feats, n_frames=n_frames: self.model.encode(feats.to(embeds.device), n_frames),
+                lambda chunks=chunks: self.clip_embeddings(chunks, embeds.device),
             )
-            if audio.shape[0] < n_tokens:
+            if audio.shape[0] != n_tokens:
                 raise PipelineError(
                     f"Ultravox: {audio.shape[0]} audio embeddings for {n_tokens} placeholders"
                 )
-            embeds[row, start : start + n_tokens] = audio[:n_tokens].to(embeds.dtype)
+            embeds[row, start : start + n_tokens] = audio.to(embeds.dtype)
         return embeds
 
     def forward(self, batch: Batch) -> None:
@@ -403,41 +590,132 @@ class UltravoxAdapter(ModelAdapter):
                 inputs_embeds=embeds, attention_mask=batch.model_kwargs["attention_mask"], use_cache=False
             )
 
+    def hidden_states(self, batch: Batch) -> tuple[torch.Tensor, ...]:
+        """transformers' ``hidden_states`` of the text decoder on the merged embeddings (``lalm-bench check``)."""
+        assert self.model is not None
+        with torch.no_grad():
+            out = self.model.decoder(
+                inputs_embeds=self.merged_embeddings(batch),
+                attention_mask=batch.model_kwargs["attention_mask"],
+                output_hidden_states=True,
+                use_cache=False,
+            )
+        return tuple(out.hidden_states)
 
-def projector_from_config(cfg: dict[str, Any], *, audio_dim: int, text_dim: int) -> UltravoxProjector:
-    """Projector sized from an Ultravox ``config.json`` (defaults as in the official config class)."""
-    return UltravoxProjector(
-        audio_dim=audio_dim,
-        text_dim=text_dim,
-        hidden_size=int(cfg.get("hidden_size", 4096)),
-        stack_factor=int(cfg.get("stack_factor", 8)),
-        norm_init=float(cfg.get("norm_init", 0.4)),
-        act=str(cfg.get("projector_act", "swiglu")),
-        ln_mid=bool(cfg.get("projector_ln_mid", False)),
-    )
+    def transcribe(self, waveform: np.ndarray, language: str = "en", max_new_tokens: int = 64) -> str:
+        """Greedy transcript of one clip (the LM head runs: pre-flight only)."""
+        if self.model is None:
+            raise PipelineError(f"model {self.spec.name!r} is not loaded; call load() first")
+        sample = Sample(id="transcribe", modality="speech", text="-", audio_path="-", language=language)
+        batch = self.collate([self.prepare_with(sample, waveform, self.asr_template())])
+        with torch.no_grad():
+            out = self.model.language_model.generate(
+                inputs_embeds=self.merged_embeddings(batch),
+                attention_mask=batch.model_kwargs["attention_mask"],
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+            )
+        return str(self.tokenizer.decode(out[0].tolist(), skip_special_tokens=True)).strip()
 
 
-def load_checkpoint(model: UltravoxLM, state: dict[str, torch.Tensor]) -> None:
-    """Copy an official checkpoint's tensors in; the projector must be complete, unknown keys are an error."""
+def _config_fields(config: dict[str, Any], *drop: str) -> dict[str, Any]:
+    """A saved sub-config without the bookkeeping keys transformers rejects when rebuilding it."""
+    skip = {"transformers_version", *drop}
+    return {k: v for k, v in config.items() if not k.startswith("_") and k not in skip}
+
+
+def fetch_file(repo: str, filename: str, kwargs: dict[str, Any]) -> str:
+    """Path of ``filename`` in a hub repo (through the HF cache) or in a local checkpoint folder."""
+    from huggingface_hub import hf_hub_download
+
+    folder = Path(repo)
+    if folder.is_dir():
+        path = folder / filename
+        if not path.is_file():
+            raise OSError(f"{filename} not found in the local checkpoint folder {folder}")
+        return str(path)
+    return str(hf_hub_download(repo, filename, **kwargs))
+
+
+def read_checkpoint(hub_id: str, kwargs: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Every tensor of an Ultravox checkpoint: ``model.safetensors``, or the shards its
+    ``model.safetensors.index.json`` lists (all of them, each once)."""
+    from safetensors.torch import load_file
+
+    try:
+        index_path: str | None = fetch_file(hub_id, "model.safetensors.index.json", kwargs)
+    except Exception:  # no index: a single-file checkpoint (a missing repo fails below with a clear message)
+        index_path = None
+    if index_path is None:
+        single = load_or_unavailable(hub_id, lambda: fetch_file(hub_id, "model.safetensors", kwargs))
+        return load_file(single)
+    weight_map = json.loads(Path(index_path).read_text()).get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise UnsupportedModelError(f"{hub_id}: model.safetensors.index.json has no weight_map")
+    state: dict[str, torch.Tensor] = {}
+    for shard in sorted(set(weight_map.values())):
+        path = load_or_unavailable(hub_id, lambda shard=shard: fetch_file(hub_id, shard, kwargs))
+        state.update(load_file(path))
+    missing = sorted(set(weight_map) - set(state))
+    if missing:
+        raise UnsupportedModelError(f"{hub_id}: the index lists tensors no shard holds: {missing[:8]}")
+    return state
+
+
+def load_checkpoint(
+    model: UltravoxLM,
+    state: dict[str, torch.Tensor],
+    *,
+    audio_in_checkpoint: bool,
+    text_in_checkpoint: bool = False,
+) -> None:
+    """Copy an official checkpoint's tensors in, loudly.
+
+    Unknown keys are an error (an unmerged LoRA, another layout); the projector must be complete; the audio tower
+    must be complete when the config says it lives in the checkpoint (``audio_model_id`` null: its LoRA was merged
+    before saving, as in 0.5 and 0.6) or when the checkpoint holds any of it (a partial tower would mix tuned and
+    untuned weights); the same for the language model."""
     own = model.state_dict()
     unknown = sorted(k for k in state if k not in own)
     if unknown:
         raise UnsupportedModelError(f"Ultravox checkpoint has keys this layout does not know: {unknown[:8]}")
-    proj = {k for k in own if k.startswith("multi_modal_projector.")}
-    missing = sorted(proj - set(state))
-    if missing:
-        raise UnsupportedModelError(f"Ultravox checkpoint lacks projector weights {missing}")
+    for part, required in (
+        ("multi_modal_projector.", True),
+        ("audio_tower.", audio_in_checkpoint),
+        ("language_model.", text_in_checkpoint),
+    ):
+        expected = {k for k in own if k.startswith(part)}
+        present = {k for k in state if k.startswith(part)}
+        if (required or present) and expected - present:
+            missing = sorted(expected - present)
+            why = "the config says they live in the checkpoint" if required and not present else "partial"
+            raise UnsupportedModelError(
+                f"Ultravox checkpoint lacks {len(missing)} of {len(expected)} {part}* weights ({why}), e.g. "
+                f"{missing[:4]}; refusing to run those parts untuned"
+            )
     model.load_state_dict(state, strict=False)
 
 
 PARITY_REFERENCE_SCRIPT = """\
-# run in a transformers 4.x environment with hub access
-import numpy as np, torch, transformers
-pipe = transformers.pipeline(model=HUB_ID, trust_remote_code=True, revision=REVISION)
-inputs = pipe.processor(text=PROMPT, audio=AUDIO, sampling_rate=16000)
+# The official Ultravox code path, run where it runs (transformers 4.x, with hub access or the checkpoint cached):
+#   python reference.py HUB_ID REVISION CONTENT AUDIO.npy DATE OUT.npz
+import sys
+
+import numpy as np
+import torch
+import transformers
+
+hub_id, revision, content, audio, date, out = sys.argv[1:7]
+kwargs = {"trust_remote_code": True} | ({} if revision == "unresolved" else {"revision": revision})
+model = transformers.AutoModel.from_pretrained(hub_id, **kwargs).eval()
+processor = transformers.AutoProcessor.from_pretrained(hub_id, **kwargs)
+turns = [{"role": "user", "content": content}]
+prompt = processor.tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=False, date_string=date)
+inputs = processor(text=prompt, audio=np.load(audio), sampling_rate=16000)
 with torch.no_grad():
-    out = pipe.model(**{k: v.to(pipe.model.device) for k, v in inputs.items()}, output_hidden_states=True)
-np.savez(OUT, input_ids=inputs["input_ids"].numpy(), **{f"h{i}": h[0].float().cpu().numpy() for i, h in enumerate(out.hidden_states)})
+    result = model(**inputs, output_hidden_states=True)
+np.savez(out, input_ids=inputs["input_ids"].numpy(),
+         **{f"h{i}": h[0].float().numpy() for i, h in enumerate(result.hidden_states)})
 """
 
 
@@ -445,28 +723,28 @@ def parity_check(
     adapter: UltravoxAdapter,
     reference: Path,
     prompt_sample: Sample,
-    waveform: np.ndarray,
+    waveform: np.ndarray | None,
     *,
+    template: str = "shared-suffix",
     rtol: float = 1e-2,
 ) -> dict[str, float]:
-    """Compare our hidden states with the official remote code's (saved by ``PARITY_REFERENCE_SCRIPT``).
+    """Compare our hidden states with the official code's (saved by ``PARITY_REFERENCE_SCRIPT``, or by any
+    run of the official ``UltravoxModel`` as an ``.npz`` of ``input_ids`` and ``h0..hL``).
 
-    Cannot run on this machine (no hub, no transformers 4). Returns the max relative error per layer and
-    raises ``PipelineError`` when the input ids differ or any layer exceeds ``rtol``."""
+    Returns the max relative error per layer; raises ``PipelineError`` when the input ids differ or any layer
+    exceeds ``rtol``."""
     ref = np.load(reference)
-    item = adapter.prepare(prompt_sample, waveform, "shared-suffix")
-    if not np.array_equal(ref["input_ids"].reshape(-1), item.tensors["input_ids"].numpy()):
-        raise PipelineError("Ultravox parity: input ids differ from the official processor's")
-    batch = adapter.collate([item])
-    assert adapter.model is not None
-    with torch.no_grad():
-        out = adapter.model.decoder(
-            inputs_embeds=adapter.merged_embeddings(batch),
-            attention_mask=batch.model_kwargs["attention_mask"],
-            output_hidden_states=True,
+    item = adapter.prepare(prompt_sample, waveform, template)
+    ours_ids = item.tensors["input_ids"].numpy()
+    theirs_ids = ref["input_ids"].reshape(-1)
+    if not np.array_equal(theirs_ids, ours_ids):
+        raise PipelineError(
+            f"Ultravox parity: input ids differ from the official processor's ({len(theirs_ids)} vs "
+            f"{len(ours_ids)} ids; first difference at {_first_difference(theirs_ids, ours_ids)})"
         )
+    states = adapter.hidden_states(adapter.collate([item]))
     errors = {}
-    for i, h in enumerate(out.hidden_states):
+    for i, h in enumerate(states):
         ours, theirs = h[0].float().cpu().numpy(), ref[f"h{i}"]
         errors[f"h{i}"] = float(np.abs(ours - theirs).max() / (np.abs(theirs).max() + 1e-12))
     bad = {k: v for k, v in errors.items() if v > rtol}
@@ -475,9 +753,15 @@ def parity_check(
     return errors
 
 
+def _first_difference(a: np.ndarray, b: np.ndarray) -> int:
+    n = min(len(a), len(b))
+    diff = np.flatnonzero(a[:n] != b[:n])
+    return int(diff[0]) if diff.size else n
+
+
 def build_ultravox(name: str) -> UltravoxAdapter:
     try:
-        hub_id, text_id = VARIANTS[name]
+        variant = VARIANTS[name]
     except KeyError:
         raise UnsupportedModelError(f"no Ultravox variant {name!r}; known: {sorted(VARIANTS)}") from None
-    return UltravoxAdapter(name, hub_id, text_id)
+    return UltravoxAdapter(name, variant)
