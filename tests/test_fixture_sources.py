@@ -8,6 +8,7 @@ PAWS-style. These tests pin the rules the README states.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import unicodedata
@@ -24,6 +25,18 @@ LATIN_FINAL = {".": "statement", "?": "question", "!": "exclamation"}
 CJK_FINAL = {"。": "statement", "？": "question", "！": "exclamation"}
 #: Size of the ``ci`` profile's slice of the parallel set (the first meanings in file order).
 CI_MEANINGS = 12
+#: Items of the ``full`` profile (m01-m38, p01-p36, in file order); later items are in the ``pool`` profile
+#: only (benchmark.probes.recipes.FULL_MEANINGS / FULL_PARAPHRASES).
+FULL_MEANINGS = 38
+FULL_PARAPHRASES = 36
+#: sha256 of the canonical JSON (sorted keys, UTF-8) of the first FULL_MEANINGS meanings and FULL_PARAPHRASES
+#: sets: the ``full`` profiles' content hashes key recorded expectations, so these items never change.
+FULL_SOURCE_SHA256 = {
+    "meanings": "13a53b14035cadf8b43473865c917fa4e1c542a3228519aa45fc826468ddd62a",
+    "items": "3a672e0a1bc0ff795051ddafd4f8916b6fe9660eec6d7566da854d15d30ca49b",
+}
+#: Statements, questions and exclamations per block of the parallel set, as the README states them.
+SENTENCE_TYPES = {"ci": (9, 2, 1), "full": (25, 9, 4), "added": (28, 10, 4)}
 #: Ceiling on the share of one final mark per language (punctuation must not explain language clusters).
 MAX_FINAL_SHARE = 0.9
 #: Minimum Jaccard overlap of lower-cased word sets between an anchor and its adversarial.
@@ -149,11 +162,29 @@ def test_english_has_no_names(parallel, paraphrases, grid):
 # --- parallel sentences ----------------------------------------------------------------------------------
 
 
+def _block(items: list, block: str) -> list:
+    """The ``ci`` / ``full`` / ``added`` (after full: the pool-only items) slice of a source, in file order."""
+    size = FULL_MEANINGS if items and items[0]["meaning_id"].startswith("m") else FULL_PARAPHRASES
+    return {"ci": items[:CI_MEANINGS], "full": items[:size], "added": items[size:]}[block]
+
+
+@pytest.mark.parametrize(
+    ("name", "key"), [("parallel_sentences.json", "meanings"), ("paraphrases.json", "items")]
+)
+def test_full_profile_items_are_unchanged(name, key):
+    items = _load(name)[key]
+    full = items[: FULL_MEANINGS if key == "meanings" else FULL_PARAPHRASES]
+    digest = hashlib.sha256(json.dumps(full, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+    assert digest == FULL_SOURCE_SHA256[key], f"{name}: the full profile's items changed"
+
+
 def test_parallel_size_and_ids(parallel):
     ids = [m["meaning_id"] for m in parallel["meanings"]]
     assert len(ids) >= 32
     assert len(set(ids)) == len(ids)
     assert all(re.fullmatch(r"m\d{2}", i) for i in ids)
+    # Profiles are blocks in file order (ci, ci-alt, full, then the pool-only items): ids count up from m01.
+    assert ids == [f"m{k:02d}" for k in range(1, len(ids) + 1)]
     assert all(m.get("topic") for m in parallel["meanings"])
     assert len({m["topic"] for m in parallel["meanings"]}) >= 8
 
@@ -209,14 +240,22 @@ def test_parallel_final_punctuation(parallel):
             assert "¡" in es, m["meaning_id"]
 
 
-@pytest.mark.parametrize("subset", ["all", "ci"])
+@pytest.mark.parametrize("subset", ["all", "ci", "full", "added"])
 def test_final_punctuation_is_mixed(parallel, subset):
-    meanings = parallel["meanings"] if subset == "all" else parallel["meanings"][:CI_MEANINGS]
+    meanings = parallel["meanings"] if subset == "all" else _block(parallel["meanings"], subset)
     for lang in (*LANGS, "ja_kana"):
         finals = Counter((m["ja_kana"] if lang == "ja_kana" else m["texts"][lang])[-1] for m in meanings)
         share = finals.most_common(1)[0][1] / len(meanings)
         assert share < MAX_FINAL_SHARE, (subset, lang, finals)
         assert len(finals) >= 2, (subset, lang, finals)
+
+
+@pytest.mark.parametrize("block", sorted(SENTENCE_TYPES))
+def test_sentence_type_counts(parallel, block):
+    # The README's counts: the later meanings keep about the share of statements, questions and exclamations
+    # of the first 38, so the pool does not shift the punctuation confound that the mix is there to break.
+    kinds = Counter(_final_kind(m["texts"]["en"], "en") for m in _block(parallel["meanings"], block))
+    assert (kinds["statement"], kinds["question"], kinds["exclamation"]) == SENTENCE_TYPES[block]
 
 
 def test_parallel_no_duplicates(parallel):
@@ -252,6 +291,7 @@ def test_paraphrase_size_and_ids(paraphrases):
     assert len(items) >= 32
     assert len(set(ids)) == len(ids)
     assert all(re.fullmatch(r"p\d{2}", i) for i in ids)
+    assert ids == [f"p{k:02d}" for k in range(1, len(ids) + 1)]  # file order = profile blocks
 
 
 def test_paraphrase_final_punctuation(paraphrases):
@@ -273,10 +313,11 @@ def test_paraphrase_roles(paraphrases):
         assert 0.5 <= len(_words(u)) / len(_words(a)) <= 2.0, it["meaning_id"]
 
 
-def test_paraphrases_harder_than_adversarials_lexically(paraphrases):
+@pytest.mark.parametrize("subset", ["all", "full", "added"])
+def test_paraphrases_harder_than_adversarials_lexically(paraphrases, subset):
     # On average the paraphrase must share fewer words with the anchor than the adversarial does, otherwise
-    # T1 could pass on word overlap alone.
-    items = paraphrases["items"]
+    # T1 could pass on word overlap alone; in the full profile and in the pool-only sets alike.
+    items = paraphrases["items"] if subset == "all" else _block(paraphrases["items"], subset)
     para = sum(_jaccard(it["anchor"], it["paraphrase"]) for it in items) / len(items)
     adv = sum(_jaccard(it["anchor"], it["adversarial"]) for it in items) / len(items)
     assert para < adv - 0.1, (para, adv)

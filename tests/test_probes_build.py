@@ -31,9 +31,9 @@ def _stand_in_sources(root: Path) -> Path:
         "vi": "Trà nóng.",
         "es": "El té está caliente.",
     }
-    meanings = [
+    meanings = [  # three: ci (m01), ci-alt (m02), and m03 in the pool only (see _small_design)
         {"meaning_id": f"m{k:02d}", "topic": "food", "texts": texts, "ja_kana": "おちゃは あつい。"}
-        for k in range(1, 3)
+        for k in range(1, 4)
     ]
     (src / "parallel_sentences.json").write_text(json.dumps({"meanings": meanings}), encoding="utf-8")
     items = [
@@ -44,7 +44,7 @@ def _stand_in_sources(root: Path) -> Path:
             "adversarial": f"The cat chased the dog {k} times.",
             "unrelated": "Rain fell on the hills.",
         }
-        for k in (1, 2)
+        for k in (1, 2, 3)
     ]
     (src / "paraphrases.json").write_text(json.dumps({"items": items}), encoding="utf-8")
     sentences = [
@@ -67,10 +67,23 @@ def _stand_in_sources(root: Path) -> Path:
     return src
 
 
+def _small_design(patch: pytest.MonkeyPatch) -> None:
+    """The stand-in's design: blocks of one item, full = the first two items, a text pool of three.
+
+    2 grid sentences keep the stand-in build to seconds; the grid's pool is not rendered here (it would add
+    120 clips), its profiles are checked without synthesis in test_grid_pool_adds_sentences_unrendered.
+    """
+    patch.setattr(recipes, "GRID_N_SENTENCES", 2)
+    patch.setattr(recipes, "GRID_N_SENTENCES_CI", 1)
+    patch.setattr(recipes, "GRID_N_SENTENCES_POOL", 2)
+    patch.setattr(recipes, "CI_MEANINGS", 1)
+    patch.setattr(recipes, "FULL_MEANINGS", 2)
+    patch.setattr(recipes, "FULL_PARAPHRASES", 2)
+
+
 @pytest.fixture(autouse=True)
 def _small_grid(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(recipes, "GRID_N_SENTENCES", 2)
-    monkeypatch.setattr(recipes, "GRID_N_SENTENCES_CI", 1)
+    _small_design(monkeypatch)
 
 
 @pytest.fixture(scope="module")
@@ -183,9 +196,8 @@ def test_strip_final_punct() -> None:
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("fixtures")
     _stand_in_sources(root)
-    with pytest.MonkeyPatch.context() as patch:  # 2 grid sentences keep the stand-in build to seconds
-        patch.setattr(recipes, "GRID_N_SENTENCES", 2)
-        patch.setattr(recipes, "GRID_N_SENTENCES_CI", 1)
+    with pytest.MonkeyPatch.context() as patch:
+        _small_design(patch)
         build.build_all(root, check=True)
     yield root
 
@@ -297,3 +309,49 @@ def test_crossmodal_speech_is_the_speech_parallel_clip(built: Path) -> None:
     assert speech and all(hashes[s.id.removeprefix("speech-")] == s.audio_sha256 for s in speech)
     text_meanings = {s.meaning_id for s in cross if s.modality == "text"}
     assert {s.meaning_id for s in speech} == text_meanings
+
+
+def test_pool_profiles_hold_the_later_items_and_only_the_text_sets_and_grid_have_one(built: Path) -> None:
+    pools = {}
+    for name in recipes.SET_NAMES:
+        meta, samples = _load(built / name)
+        profiles = meta["profiles"]
+        assert set(profiles["ci"]) | set(profiles.get("ci-alt", [])) <= set(profiles["full"]), name
+        if name in ("text-parallel", "text-paraphrase", "speech-grid"):
+            assert set(profiles["full"]) <= set(profiles["pool"]) == {s.id for s in samples}, name
+            pools[name] = {s.meaning_id for s in samples if s.id not in set(profiles["full"])}
+        else:  # the manifest is the full profile: no item beyond it, and the set says it has no pool
+            assert "pool" not in profiles and profiles["full"] == [s.id for s in samples], name
+            assert any(c.startswith("No pool profile") for c in meta["caveats"]), name
+            assert "m03" not in {s.meaning_id for s in samples}, name
+    assert pools["text-parallel"] == {"m03"}
+    assert pools["text-paraphrase"] == {"p03", "p03-adv", "p03-unrel"}
+    assert pools["speech-grid"] == set()  # GRID_N_SENTENCES_POOL == GRID_N_SENTENCES in the stand-in
+
+
+def test_grid_pool_adds_sentences_unrendered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = _stand_in_sources(tmp_path)
+    monkeypatch.setattr(recipes, "GRID_N_SENTENCES_POOL", 3)
+    spec = recipes.speech_grid(src, recipes._Synth())  # items render lazily: nothing is synthesised here
+    profiles = build._profiles(spec, [item.fields["id"] for item in spec.items])
+    sentences = {p: {i.split("-")[0] for i in ids} for p, ids in profiles.items()}
+    assert sentences == {
+        "ci": {"c01"},
+        "ci-alt": {"c02"},
+        "full": {"c01", "c02"},
+        "pool": {"c01", "c02", "c03"},
+    }
+    assert len(profiles["pool"]) == 3 * len(recipes.grid_speakers()) * len(devices.DEVICES)
+    monkeypatch.setattr(recipes, "GRID_N_SENTENCES_POOL", 9)  # the stand-in has 8 sentences
+    with pytest.raises(ValueError, match=r"grid_sentences\.json has 8 sentences; the grid needs 9"):
+        recipes.speech_grid(src, recipes._Synth())
+
+
+def test_profiles_must_nest() -> None:
+    ids = ["a", "b", "c", "d"]
+    spec = recipes.SetSpec("s", "", [], [], ci=["a"], ci_alt=["b"], full=["a", "b", "c"], pool=ids)
+    assert build._profiles(spec, ids) == {"ci": ["a"], "ci-alt": ["b"], "full": ["a", "b", "c"], "pool": ids}
+    with pytest.raises(ValueError, match="pool misses full samples \\['c'\\]"):
+        build._profiles(recipes.SetSpec("s", "", [], [], ci=["a"], full=["a", "c"], pool=["a", "b"]), ids)
+    with pytest.raises(ValueError, match="ci-alt samples outside full: \\['d'\\]"):
+        build._profiles(recipes.SetSpec("s", "", [], [], ci=["a"], ci_alt=["d"], full=["a", "b"]), ids)

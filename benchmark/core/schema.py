@@ -299,7 +299,8 @@ class ProbeSet(BaseModel):
     schema_version: str = SCHEMA_VERSION
     name: str
     version: str = "1"
-    profile: Literal["ci", "ci-alt", "full", "custom"] = "custom"  # benchmark.core.profiles.PROFILE_CHOICES
+    #: One of benchmark.core.profiles.PROFILE_CHOICES (a test keeps the two in step).
+    profile: Literal["ci", "ci-alt", "full", "pool", "custom"] = "custom"
     description: str = ""
     caveats: list[str] = Field(default_factory=list)
     samples: list[Sample]

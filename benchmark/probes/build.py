@@ -41,23 +41,38 @@ def _file_name(sample_id: str) -> str:
 
 
 def _profiles(spec: SetSpec, ids: list[str]) -> dict[str, list[str]]:
-    """``ci``, ``ci-alt`` (when the source has a whole second block) and ``full``, each in manifest order.
+    """``ci``, ``ci-alt`` (when the source has a whole second block), ``full`` and ``pool`` (where the set has
+    one), each in manifest order.
 
-    Adding a profile changes only ``probeset.json``: the manifest and so every profile's content hash stay
-    as they were (the hash covers samples, not profile lists).
+    Adding a profile changes only ``probeset.json``: the manifest rows of the other profiles and so their
+    content hashes stay as they were (the hash covers a profile's samples, not the profile lists). ``full``
+    is every sample unless the recipe names it (the sets whose manifest also holds pool-only items); the
+    nesting ci, ci-alt <= full <= pool is checked here so that no recipe can ship a pool that misses a full
+    sample or a full that misses a ci sample.
     """
     known = set(ids)
-    for name, members in (("ci", spec.ci), ("ci-alt", spec.ci_alt)):
+    full = set(ids if spec.full is None else spec.full)
+    named = (("ci", spec.ci), ("ci-alt", spec.ci_alt), ("full", full), ("pool", spec.pool))
+    for name, members in named:
         missing = sorted(set(members) - known)
         if missing:
             raise ValueError(f"probe set {spec.name!r}: {name} profile names unknown samples {missing[:5]}")
     shared = sorted(set(spec.ci) & set(spec.ci_alt))
     if shared:
         raise ValueError(f"probe set {spec.name!r}: ci-alt shares samples with ci: {shared[:5]}")
+    for name, members in (("ci", spec.ci), ("ci-alt", spec.ci_alt)):
+        outside = sorted(set(members) - full)
+        if outside:
+            raise ValueError(f"probe set {spec.name!r}: {name} samples outside full: {outside[:5]}")
     profiles = {"ci": [i for i in ids if i in set(spec.ci)]}
     if spec.ci_alt and len(spec.ci_alt) == len(spec.ci):
         profiles["ci-alt"] = [i for i in ids if i in set(spec.ci_alt)]
-    profiles["full"] = ids
+    profiles["full"] = [i for i in ids if i in full]
+    if spec.pool:
+        missed = sorted(full - set(spec.pool))
+        if missed:
+            raise ValueError(f"probe set {spec.name!r}: pool misses full samples {missed[:5]}")
+        profiles["pool"] = [i for i in ids if i in set(spec.pool)]
     return profiles
 
 
@@ -177,6 +192,8 @@ def build_set(
         "samples": len(samples),
         "ci": len(meta["profiles"]["ci"]),
         "ci-alt": len(meta["profiles"].get("ci-alt", [])),
+        "full": len(meta["profiles"]["full"]),
+        "pool": len(meta["profiles"].get("pool", [])),
         "clips": n_clips,
         "seconds": round(time.perf_counter() - started, 2),
     }

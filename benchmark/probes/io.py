@@ -493,7 +493,8 @@ def load_probe_set(
 ) -> ProbeSet | tuple[ProbeSet, list[SkippedRow]]:
     """Load and validate a probe-set folder (or a manifest file inside one).
 
-    ``profile``: ``ci``, ``ci-alt``, ``full``, or ``custom`` (every row); default ``full`` when declared, else ``custom``.
+    ``profile``: ``ci``, ``ci-alt``, ``full``, ``pool``, or ``custom`` (every row); default ``full`` when declared,
+    else ``custom``.
     ``on_error="skip"`` leaves bad rows out and returns ``(probe_set, skipped_rows)``; file-level problems
     (header, unknown profile, a profile naming an id absent from the manifest) always raise.
     ``decode_audio`` decodes each clip to reject corrupt, empty, non-finite or silent audio at load.
@@ -652,8 +653,8 @@ def write_probe_set(
 ) -> Path:
     """Write a probe set as a folder: header, manifest, and its audio copied beside them.
 
-    ``profiles`` maps ``ci``/``ci-alt``/``full`` to sample ids (default: ``full`` = every sample). Audio hashes are
-    filled in, so the written set verifies its own audio at load.
+    ``profiles`` maps ``ci``/``ci-alt``/``full``/``pool`` to sample ids (default: ``full`` = every sample).
+    Audio hashes are filled in, so the written set verifies its own audio at load.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

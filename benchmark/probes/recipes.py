@@ -3,8 +3,11 @@
 Each recipe turns the authored sources in ``fixtures/source/`` into a :class:`SetSpec` (items whose audio is
 rendered on demand). Profiles: ``ci`` is the first block of meanings (and, in speech, a subset of voices);
 ``ci-alt`` is the next block of the same size with the voices ``ci`` leaves out where the set has any (see
-:func:`profile_of`), so the same claims can be checked on other items of the same design; ``full`` is every
-sample. Writing, hashing and checking the sets is :mod:`benchmark.probes.build`.
+:func:`profile_of`), so the same claims can be checked on other items of the same design; ``full`` is the
+first :data:`FULL_MEANINGS` meanings (:data:`FULL_PARAPHRASES` paraphrase sets, :data:`GRID_N_SENTENCES`
+grid sentences) with every voice and device; ``pool`` (text-parallel, text-paraphrase and speech-grid only)
+is every sample, the items authored after ``full`` included. Writing, hashing and checking the sets is
+:mod:`benchmark.probes.build`.
 """
 
 from __future__ import annotations
@@ -57,6 +60,13 @@ PARALLEL_VARIANTS_CI: tuple[str, ...] = ("m1", "f1")
 PARALLEL_VARIANTS_CI_ALT: tuple[str, ...] = ("m3", "f4")
 #: Meanings (parallel sentences, paraphrase items) per cell of the ci and ci-alt profiles.
 CI_MEANINGS = 12
+#: Parallel meanings (m01-m38) and paraphrase sets (p01-p36) of the ``full`` profile. Why fixed counts rather
+#: than "every item": ``full``'s content hash keys recorded expectations, so items authored later (m39-m80,
+#: p37-p72) join only the ``pool`` profile, and the speech sets built from the parallel sentences
+#: (speech-parallel, crossmodal) keep exactly these meanings (synthesising more would cost build time for
+#: clips no profile of theirs uses).
+FULL_MEANINGS = 38
+FULL_PARAPHRASES = 36
 
 #: The six English accents of the grid (eSpeak voice names; labels in synth.ENGLISH_ACCENTS).
 GRID_ACCENTS: tuple[str, ...] = ("en-us", "en", "en-gb-scotland", "en-029", "en-us-nyc", "en-gb-x-gbcwmd")
@@ -147,6 +157,10 @@ class SetSpec:
     items: list[Item]
     ci: list[str]
     ci_alt: list[str] = field(default_factory=list)
+    #: ``full``'s ids; ``None`` means every item (the sets whose manifest is exactly their full profile).
+    full: list[str] | None = None
+    #: ``pool``'s ids (every item of the sets that have items beyond ``full``); empty: no pool profile.
+    pool: list[str] = field(default_factory=list)
     version: str = RECIPE_VERSION
     extra_build: dict[str, Any] = field(default_factory=dict)
 
@@ -174,6 +188,20 @@ SYNTHETIC_CAVEATS = [
     "Clips are reproducible on the same platform; another libm, CPU or soxr build may change the last bit of "
     "some samples, and the check then names those clips.",
 ]
+
+
+def no_pool_caveat(items: str) -> str:
+    """The caveat of every speech set without a ``pool`` profile (all but speech-grid), naming its items.
+
+    Why say it: calibration at the full size wants a pool larger than ``full``; a claim on one of these sets
+    has to draw its full-size samples from ``full`` itself, and the set should say so where users look.
+    """
+    return (
+        f"No pool profile: this set holds only its full profile's items ({items}). The parallel meanings "
+        "m39-m80 are only in text-parallel's pool profile, and grid sentences c09-c16 only in speech-grid's."
+    )
+
+
 LANGUAGE_CAVEATS = [
     "eSpeak's Mandarin (cmn) is not recognised by Whisper-base; treat zh speech as language-coloured sound, "
     "not intelligible speech.",
@@ -233,7 +261,7 @@ def _device_clip(base: np.ndarray, device: str, seed: int, name: str) -> np.ndar
 def text_parallel(src: Path) -> SetSpec:
     meanings = _load(src, "parallel_sentences.json", "meanings")
     items: list[Item] = []
-    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": []}
+    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": [], "full": []}
     for k, m in enumerate(meanings):
         block = profile_of(k, CI_MEANINGS)
         for lang in PAPER_LANGUAGES:
@@ -256,6 +284,8 @@ def text_parallel(src: Path) -> SetSpec:
                 )
                 if block is not None:
                     profiles[block].append(sid)
+                if k < FULL_MEANINGS:
+                    profiles["full"].append(sid)
     return SetSpec(
         "text-parallel",
         "Parallel sentences in the paper's 8 languages, with and without final "
@@ -264,17 +294,22 @@ def text_parallel(src: Path) -> SetSpec:
             "Authored translations of short everyday sentences, not a corpus sample.",
             "The punct variant ends almost every sentence in the same token per script; early-layer "
             "language clusters on it can measure punctuation (compare nopunct).",
+            f"Profiles: full takes the first {FULL_MEANINGS} meanings (m01-m38); pool is every meaning "
+            "(m01-m80), the population that calibration draws full-size samples from. Meanings after m38 "
+            "were authored later, by the same author and rules, and are in no other profile.",
         ],
         items,
         profiles["ci"],
         ci_alt=profiles["ci-alt"],
+        full=profiles["full"],
+        pool=[item.fields["id"] for item in items],
     )
 
 
 def text_paraphrase(src: Path) -> SetSpec:
     rows = _load(src, "paraphrases.json", "items")
     items: list[Item] = []
-    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": []}
+    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": [], "full": []}
     for k, row in enumerate(rows):
         block = profile_of(k, CI_MEANINGS)
         pid = row["meaning_id"]
@@ -304,16 +339,23 @@ def text_paraphrase(src: Path) -> SetSpec:
                 )
                 if block is not None:
                     profiles[block].append(sid)
+                if k < FULL_PARAPHRASES:
+                    profiles["full"].append(sid)
     return SetSpec(
         "text-paraphrase",
         "English anchors with a paraphrase, a PAWS-style adversarial "
         "(same words, other meaning) and an unrelated sentence (claims T1, T2).",
         [
             "Authored English items in the PAWS style, not PAWS itself; English only.",
+            f"Profiles: full takes the first {FULL_PARAPHRASES} sets (p01-p36); pool is every set (p01-p72), "
+            "the population that calibration draws full-size samples from. Sets after p36 were authored "
+            "later, by the same author and rules, and are in no other profile.",
         ],
         items,
         profiles["ci"],
         ci_alt=profiles["ci-alt"],
+        full=profiles["full"],
+        pool=[item.fields["id"] for item in items],
     )
 
 
@@ -322,9 +364,11 @@ def _parallel_speech_items(
 ) -> tuple[list[Item], dict[str, list[str]]]:
     """Speech clips of the parallel sentences: every language with the same voice variants.
 
-    Returns the items and the ``ci`` / ``ci-alt`` ids (each profile keeps its own voice variants).
+    Returns the items and the ``ci`` / ``ci-alt`` ids (each profile keeps its own voice variants). Only the
+    first :data:`FULL_MEANINGS` meanings are spoken: these sets have no ``pool`` profile (see
+    :func:`no_pool_caveat`).
     """
-    meanings = _load(src, "parallel_sentences.json", "meanings")
+    meanings = _load(src, "parallel_sentences.json", "meanings")[:FULL_MEANINGS]
     voices_of = {"ci": PARALLEL_VARIANTS_CI, "ci-alt": PARALLEL_VARIANTS_CI_ALT}
     items: list[Item] = []
     profiles: dict[str, list[str]] = {"ci": [], "ci-alt": []}
@@ -392,6 +436,7 @@ def speech_parallel(src: Path, synth_: _Synth) -> SetSpec:
         + [
             "The same variant preset in every language is the closest eSpeak comes to one speaker "
             "across languages; its per-language voices differ in phoneme inventory and prosody rules.",
+            no_pool_caveat(f"the first {FULL_MEANINGS} parallel meanings, m01-m38"),
         ],
         items,
         profiles["ci"],
@@ -406,16 +451,20 @@ def _grid_sentences(src: Path, n: int) -> list[dict[str, Any]]:
     return rows[:n]
 
 
+#: Grid sentences of the ``full`` profile (c01-c08; also the only sentences of speech-gain and speech-voices).
 GRID_N_SENTENCES = 8
 GRID_N_SENTENCES_CI = 4
+#: Grid sentences of speech-grid's ``pool`` profile (c01-c16): a fixed count, not "every row of the source",
+#: so that a sentence added to the source changes no committed manifest until this is raised on purpose.
+GRID_N_SENTENCES_POOL = 16
 
 
 def speech_grid(src: Path, synth_: _Synth) -> SetSpec:
-    sentences = _grid_sentences(src, GRID_N_SENTENCES)
+    sentences = _grid_sentences(src, GRID_N_SENTENCES_POOL)
     speakers = grid_speakers()
     voices_of = {"ci": {s.id for s in grid_speakers_ci()}, "ci-alt": {s.id for s in grid_speakers_ci_alt()}}
     items: list[Item] = []
-    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": []}
+    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": [], "full": []}
     for k, row in enumerate(sentences):
         block = profile_of(k, GRID_N_SENTENCES_CI)
         for sp in speakers:
@@ -449,10 +498,13 @@ def speech_grid(src: Path, synth_: _Synth) -> SetSpec:
                 )
                 if block is not None and sp.id in voices_of[block]:
                     profiles[block].append(sid)
+                if k < GRID_N_SENTENCES:
+                    profiles["full"].append(sid)
     return SetSpec(
         "speech-grid",
-        "English content x speaker x device grid: 8 sentences x 24 synthetic speakers "
-        "(6 accents x male/female x two age groups) x 5 devices (claims S1, S2, S8, D1).",
+        f"English content x speaker x device grid: {GRID_N_SENTENCES} sentences x 24 synthetic speakers "
+        "(6 accents x male/female x two age groups) x 5 devices (claims S1, S2, S8, D1); the pool profile "
+        f"crosses all {GRID_N_SENTENCES_POOL} grid sentences with the same speakers and devices.",
         [
             *SYNTHETIC_CAVEATS,
             "Gender is eSpeak's male or female variant preset (formant and pitch settings), not a person.",
@@ -467,10 +519,16 @@ def speech_grid(src: Path, synth_: _Synth) -> SetSpec:
             "latent distances, so a latent effect can be set against how far the factor moves the input.",
             "Profiles: ci and ci-alt take disjoint sentences (c01-c04, c05-c08) and disjoint halves of the 24 "
             "speakers (each one speaker per accent and gender, age groups balanced within both).",
+            f"Profiles: full takes sentences c01-c{GRID_N_SENTENCES:02d}; pool adds "
+            f"c{GRID_N_SENTENCES + 1:02d}-c{GRID_N_SENTENCES_POOL:02d} with the same 24 speakers and 5 devices "
+            "(no further voices), the population that calibration draws full-size samples from; the added "
+            "sentences are in no other profile.",
         ],
         items,
         profiles["ci"],
         ci_alt=profiles["ci-alt"],
+        full=profiles["full"],
+        pool=[item.fields["id"] for item in items],
     )
 
 
@@ -538,6 +596,7 @@ def speech_gain(src: Path, synth_: _Synth) -> SetSpec:
             "The peak version is normalised from the stored 16-bit raw clip, as a user would.",
             "Profiles: ci-alt differs from ci in sentences only (c05-c08 against c01-c04); both use all 8 "
             "speakers of the set, so the speaker axis could not change.",
+            no_pool_caveat(f"grid sentences c01-c{GRID_N_SENTENCES:02d}"),
         ],
         items,
         profiles["ci"],
@@ -635,6 +694,7 @@ def speech_voices(src: Path, synth_: _Synth) -> SetSpec:
             "Profiles: ci-alt takes other sentences (c05-c08 against c01-c04) and takes 0, 1, 4, 5 against "
             "ci's 0-3, so two of its four multi voices are new and two are shared with ci; the single voice "
             "is the same in both (the set has one), so the speaker axis could not change in full.",
+            no_pool_caveat(f"grid sentences c01-c{GRID_N_SENTENCES:02d}"),
         ],
         items,
         profiles["ci"],
@@ -643,7 +703,7 @@ def speech_voices(src: Path, synth_: _Synth) -> SetSpec:
 
 
 def crossmodal(src: Path, synth_: _Synth) -> SetSpec:
-    meanings = _load(src, "parallel_sentences.json", "meanings")
+    meanings = _load(src, "parallel_sentences.json", "meanings")[:FULL_MEANINGS]
     text = text_parallel(src)
     speech_items, _ = _parallel_speech_items(src, synth_, PARALLEL_VARIANTS_CI)
     items: list[Item] = []
@@ -651,6 +711,8 @@ def crossmodal(src: Path, synth_: _Synth) -> SetSpec:
     # Speech here has only the ci voices, so ci-alt differs from ci by meanings alone (in both modalities).
     block_of = {m["meaning_id"]: profile_of(k, CI_MEANINGS) for k, m in enumerate(meanings)}
     for item in text.items:
+        if item.fields["meaning_id"] not in block_of:  # a pool-only meaning: this set has no pool
+            continue
         fields = dict(item.fields, id=f"text-{item.fields['id']}")
         items.append(Item(fields))
         if block_of[fields["meaning_id"]] is not None:
@@ -670,6 +732,7 @@ def crossmodal(src: Path, synth_: _Synth) -> SetSpec:
             *LANGUAGE_CAVEATS,
             "Profiles: ci-alt differs from ci in meanings only (m13-m24 against m01-m12); the set's speech has "
             "the two ci voices (espeak-m1, espeak-f1) only, so the voice axis could not change.",
+            no_pool_caveat(f"the first {FULL_MEANINGS} parallel meanings, m01-m38"),
         ],
         items,
         profiles["ci"],
