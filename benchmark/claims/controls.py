@@ -33,6 +33,10 @@ from benchmark.stats.scores import combine_keys
 
 #: Largest offset scale the solver tries (in units of a layer's spread): one limit for every claim.
 SCALE_LIMIT = 512.0
+#: Standard deviation of the log strength of a planted effect between design units: real effects differ from
+#: meaning to meaning and speaker to speaker, and an interval calibrated only on effects that are equal in every
+#: unit would hide the skew such differences give an estimate (benchmarks/coverage.py, reports/coverage.md).
+UNIT_SPREAD = 0.5
 
 
 # ------------------------------------------------------------------------------------------------ shuffles
@@ -104,9 +108,12 @@ def layer_weights(data: ClaimData, plant: Plant) -> np.ndarray:
     return w
 
 
-def offsets(data: ClaimData, plant: Plant, rng: np.random.Generator) -> np.ndarray:
+def offsets(
+    data: ClaimData, plant: Plant, rng: np.random.Generator, units: Sequence[str] = ()
+) -> np.ndarray:
     """Unit-spread offsets ``[n, L, d]``: per key and level a random unit direction per layer, times the layer's
-    RMS spread about its mean and the layer weight, on the members only (summed over keys)."""
+    RMS spread about its mean and the layer weight, on the members only (summed over keys); each level of the
+    first design unit scales its samples' offsets by its own log-normal strength (``UNIT_SPREAD``)."""
     X = np.asarray(data.latents, dtype=np.float64)
     n, L, d = X.shape
     spread = np.sqrt(((X - X.mean(axis=0, keepdims=True)) ** 2).sum(axis=-1).mean(axis=0))  # [L]
@@ -114,13 +121,19 @@ def offsets(data: ClaimData, plant: Plant, rng: np.random.Generator) -> np.ndarr
     members = np.ones(n, dtype=bool)
     for axis, allowed in plant.members.items():
         members &= np.isin(data.labels(axis).astype(str), [str(v) for v in allowed])
+    strength = np.ones(n)
+    if units:
+        unit_values = data.labels(units[0]).astype(str)
+        levels, codes = np.unique(unit_values, return_inverse=True)
+        factors = np.exp(rng.normal(0.0, UNIT_SPREAD, levels.size))
+        strength = (factors / factors.mean())[codes.reshape(-1)]
     out = np.zeros_like(X)
     for key in plant.keys:
         values = combine_keys(data.factors(key), key).astype(str)
         levels, codes = np.unique(values, return_inverse=True)
         directions = rng.standard_normal((levels.size, L, d))
         directions /= np.linalg.norm(directions, axis=-1, keepdims=True)
-        out[members] += directions[codes[members]] * w[None, :, None]
+        out[members] += directions[codes[members]] * w[None, :, None] * strength[members, None, None]
     return plant.sign * out
 
 
@@ -237,7 +250,7 @@ class Population:
         if spec.control is None:
             raise ValueError(f"claim {spec.id} declares no control")
         shuffled = shuffle(pool, spec.control.shuffle, rng)
-        step = sum(offsets(shuffled, plant, rng) for plant in spec.control.plant)
+        step = sum(offsets(shuffled, plant, rng, _units(spec)) for plant in spec.control.plant)
         full = all(
             k == pool_levels.size
             for k, pool_levels in zip(sizes.values(), unit_levels(pool, list(sizes)).values(), strict=True)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.claims.data import Budget, ClaimData, MissingAxisError, claim_data_from
-from benchmark.claims.expectations import lookup_expectation
+from benchmark.claims.expectations import lookup_expectation, unmatched_paper_expectation
 from benchmark.claims.record import ClaimRecord, Expectation, Measurement, SecondaryDecision, Verdict
 from benchmark.claims.shapes import Measured, band_contrast, metric_agreement
 from benchmark.claims.spec import BandContrast, ClaimSpec, MetricAgreement
@@ -315,10 +315,24 @@ def evaluate_claim(
         "caveats": [*spec.caveats, *probe_set.caveats],
         "created": utc_now(),
     }
+    speech = [s for s in probe_set.samples if s.modality == "speech"]
+    synthetic_speech = any(s.synthetic for s in speech) if speech else None
     expectation = lookup_expectation(
-        spec, provenance.model, provenance.revision, provenance.probe_set_hash, template, variant=variant
+        spec,
+        provenance.model,
+        provenance.revision,
+        provenance.probe_set_hash,
+        template,
+        variant=variant,
+        synthetic_speech=synthetic_speech,
     )
     base["expectation"] = expectation
+    base["synthetic_speech"] = synthetic_speech
+    base["expectation_note"] = (
+        ""
+        if expectation
+        else unmatched_paper_expectation(spec, provenance.model, template, synthetic_speech=synthetic_speech)
+    )
     references = dict(references or {})
     if spec.references:
         base["reference"] = {claim: references.get(claim, "missing") for claim in spec.references}

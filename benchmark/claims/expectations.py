@@ -55,6 +55,7 @@ def lookup_expectation(
     template: str,
     *,
     variant: str | None = None,
+    synthetic_speech: bool | None = None,
     path: Path | None = None,
 ) -> Expectation | None:
     """The most specific matching entry (exact key before wildcards), or None."""
@@ -66,12 +67,37 @@ def lookup_expectation(
         "probe_set_hash": probe_set_hash,
         "template": template,
         "variant": variant,
+        "synthetic_speech": synthetic_speech,
     }
     candidates = [entry for entry in load_entries(path) if _matches(entry, key)]
     if not candidates:
         return None
     best = min(candidates, key=lambda e: sum(e.get(f, WILDCARD) == WILDCARD for f in key))
     return Expectation(verdict=best["verdict"], status=best["status"], source=best["source"])
+
+
+def unmatched_paper_expectation(
+    spec: ClaimSpec, model: str, template: str, *, synthetic_speech: bool | None, path: Path | None = None
+) -> str:
+    """Why a paper expectation of this claim and model does not apply here (e.g. it holds for recorded speech and
+    this run used synthetic speech); empty when there is none or it applies."""
+    if synthetic_speech is None:
+        return ""
+    for entry in load_entries(path):
+        if (
+            entry.get("claim") == spec.id
+            and entry.get("model") == model
+            and entry.get("status") in ("paper-reported", "paper-implied")
+            and entry.get("template", WILDCARD) in (template, WILDCARD)
+            and entry.get("synthetic_speech", WILDCARD) not in (synthetic_speech, WILDCARD)
+        ):
+            kind = "recorded" if entry["synthetic_speech"] is False else "synthetic"
+            return (
+                f"the paper's expectation ({entry['verdict']}, {entry['status']}: {entry['source']}) holds for "
+                f"{kind} speech; this probe set's speech is {'synthetic' if synthetic_speech else 'recorded'}, so "
+                "it is not checked here"
+            )
+    return ""
 
 
 def record_measured(records: list[ClaimRecord], *, reason: str, path: Path | None = None) -> int:
@@ -97,6 +123,7 @@ def record_measured(records: list[ClaimRecord], *, reason: str, path: Path | Non
             "probe_set_hash": record.probe_set_hash,
             "template": record.template,
             "variant": record.variant,
+            "synthetic_speech": record.synthetic_speech,
         }
         entries = [
             e

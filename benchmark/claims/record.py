@@ -97,7 +97,13 @@ class ClaimRecord(BaseModel):
     verdict: Verdict
     reason: str = Field(description="one sentence: why this verdict")
     expectation: Expectation | None = None
+    expectation_note: str = Field(
+        default="", description="why a paper expectation does not apply here, if one"
+    )
     meets_expectation: bool | None = None
+    synthetic_speech: bool | None = Field(
+        default=None, description="whether the probe set's speech is synthetic (None: no speech)"
+    )
     measurement: Measurement | None = None
     reference: dict[str, str] | None = Field(
         default=None, description="reference claim ids and their verdicts"
