@@ -341,7 +341,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="worker processes; each claim's seeds are split into one range per worker. Default: %(default)r",
     )
-    calibrate.add_argument("--profile", default="ci", choices=PROFILE_NAMES, help="Default: %(default)r")
+    calibrate.add_argument(
+        "--profile",
+        default="ci",
+        choices=["ci", "full"],
+        help="the sample size calibrated: ci draws from the full profile, full from the larger pool profile. "
+        "Default: %(default)r",
+    )
+    calibrate.add_argument(
+        "--template",
+        action="append",
+        default=None,
+        choices=["bare", "shared-suffix"],
+        help="only these templates (repeatable). Default: every template each claim runs under",
+    )
     calibrate.add_argument("--results", type=Path, default=Path("results"), help="Default: %(default)r")
     _add_run_options(calibrate)
     calibrate.set_defaults(func=_cmd_calibrate)

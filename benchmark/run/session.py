@@ -326,23 +326,38 @@ def calibration_pools(
 
 
 def calibration_sizes(spec: ClaimSpec, pool: ClaimData, size: str) -> dict[str, int]:
-    """Unit levels of a sample of the calibrated size: the ci profile's, read from the pool's ci rows."""
+    """Unit levels of a sample of the calibrated size, read from the pool's rows of that profile."""
     from benchmark.claims.calibrate import unit_sizes
     from benchmark.probes.catalog import resolve_probes
 
-    if size == "full":
-        return unit_sizes(spec, pool)
-    ci_ids = {s.id for s in resolve_probes(spec.probe_set, "ci").samples}
-    mask = [s.id in ci_ids for s in pool.samples]
-    return unit_sizes(spec, pool.subset(mask))
+    ids = {s.id for s in resolve_probes(spec.probe_set, size).samples}
+    return unit_sizes(spec, pool.subset([s.id in ids for s in pool.samples]))
+
+
+#: The pool each calibrated size draws from: the ci size from the full profile, the full size from the larger
+#: ``pool`` profile where a set has one (text-parallel, text-paraphrase, speech-grid).
+POOL_OF_SIZE = {"ci": "full", "full": "pool"}
+
+
+def _has_profile(name: str, profile: str) -> bool:
+    from benchmark.probes.catalog import shipped_probe_sets
+
+    folder = shipped_probe_sets().get(name)
+    if folder is None:
+        return False
+    header = json.loads((folder / "probeset.json").read_text(encoding="utf-8"))
+    return profile in header.get("profiles", {})
 
 
 def calibrate_main(args: argparse.Namespace) -> int:
     """``lalm-bench calibrate``: every claim's controls, drawn from full-profile pools of real offline latents."""
     from benchmark.claims.calibrate import calibrate_claim, entry_key
 
+    size = args.profile
+    if size not in POOL_OF_SIZE:
+        raise BenchError(f"--profile {size}: calibration sizes are {sorted(POOL_OF_SIZE)}")
     options = SessionOptions(
-        profile="full",
+        profile=POOL_OF_SIZE[size],
         results=args.results,
         cache_dir=args.cache_dir,
         use_cache=not getattr(args, "no_cache", False),
@@ -364,10 +379,15 @@ def calibrate_main(args: argparse.Namespace) -> int:
         specs = [spec for spec in specs if spec.id in args.claim]
     budget = Budget.for_profile(args.budget)
     out = getattr(args, "out", None) or CALIBRATION_FILE
-    size = args.profile
     jobs = getattr(args, "jobs", 1)
     tasks = []
     for spec in specs:
+        if not _has_profile(spec.probe_set, POOL_OF_SIZE[size]):
+            print(
+                f"{spec.id:42s} not calibrated at the {size} size: {spec.probe_set} has no "
+                f"{POOL_OF_SIZE[size]!r} profile larger than its {size} profile"
+            )
+            continue
         for pool in calibration_pools(session, spec, args.model, getattr(args, "template", None)):
             sizes = calibration_sizes(spec, pool, size)
             tasks.append((spec, pool, sizes))
