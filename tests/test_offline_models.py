@@ -213,7 +213,7 @@ def test_whisper_tiny_tokenizer_needs_no_repair() -> None:
 
 
 def test_ct2_reader_rejects_truncated_file(tmp_path: Path) -> None:
-    from benchmark.models.whisper_ct2 import read_ct2
+    from benchmark.models.ct2_reader import read_ct2
 
     _require("whisper-tiny.en-ct2")
     source = offline_assets.resolve_file("whisper-tiny.en-ct2", "model")

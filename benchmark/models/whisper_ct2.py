@@ -4,15 +4,14 @@ Whisper is an ASR model, not an LALM: its decoder is an audio-conditioned langua
 the suite uses it as a proxy with real weights that runs on CPU without hub access. Speech goes to the encoder;
 text goes into the decoder prompt with 30 s of silence in the encoder (CLAIMS.md, "Template").
 
-The CTranslate2 ``model.bin`` is read by a small reader written here (format facts in shared/OFFLINE.md) and
-mapped onto ``WhisperForConditionalGeneration``, whose config is built from the checkpoint's own shapes.
+This module is the adapter only: the CTranslate2 file is read by ``benchmark.models.ct2_reader``, mapped onto
+``WhisperForConditionalGeneration`` by ``benchmark.models.whisper_convert``, and the packaged tokenizer is
+loaded (and repaired) by ``benchmark.models.whisper_tokenizer``.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import struct
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from benchmark.core.audio import SAMPLE_RATE
-from benchmark.core.errors import PipelineError, WeightsUnavailableError
+from benchmark.core.errors import PipelineError
 from benchmark.core.hashing import sha256_ints, sha256_json, sha256_waveform
 from benchmark.core.schema import Sample
 from benchmark.models import offline_assets
@@ -33,6 +32,16 @@ from benchmark.models.base import (
     PreparedInput,
     Template,
 )
+from benchmark.models.ct2_reader import read_ct2
+from benchmark.models.whisper_convert import whisper_from_ct2
+from benchmark.models.whisper_tokenizer import (
+    EOT,
+    FIRST_MERGE,
+    NO_TIMESTAMPS,
+    SOT,
+    TRANSCRIBE,
+    load_whisper_tokenizer,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -44,260 +53,6 @@ WINDOW_SECONDS = 30
 #: Encoder-cache key of the silent clip that accompanies every text input.
 SILENT_AUDIO_KEY = "silence-30s-16k"
 
-# ---- the CTranslate2 v6 reader -----------------------------------------------------------------------------
-
-#: CTranslate2 DataType ids -> numpy dtype (bfloat16 is read as raw uint16 and widened by hand).
-_CT2_DTYPES: dict[int, np.dtype] = {
-    0: np.dtype("<f4"),
-    1: np.dtype("i1"),
-    2: np.dtype("<i2"),
-    3: np.dtype("<i4"),
-    4: np.dtype("<f2"),
-    5: np.dtype("<u2"),
-}
-_BFLOAT16_ID = 5
-
-
-@dataclass
-class CT2Checkpoint:
-    """The named variables of a CTranslate2 model file (aliases resolved to their targets)."""
-
-    spec_name: str
-    spec_revision: int
-    variables: dict[str, np.ndarray]
-
-
-class _Cursor:
-    """Sequential little-endian reads over the file's bytes, with errors that give the offset."""
-
-    def __init__(self, data: bytes, path: Path) -> None:
-        self.data = data
-        self.offset = 0
-        self.path = path
-
-    def unpack(self, fmt: str) -> tuple[Any, ...]:
-        size = struct.calcsize(fmt)
-        if self.offset + size > len(self.data):
-            raise WeightsUnavailableError(
-                f"CTranslate2 file {self.path} is truncated at byte {self.offset} (file has {len(self.data)})"
-            )
-        values = struct.unpack_from(fmt, self.data, self.offset)
-        self.offset += size
-        return values
-
-    def string(self) -> str:
-        (length,) = self.unpack("<H")
-        raw = self.data[self.offset : self.offset + length]
-        self.offset += length
-        return raw.rstrip(b"\0").decode("utf-8")
-
-    def take(self, length: int) -> memoryview:
-        if self.offset + length > len(self.data):
-            raise WeightsUnavailableError(
-                f"CTranslate2 file {self.path}: a variable of {length} bytes at byte {self.offset} runs past "
-                f"the end of the file ({len(self.data)} bytes)"
-            )
-        view = memoryview(self.data)[self.offset : self.offset + length]
-        self.offset += length
-        return view
-
-
-def read_ct2(path: Path) -> CT2Checkpoint:
-    """Parse a CTranslate2 (binary version 6) ``model.bin``.
-
-    Layout: u32 version, str spec name, u32 spec revision, u32 n variables; each variable is str name,
-    u8 rank, u32 x rank dims, u8 dtype id, u32 byte count, raw data; then u32 n aliases of (str alias,
-    str target). Strings are u16 length + bytes with a trailing NUL.
-    """
-    data = path.read_bytes()
-    cursor = _Cursor(data, path)
-    (version,) = cursor.unpack("<I")
-    if version != 6:
-        raise WeightsUnavailableError(
-            f"CTranslate2 file {path} has binary version {version}; this reader reads 6"
-        )
-    spec_name = cursor.string()
-    (spec_revision,) = cursor.unpack("<I")
-    (count,) = cursor.unpack("<I")
-    variables: dict[str, np.ndarray] = {}
-    for _ in range(count):
-        name = cursor.string()
-        (rank,) = cursor.unpack("<B")
-        dims = cursor.unpack("<" + "I" * rank) if rank else ()
-        (dtype_id,) = cursor.unpack("<B")
-        (num_bytes,) = cursor.unpack("<I")
-        if dtype_id not in _CT2_DTYPES:
-            raise WeightsUnavailableError(
-                f"CTranslate2 file {path}: variable {name!r} has unknown dtype id {dtype_id}"
-            )
-        dtype = _CT2_DTYPES[dtype_id]
-        numel = int(np.prod(dims)) if dims else 1
-        if numel * dtype.itemsize != num_bytes:
-            raise WeightsUnavailableError(
-                f"CTranslate2 file {path}: variable {name!r} of shape {dims} and dtype id {dtype_id} should take "
-                f"{numel * dtype.itemsize} bytes, the file says {num_bytes}"
-            )
-        array = np.frombuffer(cursor.take(num_bytes), dtype=dtype).reshape(dims)
-        if dtype_id == _BFLOAT16_ID:
-            array = (array.astype(np.uint32) << 16).view(np.float32)
-        variables[name] = array
-    (num_aliases,) = cursor.unpack("<I")
-    for _ in range(num_aliases):
-        alias, target = cursor.string(), cursor.string()
-        if target not in variables:
-            raise WeightsUnavailableError(
-                f"CTranslate2 file {path}: alias {alias!r} points at unknown {target!r}"
-            )
-        variables[alias] = variables[target]
-    if cursor.offset != len(data):
-        raise WeightsUnavailableError(
-            f"CTranslate2 file {path}: {len(data) - cursor.offset} unread bytes after the aliases"
-        )
-    return CT2Checkpoint(spec_name, spec_revision, variables)
-
-
-def _count_layers(variables: dict[str, np.ndarray], stack: str) -> int:
-    pattern = re.compile(rf"^{stack}/layer_(\d+)/")
-    indices = {int(m.group(1)) for name in variables if (m := pattern.match(name))}
-    if indices != set(range(len(indices))) or not indices:
-        raise WeightsUnavailableError(f"CTranslate2 Whisper checkpoint: {stack} layers are {sorted(indices)}")
-    return len(indices)
-
-
-def whisper_from_ct2(checkpoint: CT2Checkpoint, token_ids: dict[str, int]) -> WhisperForConditionalGeneration:
-    """Build a float32 ``WhisperForConditionalGeneration`` holding the checkpoint's weights.
-
-    ``token_ids`` gives the ids of ``<|endoftext|>`` and ``<|startoftranscript|>`` (they differ between the
-    multilingual and the English-only vocabularies).
-    """
-    import torch
-    from transformers import WhisperConfig, WhisperForConditionalGeneration
-
-    if checkpoint.spec_name != "WhisperSpec":
-        raise WeightsUnavailableError(
-            f"CTranslate2 checkpoint is a {checkpoint.spec_name}, not a WhisperSpec"
-        )
-    v = checkpoint.variables
-    quantised = [name for name in v if name.endswith("weight_scale")]
-    if quantised:
-        raise WeightsUnavailableError(
-            f"CTranslate2 Whisper checkpoint is int8-quantised ({quantised[0]}); only float checkpoints are read"
-        )
-    embeddings = v["decoder/embeddings/weight"]
-    vocab_size, d_model = embeddings.shape
-    config = WhisperConfig(
-        vocab_size=int(vocab_size),
-        num_mel_bins=int(v["encoder/conv1/weight"].shape[1]),
-        d_model=int(d_model),
-        encoder_layers=_count_layers(v, "encoder"),
-        decoder_layers=_count_layers(v, "decoder"),
-        encoder_attention_heads=int(v["encoder/num_heads"]),
-        decoder_attention_heads=int(v["decoder/num_heads"]),
-        encoder_ffn_dim=int(v["encoder/layer_0/ffn/linear_0/weight"].shape[0]),
-        decoder_ffn_dim=int(v["decoder/layer_0/ffn/linear_0/weight"].shape[0]),
-        max_source_positions=int(v["encoder/position_encodings/encodings"].shape[0]),
-        max_target_positions=int(v["decoder/position_encodings/encodings"].shape[0]),
-        activation_function="gelu",
-        pad_token_id=token_ids["eot"],
-        bos_token_id=token_ids["eot"],
-        eos_token_id=token_ids["eot"],
-        decoder_start_token_id=token_ids["sot"],
-        tie_word_embeddings=True,
-    )
-
-    state: dict[str, np.ndarray] = {}
-
-    def linear(hf: str, ct2: str, *, bias: bool = True) -> None:
-        state[f"{hf}.weight"] = v[f"{ct2}/weight"]
-        if bias:
-            state[f"{hf}.bias"] = v[f"{ct2}/bias"]
-
-    def norm(hf: str, ct2: str) -> None:
-        state[f"{hf}.weight"] = v[f"{ct2}/gamma"]
-        state[f"{hf}.bias"] = v[f"{ct2}/beta"]
-
-    def fused_self_attention(hf: str, ct2: str) -> None:
-        # linear_0 is q, k, v stacked along the output dimension; HF's k_proj has no bias.
-        weight, bias = np.split(v[f"{ct2}/linear_0/weight"], 3), np.split(v[f"{ct2}/linear_0/bias"], 3)
-        for index, proj in enumerate(("q_proj", "k_proj", "v_proj")):
-            state[f"{hf}.{proj}.weight"] = weight[index]
-            if proj != "k_proj":
-                state[f"{hf}.{proj}.bias"] = bias[index]
-        linear(f"{hf}.out_proj", f"{ct2}/linear_1")
-
-    for stack in ("encoder", "decoder"):
-        for i in range(getattr(config, f"{stack}_layers")):
-            hf, ct2 = f"model.{stack}.layers.{i}", f"{stack}/layer_{i}"
-            fused_self_attention(f"{hf}.self_attn", f"{ct2}/self_attention")
-            norm(f"{hf}.self_attn_layer_norm", f"{ct2}/self_attention/layer_norm")
-            linear(f"{hf}.fc1", f"{ct2}/ffn/linear_0")
-            linear(f"{hf}.fc2", f"{ct2}/ffn/linear_1")
-            norm(f"{hf}.final_layer_norm", f"{ct2}/ffn/layer_norm")
-            if stack == "decoder":
-                linear(f"{hf}.encoder_attn.q_proj", f"{ct2}/attention/linear_0")
-                key, value = np.split(v[f"{ct2}/attention/linear_1/weight"], 2)
-                _, value_bias = np.split(v[f"{ct2}/attention/linear_1/bias"], 2)
-                state[f"{hf}.encoder_attn.k_proj.weight"] = key
-                state[f"{hf}.encoder_attn.v_proj.weight"] = value
-                state[f"{hf}.encoder_attn.v_proj.bias"] = value_bias
-                linear(f"{hf}.encoder_attn.out_proj", f"{ct2}/attention/linear_2")
-                norm(f"{hf}.encoder_attn_layer_norm", f"{ct2}/attention/layer_norm")
-        state[f"model.{stack}.embed_positions.weight"] = v[f"{stack}/position_encodings/encodings"]
-        norm(f"model.{stack}.layer_norm", f"{stack}/layer_norm")
-    for conv in ("conv1", "conv2"):
-        linear(f"model.encoder.{conv}", f"encoder/{conv}")
-    state["model.decoder.embed_tokens.weight"] = embeddings
-    state["proj_out.weight"] = embeddings
-
-    model = WhisperForConditionalGeneration(config)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise PipelineError(
-            f"CTranslate2 -> transformers Whisper mapping: missing {missing}, unexpected {unexpected}"
-        )
-    tensors = {}
-    for name, array in state.items():
-        tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-        if tuple(tensor.shape) != tuple(expected[name].shape):
-            raise PipelineError(
-                f"CTranslate2 -> transformers Whisper mapping: {name} has shape {tuple(tensor.shape)}, "
-                f"the model expects {tuple(expected[name].shape)}"
-            )
-        tensors[name] = tensor
-    model.load_state_dict(tensors, strict=True)
-    model.eval()
-    return model
-
-
-# ---- tokenizer ---------------------------------------------------------------------------------------------
-
-#: The first BPE merge of GPT-2/Whisper, missing from the packaged whisper-base tokenizer.json (OFFLINE.md).
-FIRST_MERGE = "Ġ t"
-
-
-def load_whisper_tokenizer(path: Path) -> tuple[Tokenizer, bool]:
-    """Load ``tokenizer.json``, inserting the first merge when it is missing; return (tokenizer, repaired).
-
-    Without the merge `" the"` encodes as (220, 3322) instead of 264, so every prompt with a word starting
-    in "t" would be tokenised unlike OpenAI's tokenizer.
-    """
-    from tokenizers import Tokenizer
-
-    data = json.loads(path.read_text(encoding="utf-8"))
-    merges = data.get("model", {}).get("merges")
-    if not isinstance(merges, list):
-        raise WeightsUnavailableError(f"tokenizer file {path} has no BPE merges list")
-    as_strings = [m if isinstance(m, str) else " ".join(m) for m in merges]
-    repaired = FIRST_MERGE not in as_strings
-    if repaired:
-        merges.insert(0, FIRST_MERGE if isinstance(merges[0], str) else FIRST_MERGE.split(" "))
-    return Tokenizer.from_str(json.dumps(data)), repaired
-
-
-# ---- the adapter -------------------------------------------------------------------------------------------
-
 #: Whisper's language tokens that are ISO 639-1 codes (Whisper's "haw" and "jw" are not; "jw" is Javanese).
 _WHISPER_CODES = (
     "en zh de es ru ko fr ja pt tr pl ca nl ar sv it id hi fi vi he uk el ms cs ro da hu ta no th ur hr bg lt "
@@ -305,13 +60,6 @@ _WHISPER_CODES = (
     "ka be tg sd gu am yi lo uz fo ht ps tk nn mt sa lb my bo tl mg as tt ln ha ba su"
 )
 WHISPER_LANGUAGES: tuple[str, ...] = tuple(_WHISPER_CODES.split())
-
-SOT, EOT, TRANSCRIBE, NO_TIMESTAMPS = (
-    "<|startoftranscript|>",
-    "<|endoftext|>",
-    "<|transcribe|>",
-    "<|notimestamps|>",
-)
 
 _NOTE_PROXY = (
     "Whisper is an ASR model used here as an audio-conditioned language model (its decoder), a proxy and not "
@@ -429,6 +177,16 @@ class WhisperCT2Adapter(ModelAdapter):
     # ---- description ---------------------------------------------------------------------------------
     def availability(self) -> Availability:
         return offline_assets.availability(self.spec.name)
+
+    def source_sha256(self) -> str:
+        """The adapter's source plus the reader, converter and tokenizer modules it loads the model with: a
+        change in any of them can change a latent, so it must invalidate cached ones."""
+        from benchmark.models import ct2_reader, whisper_convert, whisper_tokenizer
+
+        digest = hashlib.sha256(super().source_sha256().encode())
+        for module in (ct2_reader, whisper_convert, whisper_tokenizer):
+            digest.update(Path(module.__file__ or "").read_bytes())
+        return digest.hexdigest()
 
     @property
     def num_blocks(self) -> int:
