@@ -238,7 +238,7 @@ def test_whisper_prepare_and_collate(whisper_base: ModelAdapter, fox_clip: np.nd
     from benchmark.models.whisper_ct2 import SILENT_AUDIO_KEY
 
     eot = whisper_base.token_id("<|endoftext|>")  # type: ignore[attr-defined]
-    prefix = whisper_base.prompt_prefix_ids("en")  # type: ignore[attr-defined]
+    prefix = whisper_base.template_prefix_ids()  # type: ignore[attr-defined]
     items = [
         whisper_base.prepare(_text("t-short", "Hi."), None, "shared-suffix"),
         whisper_base.prepare(

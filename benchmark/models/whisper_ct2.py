@@ -70,6 +70,17 @@ _NOTE_SUFFIX = (
     "text under BPE), and the position at which Whisper's decoder has read a whole transcript, so text and "
     "speech end on the same token with the same role."
 )
+_NOTE_LABEL_FREE = (
+    "Every template's prompt is <|startoftranscript|> alone, the same for every input: Whisper's usual prompt "
+    "names the language (<|fr|><|transcribe|><|notimestamps|>), which would hand every language claim its "
+    "answer from the sample's label. After the start token alone the decoder stands where Whisper itself "
+    "detects the language, so whatever it knows of the language comes from the input; a fixed language token "
+    "for every input was rejected because it tells the model that non-English audio is English."
+)
+_NOTE_LABEL_FREE_EN = (
+    "English-only checkpoint: every template's prompt is <|startoftranscript|><|notimestamps|>, its own "
+    "prompt, which names no language or other label; the same for every input."
+)
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,13 @@ VARIANTS: dict[str, WhisperVariant] = {
 class WhisperCT2Adapter(ModelAdapter):
     """Whisper's decoder as an audio-conditioned LM: speech in the encoder, text in the decoder prompt.
 
+    Prompts carry no label: every template starts with ``<|startoftranscript|>`` alone (English-only:
+    ``<|startoftranscript|><|notimestamps|>``), never with Whisper's language token filled from the sample's
+    ``language``, which would hand every language claim (T3-T6, S5-S7, M4) its answer. Start-of-transcript
+    alone is the position where Whisper detects the language itself; one fixed language token for every input
+    was rejected because it tells the model that French audio is English. ``transcribe`` alone uses Whisper's
+    own prompt with the language, as a check of the converted weights.
+
     ``reuse_silence_cross_kv`` (default on): a batch whose rows are all text (all silence in the encoder) takes
     the decoder's cross-attention keys/values of the silent clip from a per-model cache instead of projecting
     the same 1500 encoder frames again for every row (6 layers x 2 x d^2 x 1500 x 2 FLOPs a row on whisper-base).
@@ -116,9 +134,8 @@ class WhisperCT2Adapter(ModelAdapter):
             raise KeyError(f"no Whisper CTranslate2 entry {name!r}; known: {sorted(VARIANTS)}")
         self.variant = VARIANTS[name]
         asset = offline_assets.get_asset(name)
-        notes = [_NOTE_PROXY, _NOTE_SUFFIX]
-        if not self.variant.multilingual:
-            notes.append("English-only checkpoint: its prompt has no language or task token.")
+        label_note = _NOTE_LABEL_FREE if self.variant.multilingual else _NOTE_LABEL_FREE_EN
+        notes = [_NOTE_PROXY, _NOTE_SUFFIX, label_note]
         notes.append(
             "Text is given to the decoder with a leading space, as Whisper transcripts begin; the packaged "
             "tokenizer.json is repaired at load (missing first BPE merge 'Ġ t')."
@@ -136,11 +153,8 @@ class WhisperCT2Adapter(ModelAdapter):
             gpu_dtype="float32",
             notes=tuple(notes),
         )
-        prefix = (
-            f"{SOT}<|{{language}}|>{TRANSCRIBE}{NO_TIMESTAMPS}"
-            if self.variant.multilingual
-            else f"{SOT}{NO_TIMESTAMPS}"
-        )
+        prefix = SOT if self.variant.multilingual else f"{SOT}{NO_TIMESTAMPS}"
+        suffix_note = f"{_NOTE_SUFFIX} {label_note}"
         self.templates = {
             "shared-suffix": {
                 "speech": Template(
@@ -149,7 +163,7 @@ class WhisperCT2Adapter(ModelAdapter):
                     prefix,
                     EOT,
                     f"[encoder: {{audio}}] {prefix}{EOT}",
-                    _NOTE_SUFFIX,
+                    suffix_note,
                 ),
                 "text": Template(
                     "shared-suffix",
@@ -157,12 +171,16 @@ class WhisperCT2Adapter(ModelAdapter):
                     prefix,
                     EOT,
                     f"[encoder: 30 s silence] {prefix} {{text}}{EOT}",
-                    _NOTE_SUFFIX,
+                    suffix_note,
                 ),
             },
             "bare": {
-                "speech": Template("bare", "speech", prefix, "", f"[encoder: {{audio}}] {prefix}"),
-                "text": Template("bare", "text", prefix, "", f"[encoder: 30 s silence] {prefix} {{text}}"),
+                "speech": Template(
+                    "bare", "speech", prefix, "", f"[encoder: {{audio}}] {prefix}", label_note
+                ),
+                "text": Template(
+                    "bare", "text", prefix, "", f"[encoder: 30 s silence] {prefix} {{text}}", label_note
+                ),
             },
         }
         self.model: WhisperForConditionalGeneration | None = None
@@ -235,8 +253,16 @@ class WhisperCT2Adapter(ModelAdapter):
             raise ValueError(f"model {self.spec.name!r}: the tokenizer has no token {token!r}")
         return token_id
 
-    def prompt_prefix_ids(self, language: str) -> list[int]:
-        """``<|startoftranscript|><|lang|><|transcribe|><|notimestamps|>`` (English-only: no lang/task)."""
+    def template_prefix_ids(self) -> list[int]:
+        """The prompt of every template, the same for every input (label-free; see ``_NOTE_LABEL_FREE``):
+        ``<|startoftranscript|>`` (English-only: ``<|startoftranscript|><|notimestamps|>``)."""
+        if not self.variant.multilingual:
+            return [self.token_id(SOT), self.token_id(NO_TIMESTAMPS)]
+        return [self.token_id(SOT)]
+
+    def transcription_prefix_ids(self, language: str) -> list[int]:
+        """Whisper's own transcription prompt ``<|startoftranscript|><|lang|><|transcribe|><|notimestamps|>``
+        (English-only: no lang/task). Used by ``transcribe`` only, never for latents: it names the language."""
         if not self.variant.multilingual:
             if language != "en":
                 raise ValueError(f"model {self.spec.name!r} is English-only; got language {language!r}")
@@ -307,7 +333,7 @@ class WhisperCT2Adapter(ModelAdapter):
                 f"model {self.spec.name!r} does not take {sample.modality} in language {sample.language!r} "
                 f"(sample {sample.id!r})"
             )
-        ids = self.prompt_prefix_ids(sample.language)
+        ids = self.template_prefix_ids()
         if sample.modality == "text":
             ids += self.tokenizer.encode(" " + sample.text.strip(), add_special_tokens=False).ids
         if template == "shared-suffix":
@@ -476,7 +502,7 @@ class WhisperCT2Adapter(ModelAdapter):
         model = self._require_model()
         wave = self._check_waveform("transcribe", waveform)
         states = self.encode_audio(wave)[None]
-        ids = self.prompt_prefix_ids(language)
+        ids = self.transcription_prefix_ids(language)
         eot = self.token_id(EOT)
         cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
         step = torch.tensor([ids], device=self.device)
@@ -491,7 +517,7 @@ class WhisperCT2Adapter(ModelAdapter):
                     break
                 ids.append(next_id)
                 step = torch.tensor([[next_id]], device=self.device)
-        prefix_len = len(self.prompt_prefix_ids(language))
+        prefix_len = len(self.transcription_prefix_ids(language))
         return self.tokenizer.decode(ids[prefix_len:], skip_special_tokens=True).strip()
 
 
