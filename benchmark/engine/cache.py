@@ -13,6 +13,7 @@ import os
 import tempfile
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from benchmark.core.hashing import sha256_bytes, sha256_json
 from benchmark.core.provenance import library_versions
+from benchmark.core.schema import CONTROL_NAMES
 from benchmark.models.base import EncoderCache, ModelAdapter, PreparedInput
 
 if TYPE_CHECKING:
@@ -60,52 +62,86 @@ def latent_key(
     return sha256_json(material)
 
 
+@dataclass
+class CachedLatents:
+    """One sample's entry: latents ``[layers, d]`` and its token-identity controls ``[2, d]`` (NaN rows where
+    the adapter gives no content span), both float32."""
+
+    latents: np.ndarray
+    controls: np.ndarray
+
+
 class LatentCache:
-    """Directory of per-sample latent entries (``<root>/<model>/<key[:2]>/<key>.npz``)."""
+    """Directory of per-sample latent entries (``<root>/<model>/<key[:2]>/<key>.npz``).
+
+    An entry holds the latents and the controls, each with its own checksum (``sha256`` covers the latents
+    alone, as in entries written before controls existed, so older readers still read newer entries). An
+    entry without controls is a miss, not corruption: it is recomputed and overwritten.
+    """
 
     def __init__(self, root: Path | str | None = None) -> None:
         self.root = Path(root) if root is not None else default_cache_dir()
         self.corrupt_entries: list[Path] = []
+        self.without_controls = 0
 
     def _path(self, model: str, key: str) -> Path:
         return self.root / model.replace("/", "__") / key[:2] / f"{key}.npz"
 
-    def get(self, model: str, key: str) -> np.ndarray | None:
-        """The cached ``[layers, d]`` float32 array, or None when missing or corrupt (then it is deleted)."""
+    def get(self, model: str, key: str) -> CachedLatents | None:
+        """The cached entry, or None when missing, without controls, or corrupt (then it is deleted)."""
         path = self._path(model, key)
         if not path.exists():
             return None
         try:
             with np.load(path, allow_pickle=False) as entry:
-                latents = entry["latents"]
+                if "controls" not in entry.files:
+                    self.without_controls += 1
+                    return None
+                latents, controls = entry["latents"], entry["controls"]
                 stored_key = str(entry["key"])
-                checksum = str(entry["sha256"])
-            if stored_key != key or sha256_bytes(np.ascontiguousarray(latents).tobytes()) != checksum:
-                raise ValueError("key or checksum mismatch")
+                checks = (str(entry["sha256"]), str(entry["controls_sha256"]))
+            if stored_key != key:
+                raise ValueError("key mismatch")
+            if checks != (_sha(latents), _sha(controls)):
+                raise ValueError("checksum mismatch")
+            if latents.ndim != 2 or controls.shape != (len(CONTROL_NAMES), latents.shape[1]):
+                raise ValueError(f"shapes {latents.shape} and {controls.shape} do not fit")
         except Exception:  # any unreadable entry is treated as absent and recomputed
             self.corrupt_entries.append(path)
             path.unlink(missing_ok=True)
             return None
-        return latents
+        return CachedLatents(latents, controls)
 
-    def put(self, model: str, key: str, latents: np.ndarray) -> None:
+    def put(self, model: str, key: str, latents: np.ndarray, controls: np.ndarray) -> None:
         """Write atomically: a temp file in the same folder, then ``os.replace``."""
+        latents = np.ascontiguousarray(latents, dtype=np.float32)
+        controls = np.ascontiguousarray(controls, dtype=np.float32)
+        if latents.ndim != 2 or controls.shape != (len(CONTROL_NAMES), latents.shape[1]):
+            raise ValueError(
+                f"cache entry {key[:12]} of {model!r}: latents {latents.shape} need controls "
+                f"({len(CONTROL_NAMES)}, {latents.shape[-1]}), got {controls.shape}"
+            )
         path = self._path(model, key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        latents = np.ascontiguousarray(latents, dtype=np.float32)
         handle, temp_name = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         try:
             with os.fdopen(handle, "wb") as stream:
                 np.savez(
                     stream,
                     latents=latents,
+                    controls=controls,
                     key=np.array(key),
-                    sha256=np.array(sha256_bytes(latents.tobytes())),
+                    sha256=np.array(_sha(latents)),
+                    controls_sha256=np.array(_sha(controls)),
                 )
             os.replace(temp_name, path)
         except BaseException:
             Path(temp_name).unlink(missing_ok=True)
             raise
+
+
+def _sha(array: np.ndarray) -> str:
+    return sha256_bytes(np.ascontiguousarray(array).tobytes())
 
 
 class MemoryEncoderCache(EncoderCache):

@@ -28,13 +28,18 @@ import numpy as np
 import torch
 
 from benchmark.core.errors import OutOfMemoryError, PipelineError
-from benchmark.core.provenance import git_commit, library_versions, utc_now
-from benchmark.core.schema import LatentsManifest, ProbeSet, Provenance, Sample
-from benchmark.engine.cache import LatentCache, MemoryEncoderCache, latent_key
+from benchmark.core.provenance import cpu_info, git_commit, library_versions, utc_now
+from benchmark.core.schema import CONTROL_NAMES, LatentsManifest, ProbeSet, Provenance, Sample
+from benchmark.engine.cache import CachedLatents, LatentCache, MemoryEncoderCache, latent_key
 from benchmark.engine.memory import CPU_BATCH, plan_batches
 from benchmark.models.base import Batch, ModelAdapter, PreparedInput
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+#: Control reasons the engine gives when the adapter gives none.
+NO_SPAN_REASON = "adapter gives no content span"
+NO_BATCH_SPANS_REASON = "adapter's collate gives no content spans (Batch.content_spans is None)"
 
 
 class StopForward(Exception):
@@ -79,15 +84,58 @@ class ExtractionStats:
     notes: dict[str, list[str]] = field(default_factory=dict)
 
 
+#: Why a latents file has no controls: it was written before they were recorded.
+CONTROLS_NOT_RECORDED = "token-identity controls not recorded (latents written before controls existed)"
+
+
 @dataclass
 class LatentSet:
-    """Latents ``[n, layers, d]`` (float32) with the manifest that says what rows and columns are."""
+    """Latents ``[n, layers, d]`` and token-identity controls ``[n, 2, d]`` (float32) with the manifest that
+    says what rows and columns are.
+
+    ``controls[:, 0]`` is ``tok_last`` (``emb`` at the content's last position), ``controls[:, 1]`` is
+    ``tok_mean`` (mean of ``emb`` over the content span); NaN rows where a sample has none
+    (``control_available``/``control_reason``). Left ``None`` it becomes all NaN, as for files written
+    before controls existed.
+    """
 
     latents: np.ndarray
     manifest: LatentsManifest
+    controls: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n, d = self.latents.shape[0], self.latents.shape[-1]
+        width = len(self.manifest.control_layers)
+        if self.controls is None:
+            self.controls = np.full((n, width, d), np.nan, dtype=np.float32)
+        if self.controls.shape != (n, width, d):
+            raise PipelineError(
+                f"latents of {self.manifest.provenance.model!r}: controls have shape {self.controls.shape}, "
+                f"expected {(n, width, d)} for latents {self.latents.shape}"
+            )
 
     def layer(self, name: str) -> np.ndarray:
         return self.latents[:, self.manifest.layers.index(name)]
+
+    def control(self, name: str) -> np.ndarray:
+        """``[n, d]`` control representation ``tok_last`` or ``tok_mean`` (NaN rows where unavailable)."""
+        assert self.controls is not None
+        if name not in self.manifest.control_layers:
+            raise KeyError(f"no control {name!r}; recorded: {self.manifest.control_layers}")
+        return self.controls[:, self.manifest.control_layers.index(name)]
+
+    @property
+    def control_available(self) -> list[bool]:
+        """Per sample: whether its controls were computed (all False in files without controls)."""
+        recorded = self.manifest.control_available
+        return list(recorded) if recorded is not None else [False] * len(self.sample_ids)
+
+    @property
+    def control_reason(self) -> str:
+        """Why some samples have no controls ('' when all have them)."""
+        if self.manifest.control_available is None:
+            return CONTROLS_NOT_RECORDED
+        return self.manifest.control_reason
 
     @property
     def sample_ids(self) -> list[str]:
@@ -97,20 +145,20 @@ class LatentSet:
         """One safetensors file; the manifest travels inside its metadata (for export/import)."""
         from safetensors.numpy import save_file
 
+        assert self.controls is not None
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         temp = path.with_suffix(path.suffix + ".tmp")
-        save_file(
-            {"latents": np.ascontiguousarray(self.latents)},
-            str(temp),
-            metadata={"manifest": self.manifest.model_dump_json()},
-        )
+        tensors = {"latents": np.ascontiguousarray(self.latents)}
+        if self.manifest.controls_sha256 is not None:
+            tensors["controls"] = np.ascontiguousarray(self.controls, dtype=np.float32)
+        save_file(tensors, str(temp), metadata={"manifest": self.manifest.model_dump_json()})
         temp.replace(path)
         return path
 
     @classmethod
     def load(cls, path: Path | str) -> LatentSet:
-        """Load and verify shape and checksum against the embedded manifest."""
+        """Load and verify shapes and checksums against the embedded manifest."""
         from safetensors import safe_open
 
         path = Path(path)
@@ -119,6 +167,7 @@ class LatentSet:
             if "manifest" not in metadata:
                 raise PipelineError(f"{path}: not a lalm-bench latents file (no manifest in its metadata)")
             latents = handle.get_tensor("latents")
+            controls = handle.get_tensor("controls") if "controls" in handle.keys() else None  # noqa: SIM118
         manifest = LatentsManifest.model_validate_json(metadata["manifest"])
         if list(latents.shape) != manifest.shape:
             raise PipelineError(
@@ -128,7 +177,16 @@ class LatentSet:
             raise PipelineError(
                 f"{path}: latents checksum differs from its manifest (file corrupt or edited)"
             )
-        return cls(latents=latents, manifest=manifest)
+        if (controls is None) != (manifest.controls_sha256 is None):
+            raise PipelineError(
+                f"{path}: the manifest {'lists' if controls is None else 'lacks'} controls the file "
+                f"{'lacks' if controls is None else 'holds'}"
+            )
+        if controls is not None and _tensor_sha(controls) != manifest.controls_sha256:
+            raise PipelineError(
+                f"{path}: controls checksum differs from its manifest (file corrupt or edited)"
+            )
+        return cls(latents=latents, manifest=manifest, controls=controls)
 
 
 def _tensor_sha(array: np.ndarray) -> str:
@@ -150,7 +208,9 @@ class LastTokenCapture:
         self.blocks = handles.blocks
         self.final_norm = handles.final_norm
         self._positions: torch.Tensor | None = None
+        self._spans: list[tuple[int, int] | None] | None = None
         self._captured: list[torch.Tensor | None] = []
+        self._controls: torch.Tensor | None = None
         self._hooks: list[torch.utils.hooks.RemovableHandle] = []
 
     @property
@@ -174,10 +234,27 @@ class LastTokenCapture:
         # device synchronisation per layer.
         self._captured[slot] = hidden[rows, positions.to(hidden.device)].detach()
 
+    def _take_controls(self, hidden: torch.Tensor) -> None:
+        """Per row, ``emb`` at the content's last position and its mean over the content span (float32);
+        NaN rows where the row has no span. Read inside the hook, like the latents: no copy of the sequence."""
+        out = torch.full(
+            (hidden.shape[0], len(CONTROL_NAMES), hidden.shape[-1]),
+            float("nan"),
+            dtype=torch.float32,
+            device=hidden.device,
+        )
+        for row, span in enumerate(self._spans or []):
+            if span is not None:
+                window = hidden[row, span[0] : span[1]].float()
+                out[row, 0] = window[-1]
+                out[row, 1] = window.mean(dim=0)
+        self._controls = out
+
     def __enter__(self) -> LastTokenCapture:
         def emb_hook(_module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
             hidden = args[0] if args else kwargs.get("hidden_states")
             self._take(0, hidden)
+            self._take_controls(hidden)  # type: ignore[arg-type]  # _take checked it is a 3-D tensor
 
         def block_hook(index: int):
             def hook(_module: torch.nn.Module, _args: tuple, output: object) -> None:
@@ -202,8 +279,15 @@ class LastTokenCapture:
 
     def run(self, batch: Batch) -> torch.Tensor:
         """Forward one batch; return ``[batch, layers, d]`` float32 on CPU."""
+        return self.run_with_controls(batch)[0]
+
+    def run_with_controls(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward one batch; return latents ``[batch, layers, d]`` and controls ``[batch, 2, d]`` (float32, CPU;
+        NaN control rows where ``batch.content_spans`` gives no span)."""
         self._positions = batch.last_positions
+        self._spans = _checked_spans(self.adapter, batch)
         self._captured = [None] * self.num_layers
+        self._controls = None
         with torch.inference_mode(), contextlib.suppress(StopForward):
             self.adapter.forward(batch)
         missing = [i for i, value in enumerate(self._captured) if value is None]
@@ -216,7 +300,27 @@ class LastTokenCapture:
         captured: list[torch.Tensor] = self._captured  # type: ignore[assignment]
         first = captured[0].device  # with a device_map the blocks live on several devices
         stacked = torch.stack([row if row.device == first else row.to(first) for row in captured], dim=1)
-        return stacked.float().cpu()
+        assert self._controls is not None  # set by the emb hook with slot 0
+        return stacked.float().cpu(), self._controls.cpu()
+
+
+def _checked_spans(adapter: ModelAdapter, batch: Batch) -> list[tuple[int, int] | None] | None:
+    """``batch.content_spans`` after checking each span lies inside its row's real tokens."""
+    spans = batch.content_spans
+    if spans is None:
+        return None
+    if len(spans) != len(batch.sample_ids):
+        raise PipelineError(
+            f"model {adapter.spec.name!r}: collate gave {len(spans)} content spans for {len(batch.sample_ids)} rows"
+        )
+    last = batch.last_positions.tolist()
+    for row, span in enumerate(spans):
+        if span is not None and not 0 <= span[0] < span[1] <= last[row] + 1:
+            raise PipelineError(
+                f"model {adapter.spec.name!r}: sample {batch.sample_ids[row]!r} has content span {span}, "
+                f"outside its real tokens (last real position {last[row]}) or empty"
+            )
+    return spans
 
 
 def _batches(items: list[PreparedInput], batch_size: int) -> Iterator[list[PreparedInput]]:
@@ -299,11 +403,11 @@ def extract_latents(
         )
         for item in prepared
     }
-    results: dict[str, np.ndarray] = {}
+    results: dict[str, CachedLatents] = {}
     misses: list[PreparedInput] = []
     for item in prepared:
         cached = cache.get(adapter.spec.name, keys[item.sample_id]) if cache is not None else None
-        if cached is not None and cached.shape[0] == len(layers):
+        if cached is not None and cached.latents.shape[0] == len(layers):
             results[item.sample_id] = cached
         else:
             misses.append(item)
@@ -325,7 +429,7 @@ def extract_latents(
         for group in batches:
             batch = adapter.collate(group)
             try:
-                vectors = capture.run(batch)
+                vectors, controls = capture.run_with_controls(batch)
             except torch.OutOfMemoryError as error:
                 raise OutOfMemoryError(
                     f"out of memory extracting {adapter.spec.name!r} with batch size {len(group)} on "
@@ -338,30 +442,65 @@ def extract_latents(
             stats.real_tokens += sum(item.length for item in group)
             stats.padded_tokens += longest * len(group)
             for row, item in enumerate(group):
-                array = vectors[row].numpy()
-                results[item.sample_id] = array
+                entry = CachedLatents(vectors[row].numpy(), controls[row].numpy())
+                results[item.sample_id] = entry
                 if cache is not None:
-                    cache.put(adapter.spec.name, keys[item.sample_id], array)
+                    cache.put(adapter.spec.name, keys[item.sample_id], entry.latents, entry.controls)
             bar.update(len(group))
     bar.close()
 
+    latent_set = assemble(adapter, probe_set, template, prepared, results, torch_device, torch_dtype)
+    stats.samples = len(prepared)
+    stats.seconds = time.perf_counter() - started
+    return latent_set, stats
+
+
+def _control_reason(item: PreparedInput) -> str:
+    """Why a sample's controls are NaN: the adapter's reason, or that it gives no span, or no batch spans."""
+    if item.content_span is None:
+        return item.no_content_reason or NO_SPAN_REASON
+    return NO_BATCH_SPANS_REASON
+
+
+def assemble(
+    adapter: ModelAdapter,
+    probe_set: ProbeSet,
+    template: str,
+    prepared: list[PreparedInput],
+    results: dict[str, CachedLatents],
+    device: torch.device,
+    dtype: torch.dtype,
+) -> LatentSet:
+    """One template's ``LatentSet`` in ``prepared`` order from per-sample entries (computed or cached)."""
     order = [item.sample_id for item in prepared]
-    latents = np.stack([results[sample_id] for sample_id in order]).astype(np.float32, copy=False)
-    positions = {item.sample_id: item.length - 1 for item in prepared}
+    latents = np.stack([results[sample_id].latents for sample_id in order]).astype(np.float32, copy=False)
+    controls = np.stack([results[sample_id].controls for sample_id in order]).astype(np.float32, copy=False)
+    available, reasons = [], {}
+    for row, item in enumerate(prepared):
+        has = item.content_span is not None and not np.isnan(controls[row]).all()
+        available.append(has)
+        if not has:
+            reason = _control_reason(item)
+            key = (item.modality, reason)
+            reasons[key] = reasons.get(key, 0) + 1
     manifest = LatentsManifest(
-        provenance=build_provenance(adapter, probe_set, torch_device, torch_dtype),
+        provenance=build_provenance(adapter, probe_set, device, dtype),
         template=template,
-        layers=layers,
+        layers=adapter.layer_names(),
         sample_ids=order,
         modalities=[item.modality for item in prepared],
         last_token_ids=[item.last_token_id for item in prepared],
-        positions=[positions[sample_id] for sample_id in order],
+        positions=[item.length - 1 for item in prepared],
         shape=list(latents.shape),
         tensor_sha256=_tensor_sha(latents),
+        control_available=available,
+        control_reason="; ".join(
+            f"{modality} ({count} samples): {reason}" for (modality, reason), count in sorted(reasons.items())
+        ),
+        content_spans=[None if item.content_span is None else list(item.content_span) for item in prepared],
+        controls_sha256=_tensor_sha(controls),
     )
-    stats.samples = len(order)
-    stats.seconds = time.perf_counter() - started
-    return LatentSet(latents=latents, manifest=manifest), stats
+    return LatentSet(latents=latents, manifest=manifest, controls=controls)
 
 
 def _plan(
@@ -393,6 +532,7 @@ def build_provenance(
         name: {modality: template.rendered for modality, template in by_modality.items()}
         for name, by_modality in adapter.templates.items()
     }
+    cpu_model, cpu_bf16 = cpu_info()
     return Provenance(
         model=adapter.spec.name,
         hub_id=adapter.spec.hub_id,
@@ -407,6 +547,10 @@ def build_provenance(
         versions=library_versions(),
         git_commit=git_commit(),
         created=utc_now(),
+        cpu_model=cpu_model,
+        cpu_bf16=cpu_bf16,
+        accelerator=torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        torch_threads=torch.get_num_threads(),
     )
 
 

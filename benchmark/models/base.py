@@ -95,6 +95,9 @@ class PreparedInput:
     #: The engine reads the token-identity controls from these positions of ``emb`` (CLAIMS.md): ``tok_last``
     #: (the last content position) and ``tok_mean`` (their mean).
     content_span: tuple[int, int] | None = None
+    #: Why ``content_span`` is ``None`` (e.g. "audio enters through cross-attention"), carried into the latents
+    #: manifest beside the NaN controls; empty means the adapter gives no span and says nothing more.
+    no_content_reason: str = ""
 
 
 @dataclass

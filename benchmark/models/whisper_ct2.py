@@ -33,6 +33,7 @@ from benchmark.models.base import (
     Template,
 )
 from benchmark.models.ct2_reader import read_ct2
+from benchmark.models.padding import PaddingSide, pad_rows
 from benchmark.models.whisper_convert import whisper_from_ct2
 from benchmark.models.whisper_tokenizer import (
     EOT,
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
 WINDOW_SECONDS = 30
 #: Encoder-cache key of the silent clip that accompanies every text input.
 SILENT_AUDIO_KEY = "silence-30s-16k"
+#: Why speech has no content span: no decoder position holds the clip (the token-identity controls are n/a).
+NO_SPEECH_SPAN_REASON = "audio enters through cross-attention (no decoder position holds the clip)"
 
 #: Whisper's language tokens that are ISO 639-1 codes (Whisper's "haw" and "jw" are not; "jw" is Javanese).
 _WHISPER_CODES = (
@@ -127,9 +130,12 @@ class WhisperCT2Adapter(ModelAdapter):
 
     prepares_without_weights = True
 
-    def __init__(self, name: str, *, reuse_silence_cross_kv: bool = True) -> None:
+    def __init__(
+        self, name: str, *, reuse_silence_cross_kv: bool = True, padding_side: PaddingSide = "right"
+    ) -> None:
         super().__init__()
         self.reuse_silence_cross_kv = reuse_silence_cross_kv
+        self.padding_side: PaddingSide = padding_side
         if name not in VARIANTS:
             raise KeyError(f"no Whisper CTranslate2 entry {name!r}; known: {sorted(VARIANTS)}")
         self.variant = VARIANTS[name]
@@ -334,8 +340,11 @@ class WhisperCT2Adapter(ModelAdapter):
                 f"(sample {sample.id!r})"
             )
         ids = self.template_prefix_ids()
+        span: tuple[int, int] | None = None
         if sample.modality == "text":
-            ids += self.tokenizer.encode(" " + sample.text.strip(), add_special_tokens=False).ids
+            text_ids = self.tokenizer.encode(" " + sample.text.strip(), add_special_tokens=False).ids
+            span = (len(ids), len(ids) + len(text_ids))
+            ids += text_ids
         if template == "shared-suffix":
             ids.append(self.token_id(EOT))
         limit = self._max_target_positions()
@@ -361,6 +370,8 @@ class WhisperCT2Adapter(ModelAdapter):
             tensors=tensors,
             key_material=key_material,
             audio_key=audio_key,
+            content_span=span,
+            no_content_reason="" if span else NO_SPEECH_SPAN_REASON,
         )
 
     def _max_target_positions(self) -> int:
@@ -369,26 +380,20 @@ class WhisperCT2Adapter(ModelAdapter):
     def collate(self, items: list[PreparedInput]) -> Batch:
         import torch
 
-        if not items:
-            raise ValueError(f"model {self.spec.name!r}: collate got an empty list")
-        width = max(item.length for item in items)
-        pad = self.token_id(EOT)
-        input_ids = torch.full((len(items), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(items), width), dtype=torch.long)
-        for row, item in enumerate(items):
-            ids = item.tensors["input_ids"]
-            input_ids[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
-            mask[row, : len(ids)] = 1
-        last_positions = mask.sum(dim=1) - 1
+        rows = pad_rows(items, self.token_id(EOT), self.padding_side, model=self.spec.name)
         device = self.device or torch.device("cpu")
+        kwargs = {"input_ids": rows.input_ids.to(device), "attention_mask": rows.attention_mask.to(device)}
+        if self.padding_side == "left":  # learned absolute positions: each row's own, not shifted by its pads
+            kwargs["position_ids"] = rows.position_ids.to(device)
         return Batch(
-            model_kwargs={"input_ids": input_ids.to(device), "attention_mask": mask.to(device)},
-            last_positions=last_positions,
+            model_kwargs=kwargs,
+            last_positions=rows.last_positions,
             sample_ids=[item.sample_id for item in items],
             extras={
                 "audio_keys": [item.audio_key for item in items],
                 "waveforms": [item.tensors.get("waveform") for item in items],
             },
+            content_spans=rows.content_spans,
         )
 
     def encode_audio(self, waveform: np.ndarray | None) -> torch.Tensor:
@@ -481,6 +486,7 @@ class WhisperCT2Adapter(ModelAdapter):
             model.model.decoder(
                 input_ids=batch.model_kwargs["input_ids"],
                 attention_mask=batch.model_kwargs["attention_mask"],
+                position_ids=batch.model_kwargs.get("position_ids"),
                 encoder_hidden_states=silence[None].expand(rows, -1, -1),
                 cache=cache,
                 use_cache=True,
@@ -490,6 +496,7 @@ class WhisperCT2Adapter(ModelAdapter):
         model.model.decoder(
             input_ids=batch.model_kwargs["input_ids"],
             attention_mask=batch.model_kwargs["attention_mask"],
+            position_ids=batch.model_kwargs.get("position_ids"),
             encoder_hidden_states=encoder_states,
             use_cache=False,
         )
