@@ -145,30 +145,58 @@ def _sha(array: np.ndarray) -> str:
 
 
 class MemoryEncoderCache(EncoderCache):
-    """In-memory LRU of audio-encoder outputs keyed by waveform hash, bounded in bytes.
+    """In-memory store of audio-encoder outputs (keyed by the adapter, by waveform hash), scoped to batches.
 
-    Shared across prompts and templates within one run: the same clip under several prompts is encoded once.
+    The engine runs every template's decoder pass of a batch before the next batch, and calls ``end_batch``
+    in between: entries the next batch does not need are dropped, so the cache holds what one batch needs
+    (two batches' worth only while a clip's rows straddle a batch boundary), however large the probe set.
+    A global LRU bound thrashed instead: a 1 GiB cache held ~340 Whisper outputs, fewer than a full profile's
+    960-1,216 clips, so a clip's second template could find it evicted. ``max_bytes`` (default: no bound) is
+    a safety net for callers that never end batches; ``peak_bytes`` records the most ever held.
     """
 
-    def __init__(self, max_bytes: int = 1 << 30) -> None:
+    def __init__(self, max_bytes: int | None = None) -> None:
         self.max_bytes = max_bytes
         self._entries: OrderedDict[str, Any] = OrderedDict()
+        self._touched: set[str] = set()
         self._bytes = 0
+        self.peak_bytes = 0
         self.hits = 0
         self.misses = 0
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def held_bytes(self) -> int:
+        return self._bytes
+
     def get_or_compute(self, key: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        self._touched.add(key)
         if key in self._entries:
             self._entries.move_to_end(key)
             self.hits += 1
             return self._entries[key]
         self.misses += 1
         value = compute()
-        size = value.element_size() * value.nelement()
-        if size <= self.max_bytes:
+        size = _nbytes(value)
+        if self.max_bytes is None or size <= self.max_bytes:
             self._entries[key] = value
             self._bytes += size
-            while self._bytes > self.max_bytes:
+            self.peak_bytes = max(self.peak_bytes, self._bytes)
+            while self.max_bytes is not None and self._bytes > self.max_bytes:
                 _, evicted = self._entries.popitem(last=False)
-                self._bytes -= evicted.element_size() * evicted.nelement()
+                self._bytes -= _nbytes(evicted)
         return value
+
+    def end_batch(self, *, carry: bool) -> None:
+        """Drop every entry (``carry=False``), or every entry this batch did not use (``carry=True``: the next
+        batch shares a clip with this one)."""
+        for key in list(self._entries):
+            if not carry or key not in self._touched:
+                self._bytes -= _nbytes(self._entries.pop(key))
+        self._touched.clear()
+
+
+def _nbytes(value: torch.Tensor) -> int:
+    return value.element_size() * value.nelement()

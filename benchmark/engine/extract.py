@@ -20,9 +20,10 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 import torch
@@ -68,13 +69,23 @@ def dtype_name(dtype: torch.dtype) -> str:
 
 @dataclass
 class ExtractionStats:
-    """What an extraction did: counts that tests and benchmarks assert on."""
+    """What an extraction did: counts that tests and benchmarks assert on.
+
+    With several templates, ``samples`` counts samples once, ``cache_hits``/``cache_misses`` count
+    (template, sample) entries, ``forward_passes`` counts decoder passes (one per template per batch),
+    ``batches`` the batches of samples, and ``audio_encoded``/``audio_reused`` the encoder-cache misses and
+    hits (each clip is encoded once per run, whatever the number of templates).
+    """
 
     samples: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
     forward_passes: int = 0
     batches: int = 0
+    templates: list[str] = field(default_factory=list)
+    audio_encoded: int = 0
+    audio_reused: int = 0
+    encoder_cache_peak_bytes: int = 0
     real_tokens: int = 0
     padded_tokens: int = 0
     seconds: float = 0.0
@@ -323,28 +334,28 @@ def _checked_spans(adapter: ModelAdapter, batch: Batch) -> list[tuple[int, int] 
     return spans
 
 
-def _batches(items: list[PreparedInput], batch_size: int) -> Iterator[list[PreparedInput]]:
-    ordered = sorted(items, key=lambda item: item.length, reverse=True)
-    for start in range(0, len(ordered), batch_size):
-        yield ordered[start : start + batch_size]
+def read_waveforms(
+    probe_set: ProbeSet, samples: list[Sample]
+) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+    """Each speech sample's audio (resampled to 16 kHz mono), read once, and the notes on what was done."""
+    from benchmark.probes.io import read_waveform
+
+    waveforms: dict[str, np.ndarray] = {}
+    notes: dict[str, list[str]] = {}
+    for sample in samples:
+        if sample.modality == "speech":
+            waveforms[sample.id], sample_notes = read_waveform(probe_set.audio_file(sample))
+            if sample_notes:
+                notes[sample.id] = [str(note) for note in sample_notes]
+    return waveforms, notes
 
 
 def prepare_samples(
     adapter: ModelAdapter, probe_set: ProbeSet, samples: list[Sample], template: str
 ) -> tuple[list[PreparedInput], dict[str, list[str]]]:
     """Read audio (resampled to 16 kHz mono, with notes) and prepare every sample for the model."""
-    from benchmark.probes.io import read_waveform
-
-    prepared: list[PreparedInput] = []
-    notes: dict[str, list[str]] = {}
-    for sample in samples:
-        waveform = None
-        if sample.modality == "speech":
-            waveform, sample_notes = read_waveform(probe_set.audio_file(sample))
-            if sample_notes:
-                notes[sample.id] = [str(note) for note in sample_notes]
-        prepared.append(adapter.prepare(sample, waveform, template))
-    return prepared, notes
+    waveforms, notes = read_waveforms(probe_set, samples)
+    return [adapter.prepare(sample, waveforms.get(sample.id), template) for sample in samples], notes
 
 
 def _load_if_needed(adapter: ModelAdapter, device: torch.device, dtype: torch.dtype) -> None:
@@ -355,28 +366,117 @@ def _load_if_needed(adapter: ModelAdapter, device: torch.device, dtype: torch.dt
         adapter.encoder_cache = MemoryEncoderCache()
 
 
+def order_for_batches(rows: list[list[PreparedInput]]) -> list[int]:
+    """Indices of ``rows`` (one sample's items, one per template) in batching order.
+
+    Longest first, so padding stays small, except that samples sharing a clip (``audio_key``) stay together,
+    ordered by their group's longest item: a clip's encoder output is then needed by consecutive batches
+    only, and the batch-scoped encoder cache keeps it exactly as long as it is needed.
+    """
+    longest = [max(item.length for item in items) for items in rows]
+    group_longest: dict[str, int] = {}
+    for index, items in enumerate(rows):
+        key = items[0].audio_key
+        if key is not None:
+            group_longest[key] = max(group_longest.get(key, 0), longest[index])
+
+    def sort_key(index: int) -> tuple[int, str, int]:
+        key = rows[index][0].audio_key
+        if key is None:
+            return (-longest[index], "", -longest[index])
+        return (-group_longest[key], key, -longest[index])
+
+    return sorted(range(len(rows)), key=sort_key)
+
+
+@overload
+def extract_latents(
+    adapter: ModelAdapter,
+    probe_set: ProbeSet,
+    *,
+    template: str = ...,
+    templates: None = ...,
+    batch_size: int | None = ...,
+    device: str = ...,
+    dtype: str = ...,
+    cache: LatentCache | None = ...,
+    progress: bool = ...,
+) -> tuple[LatentSet, ExtractionStats]: ...
+
+
+@overload
+def extract_latents(
+    adapter: ModelAdapter,
+    probe_set: ProbeSet,
+    *,
+    template: str = ...,
+    templates: Sequence[str],
+    batch_size: int | None = ...,
+    device: str = ...,
+    dtype: str = ...,
+    cache: LatentCache | None = ...,
+    progress: bool = ...,
+) -> tuple[dict[str, LatentSet], ExtractionStats]: ...
+
+
 def extract_latents(
     adapter: ModelAdapter,
     probe_set: ProbeSet,
     *,
     template: str = "shared-suffix",
+    templates: Sequence[str] | None = None,
     batch_size: int | None = None,
     device: str = "auto",
     dtype: str = "auto",
     cache: LatentCache | None = None,
     progress: bool = False,
-) -> tuple[LatentSet, ExtractionStats]:
-    """Latents of every sample of ``probe_set`` that the model accepts, in probe-set order.
+) -> tuple[LatentSet, ExtractionStats] | tuple[dict[str, LatentSet], ExtractionStats]:
+    """Latents of every sample of ``probe_set`` that the model accepts, in probe-set order, under ``template``;
+    with ``templates=(...)``, one ``LatentSet`` per template (a dict keyed by template name) from one run in
+    which each clip is encoded once (see :func:`extract_templates`, which this calls)."""
+    options = {
+        "batch_size": batch_size,
+        "device": device,
+        "dtype": dtype,
+        "cache": cache,
+        "progress": progress,
+    }
+    if templates is not None:
+        return extract_templates(adapter, probe_set, templates, **options)  # type: ignore[arg-type]
+    sets, stats = extract_templates(adapter, probe_set, (template,), **options)  # type: ignore[arg-type]
+    return sets[template], stats
+
+
+def extract_templates(
+    adapter: ModelAdapter,
+    probe_set: ProbeSet,
+    templates: Sequence[str] = ("bare", "shared-suffix"),
+    *,
+    batch_size: int | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    cache: LatentCache | None = None,
+    progress: bool = False,
+) -> tuple[dict[str, LatentSet], ExtractionStats]:
+    """Latents of every accepted sample under each of ``templates``: ``{template: LatentSet}``.
+
+    Samples are batched once; each batch runs every template's decoder pass before the next batch, so the
+    audio encoder's output of a clip (cached by the adapter through ``adapter.encoder_cache``, scoped to the
+    batch) feeds all of them: the encoder runs once per clip per run, and the cache holds one batch's clips.
+    Only the (template, sample) pairs missing from ``cache`` are computed.
 
     Samples whose modality or language the model does not take are listed in ``stats.skipped`` with the
     reason (claims turn that into ``n/a``), never dropped silently. Before the first batch the memory plan
-    (``benchmark.engine.memory.plan_batches``: weights plus activations, the batch size, the free memory) is put in
-    ``stats.memory_plan`` and printed to stderr on a GPU or with ``progress``; ``batch_size=None`` chooses it
-    from free memory on a GPU. Raises ``OutOfMemoryError`` when the plan does not fit, or with the batch size
-    and what to try when a batch runs out; already computed entries stay in the cache, so a rerun resumes.
+    (``benchmark.engine.memory.plan_batches``: weights plus activations, the batch size, the free memory) is
+    put in ``stats.memory_plan`` and printed to stderr on a GPU or with ``progress``; ``batch_size=None``
+    chooses it from free memory on a GPU. Raises ``OutOfMemoryError`` when the plan does not fit, or with the
+    batch size and what to try when a batch runs out; computed entries stay in the cache, so a rerun resumes.
     """
     started = time.perf_counter()
-    stats = ExtractionStats()
+    names = list(dict.fromkeys(templates))
+    if not names:
+        raise ValueError("extract_templates needs at least one template name")
+    stats = ExtractionStats(templates=names)
     accepted: list[Sample] = []
     for sample in probe_set.samples:
         if adapter.accepts(sample.modality, sample.language):
@@ -390,69 +490,129 @@ def extract_latents(
             f"model {adapter.spec.name!r} accepts none of the {len(probe_set.samples)} samples of probe set "
             f"{probe_set.name!r} (modalities {adapter.spec.modalities}, languages {adapter.spec.languages})"
         )
+    for name in names:
+        for modality in {sample.modality for sample in accepted}:
+            adapter.template(name, modality)  # an unknown template fails before any work, naming the model
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device, adapter)
     if not adapter.prepares_without_weights:
         _load_if_needed(adapter, torch_device, torch_dtype)
     layers = adapter.layer_names()
-    prepared, stats.notes = prepare_samples(adapter, probe_set, accepted, template)
+    waveforms, stats.notes = read_waveforms(probe_set, accepted)
+    # rows[i][t]: sample i prepared under template t
+    rows = [
+        [adapter.prepare(sample, waveforms.get(sample.id), name) for name in names] for sample in accepted
+    ]
 
-    keys = {
-        item.sample_id: latent_key(
-            adapter, item, dtype=dtype_name(torch_dtype), device_type=torch_device.type, layers=layers
-        )
-        for item in prepared
-    }
-    results: dict[str, CachedLatents] = {}
-    misses: list[PreparedInput] = []
-    for item in prepared:
-        cached = cache.get(adapter.spec.name, keys[item.sample_id]) if cache is not None else None
-        if cached is not None and cached.latents.shape[0] == len(layers):
-            results[item.sample_id] = cached
-        else:
-            misses.append(item)
-    stats.cache_hits = len(prepared) - len(misses)
-    stats.cache_misses = len(misses)
+    keys = [
+        [
+            latent_key(
+                adapter, item, dtype=dtype_name(torch_dtype), device_type=torch_device.type, layers=layers
+            )
+            for item in items
+        ]
+        for items in rows
+    ]
+    results: list[dict[str, CachedLatents]] = [{} for _ in names]
+    missing: list[list[int]] = [[] for _ in rows]  # per sample: indices of the templates to compute
+    for index, items in enumerate(rows):
+        for slot, item in enumerate(items):
+            cached = cache.get(adapter.spec.name, keys[index][slot]) if cache is not None else None
+            if cached is not None and cached.latents.shape[0] == len(layers):
+                results[slot][item.sample_id] = cached
+            else:
+                missing[index].append(slot)
+    stats.cache_misses = sum(len(slots) for slots in missing)
+    stats.cache_hits = len(rows) * len(names) - stats.cache_misses
     stats.corrupt_entries = len(cache.corrupt_entries) if cache is not None else 0
 
-    if misses:  # weights load only when something must be computed
+    todo = [index for index in order_for_batches(rows) if missing[index]]
+    if todo:  # weights load only when something must be computed
         _load_if_needed(adapter, torch_device, torch_dtype)
-        batch_size, stats.memory_plan = _plan(adapter, misses, batch_size, torch_device, torch_dtype)
+        pending = [rows[index][slot] for index in todo for slot in missing[index]]
+        batch_size, stats.memory_plan = _plan(adapter, pending, batch_size, torch_device, torch_dtype)
         if progress or torch_device.type == "cuda":
             print(f"{adapter.spec.name}: {stats.memory_plan}", file=sys.stderr)
     if not isinstance(adapter.encoder_cache, MemoryEncoderCache):
         adapter.encoder_cache = MemoryEncoderCache()
+    encoder_cache = adapter.encoder_cache
+    hits_before, misses_before = encoder_cache.hits, encoder_cache.misses
 
-    batches = list(_batches(misses, batch_size)) if misses else []  # batch_size is planned only for misses
-    bar = _progress(len(misses), adapter.spec.name, enabled=progress)
-    with LastTokenCapture(adapter) if batches else contextlib.nullcontext() as capture:
-        for group in batches:
-            batch = adapter.collate(group)
-            try:
-                vectors, controls = capture.run_with_controls(batch)
-            except torch.OutOfMemoryError as error:
-                raise OutOfMemoryError(
-                    f"out of memory extracting {adapter.spec.name!r} with batch size {len(group)} on "
-                    f"{torch_device}; {stats.batches} batches were cached. Try --batch-size {max(1, len(group) // 2)}"
-                    " or a lower-precision --dtype; the rerun resumes from the cache."
-                ) from error
-            stats.forward_passes += 1
+    groups = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)] if todo else []
+    bar = _progress(len(todo), adapter.spec.name, enabled=progress)
+    with LastTokenCapture(adapter) if groups else contextlib.nullcontext() as capture:
+        for number, group in enumerate(groups):
+            for slot, name in enumerate(names):
+                chosen = [index for index in group if slot in missing[index]]
+                if not chosen:
+                    continue
+                entries = _run_batch(
+                    adapter, capture, [rows[i][slot] for i in chosen], name, torch_device, stats
+                )
+                for index, entry in zip(chosen, entries, strict=True):
+                    results[slot][rows[index][slot].sample_id] = entry
+                    if cache is not None:
+                        cache.put(adapter.spec.name, keys[index][slot], entry.latents, entry.controls)
+            following = groups[number + 1] if number + 1 < len(groups) else []
+            encoder_cache.end_batch(carry=_share_audio(rows, group, following))
             stats.batches += 1
-            longest = max(item.length for item in group)
-            stats.real_tokens += sum(item.length for item in group)
-            stats.padded_tokens += longest * len(group)
-            for row, item in enumerate(group):
-                entry = CachedLatents(vectors[row].numpy(), controls[row].numpy())
-                results[item.sample_id] = entry
-                if cache is not None:
-                    cache.put(adapter.spec.name, keys[item.sample_id], entry.latents, entry.controls)
             bar.update(len(group))
     bar.close()
+    stats.audio_encoded = encoder_cache.misses - misses_before
+    stats.audio_reused = encoder_cache.hits - hits_before
+    stats.encoder_cache_peak_bytes = encoder_cache.peak_bytes
 
-    latent_set = assemble(adapter, probe_set, template, prepared, results, torch_device, torch_dtype)
-    stats.samples = len(prepared)
+    sets = {
+        name: assemble(
+            adapter,
+            probe_set,
+            name,
+            [items[slot] for items in rows],
+            results[slot],
+            torch_device,
+            torch_dtype,
+        )
+        for slot, name in enumerate(names)
+    }
+    stats.samples = len(rows)
     stats.seconds = time.perf_counter() - started
-    return latent_set, stats
+    return sets, stats
+
+
+def _share_audio(rows: list[list[PreparedInput]], group: list[int], following: list[int]) -> bool:
+    """Whether two batches of samples read a common clip (the encoder cache then keeps it across them)."""
+    current = {rows[index][0].audio_key for index in group} - {None}
+    return bool(current & {rows[index][0].audio_key for index in following})
+
+
+def _run_batch(
+    adapter: ModelAdapter,
+    capture: LastTokenCapture,
+    items: list[PreparedInput],
+    template: str,
+    device: torch.device,
+    stats: ExtractionStats,
+) -> list[CachedLatents]:
+    """One decoder pass of one template over ``items`` (collated longest first): their latents and controls,
+    in the order of ``items``."""
+    ordered = sorted(items, key=lambda item: item.length, reverse=True)
+    batch = adapter.collate(ordered)
+    try:
+        vectors, controls = capture.run_with_controls(batch)
+    except torch.OutOfMemoryError as error:
+        raise OutOfMemoryError(
+            f"out of memory extracting {adapter.spec.name!r} ({template}) with batch size {len(items)} on "
+            f"{device}; {stats.batches} batches were cached. Try --batch-size {max(1, len(items) // 2)} or a "
+            "lower-precision --dtype; the rerun resumes from the cache."
+        ) from error
+    stats.forward_passes += 1
+    stats.real_tokens += sum(item.length for item in items)
+    stats.padded_tokens += max(item.length for item in items) * len(items)
+    by_id = {
+        item.sample_id: CachedLatents(vectors[row].numpy(), controls[row].numpy())
+        for row, item in enumerate(ordered)
+    }
+    return [by_id[item.sample_id] for item in items]
 
 
 def _control_reason(item: PreparedInput) -> str:

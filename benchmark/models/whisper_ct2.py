@@ -122,19 +122,21 @@ class WhisperCT2Adapter(ModelAdapter):
     was rejected because it tells the model that French audio is English. ``transcribe`` alone uses Whisper's
     own prompt with the language, as a check of the converted weights.
 
-    ``reuse_silence_cross_kv`` (default on): a batch whose rows are all text (all silence in the encoder) takes
-    the decoder's cross-attention keys/values of the silent clip from a per-model cache instead of projecting
-    the same 1500 encoder frames again for every row (6 layers x 2 x d^2 x 1500 x 2 FLOPs a row on whisper-base).
-    The result is the same computation on the same numbers; set it to False for the plain path (tests compare).
+    ``reuse_cross_kv`` (default on): the decoder's cross-attention keys/values of each clip are projected once
+    (through the encoder cache) and read by every row and every template that uses the clip, instead of
+    projecting the same 1500 encoder frames again per row and pass (6 layers x 2 x d^2 x 1500 x 2 FLOPs a row on
+    whisper-base, a tenth of the encoder's cost); text rows share the silent clip's, kept on the adapter. The
+    result is the same computation on the same numbers; set it to False for the plain path (tests compare).
+    ``padding_side`` is right by default; left exists so tests can show the side never changes a latent.
     """
 
     prepares_without_weights = True
 
     def __init__(
-        self, name: str, *, reuse_silence_cross_kv: bool = True, padding_side: PaddingSide = "right"
+        self, name: str, *, reuse_cross_kv: bool = True, padding_side: PaddingSide = "right"
     ) -> None:
         super().__init__()
-        self.reuse_silence_cross_kv = reuse_silence_cross_kv
+        self.reuse_cross_kv = reuse_cross_kv
         self.padding_side: PaddingSide = padding_side
         if name not in VARIANTS:
             raise KeyError(f"no Whisper CTranslate2 entry {name!r}; known: {sorted(VARIANTS)}")
@@ -193,10 +195,8 @@ class WhisperCT2Adapter(ModelAdapter):
         self._tokenizer: Tokenizer | None = None
         self._tokenizer_repaired = False
         self._features: WhisperFeatureExtractor | None = None
-        self._silence_states: torch.Tensor | None = None
-        #: (the silent encoder output they were projected from, per decoder layer (keys, values) of shape
-        #: ``[1, heads, frames, head_dim]``); stale as soon as ``_silence_states`` is another tensor or None.
-        self._silence_cross_kv: tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]] | None = None
+        #: the silent clip's cross-attention K/V ``[layers, 2, heads, frames, head_dim]``, until load/unload
+        self._silence_kv: torch.Tensor | None = None
 
     # ---- description ---------------------------------------------------------------------------------
     def availability(self) -> Availability:
@@ -294,13 +294,11 @@ class WhisperCT2Adapter(ModelAdapter):
             )
         self.model = model.to(device=torch.device(device), dtype=dtype).eval()
         self.device, self.dtype = torch.device(device), dtype
-        self._silence_states = None
-        self._silence_cross_kv = None
+        self._silence_kv = None
 
     def unload(self) -> None:
         self.model = None
-        self._silence_states = None
-        self._silence_cross_kv = None
+        self._silence_kv = None
 
     def _require_model(self) -> WhisperForConditionalGeneration:
         if self.model is None:
@@ -408,66 +406,72 @@ class WhisperCT2Adapter(ModelAdapter):
         return output[0]
 
     def _encoder_states(self, batch: Batch) -> torch.Tensor:
-        """Encoder output per row; each distinct clip of the batch is looked up (or encoded) once.
-
-        The cache key carries the model name, so one cache shared by several Whisper entries cannot mix their
-        encoders. The silent clip's output is also kept on the adapter: every text row needs it.
-        """
+        """Encoder output per row (the plain path); each distinct clip of the batch is looked up (or encoded)
+        once. The cache key carries the model name, so one cache shared by several Whisper entries cannot mix
+        their encoders."""
         import torch
 
         unique: dict[str, torch.Tensor] = {}
         for key, wave in zip(batch.extras["audio_keys"], batch.extras["waveforms"], strict=True):
             if key not in unique:
-                unique[key] = self._clip_states(key, wave)
+                unique[key] = self.encoder_cache.get_or_compute(
+                    f"{self.spec.name}:{key}", lambda wave=wave: self.encode_audio(wave)
+                ).to(device=self.device, dtype=self.dtype)
         return torch.stack([unique[key] for key in batch.extras["audio_keys"]])
 
-    def _clip_states(self, key: str, wave: np.ndarray | None) -> torch.Tensor:
-        """Encoder output ``[frames, d]`` of one clip through the encoder cache (silence: kept on the adapter)."""
-        if key == SILENT_AUDIO_KEY and self._silence_states is not None:
-            return self._silence_states
-        state = self.encoder_cache.get_or_compute(
-            f"{self.spec.name}:{key}", lambda: self.encode_audio(wave)
-        ).to(device=self.device, dtype=self.dtype)
-        if key == SILENT_AUDIO_KEY:
-            self._silence_states = state
-        return state
-
-    def _silent_cross_kv(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Cross-attention (keys, values) ``[1, heads, frames, head_dim]`` of the silent clip, per decoder layer.
-
-        Projected exactly as ``WhisperAttention`` does for cross-attention (``k_proj``/``v_proj`` of the encoder
-        output, split into heads), once per loaded model; load/unload, or dropping ``_silence_states``, renew it.
-        """
+    def _project_cross_kv(self, states: torch.Tensor) -> torch.Tensor:
+        """Cross-attention keys and values of one clip's encoder output ``[frames, d]`` for every decoder layer:
+        ``[layers, 2, heads, frames, head_dim]``, projected exactly as ``WhisperAttention`` does (``k_proj`` /
+        ``v_proj``, split into heads)."""
         import torch
 
-        silence = self._clip_states(SILENT_AUDIO_KEY, None)
-        if self._silence_cross_kv is not None and self._silence_cross_kv[0] is silence:
-            return self._silence_cross_kv[1]
-        states = silence[None]
-        kv: list[tuple[torch.Tensor, torch.Tensor]] = []
+        layers = []
         with torch.inference_mode():
             for layer in self._require_model().model.decoder.layers:
                 attn = layer.encoder_attn
-                shape = (1, -1, attn.num_heads, attn.head_dim)
-                keys = attn.k_proj(states).view(shape).transpose(1, 2).contiguous()
-                values = attn.v_proj(states).view(shape).transpose(1, 2).contiguous()
-                kv.append((keys, values))
-        self._silence_cross_kv = (silence, kv)
+                shape = (-1, attn.num_heads, attn.head_dim)
+                keys = attn.k_proj(states).view(shape).transpose(0, 1)
+                values = attn.v_proj(states).view(shape).transpose(0, 1)
+                layers.append(torch.stack([keys, values]))
+        return torch.stack(layers).contiguous()
+
+    def _clip_cross_kv(self, key: str, wave: np.ndarray | None) -> torch.Tensor:
+        """One clip's cross-attention K/V through the encoder cache: the encoder and the projections run once
+        per clip however many rows and templates read it. The silent clip's are kept on the adapter (every
+        text row needs them) until the next ``load``/``unload``."""
+        if key == SILENT_AUDIO_KEY and self._silence_kv is not None:
+            return self._silence_kv
+        kv = self.encoder_cache.get_or_compute(
+            f"{self.spec.name}:cross-kv:{key}", lambda: self._project_cross_kv(self.encode_audio(wave))
+        ).to(device=self.device, dtype=self.dtype)
+        if key == SILENT_AUDIO_KEY:
+            self._silence_kv = kv
         return kv
 
-    def _silent_cache(self, rows: int) -> EncoderDecoderCache:
-        """An ``EncoderDecoderCache``: empty self-attention part, cross-attention part pre-filled with the silent
-        clip's keys/values broadcast (a stride-0 view, no copy) to ``rows`` rows, marked as already computed so
-        ``WhisperAttention`` reads them instead of projecting the encoder output."""
+    def _cross_cache(self, batch: Batch) -> EncoderDecoderCache:
+        """An ``EncoderDecoderCache`` whose cross-attention part holds each row's clip K/V, marked as computed so
+        ``WhisperAttention`` reads them instead of projecting the encoder output. Rows of one clip share it as
+        a stride-0 view (a batch of text rows: the silent clip, no copy); mixed rows are stacked."""
+        import torch
         from transformers import DynamicCache, EncoderDecoderCache
 
-        kv = self._silent_cross_kv()
-        cross = DynamicCache(kv)  # copies the [1, ...] tensors once (cheap); then widen them as views
-        for layer, (keys, values) in zip(cross.layers, kv, strict=True):
-            layer.keys = keys.expand(rows, -1, -1, -1)
-            layer.values = values.expand(rows, -1, -1, -1)
+        keys = batch.extras["audio_keys"]
+        unique: dict[str, torch.Tensor] = {}
+        for key, wave in zip(keys, batch.extras["waveforms"], strict=True):
+            if key not in unique:
+                unique[key] = self._clip_cross_kv(key, wave)
+        if len(unique) == 1:
+            (only,) = unique.values()
+            per_row = only[:, :, None].expand(-1, -1, len(keys), -1, -1, -1)
+        else:
+            per_row = torch.stack([unique[key] for key in keys], dim=2)
+        # per_row: [layers, 2, rows, heads, frames, head_dim]
+        first = [(per_row[i, 0, :1], per_row[i, 1, :1]) for i in range(per_row.shape[0])]
+        cross = DynamicCache(first)  # builds the layer objects (and marks them computed); then set the rows
+        for index, layer in enumerate(cross.layers):
+            layer.keys, layer.values = per_row[index, 0], per_row[index, 1]
         cache = EncoderDecoderCache(DynamicCache(), cross)
-        if sorted(idx for idx, done in cache.is_updated.items() if done) != list(range(len(kv))):
+        if sorted(idx for idx, done in cache.is_updated.items() if done) != list(range(per_row.shape[0])):
             raise PipelineError(
                 f"model {self.spec.name!r}: the pre-filled cross-attention cache is not marked as computed for "
                 f"every decoder layer ({cache.is_updated}); this transformers version reads caches differently"
@@ -475,31 +479,24 @@ class WhisperCT2Adapter(ModelAdapter):
         return cache
 
     def forward(self, batch: Batch) -> None:
+        import torch
+
         model = self._require_model()
-        audio_keys = batch.extras["audio_keys"]
-        if self.reuse_silence_cross_kv and all(key == SILENT_AUDIO_KEY for key in audio_keys):
-            rows = len(audio_keys)
-            cache = self._silent_cache(rows)
-            silence = self._clip_states(SILENT_AUDIO_KEY, None)  # the tensor the cached keys/values came from
-            # encoder_hidden_states must be given for the cross-attention block to run; its keys/values come
-            # from the cache, so this broadcast view is never projected.
-            model.model.decoder(
-                input_ids=batch.model_kwargs["input_ids"],
-                attention_mask=batch.model_kwargs["attention_mask"],
-                position_ids=batch.model_kwargs.get("position_ids"),
-                encoder_hidden_states=silence[None].expand(rows, -1, -1),
-                cache=cache,
-                use_cache=True,
-            )
+        kwargs = {
+            "input_ids": batch.model_kwargs["input_ids"],
+            "attention_mask": batch.model_kwargs["attention_mask"],
+            "position_ids": batch.model_kwargs.get("position_ids"),
+        }
+        if not self.reuse_cross_kv:
+            model.model.decoder(**kwargs, encoder_hidden_states=self._encoder_states(batch), use_cache=False)
             return
-        encoder_states = self._encoder_states(batch)
-        model.model.decoder(
-            input_ids=batch.model_kwargs["input_ids"],
-            attention_mask=batch.model_kwargs["attention_mask"],
-            position_ids=batch.model_kwargs.get("position_ids"),
-            encoder_hidden_states=encoder_states,
-            use_cache=False,
-        )
+        cache = self._cross_cache(batch)
+        rows = len(batch.extras["audio_keys"])
+        frames, width = int(model.config.max_source_positions), int(model.config.d_model)
+        # encoder_hidden_states must be given for the cross-attention block to run; its keys/values come from
+        # the cache, so this zero view (no memory) is never projected.
+        placeholder = torch.zeros((1, 1, 1), device=self.device, dtype=self.dtype).expand(rows, frames, width)
+        model.model.decoder(**kwargs, encoder_hidden_states=placeholder, cache=cache, use_cache=True)
 
     def transcribe(self, waveform: np.ndarray, language: str = "en", max_new_tokens: int = 64) -> str:
         """Greedy transcript of one clip: a check that the converted weights are right, not a latent path."""
