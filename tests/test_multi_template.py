@@ -106,13 +106,40 @@ def test_only_missing_template_entries_are_computed(probes: ProbeSet, tmp_path: 
     assert (warm.cache_hits, warm.forward_passes, warm.audio_encoded) == (2 * n, 0, 0)
 
 
+def test_encoder_outputs_kept_on_disk_serve_the_next_run(
+    probes: ProbeSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LALM_BENCH_ENCODER_CACHE", raising=False)
+    first = TinyAudioLM()
+    cold, stats = extract_templates(first, probes, BOTH, cache=None, encoder_cache_dir=tmp_path, **RUN)
+    assert (stats.audio_to_disk, stats.audio_from_disk, len(first.encoder_runs)) == (N_SPEECH, 0, N_SPEECH)
+    entries = sorted(tmp_path.rglob("*.safetensors"))
+    assert len(entries) == N_SPEECH
+    entries[0].write_bytes(entries[0].read_bytes()[:50])  # a torn entry is recomputed, not read
+
+    second = TinyAudioLM()  # a new run: nothing in memory, no latent cache
+    warm, stats = extract_templates(second, probes, BOTH, cache=None, encoder_cache_dir=tmp_path, **RUN)
+    assert (stats.audio_from_disk, stats.audio_to_disk, len(second.encoder_runs)) == (N_SPEECH - 1, 1, 1)
+    for name in BOTH:
+        np.testing.assert_array_equal(warm[name].latents, cold[name].latents)
+
+    third = TinyAudioLM()  # not asked for: nothing read or written
+    _, stats = extract_templates(third, probes, BOTH, cache=None, **RUN)
+    assert (stats.audio_from_disk, stats.audio_to_disk, len(third.encoder_runs)) == (0, 0, N_SPEECH)
+    monkeypatch.setenv("LALM_BENCH_ENCODER_CACHE", str(tmp_path))  # the environment asks for it
+    fourth = TinyAudioLM()
+    _, stats = extract_templates(fourth, probes, BOTH, cache=None, **RUN)
+    assert (stats.audio_from_disk, len(fourth.encoder_runs)) == (N_SPEECH, 0)
+
+
 # ---- whisper-base: sharing changes no latent -------------------------------------------------------------------
 
 
 @pytest.mark.slow
-def test_whisper_shared_run_equals_runs_without_sharing() -> None:
+def test_whisper_shared_run_equals_runs_without_sharing(tmp_path: Path) -> None:
     """Encoder output and cross-attention K/V computed once per clip for both templates, against each template
-    run alone with the plain path (encoder states projected per row): max |diff| <= 1e-4 of the latent's norm."""
+    run alone with the plain path (encoder states projected per row): max |diff| <= 1e-4 of the latent's norm.
+    A later run that reads the encoder outputs from the disk store gives the same latents."""
     from benchmark.models import offline_assets
     from benchmark.models.offline import build_adapter
     from benchmark.probes.catalog import resolve_probes
@@ -125,10 +152,18 @@ def test_whisper_shared_run_equals_runs_without_sharing() -> None:
     texts = resolve_probes("text-parallel", "ci").samples[:3]
     probe_set = ProbeSet(name="whisper-sharing", samples=[*clips, *texts])
     adapter = build_adapter("whisper-base-ct2")
-    sets, stats = extract_templates(adapter, probe_set, BOTH, batch_size=8, cache=None, **RUN)
+    store = {"encoder_cache_dir": tmp_path}
+    sets, stats = extract_templates(adapter, probe_set, BOTH, batch_size=8, cache=None, **store, **RUN)
     assert stats.audio_encoded == len(clips) + 1  # each clip and the silence, once for both templates
+    assert stats.audio_to_disk == len(clips) + 1
     adapter.reuse_cross_kv = False  # type: ignore[attr-defined]
     for name in BOTH:
         alone, _ = extract_latents(adapter, probe_set, template=name, batch_size=8, cache=None, **RUN)
         assert _relative(sets[name].latents, alone.latents) <= 1e-4
         assert _relative(sets[name].controls, alone.controls) <= 1e-4
+    adapter.reuse_cross_kv = True  # type: ignore[attr-defined]
+    adapter._silence_kv = None  # type: ignore[attr-defined]
+    again, stats = extract_templates(adapter, probe_set, BOTH, batch_size=8, cache=None, **store, **RUN)
+    assert (stats.audio_from_disk, stats.audio_to_disk) == (len(clips) + 1, 0)
+    for name in BOTH:
+        np.testing.assert_array_equal(again[name].latents, sets[name].latents)

@@ -9,6 +9,7 @@ adapter's ``encoder_cache`` that counts its runs, both padding sides, and switch
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -94,6 +95,12 @@ class TinyAudioLM(ModelAdapter):
         )
         self.device, self.dtype = torch.device(device), dtype
 
+    def encoder_fingerprint(self) -> str | None:
+        """The projection's seed, dtype and device type decide the "encoder" output."""
+        if self.dtype is None or self.device is None:
+            return None
+        return hashlib.sha256(f"seed1-{self.dtype}-{self.device.type}".encode()).hexdigest()
+
     def layer_handles(self) -> LayerHandles:
         return LayerHandles(blocks=list(self.model.model.layers), final_norm=self.model.model.norm)
 
@@ -151,7 +158,10 @@ class TinyAudioLM(ModelAdapter):
         embeds = inner.embed_tokens(batch.model_kwargs["input_ids"])
         for row, key, waveform, start in batch.extras["audio"]:
             audio = self.encoder_cache.get_or_compute(
-                f"tiny:{key}", lambda key=key, waveform=waveform: self._encode(key, waveform)
+                f"tiny:{key}",
+                lambda key=key, waveform=waveform: self.encoder_cache.stored(
+                    f"tiny:{key}", lambda: self._encode(key, waveform)
+                ),
             )
             embeds[row, start : start + audio.shape[0]] = audio
         inner(

@@ -144,6 +144,74 @@ def _sha(array: np.ndarray) -> str:
     return sha256_bytes(np.ascontiguousarray(array).tobytes())
 
 
+#: Environment variable naming a folder for encoder outputs kept across runs (off when unset).
+ENCODER_CACHE_ENV = "LALM_BENCH_ENCODER_CACHE"
+
+
+class DiskEncoderStore:
+    """Raw audio-encoder outputs on disk, across runs: ``<root>/<fingerprint[:32]>/<sha[:2]>/<sha>.safetensors``.
+
+    It pays where latents must be recomputed for audio whose encoder output cannot have changed (a prompt, a
+    template or decoder-side code changed; the adapter's ``encoder_fingerprint`` covers what can change it):
+    measured on whisper-base here, a clip costs ~2 s to encode and ~2 ms to read back or to write, 3 MB in
+    float32 (``benchmarks/bench_templates.py``). It costs disk (~2.7 GiB for 960 clips), so it is opt-in:
+    ``extract_templates(..., encoder_cache_dir=...)`` or ``$LALM_BENCH_ENCODER_CACHE``. Entries are written
+    atomically with the key and a checksum; an unreadable or mismatched entry is deleted and recomputed.
+    """
+
+    def __init__(self, root: Path | str, fingerprint: str) -> None:
+        self.folder = Path(root) / fingerprint[:32]
+        self.reads = 0
+        self.writes = 0
+        self.corrupt_entries: list[Path] = []
+
+    def _path(self, key: str) -> Path:
+        digest = sha256_bytes(key.encode())
+        return self.folder / digest[:2] / f"{digest}.safetensors"
+
+    def get_or_compute(self, key: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        from safetensors.torch import load_file, save_file
+
+        path = self._path(key)
+        if path.exists():
+            try:
+                from safetensors import safe_open
+
+                with safe_open(str(path), framework="pt") as handle:
+                    metadata = handle.metadata() or {}
+                value = load_file(str(path))["output"]
+                if metadata.get("key") != key or metadata.get("sha256") != _tensor_digest(value):
+                    raise ValueError("key or checksum mismatch")
+                self.reads += 1
+                return value
+            except Exception:  # any unreadable entry is treated as absent and recomputed
+                self.corrupt_entries.append(path)
+                path.unlink(missing_ok=True)
+        value = compute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        os.close(handle)
+        try:
+            tensor = value.detach().contiguous().cpu()
+            save_file({"output": tensor}, temp_name, metadata={"key": key, "sha256": _tensor_digest(tensor)})
+            os.replace(temp_name, path)
+        except BaseException:
+            Path(temp_name).unlink(missing_ok=True)
+            raise
+        self.writes += 1
+        return value
+
+
+def _tensor_digest(tensor: torch.Tensor) -> str:
+    """sha256 of a tensor's bytes whatever its dtype (bfloat16 has no numpy type: viewed as int16)."""
+    import torch
+
+    flat = tensor.detach().contiguous().cpu().reshape(-1)
+    if flat.dtype in (torch.bfloat16, torch.float16):
+        flat = flat.view(torch.int16)
+    return sha256_bytes(f"{tensor.dtype}{tuple(tensor.shape)}".encode() + flat.numpy().tobytes())
+
+
 class MemoryEncoderCache(EncoderCache):
     """In-memory store of audio-encoder outputs (keyed by the adapter, by waveform hash), scoped to batches.
 
@@ -155,8 +223,10 @@ class MemoryEncoderCache(EncoderCache):
     a safety net for callers that never end batches; ``peak_bytes`` records the most ever held.
     """
 
-    def __init__(self, max_bytes: int | None = None) -> None:
+    def __init__(self, max_bytes: int | None = None, disk: DiskEncoderStore | None = None) -> None:
         self.max_bytes = max_bytes
+        #: where ``stored`` outputs go across runs (None: nowhere; set by the engine when asked)
+        self.disk = disk
         self._entries: OrderedDict[str, Any] = OrderedDict()
         self._touched: set[str] = set()
         self._bytes = 0
@@ -188,6 +258,10 @@ class MemoryEncoderCache(EncoderCache):
                 _, evicted = self._entries.popitem(last=False)
                 self._bytes -= _nbytes(evicted)
         return value
+
+    def stored(self, key: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """A raw encoder output through the disk store when there is one, else computed."""
+        return compute() if self.disk is None else self.disk.get_or_compute(key, compute)
 
     def end_batch(self, *, carry: bool) -> None:
         """Drop every entry (``carry=False``), or every entry this batch did not use (``carry=True``: the next

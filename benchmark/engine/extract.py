@@ -12,15 +12,23 @@ How it works, and why:
   batch size or neighbours (tested, batch 1 vs batch 8).
 - One cache entry per sample, keyed by content: a warm rerun does no forward pass, an interrupted run
   resumes where it stopped, and shards can share one cache.
+- Token-identity controls (CLAIMS.md) come from the same ``emb`` hook: per row, ``emb`` at the last position
+  of the adapter's content span (``tok_last``) and its mean over the span (``tok_mean``), stored beside the
+  latents; NaN with the reason where the adapter gives no span (Whisper speech: the audio is not in the
+  decoder's input).
+- Several templates run in one pass over the batches (``extract_templates``): each batch runs every
+  template's decoder pass before the next, so a clip's encoder output, cached per batch by the adapter,
+  serves all of them; the encoder runs once per clip per run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import overload
@@ -31,7 +39,14 @@ import torch
 from benchmark.core.errors import OutOfMemoryError, PipelineError
 from benchmark.core.provenance import cpu_info, git_commit, library_versions, utc_now
 from benchmark.core.schema import CONTROL_NAMES, LatentsManifest, ProbeSet, Provenance, Sample
-from benchmark.engine.cache import CachedLatents, LatentCache, MemoryEncoderCache, latent_key
+from benchmark.engine.cache import (
+    ENCODER_CACHE_ENV,
+    CachedLatents,
+    DiskEncoderStore,
+    LatentCache,
+    MemoryEncoderCache,
+    latent_key,
+)
 from benchmark.engine.memory import CPU_BATCH, plan_batches
 from benchmark.models.base import Batch, ModelAdapter, PreparedInput
 
@@ -74,7 +89,8 @@ class ExtractionStats:
     With several templates, ``samples`` counts samples once, ``cache_hits``/``cache_misses`` count
     (template, sample) entries, ``forward_passes`` counts decoder passes (one per template per batch),
     ``batches`` the batches of samples, and ``audio_encoded``/``audio_reused`` the encoder-cache misses and
-    hits (each clip is encoded once per run, whatever the number of templates).
+    hits (each clip is encoded once per run, whatever the number of templates); ``audio_from_disk`` /
+    ``audio_to_disk`` count raw encoder outputs read from and written to the opt-in disk store.
     """
 
     samples: int = 0
@@ -86,6 +102,8 @@ class ExtractionStats:
     audio_encoded: int = 0
     audio_reused: int = 0
     encoder_cache_peak_bytes: int = 0
+    audio_from_disk: int = 0
+    audio_to_disk: int = 0
     real_tokens: int = 0
     padded_tokens: int = 0
     seconds: float = 0.0
@@ -401,6 +419,7 @@ def extract_latents(
     dtype: str = ...,
     cache: LatentCache | None = ...,
     progress: bool = ...,
+    encoder_cache_dir: Path | str | None = ...,
 ) -> tuple[LatentSet, ExtractionStats]: ...
 
 
@@ -416,6 +435,7 @@ def extract_latents(
     dtype: str = ...,
     cache: LatentCache | None = ...,
     progress: bool = ...,
+    encoder_cache_dir: Path | str | None = ...,
 ) -> tuple[dict[str, LatentSet], ExtractionStats]: ...
 
 
@@ -430,6 +450,7 @@ def extract_latents(
     dtype: str = "auto",
     cache: LatentCache | None = None,
     progress: bool = False,
+    encoder_cache_dir: Path | str | None = None,
 ) -> tuple[LatentSet, ExtractionStats] | tuple[dict[str, LatentSet], ExtractionStats]:
     """Latents of every sample of ``probe_set`` that the model accepts, in probe-set order, under ``template``;
     with ``templates=(...)``, one ``LatentSet`` per template (a dict keyed by template name) from one run in
@@ -440,6 +461,7 @@ def extract_latents(
         "dtype": dtype,
         "cache": cache,
         "progress": progress,
+        "encoder_cache_dir": encoder_cache_dir,
     }
     if templates is not None:
         return extract_templates(adapter, probe_set, templates, **options)  # type: ignore[arg-type]
@@ -457,13 +479,16 @@ def extract_templates(
     dtype: str = "auto",
     cache: LatentCache | None = None,
     progress: bool = False,
+    encoder_cache_dir: Path | str | None = None,
 ) -> tuple[dict[str, LatentSet], ExtractionStats]:
     """Latents of every accepted sample under each of ``templates``: ``{template: LatentSet}``.
 
     Samples are batched once; each batch runs every template's decoder pass before the next batch, so the
     audio encoder's output of a clip (cached by the adapter through ``adapter.encoder_cache``, scoped to the
     batch) feeds all of them: the encoder runs once per clip per run, and the cache holds one batch's clips.
-    Only the (template, sample) pairs missing from ``cache`` are computed.
+    Only the (template, sample) pairs missing from ``cache`` are computed. ``encoder_cache_dir`` (default
+    ``$LALM_BENCH_ENCODER_CACHE``, else off) keeps raw encoder outputs across runs for adapters that give an
+    ``encoder_fingerprint`` (``benchmark.engine.cache.DiskEncoderStore``: when it pays, and what it costs).
 
     Samples whose modality or language the model does not take are listed in ``stats.skipped`` with the
     reason (claims turn that into ``n/a``), never dropped silently. Before the first batch the memory plan
@@ -536,11 +561,16 @@ def extract_templates(
     if not isinstance(adapter.encoder_cache, MemoryEncoderCache):
         adapter.encoder_cache = MemoryEncoderCache()
     encoder_cache = adapter.encoder_cache
+    encoder_cache.disk = _disk_store(adapter, encoder_cache_dir) if todo else None
+    encoder_cache.peak_bytes = encoder_cache.held_bytes
     hits_before, misses_before = encoder_cache.hits, encoder_cache.misses
 
     groups = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)] if todo else []
     bar = _progress(len(todo), adapter.spec.name, enabled=progress)
-    with LastTokenCapture(adapter) if groups else contextlib.nullcontext() as capture:
+    with (
+        LastTokenCapture(adapter) if groups else contextlib.nullcontext() as capture,
+        _released(encoder_cache, stats),
+    ):
         for number, group in enumerate(groups):
             for slot, name in enumerate(names):
                 chosen = [index for index in group if slot in missing[index]]
@@ -558,7 +588,7 @@ def extract_templates(
             stats.batches += 1
             bar.update(len(group))
     bar.close()
-    stats.audio_encoded = encoder_cache.misses - misses_before
+    stats.audio_encoded = encoder_cache.misses - misses_before - stats.audio_from_disk
     stats.audio_reused = encoder_cache.hits - hits_before
     stats.encoder_cache_peak_bytes = encoder_cache.peak_bytes
 
@@ -577,6 +607,27 @@ def extract_templates(
     stats.samples = len(rows)
     stats.seconds = time.perf_counter() - started
     return sets, stats
+
+
+@contextlib.contextmanager
+def _released(encoder_cache: MemoryEncoderCache, stats: ExtractionStats) -> Iterator[None]:
+    """After the batches, also when one raised: empty the encoder cache and detach its disk store (counted)."""
+    try:
+        yield
+    finally:
+        encoder_cache.end_batch(carry=False)
+        if encoder_cache.disk is not None:
+            stats.audio_from_disk, stats.audio_to_disk = encoder_cache.disk.reads, encoder_cache.disk.writes
+            encoder_cache.disk = None
+
+
+def _disk_store(adapter: ModelAdapter, folder: Path | str | None) -> DiskEncoderStore | None:
+    """The disk store of encoder outputs for this run, when asked for and the adapter gives a fingerprint."""
+    folder = folder if folder is not None else os.environ.get(ENCODER_CACHE_ENV) or None
+    fingerprint = adapter.encoder_fingerprint() if folder is not None else None
+    if folder is None or fingerprint is None:
+        return None
+    return DiskEncoderStore(Path(folder) / adapter.spec.name.replace("/", "__"), fingerprint)
 
 
 def _share_audio(rows: list[list[PreparedInput]], group: list[int], following: list[int]) -> bool:

@@ -164,7 +164,11 @@ def _write_dequantised(
 
 
 class GGUFTextAdapter(ModelAdapter):
-    """A text-only decoder LM; the engine hooks its blocks and final norm, the LM head never runs."""
+    """A text-only decoder LM; the engine hooks its blocks and final norm, the LM head never runs.
+
+    Templates are label-free (the text alone, or the text and a fixed suffix). The content span is the text's
+    own tokens: after ``<bos>``, before the suffix.
+    """
 
     prepares_without_weights = True
 

@@ -125,9 +125,13 @@ class WhisperCT2Adapter(ModelAdapter):
     ``reuse_cross_kv`` (default on): the decoder's cross-attention keys/values of each clip are projected once
     (through the encoder cache) and read by every row and every template that uses the clip, instead of
     projecting the same 1500 encoder frames again per row and pass (6 layers x 2 x d^2 x 1500 x 2 FLOPs a row on
-    whisper-base, a tenth of the encoder's cost); text rows share the silent clip's, kept on the adapter. The
-    result is the same computation on the same numbers; set it to False for the plain path (tests compare).
-    ``padding_side`` is right by default; left exists so tests can show the side never changes a latent.
+    whisper-base, measured at a quarter of the encoder's time on a 2-core CPU); text rows share the silent
+    clip's, kept on the adapter. The result is the same computation on the same numbers; set it to False for
+    the plain path (tests compare). ``padding_side`` is right by default; left exists so tests can show the
+    side never changes a latent.
+
+    Content spans (for the token-identity controls): a text input's own tokens in the decoder prompt; speech has
+    none, since the clip enters through cross-attention and no decoder position holds it.
     """
 
     prepares_without_weights = True
@@ -405,6 +409,34 @@ class WhisperCT2Adapter(ModelAdapter):
             output = model.model.encoder(features.to(device=self.device, dtype=self.dtype)).last_hidden_state
         return output[0]
 
+    def encoder_fingerprint(self) -> str | None:
+        """Weights, feature extractor, the reader/converter/``encode_audio`` code, dtype, device type and the
+        torch/transformers versions: what decides ``encode_audio``'s output (prompts and decoder do not)."""
+        import inspect
+
+        from benchmark.core.provenance import library_versions
+        from benchmark.models import ct2_reader, whisper_convert
+
+        if self.device is None or self.dtype is None:
+            return None
+        versions = library_versions()
+        return sha256_json(
+            {
+                "model": self.spec.name,
+                "revision": self.spec.revision,
+                "features": self.processor_config()["feature_extractor"],
+                "code": [
+                    hashlib.sha256(Path(module.__file__ or "").read_bytes()).hexdigest()
+                    for module in (ct2_reader, whisper_convert)
+                ]
+                + [hashlib.sha256(inspect.getsource(type(self).encode_audio).encode()).hexdigest()],
+                "dtype": str(self.dtype),
+                "device_type": self.device.type,
+                "torch": versions.get("torch", ""),
+                "transformers": versions.get("transformers", ""),
+            }
+        )
+
     def _encoder_states(self, batch: Batch) -> torch.Tensor:
         """Encoder output per row (the plain path); each distinct clip of the batch is looked up (or encoded)
         once. The cache key carries the model name, so one cache shared by several Whisper entries cannot mix
@@ -415,9 +447,16 @@ class WhisperCT2Adapter(ModelAdapter):
         for key, wave in zip(batch.extras["audio_keys"], batch.extras["waveforms"], strict=True):
             if key not in unique:
                 unique[key] = self.encoder_cache.get_or_compute(
-                    f"{self.spec.name}:{key}", lambda wave=wave: self.encode_audio(wave)
+                    f"{self.spec.name}:{key}", lambda key=key, wave=wave: self._stored_states(key, wave)
                 ).to(device=self.device, dtype=self.dtype)
         return torch.stack([unique[key] for key in batch.extras["audio_keys"]])
+
+    def _stored_states(self, key: str, wave: np.ndarray | None) -> torch.Tensor:
+        """The clip's encoder output, from the engine's store of encoder outputs when it has one (3 MB a clip
+        in float32, where the K/V derived from it take 37 MB), else encoded now."""
+        return self.encoder_cache.stored(f"{self.spec.name}:{key}", lambda: self.encode_audio(wave)).to(
+            device=self.device, dtype=self.dtype
+        )
 
     def _project_cross_kv(self, states: torch.Tensor) -> torch.Tensor:
         """Cross-attention keys and values of one clip's encoder output ``[frames, d]`` for every decoder layer:
@@ -442,7 +481,7 @@ class WhisperCT2Adapter(ModelAdapter):
         if key == SILENT_AUDIO_KEY and self._silence_kv is not None:
             return self._silence_kv
         kv = self.encoder_cache.get_or_compute(
-            f"{self.spec.name}:cross-kv:{key}", lambda: self._project_cross_kv(self.encode_audio(wave))
+            f"{self.spec.name}:cross-kv:{key}", lambda: self._project_cross_kv(self._stored_states(key, wave))
         ).to(device=self.device, dtype=self.dtype)
         if key == SILENT_AUDIO_KEY:
             self._silence_kv = kv
