@@ -94,8 +94,8 @@ def relative_difference(engine: LatentSet, naive: NaiveResult) -> float:
 def _sides(adapter: ModelAdapter, probes: ProbeSet, batch_size: int) -> dict[str, Callable[[], Any]]:
     def suite() -> tuple[LatentSet, Any]:
         adapter.encoder_cache = MemoryEncoderCache()  # caches off: nothing carried over between rounds
-        if hasattr(adapter, "_silence_states"):
-            adapter._silence_states = None
+        if hasattr(adapter, "_silence_kv"):  # whisper keeps the silent clip's cross-attention K/V
+            adapter._silence_kv = None
         return extract_latents(
             adapter, probes, batch_size=batch_size, device="cpu", dtype="float32", cache=None
         )

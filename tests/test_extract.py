@@ -304,9 +304,10 @@ def test_latents_file_round_trip_and_tamper(case: Case, tmp_path: Path) -> None:
         LatentSet.load(tmp_path / "bare.safetensors")
 
 
+@pytest.mark.parametrize(
+    "case", ["gemma-3-270m-q4km"], indirect=True
+)  # model-agnostic: once, real text model
 def test_cli_export_import_round_trip(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    if case.name != "gemma-3-270m-q4km":
-        pytest.skip("the CLI path is model-agnostic: exercised once, on the real text model")
     from benchmark.claims.store import latents_path
     from benchmark.cli.main import main
 

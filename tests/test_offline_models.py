@@ -213,7 +213,7 @@ def test_whisper_tiny_tokenizer_needs_no_repair() -> None:
 
 
 def test_ct2_reader_rejects_truncated_file(tmp_path: Path) -> None:
-    from benchmark.models.whisper_ct2 import read_ct2
+    from benchmark.models.ct2_reader import read_ct2
 
     _require("whisper-tiny.en-ct2")
     source = offline_assets.resolve_file("whisper-tiny.en-ct2", "model")
@@ -238,7 +238,7 @@ def test_whisper_prepare_and_collate(whisper_base: ModelAdapter, fox_clip: np.nd
     from benchmark.models.whisper_ct2 import SILENT_AUDIO_KEY
 
     eot = whisper_base.token_id("<|endoftext|>")  # type: ignore[attr-defined]
-    prefix = whisper_base.prompt_prefix_ids("en")  # type: ignore[attr-defined]
+    prefix = whisper_base.template_prefix_ids()  # type: ignore[attr-defined]
     items = [
         whisper_base.prepare(_text("t-short", "Hi."), None, "shared-suffix"),
         whisper_base.prepare(
@@ -321,7 +321,7 @@ def test_whisper_forward_encodes_each_clip_once_and_ignores_padding(
 ) -> None:
     cache = CountingCache()
     whisper_base.encoder_cache = cache
-    whisper_base._silence_states = None  # type: ignore[attr-defined]  # earlier tests may have kept it
+    whisper_base._silence_kv = None  # type: ignore[attr-defined]  # earlier tests may have kept it
     final: list[torch.Tensor] = []
     hook = whisper_base.layer_handles().final_norm.register_forward_hook(
         lambda _m, _a, out: final.append(out)
@@ -360,16 +360,21 @@ def _capture_whisper(adapter: ModelAdapter, items: list, *, reuse: bool) -> tupl
     hooks = [
         layer.encoder_attn.k_proj.register_forward_hook(count) for layer in adapter.model.model.decoder.layers
     ]  # type: ignore[attr-defined]
-    previous = adapter.reuse_silence_cross_kv  # type: ignore[attr-defined]
-    adapter.reuse_silence_cross_kv = reuse  # type: ignore[attr-defined]
+    previous = adapter.reuse_cross_kv  # type: ignore[attr-defined]
+    adapter.reuse_cross_kv = reuse  # type: ignore[attr-defined]
     try:
         with LastTokenCapture(adapter) as capture:  # raises if a hooked layer runs twice or not at all
             latents = capture.run(adapter.collate(items))
     finally:
-        adapter.reuse_silence_cross_kv = previous  # type: ignore[attr-defined]
+        adapter.reuse_cross_kv = previous  # type: ignore[attr-defined]
         for hook in hooks:
             hook.remove()
     return latents, calls[0]
+
+
+def _relative(plain: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """Per layer: largest |difference| over the largest |value| (rows and features)."""
+    return (plain - other).abs().amax(dim=(0, 2)) / plain.abs().amax(dim=(0, 2))
 
 
 @pytest.mark.slow
@@ -377,40 +382,62 @@ def test_whisper_text_rows_reuse_silent_cross_kv(whisper_base: ModelAdapter) -> 
     """Text rows read the silent clip's cached cross-attention K/V: same latents, no per-row projection."""
     from benchmark.probes.catalog import resolve_probes
 
+    whisper_base.encoder_cache = EncoderCache()  # no caching: only the adapter's silent K/V persist
     probes = resolve_probes("text-parallel", "ci")
     samples = [s for s in probes.samples if whisper_base.accepts(s.modality, s.language)]
     chosen = samples[:3] + samples[-3:]  # a few languages and lengths
     items = [whisper_base.prepare(sample, None, "shared-suffix") for sample in chosen]
     plain, plain_calls = _capture_whisper(whisper_base, items, reuse=False)
-    _capture_whisper(whisper_base, items[:1], reuse=True)  # fills the K/V cache (one projection per layer)
-    kv = whisper_base._silence_cross_kv  # type: ignore[attr-defined]
+    whisper_base._silence_kv = None  # type: ignore[attr-defined]
+    _, fill_calls = _capture_whisper(whisper_base, items[:1], reuse=True)  # projects the silent K/V once
+    kv = whisper_base._silence_kv  # type: ignore[attr-defined]
     reused, reused_calls = _capture_whisper(whisper_base, items, reuse=True)
-    assert plain_calls == whisper_base.num_blocks
+    assert plain_calls == fill_calls == whisper_base.num_blocks
     assert reused_calls == 0
-    assert whisper_base._silence_cross_kv is kv  # type: ignore[attr-defined]  # kept, not recomputed
+    assert whisper_base._silence_kv is kv  # type: ignore[attr-defined]  # kept, not recomputed
     assert plain.shape == reused.shape == (len(items), whisper_base.num_blocks + 2, 512)
-    scale = plain.abs().amax(dim=(0, 2))
-    relative = (plain - reused).abs().amax(dim=(0, 2)) / scale
-    assert (relative < 1e-5).all(), relative.tolist()
+    assert (_relative(plain, reused) < 1e-5).all(), _relative(plain, reused).tolist()
 
-    whisper_base._silence_states = None  # type: ignore[attr-defined]  # a fresh silence renews the K/V
+    whisper_base._silence_kv = None  # type: ignore[attr-defined]  # dropping them renews them
     _, calls = _capture_whisper(whisper_base, items[:2], reuse=True)
     assert calls == whisper_base.num_blocks
-    assert whisper_base._silence_cross_kv[0] is whisper_base._silence_states  # type: ignore[attr-defined]
 
 
 @pytest.mark.slow
-def test_whisper_speech_batches_ignore_silent_cross_kv(
+def test_whisper_speech_rows_reuse_each_clips_cross_kv(
     whisper_base: ModelAdapter, fox_clip: np.ndarray
 ) -> None:
-    """Batches with speech (alone or mixed with text) take the plain path whether the reuse is on or off."""
-    speech = whisper_base.prepare(_speech("s", "fox"), fox_clip, "shared-suffix")
-    text = whisper_base.prepare(_text("t", "The quick brown fox."), None, "shared-suffix")
-    for items in ([speech], [speech, text]):
-        off, off_calls = _capture_whisper(whisper_base, items, reuse=False)
-        on, on_calls = _capture_whisper(whisper_base, items, reuse=True)
-        assert off_calls == on_calls == whisper_base.num_blocks
-        assert torch.equal(off, on)
+    """A clip's K/V are projected once and read again by a second pass (another template): same latents as the
+    plain path, alone or mixed with text rows."""
+    cache = CountingCache()
+    whisper_base.encoder_cache = cache
+    whisper_base._silence_kv = None  # type: ignore[attr-defined]
+    try:
+        for items in (
+            [whisper_base.prepare(_speech("s", "fox"), fox_clip, "shared-suffix")],
+            [
+                whisper_base.prepare(_speech("s", "fox"), fox_clip, "bare"),
+                whisper_base.prepare(_text("t", "The quick brown fox."), None, "bare"),
+            ],
+        ):
+            plain, plain_calls = _capture_whisper(whisper_base, items, reuse=False)
+            first, first_calls = _capture_whisper(whisper_base, items, reuse=True)
+            again, again_calls = _capture_whisper(whisper_base, items, reuse=True)
+            assert plain_calls == whisper_base.num_blocks  # one batched projection per layer
+            # first pass: one new clip each time (the fox clip, then the silence of the text row)
+            assert first_calls == whisper_base.num_blocks
+            assert again_calls == 0 and torch.equal(first, again)
+            assert (_relative(plain, first) < 1e-5).all(), _relative(plain, first).tolist()
+        fox = hashlib.sha256(fox_clip.astype(np.float32).tobytes()).hexdigest()
+        name = whisper_base.spec.name  # the plain path caches encoder states, the reuse path K/V, once each
+        assert cache.computed == [
+            f"{name}:{fox}",
+            f"{name}:cross-kv:{fox}",
+            f"{name}:silence-30s-16k",
+            f"{name}:cross-kv:silence-30s-16k",
+        ]
+    finally:
+        whisper_base.encoder_cache = EncoderCache()
 
 
 @pytest.mark.slow

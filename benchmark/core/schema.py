@@ -230,6 +230,9 @@ LABEL_AXES: tuple[str, ...] = (
     "normalisation",
 )
 
+#: Names of the token-identity control representations, in the order of ``controls``' second axis.
+CONTROL_NAMES: tuple[str, ...] = ("tok_last", "tok_mean")
+
 
 class Sample(BaseModel):
     """One labelled input: a sentence as text, or a clip of speech with its transcript."""
@@ -378,6 +381,15 @@ class Provenance(BaseModel):
     versions: dict[str, str]
     git_commit: str | None = None
     created: str
+    cpu_model: str | None = Field(
+        default=None, description="/proc/cpuinfo 'model name' (or the platform's processor string)"
+    )
+    cpu_bf16: dict[str, bool] = Field(
+        default_factory=dict,
+        description="CPU flags that make bfloat16 fast: amx_bf16, avx512_bf16 (absent: not read)",
+    )
+    accelerator: str | None = Field(default=None, description="GPU name when the device is one, else None")
+    torch_threads: int | None = Field(default=None, description="torch intra-op threads of the run")
 
 
 class LatentsManifest(BaseModel):
@@ -397,6 +409,23 @@ class LatentsManifest(BaseModel):
     )
     shape: list[int]
     tensor_sha256: str
+    #: The token-identity controls stored beside the latents (``controls`` ``[n, 2, d]``), CLAIMS.md: taken from
+    #: ``emb`` over the input's content span. ``control_available`` is ``None`` in files written before
+    #: controls were recorded; then the controls are NaN and ``control_reason`` says so.
+    control_layers: list[str] = Field(
+        default_factory=lambda: list(CONTROL_NAMES),
+        description="tok_last: emb at the content's last position; tok_mean: mean of emb over the content",
+    )
+    control_available: list[bool] | None = Field(
+        default=None, description="per sample: controls computed (False: NaN rows, see control_reason)"
+    )
+    control_reason: str = Field(
+        default="", description="why some or all samples have no controls ('' when every sample has them)"
+    )
+    content_spans: list[list[int] | None] | None = Field(
+        default=None, description="per sample: [start, end) of the content in its own token sequence"
+    )
+    controls_sha256: str | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> LatentsManifest:
@@ -407,6 +436,12 @@ class LatentsManifest(BaseModel):
             raise ValueError(
                 f"latents manifest: shape {self.shape} does not match {n} samples x {len(self.layers)} layers"
             )
+        for name in ("control_available", "content_spans"):
+            values = getattr(self, name)
+            if values is not None and len(values) != n:
+                raise ValueError(f"latents manifest: {name} has {len(values)} entries for {n} samples")
+        if self.control_available is not None and not all(self.control_available) and not self.control_reason:
+            raise ValueError("latents manifest: some samples have no controls but control_reason is empty")
         return self
 
 

@@ -95,6 +95,9 @@ class PreparedInput:
     #: The engine reads the token-identity controls from these positions of ``emb`` (CLAIMS.md): ``tok_last``
     #: (the last content position) and ``tok_mean`` (their mean).
     content_span: tuple[int, int] | None = None
+    #: Why ``content_span`` is ``None`` (e.g. "audio enters through cross-attention"), carried into the latents
+    #: manifest beside the NaN controls; empty means the adapter gives no span and says nothing more.
+    no_content_reason: str = ""
 
 
 @dataclass
@@ -125,6 +128,11 @@ class EncoderCache:
     """
 
     def get_or_compute(self, key: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        return compute()
+
+    def stored(self, key: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """An encoder output worth keeping across runs (the raw encoder output, not what is derived from it):
+        the engine may back this with a disk store keyed by ``ModelAdapter.encoder_fingerprint()``."""
         return compute()
 
 
@@ -169,6 +177,13 @@ class ModelAdapter(ABC):
     def processor_config(self) -> dict[str, Any]:
         """Settings of the feature extractor / tokenizer that change what the model receives."""
         return {}
+
+    def encoder_fingerprint(self) -> str | None:
+        """Hash of everything that decides the audio encoder's output for a given clip (weights, feature
+        extraction, the encoding code, dtype, device type, library versions), or ``None``: then encoder outputs
+        are never kept across runs. Narrower than ``source_sha256`` on purpose: a change to the prompts or the
+        decoder side must not invalidate stored encoder outputs."""
+        return None
 
     def source_sha256(self) -> str:
         """Hash of the adapter's own source files: a code change invalidates cached latents."""

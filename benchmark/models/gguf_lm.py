@@ -33,6 +33,7 @@ from benchmark.models.base import (
     PreparedInput,
     Template,
 )
+from benchmark.models.padding import PaddingSide, pad_rows
 
 if TYPE_CHECKING:
     import torch
@@ -163,12 +164,18 @@ def _write_dequantised(
 
 
 class GGUFTextAdapter(ModelAdapter):
-    """A text-only decoder LM; the engine hooks its blocks and final norm, the LM head never runs."""
+    """A text-only decoder LM; the engine hooks its blocks and final norm, the LM head never runs.
+
+    Templates are label-free (the text alone, or the text and a fixed suffix). The content span is the text's
+    own tokens: after ``<bos>``, before the suffix.
+    """
 
     prepares_without_weights = True
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, padding_side: PaddingSide = "right") -> None:
         super().__init__()
+        #: right by default; left exists so tests can show the side never changes a latent
+        self.padding_side: PaddingSide = padding_side
         if name not in VARIANTS:
             raise KeyError(f"no GGUF entry {name!r}; known: {sorted(VARIANTS)}")
         self.variant = VARIANTS[name]
@@ -304,12 +311,26 @@ class GGUFTextAdapter(ModelAdapter):
     # ---- inputs --------------------------------------------------------------------------------------
     def token_ids(self, text: str, template: str) -> list[int]:
         """Token ids of ``text`` under ``template``; the suffix is tokenised alone so it never merges."""
+        return self.tokens_and_span(text, template)[0]
+
+    def tokens_and_span(self, text: str, template: str) -> tuple[list[int], tuple[int, int]]:
+        """Token ids of ``text`` under ``template`` and the ``[start, end)`` positions of the text's own tokens
+        (after the tokenizer's special tokens such as ``<bos>``, before the template's suffix)."""
         tokenizer = self._require_tokenizer()
         tpl = self.template(template, "text")
-        ids = list(tokenizer(text.strip(), add_special_tokens=True)["input_ids"])
+        text = text.strip()
+        ids = list(tokenizer(text, add_special_tokens=True)["input_ids"])
+        plain = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+        start = len(ids) - len(plain)
+        if not plain or ids[start:] != plain:
+            raise ValueError(
+                f"model {self.spec.name!r}: the tokenizer's special tokens are not all before the text "
+                f"{text[:40]!r} (ids {ids[:8]}..., text alone {plain[:8]}...); the content span is undefined"
+            )
+        span = (start, len(ids))
         if tpl.suffix:
             ids += list(tokenizer(tpl.suffix, add_special_tokens=False)["input_ids"])
-        return ids
+        return ids, span
 
     def prepare(self, sample: Sample, waveform: np.ndarray | None, template: str) -> PreparedInput:
         self.template(template, sample.modality)
@@ -320,7 +341,7 @@ class GGUFTextAdapter(ModelAdapter):
             )
         if waveform is not None:
             raise ValueError(f"sample {sample.id!r}: text-only model {self.spec.name!r} got a waveform")
-        ids = self.token_ids(sample.text, template)
+        ids, span = self.tokens_and_span(sample.text, template)
         processor = hashlib.sha256(json.dumps(self.processor_config(), sort_keys=True).encode()).hexdigest()
         return PreparedInput(
             sample_id=sample.id,
@@ -333,27 +354,24 @@ class GGUFTextAdapter(ModelAdapter):
                 "processor": processor,
                 "template": template,
             },
+            content_span=span,
         )
 
     def collate(self, items: list[PreparedInput]) -> Batch:
         import torch
 
-        if not items:
-            raise ValueError(f"model {self.spec.name!r}: collate got an empty list")
         tokenizer = self._require_tokenizer()
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        width = max(item.length for item in items)
-        input_ids = torch.full((len(items), width), int(pad or 0), dtype=torch.long)
-        mask = torch.zeros((len(items), width), dtype=torch.long)
-        for row, item in enumerate(items):
-            ids = item.tensors["input_ids"]
-            input_ids[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
-            mask[row, : len(ids)] = 1
+        rows = pad_rows(items, int(pad or 0), self.padding_side, model=self.spec.name)
         device = self.device or torch.device("cpu")
+        kwargs = {"input_ids": rows.input_ids.to(device), "attention_mask": rows.attention_mask.to(device)}
+        if self.padding_side == "left":  # rotary positions count real tokens only, as with right padding
+            kwargs["position_ids"] = rows.position_ids.to(device)
         return Batch(
-            model_kwargs={"input_ids": input_ids.to(device), "attention_mask": mask.to(device)},
-            last_positions=mask.sum(dim=1) - 1,
+            model_kwargs=kwargs,
+            last_positions=rows.last_positions,
             sample_ids=[item.sample_id for item in items],
+            content_spans=rows.content_spans,
         )
 
     def forward(self, batch: Batch) -> None:

@@ -4,15 +4,14 @@ Whisper is an ASR model, not an LALM: its decoder is an audio-conditioned langua
 the suite uses it as a proxy with real weights that runs on CPU without hub access. Speech goes to the encoder;
 text goes into the decoder prompt with 30 s of silence in the encoder (CLAIMS.md, "Template").
 
-The CTranslate2 ``model.bin`` is read by a small reader written here (format facts in shared/OFFLINE.md) and
-mapped onto ``WhisperForConditionalGeneration``, whose config is built from the checkpoint's own shapes.
+This module is the adapter only: the CTranslate2 file is read by ``benchmark.models.ct2_reader``, mapped onto
+``WhisperForConditionalGeneration`` by ``benchmark.models.whisper_convert``, and the packaged tokenizer is
+loaded (and repaired) by ``benchmark.models.whisper_tokenizer``.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import struct
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from benchmark.core.audio import SAMPLE_RATE
-from benchmark.core.errors import PipelineError, WeightsUnavailableError
+from benchmark.core.errors import PipelineError
 from benchmark.core.hashing import sha256_ints, sha256_json, sha256_waveform
 from benchmark.core.schema import Sample
 from benchmark.models import offline_assets
@@ -33,6 +32,17 @@ from benchmark.models.base import (
     PreparedInput,
     Template,
 )
+from benchmark.models.ct2_reader import read_ct2
+from benchmark.models.padding import PaddingSide, pad_rows
+from benchmark.models.whisper_convert import whisper_from_ct2
+from benchmark.models.whisper_tokenizer import (
+    EOT,
+    FIRST_MERGE,
+    NO_TIMESTAMPS,
+    SOT,
+    TRANSCRIBE,
+    load_whisper_tokenizer,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -43,260 +53,8 @@ if TYPE_CHECKING:
 WINDOW_SECONDS = 30
 #: Encoder-cache key of the silent clip that accompanies every text input.
 SILENT_AUDIO_KEY = "silence-30s-16k"
-
-# ---- the CTranslate2 v6 reader -----------------------------------------------------------------------------
-
-#: CTranslate2 DataType ids -> numpy dtype (bfloat16 is read as raw uint16 and widened by hand).
-_CT2_DTYPES: dict[int, np.dtype] = {
-    0: np.dtype("<f4"),
-    1: np.dtype("i1"),
-    2: np.dtype("<i2"),
-    3: np.dtype("<i4"),
-    4: np.dtype("<f2"),
-    5: np.dtype("<u2"),
-}
-_BFLOAT16_ID = 5
-
-
-@dataclass
-class CT2Checkpoint:
-    """The named variables of a CTranslate2 model file (aliases resolved to their targets)."""
-
-    spec_name: str
-    spec_revision: int
-    variables: dict[str, np.ndarray]
-
-
-class _Cursor:
-    """Sequential little-endian reads over the file's bytes, with errors that give the offset."""
-
-    def __init__(self, data: bytes, path: Path) -> None:
-        self.data = data
-        self.offset = 0
-        self.path = path
-
-    def unpack(self, fmt: str) -> tuple[Any, ...]:
-        size = struct.calcsize(fmt)
-        if self.offset + size > len(self.data):
-            raise WeightsUnavailableError(
-                f"CTranslate2 file {self.path} is truncated at byte {self.offset} (file has {len(self.data)})"
-            )
-        values = struct.unpack_from(fmt, self.data, self.offset)
-        self.offset += size
-        return values
-
-    def string(self) -> str:
-        (length,) = self.unpack("<H")
-        raw = self.data[self.offset : self.offset + length]
-        self.offset += length
-        return raw.rstrip(b"\0").decode("utf-8")
-
-    def take(self, length: int) -> memoryview:
-        if self.offset + length > len(self.data):
-            raise WeightsUnavailableError(
-                f"CTranslate2 file {self.path}: a variable of {length} bytes at byte {self.offset} runs past "
-                f"the end of the file ({len(self.data)} bytes)"
-            )
-        view = memoryview(self.data)[self.offset : self.offset + length]
-        self.offset += length
-        return view
-
-
-def read_ct2(path: Path) -> CT2Checkpoint:
-    """Parse a CTranslate2 (binary version 6) ``model.bin``.
-
-    Layout: u32 version, str spec name, u32 spec revision, u32 n variables; each variable is str name,
-    u8 rank, u32 x rank dims, u8 dtype id, u32 byte count, raw data; then u32 n aliases of (str alias,
-    str target). Strings are u16 length + bytes with a trailing NUL.
-    """
-    data = path.read_bytes()
-    cursor = _Cursor(data, path)
-    (version,) = cursor.unpack("<I")
-    if version != 6:
-        raise WeightsUnavailableError(
-            f"CTranslate2 file {path} has binary version {version}; this reader reads 6"
-        )
-    spec_name = cursor.string()
-    (spec_revision,) = cursor.unpack("<I")
-    (count,) = cursor.unpack("<I")
-    variables: dict[str, np.ndarray] = {}
-    for _ in range(count):
-        name = cursor.string()
-        (rank,) = cursor.unpack("<B")
-        dims = cursor.unpack("<" + "I" * rank) if rank else ()
-        (dtype_id,) = cursor.unpack("<B")
-        (num_bytes,) = cursor.unpack("<I")
-        if dtype_id not in _CT2_DTYPES:
-            raise WeightsUnavailableError(
-                f"CTranslate2 file {path}: variable {name!r} has unknown dtype id {dtype_id}"
-            )
-        dtype = _CT2_DTYPES[dtype_id]
-        numel = int(np.prod(dims)) if dims else 1
-        if numel * dtype.itemsize != num_bytes:
-            raise WeightsUnavailableError(
-                f"CTranslate2 file {path}: variable {name!r} of shape {dims} and dtype id {dtype_id} should take "
-                f"{numel * dtype.itemsize} bytes, the file says {num_bytes}"
-            )
-        array = np.frombuffer(cursor.take(num_bytes), dtype=dtype).reshape(dims)
-        if dtype_id == _BFLOAT16_ID:
-            array = (array.astype(np.uint32) << 16).view(np.float32)
-        variables[name] = array
-    (num_aliases,) = cursor.unpack("<I")
-    for _ in range(num_aliases):
-        alias, target = cursor.string(), cursor.string()
-        if target not in variables:
-            raise WeightsUnavailableError(
-                f"CTranslate2 file {path}: alias {alias!r} points at unknown {target!r}"
-            )
-        variables[alias] = variables[target]
-    if cursor.offset != len(data):
-        raise WeightsUnavailableError(
-            f"CTranslate2 file {path}: {len(data) - cursor.offset} unread bytes after the aliases"
-        )
-    return CT2Checkpoint(spec_name, spec_revision, variables)
-
-
-def _count_layers(variables: dict[str, np.ndarray], stack: str) -> int:
-    pattern = re.compile(rf"^{stack}/layer_(\d+)/")
-    indices = {int(m.group(1)) for name in variables if (m := pattern.match(name))}
-    if indices != set(range(len(indices))) or not indices:
-        raise WeightsUnavailableError(f"CTranslate2 Whisper checkpoint: {stack} layers are {sorted(indices)}")
-    return len(indices)
-
-
-def whisper_from_ct2(checkpoint: CT2Checkpoint, token_ids: dict[str, int]) -> WhisperForConditionalGeneration:
-    """Build a float32 ``WhisperForConditionalGeneration`` holding the checkpoint's weights.
-
-    ``token_ids`` gives the ids of ``<|endoftext|>`` and ``<|startoftranscript|>`` (they differ between the
-    multilingual and the English-only vocabularies).
-    """
-    import torch
-    from transformers import WhisperConfig, WhisperForConditionalGeneration
-
-    if checkpoint.spec_name != "WhisperSpec":
-        raise WeightsUnavailableError(
-            f"CTranslate2 checkpoint is a {checkpoint.spec_name}, not a WhisperSpec"
-        )
-    v = checkpoint.variables
-    quantised = [name for name in v if name.endswith("weight_scale")]
-    if quantised:
-        raise WeightsUnavailableError(
-            f"CTranslate2 Whisper checkpoint is int8-quantised ({quantised[0]}); only float checkpoints are read"
-        )
-    embeddings = v["decoder/embeddings/weight"]
-    vocab_size, d_model = embeddings.shape
-    config = WhisperConfig(
-        vocab_size=int(vocab_size),
-        num_mel_bins=int(v["encoder/conv1/weight"].shape[1]),
-        d_model=int(d_model),
-        encoder_layers=_count_layers(v, "encoder"),
-        decoder_layers=_count_layers(v, "decoder"),
-        encoder_attention_heads=int(v["encoder/num_heads"]),
-        decoder_attention_heads=int(v["decoder/num_heads"]),
-        encoder_ffn_dim=int(v["encoder/layer_0/ffn/linear_0/weight"].shape[0]),
-        decoder_ffn_dim=int(v["decoder/layer_0/ffn/linear_0/weight"].shape[0]),
-        max_source_positions=int(v["encoder/position_encodings/encodings"].shape[0]),
-        max_target_positions=int(v["decoder/position_encodings/encodings"].shape[0]),
-        activation_function="gelu",
-        pad_token_id=token_ids["eot"],
-        bos_token_id=token_ids["eot"],
-        eos_token_id=token_ids["eot"],
-        decoder_start_token_id=token_ids["sot"],
-        tie_word_embeddings=True,
-    )
-
-    state: dict[str, np.ndarray] = {}
-
-    def linear(hf: str, ct2: str, *, bias: bool = True) -> None:
-        state[f"{hf}.weight"] = v[f"{ct2}/weight"]
-        if bias:
-            state[f"{hf}.bias"] = v[f"{ct2}/bias"]
-
-    def norm(hf: str, ct2: str) -> None:
-        state[f"{hf}.weight"] = v[f"{ct2}/gamma"]
-        state[f"{hf}.bias"] = v[f"{ct2}/beta"]
-
-    def fused_self_attention(hf: str, ct2: str) -> None:
-        # linear_0 is q, k, v stacked along the output dimension; HF's k_proj has no bias.
-        weight, bias = np.split(v[f"{ct2}/linear_0/weight"], 3), np.split(v[f"{ct2}/linear_0/bias"], 3)
-        for index, proj in enumerate(("q_proj", "k_proj", "v_proj")):
-            state[f"{hf}.{proj}.weight"] = weight[index]
-            if proj != "k_proj":
-                state[f"{hf}.{proj}.bias"] = bias[index]
-        linear(f"{hf}.out_proj", f"{ct2}/linear_1")
-
-    for stack in ("encoder", "decoder"):
-        for i in range(getattr(config, f"{stack}_layers")):
-            hf, ct2 = f"model.{stack}.layers.{i}", f"{stack}/layer_{i}"
-            fused_self_attention(f"{hf}.self_attn", f"{ct2}/self_attention")
-            norm(f"{hf}.self_attn_layer_norm", f"{ct2}/self_attention/layer_norm")
-            linear(f"{hf}.fc1", f"{ct2}/ffn/linear_0")
-            linear(f"{hf}.fc2", f"{ct2}/ffn/linear_1")
-            norm(f"{hf}.final_layer_norm", f"{ct2}/ffn/layer_norm")
-            if stack == "decoder":
-                linear(f"{hf}.encoder_attn.q_proj", f"{ct2}/attention/linear_0")
-                key, value = np.split(v[f"{ct2}/attention/linear_1/weight"], 2)
-                _, value_bias = np.split(v[f"{ct2}/attention/linear_1/bias"], 2)
-                state[f"{hf}.encoder_attn.k_proj.weight"] = key
-                state[f"{hf}.encoder_attn.v_proj.weight"] = value
-                state[f"{hf}.encoder_attn.v_proj.bias"] = value_bias
-                linear(f"{hf}.encoder_attn.out_proj", f"{ct2}/attention/linear_2")
-                norm(f"{hf}.encoder_attn_layer_norm", f"{ct2}/attention/layer_norm")
-        state[f"model.{stack}.embed_positions.weight"] = v[f"{stack}/position_encodings/encodings"]
-        norm(f"model.{stack}.layer_norm", f"{stack}/layer_norm")
-    for conv in ("conv1", "conv2"):
-        linear(f"model.encoder.{conv}", f"encoder/{conv}")
-    state["model.decoder.embed_tokens.weight"] = embeddings
-    state["proj_out.weight"] = embeddings
-
-    model = WhisperForConditionalGeneration(config)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise PipelineError(
-            f"CTranslate2 -> transformers Whisper mapping: missing {missing}, unexpected {unexpected}"
-        )
-    tensors = {}
-    for name, array in state.items():
-        tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-        if tuple(tensor.shape) != tuple(expected[name].shape):
-            raise PipelineError(
-                f"CTranslate2 -> transformers Whisper mapping: {name} has shape {tuple(tensor.shape)}, "
-                f"the model expects {tuple(expected[name].shape)}"
-            )
-        tensors[name] = tensor
-    model.load_state_dict(tensors, strict=True)
-    model.eval()
-    return model
-
-
-# ---- tokenizer ---------------------------------------------------------------------------------------------
-
-#: The first BPE merge of GPT-2/Whisper, missing from the packaged whisper-base tokenizer.json (OFFLINE.md).
-FIRST_MERGE = "Ġ t"
-
-
-def load_whisper_tokenizer(path: Path) -> tuple[Tokenizer, bool]:
-    """Load ``tokenizer.json``, inserting the first merge when it is missing; return (tokenizer, repaired).
-
-    Without the merge `" the"` encodes as (220, 3322) instead of 264, so every prompt with a word starting
-    in "t" would be tokenised unlike OpenAI's tokenizer.
-    """
-    from tokenizers import Tokenizer
-
-    data = json.loads(path.read_text(encoding="utf-8"))
-    merges = data.get("model", {}).get("merges")
-    if not isinstance(merges, list):
-        raise WeightsUnavailableError(f"tokenizer file {path} has no BPE merges list")
-    as_strings = [m if isinstance(m, str) else " ".join(m) for m in merges]
-    repaired = FIRST_MERGE not in as_strings
-    if repaired:
-        merges.insert(0, FIRST_MERGE if isinstance(merges[0], str) else FIRST_MERGE.split(" "))
-    return Tokenizer.from_str(json.dumps(data)), repaired
-
-
-# ---- the adapter -------------------------------------------------------------------------------------------
+#: Why speech has no content span: no decoder position holds the clip (the token-identity controls are n/a).
+NO_SPEECH_SPAN_REASON = "audio enters through cross-attention (no decoder position holds the clip)"
 
 #: Whisper's language tokens that are ISO 639-1 codes (Whisper's "haw" and "jw" are not; "jw" is Javanese).
 _WHISPER_CODES = (
@@ -306,13 +64,6 @@ _WHISPER_CODES = (
 )
 WHISPER_LANGUAGES: tuple[str, ...] = tuple(_WHISPER_CODES.split())
 
-SOT, EOT, TRANSCRIBE, NO_TIMESTAMPS = (
-    "<|startoftranscript|>",
-    "<|endoftext|>",
-    "<|transcribe|>",
-    "<|notimestamps|>",
-)
-
 _NOTE_PROXY = (
     "Whisper is an ASR model used here as an audio-conditioned language model (its decoder), a proxy and not "
     "an LALM; text inputs are decoder prompts with 30 s of silence in the encoder."
@@ -321,6 +72,17 @@ _NOTE_SUFFIX = (
     "shared-suffix ends every input on <|endoftext|>: a single special token (its id cannot merge with the "
     "text under BPE), and the position at which Whisper's decoder has read a whole transcript, so text and "
     "speech end on the same token with the same role."
+)
+_NOTE_LABEL_FREE = (
+    "Every template's prompt is <|startoftranscript|> alone, the same for every input: Whisper's usual prompt "
+    "names the language (<|fr|><|transcribe|><|notimestamps|>), which would hand every language claim its "
+    "answer from the sample's label. After the start token alone the decoder stands where Whisper itself "
+    "detects the language, so whatever it knows of the language comes from the input; a fixed language token "
+    "for every input was rejected because it tells the model that non-English audio is English."
+)
+_NOTE_LABEL_FREE_EN = (
+    "English-only checkpoint: every template's prompt is <|startoftranscript|><|notimestamps|>, its own "
+    "prompt, which names no language or other label; the same for every input."
 )
 
 
@@ -353,24 +115,39 @@ VARIANTS: dict[str, WhisperVariant] = {
 class WhisperCT2Adapter(ModelAdapter):
     """Whisper's decoder as an audio-conditioned LM: speech in the encoder, text in the decoder prompt.
 
-    ``reuse_silence_cross_kv`` (default on): a batch whose rows are all text (all silence in the encoder) takes
-    the decoder's cross-attention keys/values of the silent clip from a per-model cache instead of projecting
-    the same 1500 encoder frames again for every row (6 layers x 2 x d^2 x 1500 x 2 FLOPs a row on whisper-base).
-    The result is the same computation on the same numbers; set it to False for the plain path (tests compare).
+    Prompts carry no label: every template starts with ``<|startoftranscript|>`` alone (English-only:
+    ``<|startoftranscript|><|notimestamps|>``), never with Whisper's language token filled from the sample's
+    ``language``, which would hand every language claim (T3-T6, S5-S7, M4) its answer. Start-of-transcript
+    alone is the position where Whisper detects the language itself; one fixed language token for every input
+    was rejected because it tells the model that French audio is English. ``transcribe`` alone uses Whisper's
+    own prompt with the language, as a check of the converted weights.
+
+    ``reuse_cross_kv`` (default on): the decoder's cross-attention keys/values of each clip are projected once
+    (through the encoder cache) and read by every row and every template that uses the clip, instead of
+    projecting the same 1500 encoder frames again per row and pass (6 layers x 2 x d^2 x 1500 x 2 FLOPs a row on
+    whisper-base, measured at a quarter of the encoder's time on a 2-core CPU); text rows share the silent
+    clip's, kept on the adapter. The result is the same computation on the same numbers; set it to False for
+    the plain path (tests compare). ``padding_side`` is right by default; left exists so tests can show the
+    side never changes a latent.
+
+    Content spans (for the token-identity controls): a text input's own tokens in the decoder prompt; speech has
+    none, since the clip enters through cross-attention and no decoder position holds it.
     """
 
     prepares_without_weights = True
 
-    def __init__(self, name: str, *, reuse_silence_cross_kv: bool = True) -> None:
+    def __init__(
+        self, name: str, *, reuse_cross_kv: bool = True, padding_side: PaddingSide = "right"
+    ) -> None:
         super().__init__()
-        self.reuse_silence_cross_kv = reuse_silence_cross_kv
+        self.reuse_cross_kv = reuse_cross_kv
+        self.padding_side: PaddingSide = padding_side
         if name not in VARIANTS:
             raise KeyError(f"no Whisper CTranslate2 entry {name!r}; known: {sorted(VARIANTS)}")
         self.variant = VARIANTS[name]
         asset = offline_assets.get_asset(name)
-        notes = [_NOTE_PROXY, _NOTE_SUFFIX]
-        if not self.variant.multilingual:
-            notes.append("English-only checkpoint: its prompt has no language or task token.")
+        label_note = _NOTE_LABEL_FREE if self.variant.multilingual else _NOTE_LABEL_FREE_EN
+        notes = [_NOTE_PROXY, _NOTE_SUFFIX, label_note]
         notes.append(
             "Text is given to the decoder with a leading space, as Whisper transcripts begin; the packaged "
             "tokenizer.json is repaired at load (missing first BPE merge 'Ġ t')."
@@ -388,11 +165,8 @@ class WhisperCT2Adapter(ModelAdapter):
             gpu_dtype="float32",
             notes=tuple(notes),
         )
-        prefix = (
-            f"{SOT}<|{{language}}|>{TRANSCRIBE}{NO_TIMESTAMPS}"
-            if self.variant.multilingual
-            else f"{SOT}{NO_TIMESTAMPS}"
-        )
+        prefix = SOT if self.variant.multilingual else f"{SOT}{NO_TIMESTAMPS}"
+        suffix_note = f"{_NOTE_SUFFIX} {label_note}"
         self.templates = {
             "shared-suffix": {
                 "speech": Template(
@@ -401,7 +175,7 @@ class WhisperCT2Adapter(ModelAdapter):
                     prefix,
                     EOT,
                     f"[encoder: {{audio}}] {prefix}{EOT}",
-                    _NOTE_SUFFIX,
+                    suffix_note,
                 ),
                 "text": Template(
                     "shared-suffix",
@@ -409,26 +183,38 @@ class WhisperCT2Adapter(ModelAdapter):
                     prefix,
                     EOT,
                     f"[encoder: 30 s silence] {prefix} {{text}}{EOT}",
-                    _NOTE_SUFFIX,
+                    suffix_note,
                 ),
             },
             "bare": {
-                "speech": Template("bare", "speech", prefix, "", f"[encoder: {{audio}}] {prefix}"),
-                "text": Template("bare", "text", prefix, "", f"[encoder: 30 s silence] {prefix} {{text}}"),
+                "speech": Template(
+                    "bare", "speech", prefix, "", f"[encoder: {{audio}}] {prefix}", label_note
+                ),
+                "text": Template(
+                    "bare", "text", prefix, "", f"[encoder: 30 s silence] {prefix} {{text}}", label_note
+                ),
             },
         }
         self.model: WhisperForConditionalGeneration | None = None
         self._tokenizer: Tokenizer | None = None
         self._tokenizer_repaired = False
         self._features: WhisperFeatureExtractor | None = None
-        self._silence_states: torch.Tensor | None = None
-        #: (the silent encoder output they were projected from, per decoder layer (keys, values) of shape
-        #: ``[1, heads, frames, head_dim]``); stale as soon as ``_silence_states`` is another tensor or None.
-        self._silence_cross_kv: tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]] | None = None
+        #: the silent clip's cross-attention K/V ``[layers, 2, heads, frames, head_dim]``, until load/unload
+        self._silence_kv: torch.Tensor | None = None
 
     # ---- description ---------------------------------------------------------------------------------
     def availability(self) -> Availability:
         return offline_assets.availability(self.spec.name)
+
+    def source_sha256(self) -> str:
+        """The adapter's source plus the reader, converter and tokenizer modules it loads the model with: a
+        change in any of them can change a latent, so it must invalidate cached ones."""
+        from benchmark.models import ct2_reader, whisper_convert, whisper_tokenizer
+
+        digest = hashlib.sha256(super().source_sha256().encode())
+        for module in (ct2_reader, whisper_convert, whisper_tokenizer):
+            digest.update(Path(module.__file__ or "").read_bytes())
+        return digest.hexdigest()
 
     @property
     def num_blocks(self) -> int:
@@ -477,8 +263,16 @@ class WhisperCT2Adapter(ModelAdapter):
             raise ValueError(f"model {self.spec.name!r}: the tokenizer has no token {token!r}")
         return token_id
 
-    def prompt_prefix_ids(self, language: str) -> list[int]:
-        """``<|startoftranscript|><|lang|><|transcribe|><|notimestamps|>`` (English-only: no lang/task)."""
+    def template_prefix_ids(self) -> list[int]:
+        """The prompt of every template, the same for every input (label-free; see ``_NOTE_LABEL_FREE``):
+        ``<|startoftranscript|>`` (English-only: ``<|startoftranscript|><|notimestamps|>``)."""
+        if not self.variant.multilingual:
+            return [self.token_id(SOT), self.token_id(NO_TIMESTAMPS)]
+        return [self.token_id(SOT)]
+
+    def transcription_prefix_ids(self, language: str) -> list[int]:
+        """Whisper's own transcription prompt ``<|startoftranscript|><|lang|><|transcribe|><|notimestamps|>``
+        (English-only: no lang/task). Used by ``transcribe`` only, never for latents: it names the language."""
         if not self.variant.multilingual:
             if language != "en":
                 raise ValueError(f"model {self.spec.name!r} is English-only; got language {language!r}")
@@ -504,13 +298,11 @@ class WhisperCT2Adapter(ModelAdapter):
             )
         self.model = model.to(device=torch.device(device), dtype=dtype).eval()
         self.device, self.dtype = torch.device(device), dtype
-        self._silence_states = None
-        self._silence_cross_kv = None
+        self._silence_kv = None
 
     def unload(self) -> None:
         self.model = None
-        self._silence_states = None
-        self._silence_cross_kv = None
+        self._silence_kv = None
 
     def _require_model(self) -> WhisperForConditionalGeneration:
         if self.model is None:
@@ -549,9 +341,12 @@ class WhisperCT2Adapter(ModelAdapter):
                 f"model {self.spec.name!r} does not take {sample.modality} in language {sample.language!r} "
                 f"(sample {sample.id!r})"
             )
-        ids = self.prompt_prefix_ids(sample.language)
+        ids = self.template_prefix_ids()
+        span: tuple[int, int] | None = None
         if sample.modality == "text":
-            ids += self.tokenizer.encode(" " + sample.text.strip(), add_special_tokens=False).ids
+            text_ids = self.tokenizer.encode(" " + sample.text.strip(), add_special_tokens=False).ids
+            span = (len(ids), len(ids) + len(text_ids))
+            ids += text_ids
         if template == "shared-suffix":
             ids.append(self.token_id(EOT))
         limit = self._max_target_positions()
@@ -577,6 +372,8 @@ class WhisperCT2Adapter(ModelAdapter):
             tensors=tensors,
             key_material=key_material,
             audio_key=audio_key,
+            content_span=span,
+            no_content_reason="" if span else NO_SPEECH_SPAN_REASON,
         )
 
     def _max_target_positions(self) -> int:
@@ -585,26 +382,20 @@ class WhisperCT2Adapter(ModelAdapter):
     def collate(self, items: list[PreparedInput]) -> Batch:
         import torch
 
-        if not items:
-            raise ValueError(f"model {self.spec.name!r}: collate got an empty list")
-        width = max(item.length for item in items)
-        pad = self.token_id(EOT)
-        input_ids = torch.full((len(items), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(items), width), dtype=torch.long)
-        for row, item in enumerate(items):
-            ids = item.tensors["input_ids"]
-            input_ids[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
-            mask[row, : len(ids)] = 1
-        last_positions = mask.sum(dim=1) - 1
+        rows = pad_rows(items, self.token_id(EOT), self.padding_side, model=self.spec.name)
         device = self.device or torch.device("cpu")
+        kwargs = {"input_ids": rows.input_ids.to(device), "attention_mask": rows.attention_mask.to(device)}
+        if self.padding_side == "left":  # learned absolute positions: each row's own, not shifted by its pads
+            kwargs["position_ids"] = rows.position_ids.to(device)
         return Batch(
-            model_kwargs={"input_ids": input_ids.to(device), "attention_mask": mask.to(device)},
-            last_positions=last_positions,
+            model_kwargs=kwargs,
+            last_positions=rows.last_positions,
             sample_ids=[item.sample_id for item in items],
             extras={
                 "audio_keys": [item.audio_key for item in items],
                 "waveforms": [item.tensors.get("waveform") for item in items],
             },
+            content_spans=rows.content_spans,
         )
 
     def encode_audio(self, waveform: np.ndarray | None) -> torch.Tensor:
@@ -618,67 +409,108 @@ class WhisperCT2Adapter(ModelAdapter):
             output = model.model.encoder(features.to(device=self.device, dtype=self.dtype)).last_hidden_state
         return output[0]
 
-    def _encoder_states(self, batch: Batch) -> torch.Tensor:
-        """Encoder output per row; each distinct clip of the batch is looked up (or encoded) once.
+    def encoder_fingerprint(self) -> str | None:
+        """Weights, feature extractor, the reader/converter/``encode_audio`` code, dtype, device type and the
+        torch/transformers versions: what decides ``encode_audio``'s output (prompts and decoder do not)."""
+        import inspect
 
-        The cache key carries the model name, so one cache shared by several Whisper entries cannot mix their
-        encoders. The silent clip's output is also kept on the adapter: every text row needs it.
-        """
+        from benchmark.core.provenance import library_versions
+        from benchmark.models import ct2_reader, whisper_convert
+
+        if self.device is None or self.dtype is None:
+            return None
+        versions = library_versions()
+        return sha256_json(
+            {
+                "model": self.spec.name,
+                "revision": self.spec.revision,
+                "features": self.processor_config()["feature_extractor"],
+                "code": [
+                    hashlib.sha256(Path(module.__file__ or "").read_bytes()).hexdigest()
+                    for module in (ct2_reader, whisper_convert)
+                ]
+                + [hashlib.sha256(inspect.getsource(type(self).encode_audio).encode()).hexdigest()],
+                "dtype": str(self.dtype),
+                "device_type": self.device.type,
+                "torch": versions.get("torch", ""),
+                "transformers": versions.get("transformers", ""),
+            }
+        )
+
+    def _encoder_states(self, batch: Batch) -> torch.Tensor:
+        """Encoder output per row (the plain path); each distinct clip of the batch is looked up (or encoded)
+        once. The cache key carries the model name, so one cache shared by several Whisper entries cannot mix
+        their encoders."""
         import torch
 
         unique: dict[str, torch.Tensor] = {}
         for key, wave in zip(batch.extras["audio_keys"], batch.extras["waveforms"], strict=True):
             if key not in unique:
-                unique[key] = self._clip_states(key, wave)
+                unique[key] = self.encoder_cache.get_or_compute(
+                    f"{self.spec.name}:{key}", lambda key=key, wave=wave: self._stored_states(key, wave)
+                ).to(device=self.device, dtype=self.dtype)
         return torch.stack([unique[key] for key in batch.extras["audio_keys"]])
 
-    def _clip_states(self, key: str, wave: np.ndarray | None) -> torch.Tensor:
-        """Encoder output ``[frames, d]`` of one clip through the encoder cache (silence: kept on the adapter)."""
-        if key == SILENT_AUDIO_KEY and self._silence_states is not None:
-            return self._silence_states
-        state = self.encoder_cache.get_or_compute(
-            f"{self.spec.name}:{key}", lambda: self.encode_audio(wave)
-        ).to(device=self.device, dtype=self.dtype)
-        if key == SILENT_AUDIO_KEY:
-            self._silence_states = state
-        return state
+    def _stored_states(self, key: str, wave: np.ndarray | None) -> torch.Tensor:
+        """The clip's encoder output, from the engine's store of encoder outputs when it has one (3 MB a clip
+        in float32, where the K/V derived from it take 37 MB), else encoded now."""
+        return self.encoder_cache.stored(f"{self.spec.name}:{key}", lambda: self.encode_audio(wave)).to(
+            device=self.device, dtype=self.dtype
+        )
 
-    def _silent_cross_kv(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Cross-attention (keys, values) ``[1, heads, frames, head_dim]`` of the silent clip, per decoder layer.
-
-        Projected exactly as ``WhisperAttention`` does for cross-attention (``k_proj``/``v_proj`` of the encoder
-        output, split into heads), once per loaded model; load/unload, or dropping ``_silence_states``, renew it.
-        """
+    def _project_cross_kv(self, states: torch.Tensor) -> torch.Tensor:
+        """Cross-attention keys and values of one clip's encoder output ``[frames, d]`` for every decoder layer:
+        ``[layers, 2, heads, frames, head_dim]``, projected exactly as ``WhisperAttention`` does (``k_proj`` /
+        ``v_proj``, split into heads)."""
         import torch
 
-        silence = self._clip_states(SILENT_AUDIO_KEY, None)
-        if self._silence_cross_kv is not None and self._silence_cross_kv[0] is silence:
-            return self._silence_cross_kv[1]
-        states = silence[None]
-        kv: list[tuple[torch.Tensor, torch.Tensor]] = []
+        layers = []
         with torch.inference_mode():
             for layer in self._require_model().model.decoder.layers:
                 attn = layer.encoder_attn
-                shape = (1, -1, attn.num_heads, attn.head_dim)
-                keys = attn.k_proj(states).view(shape).transpose(1, 2).contiguous()
-                values = attn.v_proj(states).view(shape).transpose(1, 2).contiguous()
-                kv.append((keys, values))
-        self._silence_cross_kv = (silence, kv)
+                shape = (-1, attn.num_heads, attn.head_dim)
+                keys = attn.k_proj(states).view(shape).transpose(0, 1)
+                values = attn.v_proj(states).view(shape).transpose(0, 1)
+                layers.append(torch.stack([keys, values]))
+        return torch.stack(layers).contiguous()
+
+    def _clip_cross_kv(self, key: str, wave: np.ndarray | None) -> torch.Tensor:
+        """One clip's cross-attention K/V through the encoder cache: the encoder and the projections run once
+        per clip however many rows and templates read it. The silent clip's are kept on the adapter (every
+        text row needs them) until the next ``load``/``unload``."""
+        if key == SILENT_AUDIO_KEY and self._silence_kv is not None:
+            return self._silence_kv
+        kv = self.encoder_cache.get_or_compute(
+            f"{self.spec.name}:cross-kv:{key}", lambda: self._project_cross_kv(self._stored_states(key, wave))
+        ).to(device=self.device, dtype=self.dtype)
+        if key == SILENT_AUDIO_KEY:
+            self._silence_kv = kv
         return kv
 
-    def _silent_cache(self, rows: int) -> EncoderDecoderCache:
-        """An ``EncoderDecoderCache``: empty self-attention part, cross-attention part pre-filled with the silent
-        clip's keys/values broadcast (a stride-0 view, no copy) to ``rows`` rows, marked as already computed so
-        ``WhisperAttention`` reads them instead of projecting the encoder output."""
+    def _cross_cache(self, batch: Batch) -> EncoderDecoderCache:
+        """An ``EncoderDecoderCache`` whose cross-attention part holds each row's clip K/V, marked as computed so
+        ``WhisperAttention`` reads them instead of projecting the encoder output. Rows of one clip share it as
+        a stride-0 view (a batch of text rows: the silent clip, no copy); mixed rows are stacked."""
+        import torch
         from transformers import DynamicCache, EncoderDecoderCache
 
-        kv = self._silent_cross_kv()
-        cross = DynamicCache(kv)  # copies the [1, ...] tensors once (cheap); then widen them as views
-        for layer, (keys, values) in zip(cross.layers, kv, strict=True):
-            layer.keys = keys.expand(rows, -1, -1, -1)
-            layer.values = values.expand(rows, -1, -1, -1)
+        keys = batch.extras["audio_keys"]
+        unique: dict[str, torch.Tensor] = {}
+        for key, wave in zip(keys, batch.extras["waveforms"], strict=True):
+            if key not in unique:
+                unique[key] = self._clip_cross_kv(key, wave)
+        if len(unique) == 1:
+            (only,) = unique.values()
+            per_row = only[:, :, None].expand(-1, -1, len(keys), -1, -1, -1)
+        else:
+            per_row = torch.stack([unique[key] for key in keys], dim=2)
+        # per_row: [layers, 2, rows, heads, frames, head_dim]
+        first = [(per_row[i, 0, :1], per_row[i, 1, :1]) for i in range(per_row.shape[0])]
+        cross = DynamicCache(first)  # builds the layer objects (and marks them computed); then set the rows
+        for index, layer in enumerate(cross.layers):
+            layer.keys, layer.values = per_row[index, 0], per_row[index, 1]
         cache = EncoderDecoderCache(DynamicCache(), cross)
-        if sorted(idx for idx, done in cache.is_updated.items() if done) != list(range(len(kv))):
+        if sorted(idx for idx, done in cache.is_updated.items() if done) != list(range(per_row.shape[0])):
             raise PipelineError(
                 f"model {self.spec.name!r}: the pre-filled cross-attention cache is not marked as computed for "
                 f"every decoder layer ({cache.is_updated}); this transformers version reads caches differently"
@@ -686,29 +518,24 @@ class WhisperCT2Adapter(ModelAdapter):
         return cache
 
     def forward(self, batch: Batch) -> None:
+        import torch
+
         model = self._require_model()
-        audio_keys = batch.extras["audio_keys"]
-        if self.reuse_silence_cross_kv and all(key == SILENT_AUDIO_KEY for key in audio_keys):
-            rows = len(audio_keys)
-            cache = self._silent_cache(rows)
-            silence = self._clip_states(SILENT_AUDIO_KEY, None)  # the tensor the cached keys/values came from
-            # encoder_hidden_states must be given for the cross-attention block to run; its keys/values come
-            # from the cache, so this broadcast view is never projected.
-            model.model.decoder(
-                input_ids=batch.model_kwargs["input_ids"],
-                attention_mask=batch.model_kwargs["attention_mask"],
-                encoder_hidden_states=silence[None].expand(rows, -1, -1),
-                cache=cache,
-                use_cache=True,
-            )
+        kwargs = {
+            "input_ids": batch.model_kwargs["input_ids"],
+            "attention_mask": batch.model_kwargs["attention_mask"],
+            "position_ids": batch.model_kwargs.get("position_ids"),
+        }
+        if not self.reuse_cross_kv:
+            model.model.decoder(**kwargs, encoder_hidden_states=self._encoder_states(batch), use_cache=False)
             return
-        encoder_states = self._encoder_states(batch)
-        model.model.decoder(
-            input_ids=batch.model_kwargs["input_ids"],
-            attention_mask=batch.model_kwargs["attention_mask"],
-            encoder_hidden_states=encoder_states,
-            use_cache=False,
-        )
+        cache = self._cross_cache(batch)
+        rows = len(batch.extras["audio_keys"])
+        frames, width = int(model.config.max_source_positions), int(model.config.d_model)
+        # encoder_hidden_states must be given for the cross-attention block to run; its keys/values come from
+        # the cache, so this zero view (no memory) is never projected.
+        placeholder = torch.zeros((1, 1, 1), device=self.device, dtype=self.dtype).expand(rows, frames, width)
+        model.model.decoder(**kwargs, encoder_hidden_states=placeholder, cache=cache, use_cache=True)
 
     def transcribe(self, waveform: np.ndarray, language: str = "en", max_new_tokens: int = 64) -> str:
         """Greedy transcript of one clip: a check that the converted weights are right, not a latent path."""
@@ -718,7 +545,7 @@ class WhisperCT2Adapter(ModelAdapter):
         model = self._require_model()
         wave = self._check_waveform("transcribe", waveform)
         states = self.encode_audio(wave)[None]
-        ids = self.prompt_prefix_ids(language)
+        ids = self.transcription_prefix_ids(language)
         eot = self.token_id(EOT)
         cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
         step = torch.tensor([ids], device=self.device)
@@ -733,7 +560,7 @@ class WhisperCT2Adapter(ModelAdapter):
                     break
                 ids.append(next_id)
                 step = torch.tensor([[next_id]], device=self.device)
-        prefix_len = len(self.prompt_prefix_ids(language))
+        prefix_len = len(self.transcription_prefix_ids(language))
         return self.tokenizer.decode(ids[prefix_len:], skip_special_tokens=True).strip()
 
 
