@@ -108,9 +108,7 @@ def layer_weights(data: ClaimData, plant: Plant) -> np.ndarray:
     return w
 
 
-def offsets(
-    data: ClaimData, plant: Plant, rng: np.random.Generator, units: Sequence[str] = ()
-) -> np.ndarray:
+def offsets(data: ClaimData, plant: Plant, rng: np.random.Generator, units: Sequence[str] = ()) -> np.ndarray:
     """Unit-spread offsets ``[n, L, d]``: per key and level a random unit direction per layer, times the layer's
     RMS spread about its mean and the layer weight, on the members only (summed over keys); each level of the
     first design unit scales its samples' offsets by its own log-normal strength (``UNIT_SPREAD``)."""

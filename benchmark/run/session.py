@@ -19,7 +19,7 @@ from benchmark.claims.store import latents_path, record_path
 from benchmark.core.errors import BenchError
 from benchmark.core.schema import ProbeSet
 from benchmark.engine.cache import LatentCache
-from benchmark.engine.extract import LatentSet, extract_latents
+from benchmark.engine.extract import LatentSet, extract_templates
 from benchmark.models.base import ModelAdapter
 from benchmark.models.catalog import DEFAULT_MODELS, get_adapter
 
@@ -75,39 +75,45 @@ class ClaimSession:
         return self._probes[name]
 
     def latents(self, model: str, probe_set: ProbeSet, template: str) -> LatentSet:
+        """The model's latents of a probe set under one template. Every template of the run is extracted in one
+        pass (the audio encoder runs once per clip for all of them) and each is saved beside the records."""
         key = (model, probe_set.content_hash(), template)
         if key in self._latents:
             return self._latents[key]
         adapter = self.adapter(model)
-        stored = latents_path(self.options.results, model, adapter.spec.revision, key[1], template)
-        if not adapter.availability().available and stored.exists():
-            latent_set = LatentSet.load(stored)  # imported from a machine that has the weights
-        else:
-            cache = LatentCache(self.options.cache_dir) if self.options.use_cache else None
-            latent_set, stats = extract_latents(
-                adapter,
-                probe_set,
-                template=template,
-                batch_size=self.options.batch_size,
-                device=self.options.device,
-                dtype=self.options.dtype,
-                cache=cache,
-                progress=self.options.progress,
-            )
-            latent_set.save(stored)
-            self.extraction_log.append(
-                {
-                    "model": model,
-                    "probe_set": probe_set.name,
-                    "template": template,
-                    "samples": stats.samples,
-                    "cache_hits": stats.cache_hits,
-                    "forward_passes": stats.forward_passes,
-                    "seconds": round(stats.seconds, 2),
-                }
-            )
-        self._latents[key] = latent_set
-        return latent_set
+        templates = list(dict.fromkeys([template, *(self.options.templates or ("bare", "shared-suffix"))]))
+        stored = {
+            t: latents_path(self.options.results, model, adapter.spec.revision, key[1], t) for t in templates
+        }
+        if not adapter.availability().available and stored[template].exists():
+            self._latents[key] = LatentSet.load(stored[template])  # imported from a machine with the weights
+            return self._latents[key]
+        cache = LatentCache(self.options.cache_dir) if self.options.use_cache else None
+        sets, stats = extract_templates(
+            adapter,
+            probe_set,
+            templates,
+            batch_size=self.options.batch_size,
+            device=self.options.device,
+            dtype=self.options.dtype,
+            cache=cache,
+            progress=self.options.progress,
+        )
+        for name, latent_set in sets.items():
+            latent_set.save(stored[name])
+            self._latents[(model, key[1], name)] = latent_set
+        self.extraction_log.append(
+            {
+                "model": model,
+                "probe_set": probe_set.name,
+                "templates": templates,
+                "samples": stats.samples,
+                "cache_hits": stats.cache_hits,
+                "forward_passes": stats.forward_passes,
+                "seconds": round(stats.seconds, 2),
+            }
+        )
+        return self._latents[key]
 
     def record(
         self, claim_id: str, model: str, template: str | None = None, variant: str | None = None

@@ -26,7 +26,18 @@ from benchmark.stats.kit import Estimate, NetCurve, Reduction, apply, net_curve
 from benchmark.stats.scores import ScorePlan, build_score
 
 #: Parameters of a score that name axes of the samples (so the factors they need can be collected).
-_AXIS_PARAMS = ("label", "strata", "cells", "axis", "groups", "within", "grid", "pair", "role", "permute_level")
+_AXIS_PARAMS = (
+    "label",
+    "strata",
+    "cells",
+    "axis",
+    "groups",
+    "within",
+    "grid",
+    "pair",
+    "role",
+    "permute_level",
+)
 
 
 @dataclass(frozen=True)
