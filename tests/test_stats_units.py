@@ -11,8 +11,6 @@ from benchmark.stats import (
     check_latents,
     davies_bouldin,
     davies_bouldin_statistic,
-    effect,
-    equivalence_power,
     group_distance_table,
     hierarchical,
     p_value,
@@ -26,6 +24,7 @@ from benchmark.stats import (
     tsne_2d,
     tsne_silhouette,
 )
+from benchmark.stats.kit import net_curve
 
 
 def crossed(
@@ -50,15 +49,22 @@ def crossed(
     )
 
 
+def _curve(stat, D, design, label, rng, *, n_perm=199, n_rep=20, strata=None):
+    return net_curve(stat, D, design, label, rng=rng, n_perm=n_perm, n_perm_replicate=n_rep, strata=strata)
+
+
+def _p_values(curve) -> np.ndarray:
+    return np.array([curve.combine(np.eye(curve.net.size)[i]).p_structure() for i in range(curve.net.size)])
+
+
 def test_planted_language_clusters_detected() -> None:
     rng = np.random.default_rng(0)
     X, design = crossed(rng, lang_shift=1.0)
     D = pairwise_distances(X, metric="cosine")
-    eff = effect(silhouette_statistic(), D, design, "language", rng=rng, n_perm=199, n_resamples=60)
-    assert np.all(eff.p < 0.01)
-    assert np.all(eff.ci[:, 0] > 0)
-    band = eff.band(slice(None))
-    assert band.p < 0.01 and band.ci_low > 0
+    curve = _curve(silhouette_statistic(), D, design, "language", rng)
+    assert np.all(_p_values(curve) < 0.01)
+    band = curve.combine(np.full(curve.net.size, 1.0 / curve.net.size))
+    assert band.p_structure() < 0.01 and band.bounds(0.05)[0] > 0
 
 
 def test_shuffled_labels_give_null_effect() -> None:
@@ -67,18 +73,9 @@ def test_shuffled_labels_give_null_effect() -> None:
     for _ in range(20):
         X, design = crossed(rng, n_meaning=10, n_lang=3, L=1, lang_shift=0.0)
         D = pairwise_distances(X, metric="cosine")
-        eff = effect(
-            silhouette_statistic(),
-            D,
-            design,
-            "language",
-            rng=rng,
-            n_perm=99,
-            n_resamples=10,
-            n_perm_resample=5,
-        )
-        rejections += int(eff.p[0] < 0.05)
-        nets.append(eff.net[0])
+        curve = _curve(silhouette_statistic(), D, design, "language", rng, n_perm=99, n_rep=5)
+        rejections += int(_p_values(curve)[0] < 0.05)
+        nets.append(curve.net[0])
     assert rejections <= 4  # E = 1 at alpha 0.05; P(>4) < 0.3% under the null
     assert abs(np.mean(nets)) < 0.01
 
@@ -88,10 +85,8 @@ def test_unstratified_null_is_biased_in_crossed_design() -> None:
     rng = np.random.default_rng(9)
     X, design = crossed(rng, n_meaning=10, n_lang=3, L=1)
     D = pairwise_distances(X, metric="cosine")
-    free = effect(
-        silhouette_statistic(), D, design, "language", rng=rng, n_perm=199, n_resamples=5, strata=()
-    )
-    within = effect(silhouette_statistic(), D, design, "language", rng=rng, n_perm=199, n_resamples=5)
+    free = _curve(silhouette_statistic(), D, design, "language", rng, n_rep=5, strata=())
+    within = _curve(silhouette_statistic(), D, design, "language", rng, n_rep=5)
     assert free.net[0] < -0.01 and abs(within.net[0]) < abs(free.net[0])
 
 
@@ -99,10 +94,8 @@ def test_meaning_clusters_within_language_strata() -> None:
     rng = np.random.default_rng(2)
     X, design = crossed(rng, lang_shift=0.3)
     D = pairwise_distances(X, metric="cosine")
-    eff = effect(
-        silhouette_statistic(), D, design, "meaning", rng=rng, n_perm=99, n_resamples=20, strata=("language",)
-    )
-    assert np.all(eff.p < 0.02) and np.all(eff.net > 0)
+    curve = _curve(silhouette_statistic(), D, design, "meaning", rng, n_perm=99, strata=("language",))
+    assert np.all(_p_values(curve) < 0.02) and np.all(curve.net > 0)
 
 
 def test_collapsed_clusters_flagged_not_perfect() -> None:
@@ -129,31 +122,6 @@ def test_singletons_flagged() -> None:
     assert res.singletons == ("c",) and res.per_sample[-1] == 0.0
 
 
-def test_design_subsample_never_duplicates() -> None:
-    rng = np.random.default_rng(4)
-    sentence = np.repeat(np.arange(9), 12)
-    speaker = np.tile(np.repeat(np.arange(6), 2), 9)
-    device = np.tile(np.arange(2), 54)
-    accent = speaker % 2
-    design = Design(
-        {"sentence": sentence, "speaker": speaker, "device": device, "accent": accent},
-        units=("sentence", "speaker"),
-        strata=("accent",),
-        nested={"speaker": "accent"},
-    )
-    res = design.subsample(50, rng=rng, fraction=0.5)
-    for idx in res.indices:
-        assert np.unique(idx).size == idx.size
-        assert np.unique(sentence[idx]).size == 4 or np.unique(sentence[idx]).size == 5
-        assert np.unique(speaker[idx]).size == 3
-    bal = Design({"speaker": speaker, "accent": accent}, units=("speaker",)).subsample(
-        20, rng=rng, balance="accent"
-    )
-    for idx in bal.indices:
-        assert set(accent[idx]) == {0, 1} and np.unique(idx).size == idx.size
-    assert Design({"m": np.repeat(np.arange(8), 2)}, units=("m",)).subsample(1, rng=rng).correction == 1.0
-
-
 def test_design_validation_messages() -> None:
     with pytest.raises(ValueError, match="unknown factors"):
         Design({"a": np.arange(4)}, units=("b",))
@@ -176,19 +144,6 @@ def test_p_value_and_bands() -> None:
         bands(2)
 
 
-def test_equivalence_power_grows_with_n() -> None:
-    rng = np.random.default_rng(5)
-    X, design = crossed(rng, n_meaning=12, L=1)
-    D = pairwise_distances(X, metric="cosine")
-    band = effect(silhouette_statistic(), D, design, "language", rng=rng, n_perm=49, n_resamples=40).band(
-        slice(None)
-    )
-    small = equivalence_power(band, eps=band.se * 2)
-    big = equivalence_power(band, eps=band.se * 2, n_units=48, n_units_observed=12)
-    assert 0.0 < small < big <= 1.0
-    assert equivalence_power(band, eps=band.se * 2, method="empirical") == pytest.approx(small, abs=0.25)
-
-
 def test_retrieval_planted_and_chance() -> None:
     rng = np.random.default_rng(6)
     X, design = crossed(rng, n_meaning=20, n_lang=2, L=2)
@@ -198,86 +153,10 @@ def test_retrieval_planted_and_chance() -> None:
     res = retrieval(D, design.factors["meaning"], lang, query="en", target="de")
     assert res.top1[0] > 0.8 and res.chance_top1 == pytest.approx(0.05)
     d2 = Design(design.factors, units=("meaning",), strata=("language",))
-    eff = effect(
-        retrieval_statistic(lang, query="en", target="de"),
-        D,
-        d2,
-        "meaning",
-        rng=rng,
-        n_perm=199,
-        n_resamples=20,
-    )
-    assert eff.p[0] < 0.01 and eff.null_mean[0] == pytest.approx(0.05, abs=0.01)
+    curve = _curve(retrieval_statistic(lang, query="en", target="de"), D, d2, "meaning", rng)
+    assert _p_values(curve)[0] < 0.01 and curve.null_mean[0] == pytest.approx(0.05, abs=0.01)
     flat = retrieval(np.ones((40, 40)) - np.eye(40), design.factors["meaning"], lang, query="en", target="de")
     assert flat.top1 == pytest.approx(res.chance_top1) and flat.mrr == pytest.approx(res.chance_mrr)
-
-
-def _old_effect_gather(Dl: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """The subsample gathering ``effect`` used before ``np.take`` (kept as the reference)."""
-    return Dl[:, idx[:, None], idx[None, :]]
-
-
-@pytest.mark.parametrize("statistic", ["silhouette", "davies_bouldin", "retrieval"])
-def test_effect_bit_identical_with_trusted_stacks_and_take(
-    statistic: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Skipping re-validation of ``pairwise_distances`` stacks and gathering subsamples with ``np.take`` change
-    no bit of ``effect``: same seed, same null, draws, intervals as the validated, fancy-indexed path."""
-    import benchmark.stats.inference as inference
-    from benchmark.stats import _checks
-
-    X, design = crossed(np.random.default_rng(31), n_meaning=14, n_lang=3, L=4, d=20, lang_shift=0.4)
-    metric = "euclidean" if statistic == "davies_bouldin" else "cosine"
-    D = pairwise_distances(X, metric=metric)
-    assert not D.flags.writeable and _checks._is_trusted(D)
-    writable = D.copy()  # an equal array the module did not build: validated on every call
-    assert writable.flags.writeable and not _checks._is_trusted(writable)
-    lang = design.factors["language"]
-    stat, label = {
-        "silhouette": (silhouette_statistic(), "language"),
-        "davies_bouldin": (davies_bouldin_statistic(), "language"),
-        "retrieval": (retrieval_statistic(lang, query="en", target="de"), "meaning"),
-    }[statistic]
-    if statistic == "retrieval":
-        design = Design(design.factors, units=("meaning",), strata=("language",))
-    kwargs = {"n_perm": 29, "n_resamples": 7, "n_perm_resample": 4}
-
-    new = effect(stat, D, design, label, rng=np.random.default_rng(5), **kwargs)
-    checked: list[bool] = []
-    real_as_layers = inference.as_layers
-
-    def spy(arr: np.ndarray, **kw: object) -> tuple[np.ndarray, bool]:
-        checked.append(_checks._is_trusted(np.asarray(arr)))
-        return real_as_layers(arr, **kw)
-
-    monkeypatch.setattr(inference, "_subsample", _old_effect_gather)
-    monkeypatch.setattr(inference, "as_layers", spy)
-    old = effect(stat, writable, design, label, rng=np.random.default_rng(5), **kwargs)
-    assert checked == [False]  # the reference run really validated
-    for name in ("observed", "null_mean", "net", "p", "ci", "se", "null", "draws"):
-        assert np.array_equal(getattr(new, name), getattr(old, name), equal_nan=True), name
-    assert new.n_units == old.n_units
-
-
-def test_trusted_distances_lapse_when_writeable_and_subsample_matches_fancy_index() -> None:
-    from benchmark.stats import _checks
-    from benchmark.stats.inference import _subsample
-
-    rng = np.random.default_rng(3)
-    D = pairwise_distances(rng.normal(size=(9, 2, 5)), metric="euclidean")
-    single = pairwise_distances(rng.normal(size=(9, 5)))
-    assert _checks._is_trusted(D) and _checks._is_trusted(single)
-    assert _checks.as_layers(single)[0].shape == (1, 9, 9) and _checks.as_layers(single)[1]
-    with pytest.raises(ValueError, match="read-only"):
-        D[0, 1, 2] = 5.0
-    D.flags.writeable = True
-    D[0, 1, 2] = 5.0  # now asymmetric: no longer trusted, so validation catches it
-    assert not _checks._is_trusted(D)
-    with pytest.raises(ValueError, match="symmetric"):
-        _checks.as_layers(D)
-    idx = np.array([0, 2, 3, 7])
-    got = _subsample(D, idx)
-    assert got.flags.c_contiguous and np.array_equal(got, _old_effect_gather(D, idx))
 
 
 def test_gate_problems() -> None:
@@ -309,3 +188,20 @@ def test_tables_hierarchy_and_tsne() -> None:
     assert tree.linkage.shape == (29, 4) and tree.purity == 1.0 and 0 < tree.cophenetic <= 1
     Y = tsne_2d(X[:, 0], rng=np.random.default_rng(0), perplexity=5.0, max_iter=250)
     assert Y.shape == (30, 2) and tsne_silhouette(Y, lang) > 0.3
+
+
+def test_trusted_distances_lapse_when_writeable() -> None:
+    from benchmark.stats import _checks
+
+    rng = np.random.default_rng(3)
+    D = pairwise_distances(rng.normal(size=(9, 2, 5)), metric="euclidean")
+    single = pairwise_distances(rng.normal(size=(9, 5)))
+    assert _checks._is_trusted(D) and _checks._is_trusted(single)
+    assert _checks.as_layers(single)[0].shape == (1, 9, 9) and _checks.as_layers(single)[1]
+    with pytest.raises(ValueError, match="read-only"):
+        D[0, 1, 2] = 5.0
+    D.flags.writeable = True
+    D[0, 1, 2] = 5.0  # now asymmetric: no longer trusted, so validation catches it
+    assert not _checks._is_trusted(D)
+    with pytest.raises(ValueError, match="symmetric"):
+        _checks.as_layers(D)
