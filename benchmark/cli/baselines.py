@@ -27,9 +27,15 @@ def _records(paths: list[Path]) -> list:
 def _accept(args: argparse.Namespace) -> int:
     from benchmark.report.baselines import accept
 
-    records = _records(args.results)
-    if args.model:
-        records = [r for r in records if r.model in args.model]
+    records = [
+        r
+        for r in _records(args.results)
+        if (not args.model or r.model in args.model)
+        and (args.profile is None or r.profile == args.profile)
+        and (args.dtype is None or r.dtype == args.dtype)
+    ]
+    if not records:
+        raise BenchError("no record of the given models, profile and dtype to accept")
     written = accept(records, args.reason or "", baselines_dir=args.baselines)
     for path in written:
         print(f"accepted: {path}")
@@ -81,6 +87,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     accept.add_argument("results", nargs="+", type=Path, help="record files or folders")
     accept.add_argument("--reason", required=True, help="why these numbers are right (stored with them)")
     accept.add_argument("--model", action="append", help="only these models' records (repeatable)")
+    accept.add_argument(
+        "--profile", default=None, help="only records of this profile. Default: every profile"
+    )
+    accept.add_argument("--dtype", default=None, help="only records of this dtype. Default: every dtype")
     accept.add_argument("--baselines", type=Path, default=DEFAULT_BASELINES_DIR, help="Default: %(default)s")
     accept.set_defaults(func=_accept)
 

@@ -22,6 +22,8 @@ def _report(args: argparse.Namespace) -> int:
         calibration_path=args.calibration,
         calibration_size=args.calibration_size,
         models=args.model,
+        profile=args.profile,
+        dtype=args.dtype,
     )
     for kind, path in written.items():
         print(f"{kind}: {path}")
@@ -70,6 +72,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     report.add_argument(
         "--model", action="append", help="models the run covered (for the regression section)"
     )
+    report.add_argument("--profile", default=None, help="regression section: records of this profile only")
+    report.add_argument("--dtype", default=None, help="regression section: records of this dtype only")
     report.add_argument(
         "--calibration", type=Path, default=None, help="Default: the committed calibration file"
     )

@@ -84,12 +84,15 @@ def write_report(
     calibration_path: Path | None = None,
     calibration_size: str = "ci",
     models: Sequence[str] | None = None,
+    profile: str | None = None,
+    dtype: str | None = None,
 ) -> dict[str, Path]:
     """Write the Markdown and HTML reports under ``out_dir``; returns ``{"markdown", "html", "figures"}``.
 
     ``compare_to`` (``MODEL[@REV]``) adds the release comparison against that model, whose records must be
     among ``records``; ``baselines_dir`` adds the nightly's regression and false-alarm sections (``models``: the
-    models the run covered, whose baselines must all find a record); the rule calibration column reads
+    models the run covered, whose baselines must all find a record; ``profile``/``dtype``: the records the gate
+    judges, default all); the rule calibration column reads
     ``calibration_path`` (default: the committed file) at ``calibration_size``.
     """
     if not records:
@@ -112,6 +115,8 @@ def write_report(
         data.regression = check_records(
             kept,
             Path(baselines_dir),
+            profile=profile,
+            dtype=dtype,
             models=models,
             calibration=calibration,
             calibration_size=calibration_size,

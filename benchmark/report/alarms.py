@@ -2,7 +2,7 @@
 that number below :data:`NIGHTLY_BUDGET`.
 
 Why: a night checks every claim x template (x probe variant) x model against its accepted baseline, several
-hundred checks on the full matrix. A check raises a spurious alarm when its verdict flips (holds <-> fails) while
+hundred checks on the full matrix; those whose baseline is a finding (holds or fails) can flip. A check raises a spurious alarm when its verdict flips (holds <-> fails) while
 nothing but noise changed. Treating tonight's run as a fresh draw (the worst case: reruns on the same probe set
 and seed differ only by kernel drift), a flip at one check needs a false finding of the rule, whose rate the
 calibration measured (``benchmark/claims/calibration.json``: the boundary null's holds-rate, Clopper-Pearson upper
@@ -115,7 +115,7 @@ def alarm_budget(
     size: str = "ci",
     budget: float = NIGHTLY_BUDGET,
 ) -> AlarmBudget:
-    """The budget over ``records`` (one check each: the night's records that are compared with a baseline)."""
+    """The budget over ``records`` (one check each: the night's records whose matching baseline is a finding)."""
     rates = [
         check_rate(calibration, r.claim_id, r.template, float(r.rule.get("alpha") or 0.05), size)
         for r in records

@@ -92,7 +92,7 @@ def _interval(ax: Any, y: float, point: float, low: float, high: float, colour: 
 #: Line style and marker of each template (the paper's reading solid).
 TEMPLATE_STYLES: dict[str, tuple[str, str]] = {"bare": ("-", "o"), "shared-suffix": ("--", "s")}
 #: x positions of the token-control markers, right of final_norm (relative depth 1).
-CONTROL_X: dict[str, float] = {"tok_last": 1.07, "tok_mean": 1.14}
+CONTROL_X: dict[str, float] = {"tok_last": 1.1, "tok_mean": 1.2}
 
 
 def _style(template: str) -> tuple[str, str]:
@@ -178,10 +178,11 @@ def effect_figure(claim_id: str, records: Sequence[ClaimRecord]) -> RenderedFigu
 def _depth_axis(ax: Any, with_controls: bool) -> None:
     ax.set_xlabel("relative depth (emb = 0, final_norm = 1)", fontsize=8)
     if with_controls:
-        ax.set_xlim(-0.02, max(CONTROL_X.values()) + 0.05)
-        ax.axvline(1.035, color="#bdbdbd", linewidth=0.6)
+        ax.set_xlim(-0.02, max(CONTROL_X.values()) + 0.07)
+        ax.axvline(1.05, color="#bdbdbd", linewidth=0.6)
         ticks = [0.0, 0.25, 0.5, 0.75, 1.0, *CONTROL_X.values()]
-        ax.set_xticks(ticks, ["0", ".25", ".5", ".75", "1", *CONTROL_X], fontsize=7)
+        labels = ["0", ".25", ".5", ".75", "1", *(name.replace("_", "\n") for name in CONTROL_X)]
+        ax.set_xticks(ticks, labels, fontsize=7)
     else:
         ax.set_xlim(-0.02, 1.02)
 
@@ -222,7 +223,7 @@ def curves_figure(claim_id: str, records: Sequence[ClaimRecord], *, title: str =
     colours = dict(zip(models, _palette(len(models)), strict=True))
     columns = min(len(series), 3)
     rows = -(-len(series) // columns)
-    fig = Figure(figsize=(3.9 * columns, 2.9 * rows + 0.5), layout="constrained")
+    fig = Figure(figsize=(max(3.9 * columns, 6.0), 2.9 * rows + 0.9), layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     with_controls = any(p.control for p in points)
     for ax, name in zip(axes, series, strict=False):
@@ -244,9 +245,10 @@ def curves_figure(claim_id: str, records: Sequence[ClaimRecord], *, title: str =
         _depth_axis(ax, with_controls)
     for ax in axes[len(series) :]:
         ax.set_visible(False)
-    axes[0].legend(fontsize=6)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=6)
     if title:
-        fig.suptitle(textwrap.fill(title, width=int(55 * columns)), fontsize=9)
+        fig.suptitle(textwrap.fill(title, width=int(55 * max(columns, 1.5))), fontsize=9)
     controls = " and ".join(c for c in CONTROL_COLUMNS if any(p.column == c for p in points))
     return RenderedFigure(
         f"{slug(claim_id)}-curves.png",
@@ -271,7 +273,13 @@ def compare_figure(
         return None
     primary = next((d for d in deltas if d.primary), deltas[0])
     reference = comparison.reference_records.get((claim_id, primary.template, primary.variant))
-    shown = [r for r in records if r.template == primary.template and r.variant == primary.variant]
+    shown = [
+        r
+        for r in records
+        if r.template == primary.template
+        and r.variant == primary.variant
+        and r.model != comparison.reference_model
+    ]
     points = curve_points([reference, *shown] if reference is not None else shown)
     series = list(dict.fromkeys(p.series for p in points))[:2]
     fig = Figure(figsize=(3.9 * (1 + len(series)), 0.8 + max(2.4, 0.45 * len(deltas))), layout="constrained")

@@ -87,7 +87,8 @@ def _summary(data: ReportData) -> str:
         gate = (
             f"<p>Nightly gate (baselines in {escape(str(data.regression.baselines_dir))}): "
             + (f"<b>{len(failures)} failure(s)</b>" if failures else "no failure")
-            + f" over {len(data.regression.checks)} checks.</p>"
+            + f" over {len(data.regression.checks)} records ({data.regression.compared} compared with an accepted "
+            "baseline).</p>"
         )
     notes = summary_lines(data)
     items = "".join(f"<li>{escape(n)}</li>" for n in notes)

@@ -53,7 +53,8 @@ def _summary(data: ReportData) -> list[str]:
         lines += [
             f"Nightly gate (baselines in `{data.regression.baselines_dir}`): "
             + (f"**{len(failures)} failure(s)**" if failures else "no failure")
-            + f' over {len(data.regression.checks)} checks; see "Regression".',
+            + f" over {len(data.regression.checks)} records ({data.regression.compared} compared with an accepted "
+            'baseline); see "Regression".',
             "",
         ]
     lines += [_table(headers, rows), ""]

@@ -112,6 +112,11 @@ class RegressionResult:
         return "not checked"
 
     @property
+    def compared(self) -> int:
+        """Records judged against a matching baseline."""
+        return sum(c.outcome not in ("no baseline", "unmatched", "missing record") for c in self.checks)
+
+    @property
     def exit_code(self) -> int:
         """1 when anything fails the night (regression, error, unmatched or missing), else 0."""
         return 1 if self.failures else 0
@@ -209,17 +214,23 @@ def check_records(
     ]
     by_selector = {b.selector(): b for b in baselines}
     result = RegressionResult(Path(baselines_dir), profile=profile, dtype=dtype)
-    matched = [r for r in tonight if selector_of(r) in by_selector]
-    comparable = [r for r in matched if not identity_differences(by_selector[selector_of(r)], r)]
+    # The checks that can raise an alarm: a matching baseline whose verdict is a finding (only those can flip).
+    flippable = [
+        r
+        for r in tonight
+        if (b := by_selector.get(selector_of(r))) is not None
+        and not identity_differences(b, r)
+        and b.verdict in FINDINGS
+    ]
     from benchmark.report.calibration import load_calibration
 
     budget = alarm_budget(
-        comparable,
+        flippable,
         calibration if calibration is not None else load_calibration(),
         size=calibration_size,
     )
     result.budget = budget
-    thresholds = {id(r): budget.threshold(rate) for r, rate in zip(comparable, budget.rates, strict=True)}
+    thresholds = {id(r): budget.threshold(rate) for r, rate in zip(flippable, budget.rates, strict=True)}
     for record in tonight:
         baseline = by_selector.get(selector_of(record))
         if baseline is None:
@@ -240,7 +251,7 @@ def check_records(
                 )
             )
             continue
-        result.checks.append(judge(record, baseline, budget, thresholds[id(record)]))
+        result.checks.append(judge(record, baseline, budget, thresholds.get(id(record), 0.0)))
     seen = {selector_of(r) for r in tonight}
     covered = set(models or ()) | {r.model for r in tonight}
     for baseline in baselines:

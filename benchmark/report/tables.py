@@ -239,10 +239,13 @@ def claim_notes(data: ReportData, claim_id: str) -> dict[str, list[str]]:
 def alarm_lines(budget: AlarmBudget) -> list[str]:
     """The false-alarm budget in words: checks, expected spurious flips without and with the rule."""
     if budget.checks == 0:
-        return ["No check compared with an accepted baseline tonight: nothing can raise a false alarm."]
+        return [
+            "No record tonight has an accepted baseline that is a finding: nothing can raise a false alarm."
+        ]
     thresholds = sorted({budget.threshold(r) for r in budget.rates})
     return [
-        f"Checks tonight (claim x template x probe variant x model with an accepted baseline): {budget.checks}.",
+        f"Checks tonight (claim x template x probe variant x model whose accepted baseline is a finding, the ones "
+        f"that can flip): {budget.checks}.",
         f"Expected spurious flips if every flip failed the night: {budget.expected_without_rule:.2f} (the sum of "
         "each check's calibrated false-finding rate).",
         f"Failure rule: a flip fails the night only when tonight's one-sided p-value for the new finding is at most "
