@@ -338,9 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_run_options(consistency)
     consistency.set_defaults(func=_cmd_consistency)
-    from benchmark.cli import baselines, report  # report, calibration-report, baselines
+    from benchmark.cli import baselines, nightly, report  # report, calibration-report, baselines, nightly
 
-    for module in (baselines, report):
+    for module in (baselines, nightly, report):
         module.add_parser(sub)
     return parser
 
