@@ -201,6 +201,22 @@ def test_a_slow_model_is_split_by_section_then_template(monkeypatch: pytest.Monk
     assert all(s.expected_minutes * SAFETY <= s.timeout_minutes or s.notes for s in split)
 
 
+def test_a_cached_config_is_sized_by_the_engines_memory_planner() -> None:
+    from benchmark.engine.memory import estimate_memory
+    from benchmark.report.walltime import size_from_config
+    from tests.tiny_lalms import tiny_qwen2_audio
+
+    model, _ = tiny_qwen2_audio()
+    model.config.architectures = ["Qwen2AudioForConditionalGeneration"]  # as a hub config names it
+    size = size_from_config(model.config)
+    assert round(size.billions * 1e9) == sum(p.numel() for p in model.parameters())  # the audio tower counted
+    decoder_only = estimate_memory(model.config, batch_size=64, seq_len=256, parameters=1).activation_bytes
+    assert (
+        size.activation_gib * 2**30 > decoder_only / 2
+    )  # bf16 halves the decoder; the encoder's window adds
+    assert size.source == "counted from the config"
+
+
 def test_the_plan_command_writes_the_github_matrix(tmp_path: Path) -> None:
     output = tmp_path / "github_output"
     done = subprocess.run(

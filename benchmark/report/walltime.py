@@ -14,8 +14,10 @@ Every number below is an assumption stated where it is used; the measured ones n
 - memory: weights in bf16 (2 bytes per parameter) plus activations from ``estimate_memory`` when the config is
   known, else :data:`ACTIVATION_FALLBACK_GIB` (twice the largest peak above the weights measured on the H200,
   1.98 GiB for Qwen2-Audio-7B at batch 64, reports/gpu/gpu_full_size.json); the pre-flight's float32 drift
-  check holds a float32 copy (4 bytes per parameter). Usable: :data:`HEADROOM` of one H200's 139 GiB; beyond it the
-  job asks for a two-GPU runner and ``--device-map auto``.
+  check holds a float32 copy (4 bytes per parameter). Usable: the engine's ``HEADROOM`` of one H200's 139 GiB;
+  beyond it the job asks for a two-GPU runner and ``--device-map auto``. With a config at hand
+  (:func:`size_from_config`) the activations are the engine's own estimate (``estimate_memory``, the audio
+  encoder's padded window included).
 - extraction: one H200 in bf16 at the measured engine rate of Ultravox-0.5-Llama-3.1-8B (95.4 inputs/s, 8.72 B
   parameters: reports/performance.md, "GPU"), the slower of the two measured models, scaled inversely with the
   parameter count and never faster than a 1 B model; a speech input counts twice (the measured mix was one third
@@ -39,9 +41,8 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import Any
 
-#: One H200 (reports/gpu): 139 GiB usable by torch, of which the planner may plan HEADROOM.
+#: One H200 (reports/gpu): 139 GiB usable by torch, of which a run may plan the engine's HEADROOM.
 GPU_GIB = 139.0
-HEADROOM = 0.85
 #: Engine rate measured on the H200 for Ultravox-0.5-Llama-3.1-8B (reports/gpu/gpu_full_size.json): inputs/s x B.
 RATE_INPUTS_X_BILLIONS = 95.4 * 8.72
 #: No model runs faster than a 1 B model per input (batching overheads dominate below).
@@ -141,23 +142,65 @@ class Shard:
         )
 
 
+def _whole_model_parameters(config: Any) -> int | None:
+    """Parameters of the config's own architecture (``config.architectures[0]``) built on the meta device.
+
+    Why not only the engine's ``count_parameters``: given a multimodal config it builds the causal-LM part and
+    leaves the audio tower out (a tiny Qwen2-Audio: 107,968 of 124,672); hub configs name their architecture.
+    """
+    import torch
+    import transformers
+
+    names = getattr(config, "architectures", None) or []
+    klass = getattr(transformers, names[0], None) if names else None
+    if klass is None:
+        return None
+    with torch.device("meta"):
+        model = klass(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def size_from_config(config: Any) -> ModelSize:
+    """Parameters counted on the meta device and one batch's activations (64 x 256 tokens, bf16, the audio
+    encoder's padded window where the config has one) from the engine's memory planner."""
+    import torch
+
+    from benchmark.engine.memory import EncoderShape, count_parameters, estimate_memory
+
+    audio = getattr(config, "audio_config", None)
+    encoder = None
+    if audio is not None and all(
+        hasattr(audio, k) for k in ("d_model", "encoder_ffn_dim", "max_source_positions")
+    ):
+        encoder = EncoderShape(
+            width=int(audio.d_model),
+            ffn=int(audio.encoder_ffn_dim),
+            heads=int(getattr(audio, "encoder_attention_heads", 1)),
+            frames=int(audio.max_source_positions),
+            mel_bins=int(getattr(audio, "num_mel_bins", 128)),
+        )
+    count = _whole_model_parameters(config) or count_parameters(config)
+    estimate = estimate_memory(
+        config, batch_size=64, seq_len=256, dtype=torch.bfloat16, parameters=count, encoder=encoder
+    )
+    return ModelSize(count / 1e9, "counted from the config", estimate.activation_bytes / 2**30)
+
+
 def model_size(name: str, hub_id: str | None) -> ModelSize:
-    """Parameters and activations: exact from a locally cached config, else the published count."""
+    """Parameters and activations: from a config in the local hub cache when there is one, else the published
+    count with the fallback activations."""
     if hub_id:
         try:
-            import torch
             from transformers import AutoConfig
 
-            from benchmark.engine.memory import count_parameters, estimate_memory
-
             config = AutoConfig.from_pretrained(hub_id, local_files_only=True, trust_remote_code=False)
-            count = count_parameters(config)
-            estimate = estimate_memory(
-                config, batch_size=64, seq_len=256, dtype=torch.bfloat16, parameters=count
-            )
-            return ModelSize(count / 1e9, "counted from the cached config", estimate.activation_bytes / 2**30)
-        except Exception:  # no cached config (CI, first night) or a config transformers cannot build
-            pass
+        except Exception:  # no cached config (CI, a first night) or one transformers cannot read
+            config = None
+        if config is not None:
+            try:
+                return size_from_config(config)
+            except Exception:  # a config the meta-device build does not take: fall back, said in the source
+                pass
     if name in PUBLISHED_BILLIONS:
         return ModelSize(PUBLISHED_BILLIONS[name], "published count", ACTIVATION_FALLBACK_GIB)
     return ModelSize(UNKNOWN_BILLIONS, "unknown: planned at 35 B", ACTIVATION_FALLBACK_GIB)
@@ -225,6 +268,8 @@ def _job(
 ) -> Shard:
     weights_gib = size.billions * 1e9 * 2 / 2**30
     check_gib = size.billions * 1e9 * 4 / 2**30
+    from benchmark.engine.memory import HEADROOM
+
     usable = GPU_GIB * HEADROOM
     gpus = 1 if max(weights_gib + size.activation_gib, check_gib) <= usable else 2
     load = START_SECONDS + weights_gib / LOAD_GIB_PER_S
