@@ -30,7 +30,8 @@ window.addEventListener('load', () => {
   document.body.setAttribute('data-probe', JSON.stringify({
     matrix: !!table && visible(table), rows: table ? table.tBodies[0].rows.length : 0,
     header: table ? [...table.tHead.rows[0].cells].map(c => c.textContent) : [],
-    unexpected: document.querySelectorAll('#verdict-matrix td.unexpected').length, images}));
+    unexpected: document.querySelectorAll('#verdict-matrix td.unexpected').length,
+    dependent: document.querySelectorAll('#verdict-matrix .dependent').length, images}));
 });
 </script>"""
 
@@ -48,8 +49,8 @@ def probed(tmp_path_factory: pytest.TempPathFactory) -> dict:
             "no headless Chromium installed (apt-get install -y chromium, or set LALM_BENCH_CHROMIUM)"
         )
     out = tmp_path_factory.mktemp("browser")
-    records = [r for r in synthetic_records() if not r.claim_id.startswith("T4")]
-    page = write_report(records, out, compare_to="smollm2-135m-q41")["html"]
+    records = [r for r in synthetic_records() if r.claim_id.startswith(("T3", "S2"))]
+    page = write_report(records, out, compare_to="gemma-3-270m-q4km")["html"]
     probe_page = out / "probe.html"
     probe_page.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
     profile = out / "chromium-profile"
@@ -81,8 +82,14 @@ def probed(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_matrix_is_rendered_and_visible(probed: dict) -> None:
     probe = probed["probe"]
     assert probe["matrix"], "the verdict matrix is missing or not visible"
-    assert probe["rows"] == 2  # T3 and S1
-    assert {"smollm2-135m-q41", "gemma-3-270m-q4km", "reproduces the paper"} <= set(probe["header"])
+    assert probe["rows"] == 2  # T3 and S2
+    assert {
+        "gemma-3-270m-q4km [bare]",
+        "gemma-3-270m-q4km [shared-suffix]",
+        "smollm2-135m-q41 [shared-suffix]",
+        "reproduces the paper",
+    } <= set(probe["header"])
+    assert probe["dependent"] == 2  # T3 on smollm2: holds under bare, fails under shared-suffix
 
 
 def test_every_figure_is_decoded_and_visible(probed: dict) -> None:

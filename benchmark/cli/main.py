@@ -175,31 +175,6 @@ def _cmd_consistency(args: argparse.Namespace) -> int:
     return consistency_main(args)
 
 
-def _cmd_calibration_report(args: argparse.Namespace) -> int:
-    import json
-
-    from benchmark.claims.evaluate import CALIBRATION_FILE, verdict_code_sha256
-    from benchmark.report.calibration import calibration_markdown, calibration_table
-
-    source = Path(args.file) if args.file else CALIBRATION_FILE
-    try:
-        document = json.loads(source.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise BenchError(f"calibration file {source}: cannot be read as JSON ({exc})") from exc
-    if not isinstance(document, dict) or not isinstance(document.get("claims"), dict):
-        raise BenchError(f"calibration file {source}: no 'claims' mapping; is it a calibration.json?")
-    code = verdict_code_sha256()
-    print(calibration_table(document, fmt_name="simple", current_code=code))
-    if args.markdown is not None:
-        shown = "benchmark/claims/calibration.json" if args.file is None else str(source)
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(
-            calibration_markdown(document, source=shown, current_code=code), encoding="utf-8"
-        )
-        print(f"written: {args.markdown}")
-    return 0
-
-
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from benchmark.run.session import calibrate_main
 
@@ -212,35 +187,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return main_check(args)
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
-    from benchmark.report import load_records, write_report
-
-    records = load_records(args.results)
-    written = write_report(records, args.out, compare_to=args.compare_to, baselines_dir=args.baselines)
-    for kind, path in written.items():
-        print(f"{kind}: {path}")
-    return 0
-
-
 def _cmd_expectations(args: argparse.Namespace) -> int:
     from benchmark.claims.expectations import record_measured
     from benchmark.report import load_records
 
     count = record_measured(load_records(args.results), reason=args.reason)
     print(f"recorded {count} measured expectations")
-    return 0
-
-
-def _cmd_baselines(args: argparse.Namespace) -> int:
-    from benchmark.report import load_records
-    from benchmark.report.baselines import regenerate, write_provisional
-
-    records = load_records(args.results)
-    if args.action == "accept":
-        paths = regenerate(records, args.reason or "", baselines_dir=args.baselines)
-    else:
-        paths = write_provisional(records, baselines_dir=args.baselines)
-    print(f"wrote {len(paths)} baselines under {args.baselines}")
     return 0
 
 
@@ -359,26 +311,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(calibrate)
     calibrate.set_defaults(func=_cmd_calibrate)
 
-    calibration_report = sub.add_parser(
-        "calibration-report", help="the calibration file as a table: FPR and power per claim with intervals"
-    )
-    calibration_report.add_argument(
-        "--file", type=Path, default=None, help="calibration JSON. Default: the committed one"
-    )
-    calibration_report.add_argument(
-        "--markdown", type=Path, default=None, help="also write the table as Markdown here"
-    )
-    calibration_report.set_defaults(func=_cmd_calibration_report)
-
-    report = sub.add_parser("report", help="Markdown + HTML report from result records")
-    report.add_argument("results", nargs="+", type=Path, help="record files or folders")
-    report.add_argument("--out", type=Path, default=Path("reports"), help="Default: %(default)r")
-    report.add_argument("--compare-to", default=None, help="MODEL[@REV]: paired deltas against this model")
-    report.add_argument(
-        "--baselines", type=Path, default=Path("reports/baselines"), help="Default: %(default)r"
-    )
-    report.set_defaults(func=_cmd_report)
-
     expectations = sub.add_parser(
         "expectations", help="record measured verdicts as expectations (asks for a reason)"
     )
@@ -386,15 +318,6 @@ def build_parser() -> argparse.ArgumentParser:
     expectations.add_argument("results", nargs="+", type=Path)
     expectations.add_argument("--reason", required=True)
     expectations.set_defaults(func=_cmd_expectations)
-
-    baselines = sub.add_parser("baselines", help="accept (with a reason) or provisionally write baselines")
-    baselines.add_argument("action", choices=["accept", "provisional"])
-    baselines.add_argument("results", nargs="+", type=Path)
-    baselines.add_argument("--reason", default=None)
-    baselines.add_argument(
-        "--baselines", type=Path, default=Path("reports/baselines"), help="Default: %(default)r"
-    )
-    baselines.set_defaults(func=_cmd_baselines)
 
     run = sub.add_parser("run", help="extract, evaluate every claim, write records and the report")
     run.add_argument("--model", action="append", help="repeatable; default: the offline real models")
@@ -428,6 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_run_options(consistency)
     consistency.set_defaults(func=_cmd_consistency)
+    from benchmark.cli import baselines, nightly, report  # report, calibration-report, baselines, nightly
+
+    for module in (baselines, nightly, report):
+        module.add_parser(sub)
     return parser
 
 

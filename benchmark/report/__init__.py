@@ -6,11 +6,14 @@ figures draw the curves and payloads the records store (see :mod:`benchmark.repo
 Public API
 ----------
 ``load_records(paths)``
-    records from files or folders (folders searched recursively for ``<claim>@<version>.json``).
-``write_report(records, out_dir, *, compare_to=None, baselines_dir=None)``
-    writes ``report.md`` (+ ``figures/*.png``) and ``report.html``; returns their paths.
-``baselines.regenerate(records, reason, *, baselines_dir)``
-    accepts records as regression baselines (refuses an empty reason).
+    records from files or folders (folders searched recursively for ``<claim>@<version>[...].json``).
+``write_report(records, out_dir, *, compare_to=None, baselines_dir=None, ...)``
+    writes ``report.md`` (+ ``figures/*.png`` with each curves figure's data as CSV and parquet, and
+    ``curves.csv``/``curves.parquet``) and ``report.html``; returns their paths. Never fails on findings.
+``baselines.accept(records, reason, *, baselines_dir)``
+    accepts records as regression baselines (refuses an empty reason, errors, and a nightly run).
+``regression.check_records(records, baselines_dir, ...)``
+    the nightly's gate: every record against its baseline, with the false-alarm rule of ``alarms``.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from pydantic import ValidationError
 from benchmark.claims.record import ClaimRecord
 from benchmark.core.provenance import utc_now
 from benchmark.report._common import ReportError
+from benchmark.report.calibration import load_calibration
 from benchmark.report.compare import compare_records
-from benchmark.report.context import ReportData
+from benchmark.report.context import RecordKey, ReportData, record_key
 from benchmark.report.figures import render_figures
 from benchmark.report.html import write_html
 from benchmark.report.markdown import write_markdown
@@ -44,7 +48,7 @@ def _record_files(path: Path) -> list[Path]:
 
 
 def load_records(paths: Iterable[Path | str]) -> list[ClaimRecord]:
-    """Every claim record under ``paths`` (files, or folders searched for ``<claim>@<version>.json``)."""
+    """Every claim record under ``paths`` (files, or folders searched for ``<claim>@<version>[...].json``)."""
     records = []
     for path in map(Path, paths):
         for file in _record_files(path):
@@ -56,15 +60,15 @@ def load_records(paths: Iterable[Path | str]) -> list[ClaimRecord]:
 
 
 def _dedupe(records: Sequence[ClaimRecord]) -> tuple[list[ClaimRecord], list[str]]:
-    """Keep the newest record per (claim, model, revision, profile); an older one of the same key is listed."""
-    newest: dict[tuple[str, str, str, str], ClaimRecord] = {}
+    """Keep the newest record per (claim, model, revision, profile, template, variant); older ones are listed."""
+    newest: dict[RecordKey, ClaimRecord] = {}
     dropped = []
     for record in sorted(records, key=lambda r: r.created):
-        key = (record.claim_id, record.model, record.revision, record.profile)
+        key = record_key(record)
         if key in newest:
             old = newest[key]
             dropped.append(
-                f"{old.claim_id}@{old.claim_version} on {old.model} ({old.probe_set_hash[:12]}, "
+                f"{old.claim_id}@{old.claim_version} on {old.model} [{old.template}] ({old.probe_set_hash[:12]}, "
                 f"{old.created}) superseded by the record of {record.created}"
             )
         newest[key] = record
@@ -77,11 +81,19 @@ def write_report(
     *,
     compare_to: str | None = None,
     baselines_dir: Path | None = None,
+    calibration_path: Path | None = None,
+    calibration_size: str = "ci",
+    models: Sequence[str] | None = None,
+    profile: str | None = None,
+    dtype: str | None = None,
 ) -> dict[str, Path]:
     """Write the Markdown and HTML reports under ``out_dir``; returns ``{"markdown", "html", "figures"}``.
 
     ``compare_to`` (``MODEL[@REV]``) adds the release comparison against that model, whose records must be
-    among ``records``; ``baselines_dir`` adds the regression section against the stored baselines.
+    among ``records``; ``baselines_dir`` adds the nightly's regression and false-alarm sections (``models``: the
+    models the run covered, whose baselines must all find a record; ``profile``/``dtype``: the records the gate
+    judges, default all); the rule calibration column reads
+    ``calibration_path`` (default: the committed file) at ``calibration_size``.
     """
     if not records:
         raise ReportError(
@@ -89,11 +101,26 @@ def write_report(
             "the results folder"
         )
     kept, dropped = _dedupe(records)
-    data = ReportData(records=kept, generated=utc_now(), dropped=dropped)
+    calibration = load_calibration(calibration_path)
+    data = ReportData(
+        records=kept,
+        generated=utc_now(),
+        dropped=dropped,
+        calibration=calibration,
+        calibration_size=calibration_size,
+    )
     if compare_to:
         data.comparison = compare_records(kept, compare_to)
     if baselines_dir is not None:
-        data.regression = check_records(kept, Path(baselines_dir))
+        data.regression = check_records(
+            kept,
+            Path(baselines_dir),
+            profile=profile,
+            dtype=dtype,
+            models=models,
+            calibration=calibration,
+            calibration_size=calibration_size,
+        )
     data.figures = render_figures(kept, data.comparison)
     out_dir = Path(out_dir)
     markdown = write_markdown(data, out_dir)

@@ -10,14 +10,13 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import numpy as np
-
 from benchmark.claims.record import ClaimRecord
 from benchmark.core.errors import BenchError
 
-VERDICTS: tuple[str, ...] = ("holds", "fails", "inconclusive", "error", "n/a")
+VERDICTS: tuple[str, ...] = ("holds", "fails", "inconclusive", "n/a", "error")
 _SECTION_ORDER = {"T": 0, "S": 1, "D": 2, "M": 3, "Q": 4}
-PAPER_STATUSES = ("paper-reported", "paper-implied")
+#: Display order of templates: the paper's reading first (CLAIMS.md, "Template").
+TEMPLATE_ORDER: tuple[str, ...] = ("bare", "shared-suffix")
 
 
 class ReportError(BenchError):
@@ -35,6 +34,10 @@ def claim_sort_key(claim_id: str) -> tuple[int, int, str]:
     if not match:
         return (len(_SECTION_ORDER), 0, claim_id)
     return (_SECTION_ORDER.get(match.group(1), len(_SECTION_ORDER)), int(match.group(2)), claim_id)
+
+
+def template_order(template: str) -> tuple[int, str]:
+    return (TEMPLATE_ORDER.index(template) if template in TEMPLATE_ORDER else len(TEMPLATE_ORDER), template)
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
@@ -77,51 +80,6 @@ def column_key(record: ClaimRecord) -> tuple[str, str, str]:
 
 def claim_ids(records: Iterable[ClaimRecord]) -> list[str]:
     return sorted({r.claim_id for r in records}, key=claim_sort_key)
-
-
-def unexpected(record: ClaimRecord) -> bool:
-    """A verdict that leaves its expectation, or a pipeline error: what a reader must look at first."""
-    return record.meets_expectation is False or record.verdict == "error"
-
-
-def expectation_text(record: ClaimRecord) -> str:
-    if record.expectation is None:
-        return "no expectation"
-    return f"expected {record.expectation.verdict}, {record.expectation.status}"
-
-
-def reproduces_paper(record: ClaimRecord) -> str:
-    """Whether a finding matches the paper's: only paper-reported/-implied expectations count."""
-    exp = record.expectation
-    if exp is None or exp.status not in PAPER_STATUSES:
-        return "no paper expectation"
-    if record.verdict not in ("holds", "fails"):
-        return f"undecided ({record.verdict})"
-    return "yes" if record.verdict == exp.verdict else "no"
-
-
-def layer_depths(layers: Sequence[str] | None, n: int) -> np.ndarray:
-    """Relative depth in [0, 1] so models of different depth overlay (the paper's Figure 4).
-
-    With layer names (``emb``, ``block0..block{L-1}``, ``final_norm``): ``emb`` at 0, block i at
-    (i + 1) / (L + 1), ``final_norm`` at 1. Without names, the n points are spread evenly.
-    """
-    if not layers or len(layers) != n:
-        return np.linspace(0.0, 1.0, n) if n > 1 else np.zeros(n)
-    blocks = [int(m.group(1)) for name in layers if (m := re.fullmatch(r"block(\d+)", name))]
-    depth = max(blocks) + 1 if blocks else n
-    out = []
-    for index, name in enumerate(layers):
-        match = re.fullmatch(r"block(\d+)", name)
-        if name == "emb":
-            out.append(0.0)
-        elif name == "final_norm":
-            out.append(1.0)
-        elif match:
-            out.append((int(match.group(1)) + 1) / (depth + 1))
-        else:
-            out.append(index / max(n - 1, 1))
-    return np.asarray(out, dtype=float)
 
 
 def rule_threshold(record: ClaimRecord) -> tuple[str, float] | None:
@@ -183,6 +141,7 @@ def provenance_rows(records: Sequence[ClaimRecord]) -> tuple[list[str], list[lis
         "templates",
         "dtype",
         "device",
+        "cpu",
         "calibration",
         "git commit",
         "versions",
@@ -213,6 +172,7 @@ def provenance_rows(records: Sequence[ClaimRecord]) -> tuple[list[str], list[lis
                 _joined(r.template for r in group),
                 _joined(r.dtype for r in group),
                 _joined(r.device for r in group),
+                _joined(r.cpu for r in group),
                 calibration,
                 _joined(r.git_commit for r in group),
                 " ".join(f"{name}={'|'.join(sorted(v))}" for name, v in sorted(versions.items())),

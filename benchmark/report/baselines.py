@@ -1,10 +1,15 @@
-"""Regression baselines: one reviewable JSON per (model, claim) with the numbers, tolerances and provenance.
+"""Regression baselines: the accepted numbers of each claim record, committed and reviewable.
 
-``reports/baselines/<model-slug>/<claim-id>.json`` holds the effect, its interval, the verdict and the
-per-statistic tolerances in force when it was accepted. Baselines never change silently: :func:`regenerate`
-is the one way to accept new numbers and refuses to run without a reason, which it writes beside the numbers
-with the date and the git commit. A model's first run on a runner with no baseline writes a *provisional* one
-(:func:`write_provisional`): reported against, never trusted, until accepted with ``regenerate``.
+Layout: ``reports/baselines/<profile>/<dtype>/<model>.json``, one file per model run setting, holding one entry
+per claim, template and probe variant. An entry is keyed by claim, claim version, model, revision, probe-set
+hash, template, variant, dtype and profile: the file path and the entry's (claim, template, variant) select it,
+and claim version, revision and probe-set hash must then equal the record's, or the baseline *cannot be matched*
+(a changed claim, checkpoint or probe set is a new experiment; the regression step fails until it is accepted).
+
+Baselines change only through :func:`accept` (``lalm-bench baselines accept RESULTS --reason ...``), which asks
+for a reason and writes it beside the numbers with the date, the commit and the runner. The nightly never writes
+them: :func:`accept` refuses to run when ``LALM_BENCH_NIGHTLY`` is set, so a night cannot compare its records
+with themselves.
 """
 
 from __future__ import annotations
@@ -16,20 +21,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from benchmark.claims.record import ClaimRecord
 from benchmark.core.provenance import REPO_ROOT, git_commit, utc_now
 from benchmark.report._common import ReportError, slug
 
-BASELINE_SCHEMA = "baseline/1"
+BASELINE_SCHEMA = "baselines/2"
 DEFAULT_BASELINES_DIR = REPO_ROOT / "reports" / "baselines"
-REGENERATE_COMMAND = 'lalm-bench baselines accept RESULTS... --reason "why these numbers are right"'
+ACCEPT_COMMAND = 'lalm-bench baselines accept RESULTS... --reason "why these numbers are right"'
+#: Set by ``scripts/nightly.sh``: a run that compares with baselines must not write them.
+NIGHTLY_ENV = "LALM_BENCH_NIGHTLY"
 
 
 @dataclass(frozen=True)
 class Tolerance:
-    """How far a statistic may move from its baseline before the regression section lists it."""
+    """How far a statistic may move from its baseline before the regression section lists it as moved."""
 
     absolute: float
     reason: str
@@ -38,204 +45,207 @@ class Tolerance:
 TOLERANCES: dict[str, Tolerance] = {
     "effect": Tolerance(
         0.02,
-        "primary effects are bounded, scale-free statistics (net silhouettes, retrieval "
-        "accuracies, rank correlations); a seeded rerun on the same weights differs only "
-        "by kernel and dtype drift, far below 0.02, while the rules' margins are ~0.05",
+        "primary effects are bounded, scale-free statistics (net silhouettes, retrieval accuracies, rank "
+        "correlations); a seeded rerun on the same weights differs only by kernel and dtype drift, far below "
+        "0.02, while the rules' margins are 0.02-0.1",
     ),
-    "ci_low": Tolerance(
-        0.03,
-        "bootstrap bounds add resampling noise on top of the effect's drift when the "
-        "number of draws changes between runners",
-    ),
+    "ci_low": Tolerance(0.03, "the bounds add the jackknife's spread, which drift moves a little more"),
     "ci_high": Tolerance(0.03, "as ci_low"),
     "p_value": Tolerance(
-        0.02,
-        "with p = (b+1)/(B+1) at B >= 999 a p-value moves in steps of 0.001; 0.02 "
-        "means the permutation null itself moved",
+        0.02, "a studentised p-value near 0 or 1 barely moves; 0.02 means the statistic moved"
     ),
-    "power": Tolerance(
-        0.05,
-        "power comes from a seeded simulation at the shipped n; 0.05 is beyond its "
-        "Monte-Carlo spread at the simulated seed counts",
-    ),
-    "token_control": Tolerance(
-        0.02,
-        "the token-identity control is the same statistic on layer emb: same scale and drift as the effect",
-    ),
+    "power": Tolerance(0.05, "power is a fixed-seed Monte-Carlo over the jackknife covariance"),
 }
-EXACT: dict[str, str] = {
-    "verdict": "any verdict change is listed: holds <-> fails changes a finding, and a move to or from "
-    "inconclusive/error changes what the run can say",
-}
+
+#: Fields that select a baseline entry for a record.
+SELECTOR = ("model", "profile", "dtype", "claim_id", "template", "variant")
+#: Fields that must then equal the record's, or the baseline cannot be matched.
+IDENTITY = ("claim_version", "revision", "probe_set_hash")
 
 
 class Baseline(BaseModel):
-    """The accepted (or provisional) numbers of one claim on one model, with why and when."""
+    """The accepted numbers of one claim record, with why, when and where they were accepted."""
 
     model_config = ConfigDict(extra="forbid")
 
-    schema_version: str = BASELINE_SCHEMA
-    model: str
-    revision: str
     claim_id: str
     claim_version: int
+    model: str
+    revision: str
     probe_set_hash: str
     template: str
+    variant: str | None
+    dtype: str
     profile: str
-    variant: str | None = None
     verdict: str
     effect: float | None = None
     ci_low: float | None = None
     ci_high: float | None = None
     p_value: float | None = None
     power: float | None = None
-    token_control: float | None = None
-    tolerances: dict[str, float]
-    provisional: bool
+    se: float | None = None
+    df: float | None = None
+    explained_by_tokens: bool | None = None
+    probe_set: str
     reason: str
-    accepted: str | None = None
+    accepted: str
     git_commit: str | None = None
     runner: str
     device: str
-    dtype: str
     record_created: str
-    written: str
 
-    def key(self) -> dict[str, object]:
-        return {
-            "revision": self.revision,
-            "claim_version": self.claim_version,
-            "probe_set_hash": self.probe_set_hash,
-            "template": self.template,
-            "profile": self.profile,
-        }
+    def selector(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in SELECTOR)
+
+    def describe(self) -> str:
+        variant = f",{self.variant}" if self.variant else ""
+        return f"{self.claim_id}@{self.claim_version} on {self.model} [{self.template}{variant}]"
 
 
-def record_key(record: ClaimRecord) -> dict[str, object]:
-    """The fields that must match for a record to be compared with a baseline."""
-    return {
-        "revision": record.revision,
-        "claim_version": record.claim_version,
-        "probe_set_hash": record.probe_set_hash,
-        "template": record.template,
-        "profile": record.profile,
-    }
+def selector_of(record: ClaimRecord) -> tuple[object, ...]:
+    return tuple(getattr(record, name) for name in SELECTOR)
+
+
+def identity_differences(baseline: Baseline, record: ClaimRecord) -> list[str]:
+    """``field baseline -> record`` for each identity field that differs (empty: the baseline matches)."""
+    return [
+        f"{name} {str(getattr(baseline, name))[:16]} -> {str(getattr(record, name))[:16]}"
+        for name in IDENTITY
+        if getattr(baseline, name) != getattr(record, name)
+    ]
 
 
 def current_runner() -> str:
-    """The runner's name: ``$LALM_BENCH_RUNNER``, GitHub's ``$RUNNER_NAME``, else the host name."""
+    """``$LALM_BENCH_RUNNER``, GitHub's ``$RUNNER_NAME``, else the host name."""
     return (
         os.environ.get("LALM_BENCH_RUNNER") or os.environ.get("RUNNER_NAME") or platform.node() or "unknown"
     )
 
 
-def baseline_path(baselines_dir: Path, model: str, claim_id: str) -> Path:
-    return Path(baselines_dir) / slug(model) / f"{slug(claim_id)}.json"
+def baseline_file(baselines_dir: Path, model: str, profile: str, dtype: str) -> Path:
+    return Path(baselines_dir) / slug(profile) / slug(dtype) / f"{slug(model)}.json"
 
 
-def load_baseline(baselines_dir: Path, model: str, claim_id: str) -> Baseline | None:
-    path = baseline_path(baselines_dir, model, claim_id)
-    if not path.exists():
-        return None
+def _read(path: Path) -> list[Baseline]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return Baseline.model_validate(data)
-    except (ValueError, TypeError) as error:
+        if data.get("schema") != BASELINE_SCHEMA:
+            raise ValueError(f"schema {data.get('schema')!r}, expected {BASELINE_SCHEMA!r}")
+        return [Baseline.model_validate(entry) for entry in data["entries"]]
+    except (OSError, ValueError, KeyError, TypeError, ValidationError) as error:
         raise ReportError(
-            f"baseline {path} is unreadable ({error}); fix it or regenerate it with `{REGENERATE_COMMAND}`"
+            f"baseline file {path} is unreadable ({error}); fix it or accept new baselines with "
+            f"`{ACCEPT_COMMAND}`"
         ) from error
 
 
-def _baseline(record: ClaimRecord, *, provisional: bool, reason: str, runner: str) -> Baseline:
+def load_baselines(
+    baselines_dir: Path, *, profile: str | None = None, dtype: str | None = None
+) -> list[Baseline]:
+    """Every accepted baseline under ``baselines_dir`` (optionally of one profile and dtype)."""
+    root = Path(baselines_dir)
+    pattern = f"{slug(profile) if profile else '*'}/{slug(dtype) if dtype else '*'}/*.json"
+    found = []
+    for path in sorted(root.glob(pattern)):
+        entries = _read(path)
+        wrong = [b.describe() for b in entries if baseline_file(root, b.model, b.profile, b.dtype) != path]
+        if wrong:
+            raise ReportError(f"baseline file {path} holds entries of another model or setting: {wrong[:3]}")
+        found += entries
+    return found
+
+
+def _entry(record: ClaimRecord, reason: str, runner: str) -> Baseline:
     m = record.measurement
     return Baseline(
-        model=record.model,
-        revision=record.revision,
         claim_id=record.claim_id,
         claim_version=record.claim_version,
+        model=record.model,
+        revision=record.revision,
         probe_set_hash=record.probe_set_hash,
         template=record.template,
-        profile=record.profile,
         variant=record.variant,
+        dtype=record.dtype,
+        profile=record.profile,
         verdict=record.verdict,
         effect=m.effect if m else None,
         ci_low=m.ci_low if m else None,
         ci_high=m.ci_high if m else None,
         p_value=m.p_value if m else None,
         power=m.power if m else None,
-        token_control=m.token_control if m else None,
-        tolerances={name: tol.absolute for name, tol in TOLERANCES.items()},
-        provisional=provisional,
+        se=m.se if m else None,
+        df=m.df if m else None,
+        explained_by_tokens=m.explained_by_tokens if m else None,
+        probe_set=record.probe_set,
         reason=reason,
-        accepted=None if provisional else utc_now(),
+        accepted=utc_now(),
         git_commit=git_commit(),
         runner=runner,
         device=record.device,
-        dtype=record.dtype,
         record_created=record.created,
-        written=utc_now(),
     )
 
 
-def _write(path: Path, baseline: Baseline) -> Path:
+def _write(path: Path, entries: list[Baseline]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
+    entries = sorted(entries, key=lambda b: (b.claim_id, b.template, str(b.variant)))
+    first = entries[0]
+    document = {
+        "schema": BASELINE_SCHEMA,
+        "model": first.model,
+        "profile": first.profile,
+        "dtype": first.dtype,
+        "entries": [b.model_dump(mode="json") for b in entries],
+    }
     temp = path.with_suffix(".json.tmp")
-    temp.write_text(
-        json.dumps(baseline.model_dump(mode="json"), indent=1, allow_nan=False) + "\n", encoding="utf-8"
-    )
+    temp.write_text(json.dumps(document, indent=1, allow_nan=False) + "\n", encoding="utf-8")
     temp.replace(path)
     return path
 
 
-def regenerate(
+def accept(
     records: Iterable[ClaimRecord],
     reason: str,
     *,
     baselines_dir: Path = DEFAULT_BASELINES_DIR,
     runner: str | None = None,
 ) -> list[Path]:
-    """Accept these records as the baselines (no longer provisional); the only way a baseline changes.
-
-    Refuses an empty reason. Records with verdict ``error`` are refused too: a broken pipeline is never a
-    baseline. Returns the written paths.
-    """
+    """Accept these records as baselines (replacing entries of the same claim, template and variant); the only
+    way a baseline changes. Refuses an empty reason, pipeline errors, and a nightly run."""
+    if os.environ.get(NIGHTLY_ENV, "") not in ("", "0"):
+        raise ReportError(
+            f"{NIGHTLY_ENV} is set: the nightly compares with baselines and never writes them; accept baselines "
+            "from a reviewed run's results with a reason, outside the nightly"
+        )
     if not reason or not reason.strip():
         raise ReportError(
-            f"regenerating baselines needs a reason (what changed and why the new numbers are "
-            f"right): {REGENERATE_COMMAND}"
+            f"accepting baselines needs a reason (what changed and why the new numbers are right): "
+            f"{ACCEPT_COMMAND}"
         )
     records = list(records)
     if not records:
         raise ReportError("no records to accept as baselines")
-    broken = [f"{r.claim_id} on {r.model}" for r in records if r.verdict == "error"]
+    broken = [f"{r.claim_id} on {r.model} [{r.template}]" for r in records if r.verdict == "error"]
     if broken:
         raise ReportError(
-            f"refusing to accept pipeline errors as baselines: {', '.join(broken)}; fix the "
-            f"run or pass only the records to accept"
+            f"refusing to accept pipeline errors as baselines: {', '.join(broken)}; fix the run or pass only "
+            "the records to accept"
         )
     runner = runner or current_runner()
-    return [
-        _write(
-            baseline_path(baselines_dir, r.model, r.claim_id),
-            _baseline(r, provisional=False, reason=reason.strip(), runner=runner),
-        )
-        for r in records
-    ]
-
-
-def write_provisional(
-    records: Iterable[ClaimRecord],
-    *,
-    baselines_dir: Path = DEFAULT_BASELINES_DIR,
-    runner: str | None = None,
-) -> list[Path]:
-    """First baselines for (model, claim) pairs that have none; existing baselines are never touched."""
-    runner = runner or current_runner()
-    written = []
+    by_file: dict[Path, list[ClaimRecord]] = {}
     for record in records:
-        path = baseline_path(baselines_dir, record.model, record.claim_id)
-        if path.exists() or record.verdict == "error":
-            continue
-        reason = f"first run on runner {runner!r}: provisional until accepted with `{REGENERATE_COMMAND}`"
-        written.append(_write(path, _baseline(record, provisional=True, reason=reason, runner=runner)))
+        by_file.setdefault(
+            baseline_file(baselines_dir, record.model, record.profile, record.dtype), []
+        ).append(record)
+    written = []
+    for path, group in sorted(by_file.items()):
+        kept = {b.selector(): b for b in (_read(path) if path.exists() else [])}
+        for record in group:
+            kept[selector_of(record)] = _entry(record, reason.strip(), runner)
+        written.append(_write(path, list(kept.values())))
     return written
+
+
+def accepted_models(baselines_dir: Path, *, profile: str, dtype: str) -> set[str]:
+    """Models with at least one accepted baseline at this profile and dtype (the nightly gates only those)."""
+    return {b.model for b in load_baselines(baselines_dir, profile=profile, dtype=dtype)}

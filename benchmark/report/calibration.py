@@ -170,6 +170,19 @@ def rule_calibration_cell(document: Mapping[str, Any], claim_id: str, template: 
     )
 
 
+def matrix_calibration_cell(
+    document: Mapping[str, Any], claim_id: str, templates: list[str], size: str = "ci"
+) -> str:
+    """The verdict matrix's "rule calibration" cell: each template's entry at ``size`` (cross-model ids read
+    their claim's), or one "calibration stale" when the file is marked stale; "no calibration file" without one."""
+    if not document:
+        return "no calibration file"
+    if document.get("stale"):
+        return "calibration stale (recalibration pending)"
+    claim = claim_id.split("[", 1)[0]
+    return "; ".join(f"{t}: {rule_calibration_cell(document, claim, t, size)}" for t in templates)
+
+
 def calibration_markdown(document: Mapping[str, Any], *, source: str, current_code: str | None = None) -> str:
     """``reports/calibration.md``: the design, the targets, how to read the statuses, and the table."""
     targets = document.get("targets", {})

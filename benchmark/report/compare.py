@@ -1,11 +1,13 @@
 """Release comparison: each claim's effect on a model minus the same claim's effect on a reference model.
 
-Paired when both records store the resample draws of their effect (``payloads["effect_draws"]``, drawn with
-the same seed so draw i of both models used the same resample of the probe set): the interval is the
-percentile interval of the paired differences. Otherwise unpaired: the difference of two independent normal
-approximations recovered from the records' intervals, which is conservative when the draws are positively
-correlated; the table says which method gave each interval. This is arithmetic on stored numbers, not a new
-statistic over latents.
+Paired when both records decide on one part and store its delete-one-unit jackknife replicates over the same
+unit levels (``payloads["parts"]``; the same probe set gives the same meanings, transcripts or speakers): the
+difference's replicates are the unit-by-unit differences, and its one-sided bounds at the rule's alpha come from
+the same studentised jackknife the claims use (:mod:`benchmark.stats.kit`), as for the cross-model claims.
+Otherwise (several parts reduced by min/max, other units) unpaired: the two effects as independent normals with
+the records' standard errors (or, when a record has none, the one recovered from its one-sided bounds), which is
+conservative when the models' estimates are positively correlated. The table says which method gave each
+interval. This is arithmetic on stored numbers, not a new statistic over latents.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 
 from benchmark.claims.record import ClaimRecord
 from benchmark.report._common import ReportError, confidence_level
-
-MIN_PAIRED_DRAWS = 50  # fewer draws make a percentile interval's tails meaningless
+from benchmark.stats.kit import Estimate
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,9 @@ class Delta:
     claim_version: int
     model: str
     revision: str
+    template: str
+    variant: str | None
+    primary: bool
     reference_model: str
     reference_revision: str
     effect: float
@@ -38,7 +43,7 @@ class Delta:
     delta: float
     ci_low: float
     ci_high: float
-    level: float
+    level: float  # of each one-sided bound
     method: str
     note: str = ""
 
@@ -56,7 +61,8 @@ class Comparison:
     reference_revision: str
     deltas: list[Delta] = field(default_factory=list)
     skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (claim, model, reason)
-    reference_records: dict[str, ClaimRecord] = field(default_factory=dict)
+    #: the reference's records by (claim, template, variant)
+    reference_records: dict[tuple[str, str, str | None], ClaimRecord] = field(default_factory=dict)
 
 
 def parse_target(target: str) -> tuple[str, str | None]:
@@ -67,37 +73,45 @@ def parse_target(target: str) -> tuple[str, str | None]:
     return model, revision or None
 
 
-def _draws(record: ClaimRecord) -> np.ndarray | None:
-    raw = record.measurement.payloads.get("effect_draws") if record.measurement else None
-    if not isinstance(raw, list) or len(raw) < MIN_PAIRED_DRAWS:
+def _single_part(record: ClaimRecord) -> dict[str, Any] | None:
+    parts = record.measurement.payloads.get("parts") if record.measurement else None
+    if not isinstance(parts, dict) or len(parts) != 1:
         return None
-    draws = np.asarray(raw, dtype=float)
-    return draws if np.all(np.isfinite(draws)) else None
+    part = next(iter(parts.values()))
+    return part if isinstance(part, dict) and {"levels", "replicates"} <= part.keys() else None
+
+
+def _se(record: ClaimRecord, alpha: float) -> float:
+    m = record.measurement
+    assert m is not None
+    if m.se is not None and math.isfinite(m.se):
+        return float(m.se)
+    return (m.ci_high - m.ci_low) / (2 * NormalDist().inv_cdf(1 - alpha))
 
 
 def paired_delta(record: ClaimRecord, reference: ClaimRecord) -> tuple[float, float, str, str]:
-    """(low, high, method, note) of ``record - reference``: paired draws when possible, else unpaired."""
+    """(low, high, method, note) of ``record - reference``: one-sided bounds at the rule's alpha each, paired
+    by unit when possible, else unpaired."""
     assert record.measurement is not None and reference.measurement is not None
-    level = confidence_level(record)
-    a, b = _draws(record), _draws(reference)
+    alpha = 1.0 - confidence_level(record)
     delta = record.measurement.effect - reference.measurement.effect
-    why_unpaired = ""
-    if a is not None and b is not None:
-        if a.size != b.size:
-            why_unpaired = f"draw counts differ ({a.size} vs {b.size})"
-        elif record.seed != reference.seed:
-            why_unpaired = f"resample seeds differ ({record.seed} vs {reference.seed})"
-        else:
-            tail = (1.0 - level) / 2
-            low, high = np.quantile(a - b, [tail, 1.0 - tail])
-            return float(low), float(high), "paired bootstrap", f"{a.size} paired draws"
-    else:
-        missing = [r.model for r, d in ((record, a), (reference, b)) if d is None]
-        why_unpaired = "no effect_draws stored for " + ", ".join(missing)
-    z = NormalDist().inv_cdf(0.5 + level / 2)
-    se = [(r.measurement.ci_high - r.measurement.ci_low) / (2 * z) for r in (record, reference)]  # type: ignore[union-attr]
-    half = z * math.sqrt(se[0] ** 2 + se[1] ** 2)
-    return delta - half, delta + half, "unpaired normal approx.", why_unpaired + "; interval from the two CIs"
+    a, b = _single_part(record), _single_part(reference)
+    if a is not None and b is not None and a["levels"] == b["levels"]:
+        replicates = {
+            unit: np.asarray(a["replicates"][unit], dtype=float) - np.asarray(reps, dtype=float)
+            for unit, reps in b["replicates"].items()
+        }
+        estimate = Estimate(value=delta, replicates=replicates, null=np.zeros(1))
+        low, high = estimate.bounds(alpha)
+        units = ", ".join(f"{len(v)} {u}" for u, v in a["levels"].items())
+        return low, high, "paired jackknife", f"differences unit by unit over {units}"
+    why = (
+        "unit levels differ"
+        if a is not None and b is not None
+        else "the effect reduces several parts (or a record stores no part replicates)"
+    )
+    half = NormalDist().inv_cdf(1 - alpha) * math.sqrt(_se(record, alpha) ** 2 + _se(reference, alpha) ** 2)
+    return delta - half, delta + half, "unpaired normal approx.", f"{why}; standard errors of the two records"
 
 
 def _match_key(record: ClaimRecord) -> tuple[object, ...]:
@@ -124,7 +138,10 @@ def compare_records(records: Sequence[ClaimRecord], target: str) -> Comparison:
         )
     references = {_match_key(r): r for r in candidates}
     comparison = Comparison(
-        target, model, revisions[0], reference_records={r.claim_id: r for r in candidates}
+        target,
+        model,
+        revisions[0],
+        reference_records={(r.claim_id, r.template, r.variant): r for r in candidates},
     )
     for record in records:
         if record.model == model:
@@ -134,8 +151,8 @@ def compare_records(records: Sequence[ClaimRecord], target: str) -> Comparison:
             comparison.skipped.append(
                 (
                     record.claim_id,
-                    record.model,
-                    f"no record of {model} for this claim, version, template and profile",
+                    f"{record.model} [{record.template}]",
+                    f"no record of {model} for this claim, version, template, variant and profile",
                 )
             )
             continue
@@ -143,14 +160,16 @@ def compare_records(records: Sequence[ClaimRecord], target: str) -> Comparison:
             comparison.skipped.append(
                 (
                     record.claim_id,
-                    record.model,
+                    f"{record.model} [{record.template}]",
                     f"different probe sets ({record.probe_set_hash[:12]} vs {reference.probe_set_hash[:12]})",
                 )
             )
             continue
         if record.measurement is None or reference.measurement is None:
             verdicts = f"{record.verdict} vs {reference.verdict}"
-            comparison.skipped.append((record.claim_id, record.model, f"no effect to compare ({verdicts})"))
+            comparison.skipped.append(
+                (record.claim_id, f"{record.model} [{record.template}]", f"no effect to compare ({verdicts})")
+            )
             continue
         low, high, method, note = paired_delta(record, reference)
         comparison.deltas.append(
@@ -159,6 +178,9 @@ def compare_records(records: Sequence[ClaimRecord], target: str) -> Comparison:
                 claim_version=record.claim_version,
                 model=record.model,
                 revision=record.revision,
+                template=record.template,
+                variant=record.variant,
+                primary=record.primary_template and record.primary_variant,
                 reference_model=model,
                 reference_revision=reference.revision,
                 effect=record.measurement.effect,

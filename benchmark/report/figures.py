@@ -2,12 +2,12 @@
 
 Payload conventions the figures read (all optional; a claim without them still gets its effect plot):
 
-``measurement.curves``
-    ``{series: [value per layer]}``, e.g. ``{"language": [...], "meaning": [...]}``; a series ``X`` with
-    ``X.lo`` and ``X.hi`` beside it is drawn with that band. Drawn on relative depth (the paper's Figure 4;
-    Figure 12 for the modality-separation claims) so models of different depth overlay.
-``payloads["layers"]``
-    layer names of the curves (``emb``, ``block0``.., ``final_norm``), which place them on relative depth.
+``measurement.curves`` and ``payloads["columns"]``
+    per-layer series (``net``, ``net/se``; components prefixed), read through :mod:`benchmark.report.curves`:
+    drawn on relative depth (the paper's Figure 4) so models of different depth overlay, one colour per model
+    and one line style per template, with a band of +-1 standard error, and the token-control columns
+    (``tok_last``, ``tok_mean``) as horizontal markers right of ``final_norm``. The points behind each curves
+    figure travel with it (``RenderedFigure.points``) and are written beside the PNG as CSV and parquet.
 ``payloads["tsne"]``
     ``{"labels": {axis: [label per point]}, "layers": {layer: [[x, y] per point]}}``: one row of panels per
     labelling, one column per layer (Figures 3, 6, 8, 10, 11).
@@ -22,6 +22,7 @@ any ``{"rows", "cols", "values"}`` dict in ``payloads`` (also one level down, e.
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,8 +33,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from benchmark.claims.record import ClaimRecord
-from benchmark.report._common import claim_ids, layer_depths, rule_threshold, slug
+from benchmark.report._common import claim_ids, rule_threshold, slug, template_order
 from benchmark.report.compare import Comparison
+from benchmark.report.curves import CONTROL_COLUMNS, CurvePoint, curve_points
 
 DPI = 80
 MAX_TSNE_LAYERS = 6
@@ -56,6 +58,7 @@ class RenderedFigure:
     caption: str
     png: bytes
     model: str | None = None
+    points: tuple[CurvePoint, ...] = ()
 
 
 def _png(fig: Figure) -> bytes:
@@ -86,13 +89,28 @@ def _interval(ax: Any, y: float, point: float, low: float, high: float, colour: 
     ax.plot([point], [y], marker=marker, color=colour, linestyle="none")
 
 
+#: Line style and marker of each template (the paper's reading solid).
+TEMPLATE_STYLES: dict[str, tuple[str, str]] = {"bare": ("-", "o"), "shared-suffix": ("--", "s")}
+#: x positions of the token-control markers, right of final_norm (relative depth 1).
+CONTROL_X: dict[str, float] = {"tok_last": 1.1, "tok_mean": 1.2}
+
+
+def _style(template: str) -> tuple[str, str]:
+    return TEMPLATE_STYLES.get(template, (":", "^"))
+
+
+def _row_label(record: ClaimRecord) -> str:
+    variant = "" if record.primary_variant or not record.variant else f",{record.variant}"
+    return f"{record.model} [{record.template}{variant}]"
+
+
 def effect_figure(claim_id: str, records: Sequence[ClaimRecord]) -> RenderedFigure:
-    """Each model's effect with its interval beside the rule's margin; models without one show their verdict."""
-    fig = Figure(figsize=(6.4, 0.5 + 0.45 * len(records)), layout="constrained")
+    """Each record's effect with its interval beside the rule's margin (marker: template, hollow: secondary
+    variant), and the token controls' values of the compared part (hollow diamond: compared, x: tok_last,
+    +: tok_mean); records without an effect show their verdict."""
+    fig = Figure(figsize=(6.8, 0.6 + 0.42 * len(records)), layout="constrained")
     ax = fig.add_subplot()
-    labels = []
     for y, record in enumerate(records):
-        labels.append(f"{record.model}@{record.revision[:8]}")
         colour = VERDICT_COLOURS.get(record.verdict, "black")
         m = record.measurement
         if m is None:
@@ -106,9 +124,28 @@ def effect_figure(claim_id: str, records: Sequence[ClaimRecord]) -> RenderedFigu
                 color=colour,
             )
             continue
-        _interval(ax, y, m.effect, m.ci_low, m.ci_high, colour, "o")
-        if m.token_control is not None:
-            ax.plot([m.token_control], [y], marker="x", color="black", linestyle="none")
+        marker = _style(record.template)[1]
+        ax.plot([m.ci_low, m.ci_high], [y, y], color=colour, linewidth=2, marker="|", markersize=12)
+        ax.plot(
+            [m.effect],
+            [y],
+            marker=marker,
+            color=colour,
+            linestyle="none",
+            markerfacecolor=colour if record.primary_variant else "white",
+        )
+        controls = m.token_controls
+        for name, symbol in (("compared", "D"), ("tok_last", "x"), ("tok_mean", "+")):
+            if name in controls:  # drawn just above the row, so they never hide the effect's marker
+                ax.plot(
+                    [controls[name]],
+                    [y + 0.28],
+                    marker=symbol,
+                    color="black",
+                    linestyle="none",
+                    markerfacecolor="none",
+                    markersize=5,
+                )
     threshold = rule_threshold(records[0])
     if threshold:
         ax.axvline(threshold[1], color="grey", linestyle="--", linewidth=1)
@@ -122,110 +159,156 @@ def effect_figure(claim_id: str, records: Sequence[ClaimRecord]) -> RenderedFigu
             color="grey",
         )
     ax.axvline(0.0, color="black", linewidth=0.5)
-    ax.set_yticks(range(len(records)), labels, fontsize=8)
+    ax.set_yticks(range(len(records)), [_row_label(r) for r in records], fontsize=7)
     ax.set_ylim(-0.7, len(records) - 0.3)
-    ax.set_xlabel("effect (net of the null); x: token-identity control", fontsize=8)
+    ax.set_xlabel(
+        "effect and interval; above each row, token controls (◇ compared, x tok_last, + tok_mean)",
+        fontsize=8,
+    )
     return RenderedFigure(
         f"{slug(claim_id)}-effect.png",
         claim_id,
         "effect",
-        "Primary effect and interval per model, coloured by verdict; dashed: the rule's margin.",
+        "Effect and interval per model and template (o bare, s shared-suffix; hollow: secondary probe variant), "
+        "coloured by verdict; dashed: the rule's margin; black: the compared part on token embeddings.",
         _png(fig),
     )
 
 
-def _series(curves: dict[str, list[float]]) -> list[str]:
-    return [name for name in curves if not name.endswith((".lo", ".hi"))]
+def _depth_axis(ax: Any, with_controls: bool) -> None:
+    ax.set_xlabel("relative depth (emb = 0, final_norm = 1)", fontsize=8)
+    if with_controls:
+        ax.set_xlim(-0.02, max(CONTROL_X.values()) + 0.07)
+        ax.axvline(1.05, color="#bdbdbd", linewidth=0.6)
+        ticks = [0.0, 0.25, 0.5, 0.75, 1.0, *CONTROL_X.values()]
+        labels = ["0", ".25", ".5", ".75", "1", *(name.replace("_", "\n") for name in CONTROL_X)]
+        ax.set_xticks(ticks, labels, fontsize=7)
+    else:
+        ax.set_xlim(-0.02, 1.02)
+
+
+def _draw_series(ax: Any, points: Sequence[CurvePoint], colour: Any, label: str) -> None:
+    """One record's series: the line over layers with its +-se band, control columns as horizontal markers."""
+    style = _style(points[0].template)[0]
+    layers = [p for p in points if not p.control]
+    depth = np.array([p.depth for p in layers])
+    value = np.array([p.value for p in layers])
+    se = np.array([p.se for p in layers])
+    ax.plot(depth, value, linestyle=style, color=colour, marker=".", markersize=3, label=label)
+    if np.isfinite(se).any():
+        ax.fill_between(depth, value - se, value + se, color=colour, alpha=0.12, linewidth=0)
+    for p in points:
+        if p.control:
+            ax.plot(
+                [CONTROL_X[p.column]],
+                [p.value],
+                marker="_",
+                markersize=14,
+                markeredgewidth=2.5,
+                color=colour,
+                linestyle="none",
+                alpha=1.0 if style == "-" else 0.6,
+            )
 
 
 def curves_figure(claim_id: str, records: Sequence[ClaimRecord], *, title: str = "") -> RenderedFigure | None:
-    """Per-layer curves, one panel per series (label), models overlaid on relative depth (Figure 4 / 12)."""
-    with_curves = [r for r in records if r.measurement is not None and r.measurement.curves]
-    if not with_curves:
+    """Per-layer curves, one panel per series, each model in one colour with one line style per template
+    (solid: bare, dashed: shared-suffix) on relative depth; token controls as horizontal markers."""
+    primary = [r for r in records if r.primary_variant and r.measurement is not None and r.measurement.curves]
+    points = curve_points(primary)
+    if not points:
         return None
-    series = list(dict.fromkeys(name for r in with_curves for name in _series(r.measurement.curves)))
+    series = list(dict.fromkeys(p.series for p in points))
+    models = list(dict.fromkeys(p.model for p in points))
+    colours = dict(zip(models, _palette(len(models)), strict=True))
     columns = min(len(series), 3)
     rows = -(-len(series) // columns)
-    fig = Figure(figsize=(3.6 * columns, 2.8 * rows + 0.4), layout="constrained")
+    fig = Figure(figsize=(max(3.9 * columns, 6.0), 2.9 * rows + 0.9), layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
-    colours = _palette(len(with_curves))
+    with_controls = any(p.control for p in points)
     for ax, name in zip(axes, series, strict=False):
-        for colour, record in zip(colours, with_curves, strict=True):
-            curves = record.measurement.curves  # type: ignore[union-attr]
-            if name not in curves:
-                continue
-            values = np.asarray(curves[name], dtype=float)
-            depth = layer_depths(record.measurement.payloads.get("layers"), values.size)  # type: ignore[union-attr]
-            ax.plot(depth, values, marker=".", color=colour, label=f"{record.model} ({values.size} layers)")
-            if f"{name}.lo" in curves and f"{name}.hi" in curves:
-                ax.fill_between(depth, curves[f"{name}.lo"], curves[f"{name}.hi"], color=colour, alpha=0.2)
+        for record in sorted(primary, key=lambda r: (r.model, template_order(r.template))):
+            mine = [
+                p
+                for p in points
+                if p.series == name
+                and p.model == record.model
+                and p.template == record.template
+                and p.revision == record.revision
+            ]
+            if mine:
+                layers = sum(not p.control for p in mine)
+                _draw_series(
+                    ax, mine, colours[record.model], f"{record.model} [{record.template}] ({layers} layers)"
+                )
         ax.set_title(name, fontsize=9)
-        ax.set_xlabel("relative depth (emb = 0, final_norm = 1)", fontsize=8)
-        ax.set_xlim(0, 1)
+        _depth_axis(ax, with_controls)
     for ax in axes[len(series) :]:
         ax.set_visible(False)
-    axes[0].legend(fontsize=7)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=6)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(textwrap.fill(title, width=int(55 * max(columns, 1.5))), fontsize=9)
+    controls = " and ".join(c for c in CONTROL_COLUMNS if any(p.column == c for p in points))
     return RenderedFigure(
         f"{slug(claim_id)}-curves.png",
         claim_id,
         "curves",
-        "Per-layer values by series on a relative-depth axis, one line per model.",
+        "Per-layer values on relative depth, one colour per model, solid: bare, dashed: shared-suffix; band: "
+        "+-1 standard error"
+        + (f"; right of final_norm: the token controls {controls} (horizontal markers)" if controls else "")
+        + ". Data: the CSV and parquet files of the same name.",
         _png(fig),
+        points=tuple(curve_points([r for r in records if r.measurement is not None])),
     )
 
 
 def compare_figure(
     claim_id: str, comparison: Comparison, records: Sequence[ClaimRecord]
 ) -> RenderedFigure | None:
-    """Deltas against the reference with their intervals, and both models' curves overlaid (reference dashed)."""
+    """Deltas against the reference with their intervals (one row per model and template), and the curves of
+    the primary template overlaid with the reference's (black)."""
     deltas = [d for d in comparison.deltas if d.claim_id == claim_id]
     if not deltas:
         return None
-    reference = comparison.reference_records.get(claim_id)
-    by_model = {r.model: r for r in records}
-    ref_curves = reference.measurement.curves if reference and reference.measurement else {}
-    series = _series(ref_curves)
-    fig = Figure(
-        figsize=(3.8 * (1 + min(len(series), 2)), 0.8 + max(2.4, 0.5 * len(deltas))), layout="constrained"
-    )
-    axes = fig.subplots(1, 1 + min(len(series), 2), squeeze=False).ravel()
+    primary = next((d for d in deltas if d.primary), deltas[0])
+    reference = comparison.reference_records.get((claim_id, primary.template, primary.variant))
+    shown = [
+        r
+        for r in records
+        if r.template == primary.template
+        and r.variant == primary.variant
+        and r.model != comparison.reference_model
+    ]
+    points = curve_points([reference, *shown] if reference is not None else shown)
+    series = list(dict.fromkeys(p.series for p in points))[:2]
+    fig = Figure(figsize=(3.9 * (1 + len(series)), 0.8 + max(2.4, 0.45 * len(deltas))), layout="constrained")
+    axes = fig.subplots(1, 1 + len(series), squeeze=False).ravel()
     ax = axes[0]
     for y, delta in enumerate(deltas):
         colour = "#c62828" if delta.excludes_zero else "#455a64"
-        _interval(ax, y, delta.delta, delta.ci_low, delta.ci_high, colour, "s")
+        _interval(ax, y, delta.delta, delta.ci_low, delta.ci_high, colour, _style(delta.template)[1])
     ax.axvline(0.0, color="black", linewidth=0.5)
-    ax.set_yticks(range(len(deltas)), [d.model for d in deltas], fontsize=8)
+    ax.set_yticks(range(len(deltas)), [f"{d.model} [{d.template}]" for d in deltas], fontsize=7)
     ax.set_ylim(-0.7, len(deltas) - 0.3)
     ax.set_xlabel(f"effect - effect({comparison.reference_model})", fontsize=8)
-    colours = _palette(len(deltas))
+    models = [m for m in dict.fromkeys(p.model for p in points) if m != comparison.reference_model]
+    colours = dict(zip(models, _palette(len(models)), strict=True)) | {comparison.reference_model: "black"}
     for ax, name in zip(axes[1:], series, strict=False):
-        values = np.asarray(ref_curves[name], dtype=float)
-        depth = layer_depths(reference.measurement.payloads.get("layers"), values.size)  # type: ignore[union-attr]
-        ax.plot(
-            depth, values, color="black", linestyle="--", label=f"{comparison.reference_model} (reference)"
-        )
-        for colour, delta in zip(colours, deltas, strict=True):
-            record = by_model.get(delta.model)
-            if record is None or record.measurement is None or name not in record.measurement.curves:
-                continue
-            other = np.asarray(record.measurement.curves[name], dtype=float)
-            ax.plot(
-                layer_depths(record.measurement.payloads.get("layers"), other.size),
-                other,
-                color=colour,
-                label=f"{delta.model}: delta {delta.delta:+.3f} [{delta.ci_low:+.3f}, {delta.ci_high:+.3f}]",
-            )
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel("relative depth", fontsize=8)
+        for model in [comparison.reference_model, *models]:
+            mine = [p for p in points if p.series == name and p.model == model]
+            if mine:
+                suffix = " (reference)" if model == comparison.reference_model else ""
+                _draw_series(ax, mine, colours[model], f"{model}{suffix}")
+        ax.set_title(f"{name} [{primary.template}]", fontsize=9)
+        _depth_axis(ax, any(p.control for p in points))
         ax.legend(fontsize=6)
     return RenderedFigure(
         f"{slug(claim_id)}-compare.png",
         claim_id,
         "compare",
-        f"Release comparison against {comparison.target}: deltas with intervals (red: "
-        "excludes 0) and the curves overlaid.",
+        f"Release comparison against {comparison.target}: deltas with intervals (red: excludes 0; o bare, "
+        f"s shared-suffix) and the {primary.template} curves overlaid with the reference's (black).",
         _png(fig),
     )
 
@@ -332,16 +415,20 @@ def dendrogram_figure(record: ClaimRecord) -> RenderedFigure | None:
 def render_figures(
     records: Sequence[ClaimRecord], comparison: Comparison | None = None
 ) -> dict[str, list[RenderedFigure]]:
-    """Every figure of every claim, keyed by claim id, in display order."""
+    """Every figure of every claim, keyed by claim id, in display order. t-SNE panels and dendrograms are drawn
+    for each model's primary template and variant only (the other template's are in its record)."""
     out: dict[str, list[RenderedFigure]] = {}
     for claim_id in claim_ids(records):
-        group = sorted((r for r in records if r.claim_id == claim_id), key=lambda r: (r.model, r.revision))
-        figures = [effect_figure(claim_id, group)]
-        figures.append(curves_figure(claim_id, group, title=group[0].title))
+        group = sorted(
+            (r for r in records if r.claim_id == claim_id),
+            key=lambda r: (r.model, r.revision, template_order(r.template), not r.primary_variant),
+        )
+        figures = [effect_figure(claim_id, group), curves_figure(claim_id, group, title=group[0].title)]
         if comparison is not None:
             figures.append(compare_figure(claim_id, comparison, group))
         for record in group:
-            figures.append(tsne_figure(record))
-            figures.append(dendrogram_figure(record))
+            if record.primary_template and record.primary_variant:
+                figures.append(tsne_figure(record))
+                figures.append(dendrogram_figure(record))
         out[claim_id] = [f for f in figures if f is not None]
     return out

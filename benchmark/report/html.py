@@ -11,21 +11,20 @@ import math
 from html import escape
 from pathlib import Path
 
-from benchmark.claims.record import ClaimRecord
-from benchmark.report._common import (
-    distance_tables,
-    expectation_text,
-    fmt,
-    fmt_interval,
-    provenance_rows,
-    reproduces_paper,
-    slug,
-    template_rows,
-    unexpected,
-)
+from benchmark.report._common import distance_tables, fmt, fmt_interval, provenance_rows, slug, template_rows
 from benchmark.report.context import ReportData
 from benchmark.report.figures import RenderedFigure
-from benchmark.report.markdown import matrix_rows
+from benchmark.report.tables import (
+    TEMPLATE_DEPENDENT,
+    MatrixCell,
+    alarm_lines,
+    claim_notes,
+    claim_rows,
+    matrix,
+    regression_rows,
+    summary_lines,
+    summary_rows,
+)
 
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:1.5em auto;max-width:1400px;color:#212121}
@@ -36,6 +35,9 @@ th{background:#f5f5f5}
 td.v-holds{background:#e8f5e9}td.v-fails{background:#ffebee}td.v-inconclusive{background:#fff8e1}
 td.v-error{background:#f3e5f5}td.v-na{background:#fafafa;color:#757575}
 td.unexpected{outline:3px solid #d50000;outline-offset:-3px;font-weight:bold}
+td.decayed{outline:2px dashed #e65100;outline-offset:-3px}
+.dependent{display:block;color:#6a1b9a;font-weight:bold;font-size:.8em}
+tr.fails td{background:#ffebee}
 td.calibration-miss{color:#b71c1c;font-weight:bold}
 .expect{display:block;font-size:.8em;color:#555;font-weight:normal}
 figure.report-figure{margin:1em 0;display:inline-block;vertical-align:top;max-width:100%}
@@ -59,38 +61,73 @@ def _table(headers: list[str], rows: list[list[str]], *, table_id: str = "", raw
     return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _matrix_cell(record: ClaimRecord | None) -> str:
+def _matrix_cell(cell: MatrixCell) -> str:
+    record = cell.record
     if record is None:
         return '<td class="v-missing">-</td>'
-    classes = _verdict_class(record.verdict) + (" unexpected" if unexpected(record) else "")
-    mark = "⚠ " if unexpected(record) else ""
+    classes = (
+        _verdict_class(record.verdict)
+        + (" unexpected" if cell.flagged else "")
+        + (" decayed" if cell.decayed else "")
+    )
+    mark = "⚠ " if cell.flagged else ("decayed " if cell.decayed else "")
+    dependent = f'<span class="dependent">{TEMPLATE_DEPENDENT}</span>' if cell.template_dependent else ""
     return (
-        f'<td class="{classes}" data-verdict="{escape(record.verdict)}" title="{escape(record.reason)}">'
-        f'<a href="#claim-{slug(record.claim_id)}">{mark}{escape(record.verdict)}</a>'
-        f'<span class="expect">{escape(expectation_text(record))}</span></td>'
+        f'<td class="{classes}" data-verdict="{escape(record.verdict)}" data-template="{escape(record.template)}"'
+        f' title="{escape(record.reason)}"><a href="#claim-{slug(record.claim_id)}">{mark}{escape(record.verdict)}'
+        f'{" ◆" if cell.primary else ""}</a><span class="expect">{escape(cell.note)}</span>{dependent}</td>'
+    )
+
+
+def _summary(data: ReportData) -> str:
+    headers, rows = summary_rows(data)
+    gate = ""
+    if data.regression is not None:
+        failures = data.regression.failures
+        gate = (
+            f"<p>Nightly gate (baselines in {escape(str(data.regression.baselines_dir))}): "
+            + (f"<b>{len(failures)} failure(s)</b>" if failures else "no failure")
+            + f" over {len(data.regression.checks)} records ({data.regression.compared} compared with an accepted "
+            "baseline).</p>"
+        )
+    notes = summary_lines(data)
+    items = "".join(f"<li>{escape(n)}</li>" for n in notes)
+    return (
+        '<section id="summary"><h2>Summary</h2>'
+        + gate
+        + _table(headers, rows, table_id="summary-table")
+        + (f"<ul>{items}</ul>" if notes else "<p>No finding left its expectation.</p>")
+        + "</section>"
     )
 
 
 def _matrix(data: ReportData) -> str:
-    headers, rows = matrix_rows(data)
+    headers, rows = matrix(data)
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = []
-    for claim_id, row in zip(data.claims, rows, strict=True):
-        cells = "".join(_matrix_cell(data.cell(claim_id, column)) for column in data.columns)
-        calibration = row[1].replace("**", "")  # the markdown cell's emphasis; a class marks it here
-        warn = ' class="calibration-miss"' if "⚠" in calibration else ""
+    for (claim, calibration, cells, repro, base), claim_id in zip(rows, data.claims, strict=True):
+        stale = ' class="calibration-miss"' if "⚠" in calibration or "stale" in calibration else ""
         body.append(
-            f'<tr><th><a href="#claim-{slug(claim_id)}">{escape(row[0])}</a></th>'
-            f"<td{warn}>{escape(calibration)}</td>{cells}"
-            f"<td>{escape(row[-2])}</td><td>{escape(row[-1])}</td></tr>"
+            f'<tr><th><a href="#claim-{slug(claim_id)}">{escape(claim)}</a></th>'
+            f"<td{stale}>{escape(calibration.replace('**', ''))}</td>"
+            + "".join(_matrix_cell(c) for c in cells)
+            + f"<td>{escape(repro)}</td><td>{escape(base)}</td></tr>"
         )
     return (
-        '<section id="matrix"><h2>Verdict matrix</h2><p class="note">Claims (with the calibration of each '
-        "rule) by models. Findings are holds and fails; a red outline marks a verdict that leaves its "
-        "expectation, or a pipeline error.</p>"
+        '<section id="matrix"><h2>Verdict matrix</h2><p class="note">One column per model and template (primary '
+        "probe variant; ◆ the claim's primary template). A red outline marks a finding that left its expectation "
+        "or a pipeline error, a dashed one a decayed finding; template-dependent: holds under one template and "
+        f"fails under the other. Rule calibration at size {escape(data.calibration_size)}.</p>"
         f'<table id="verdict-matrix"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
         "</section>"
     )
+
+
+def _alarms(data: ReportData) -> str:
+    if data.regression is None or data.regression.budget is None:
+        return ""
+    items = "".join(f"<li>{escape(x)}</li>" for x in alarm_lines(data.regression.budget))
+    return f'<section id="alarms"><h2>False-alarm budget of the nightly</h2><ul>{items}</ul></section>'
 
 
 def _comparison(data: ReportData) -> str:
@@ -101,6 +138,8 @@ def _comparison(data: ReportData) -> str:
         [
             d.claim_id,
             d.model,
+            d.template,
+            d.variant or "-",
             fmt(d.effect),
             fmt(d.reference_effect),
             f"{d.delta:+.3f}",
@@ -116,17 +155,19 @@ def _comparison(data: ReportData) -> str:
     return (
         f'<section id="comparison"><h2>Release comparison against {escape(comparison.target)}</h2>'
         f'<p class="note">delta = effect(model) - effect({escape(comparison.reference_model)}@'
-        f"{escape(comparison.reference_revision[:12])}) on the same probe set; paired bootstrap where both "
-        "records store their resample draws, otherwise an unpaired normal approximation (method column).</p>"
+        f"{escape(comparison.reference_revision[:12])}) on the same probe set, template and variant; one-sided "
+        "bounds at the rule's alpha (method column: paired jackknife or unpaired normal approximation).</p>"
         + _table(
             [
                 "claim",
                 "model",
+                "template",
+                "variant",
                 "effect",
                 "reference effect",
                 "delta",
                 "interval",
-                "level",
+                "level per bound",
                 "method",
                 "excludes 0",
                 "note",
@@ -143,47 +184,39 @@ def _regression(data: ReportData) -> str:
     regression = data.regression
     if regression is None:
         return ""
-    rows = [
-        [
-            c.model,
-            c.claim_id,
-            c.statistic,
-            c.baseline if not isinstance(c.baseline, float) else fmt(c.baseline, 4),
-            c.current if not isinstance(c.current, float) else fmt(c.current, 4),
-            c.moved,
-            "exact" if c.tolerance is None else fmt(c.tolerance),
-            "provisional" if c.provisional else "accepted",
-        ]
-        for c in regression.changes
-    ]
-    body = (
-        _table(
-            ["model", "claim", "statistic", "baseline", "now", "moved", "tolerance", "baseline status"],
-            rows,
-            table_id="regression-table",
-        )
-        if rows
-        else "<p>Nothing moved beyond tolerance.</p>"
+    headers, rows = regression_rows(regression)
+    body = "".join(
+        f'<tr class="{"fails" if row[1] == "FAILS" else ""}">'
+        + "".join(f"<td>{escape(c)}</td>" for c in row)
+        + "</tr>"
+        for row in rows
     )
-    other = sorted(
-        f"<li>{escape(m)} / {escape(c)}: {escape(s)}</li>"
-        for (m, c), s in regression.status.items()
-        if not s.endswith("unchanged") and "changed:" not in s
-    )
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     return (
         f'<section id="regression"><h2>Regression against {escape(str(regression.baselines_dir))}</h2>'
-        + body
-        + (f"<p>Not compared:</p><ul>{''.join(other)}</ul>" if other else "")
+        f"<p>{len(regression.of('unchanged'))} check(s) unchanged within tolerance.</p>"
+        + (
+            f'<table id="regression-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+            if rows
+            else ""
+        )
         + "</section>"
     )
 
 
 def _figure(figure: RenderedFigure) -> str:
     data = base64.b64encode(figure.png).decode("ascii")
+    stem = figure.name.removesuffix(".png")
+    links = (
+        f' Data: <a href="figures/{escape(stem)}.csv">CSV</a>, <a href="figures/{escape(stem)}.parquet">parquet</a>'
+        " (beside this file)."
+        if figure.points
+        else ""
+    )
     return (
         f'<figure class="report-figure" data-kind="{escape(figure.kind)}" data-claim="{escape(figure.claim_id)}">'
         f'<img src="data:image/png;base64,{data}" alt="{escape(figure.caption)}">'
-        f"<figcaption>{escape(figure.caption)}</figcaption></figure>"
+        f"<figcaption>{escape(figure.caption)}{links}</figcaption></figure>"
     )
 
 
@@ -214,66 +247,25 @@ def _distance_table(title: str, table: dict[str, object]) -> str:
 def _claim(data: ReportData, claim_id: str) -> str:
     records = data.claim_records(claim_id)
     first = records[0]
-    rows = []
-    for r in records:
-        m = r.measurement
-        rows.append(
-            [
-                escape(r.model),
-                f'<span class="{_verdict_class(r.verdict)}">{escape(r.verdict)}'
-                f"{' ⚠' if unexpected(r) else ''}</span>",
-                escape(expectation_text(r)),
-                escape(reproduces_paper(r)),
-                fmt(m.effect) if m else "-",
-                fmt_interval(m.ci_low, m.ci_high) if m else "-",
-                fmt(m.p_value) if m else "-",
-                fmt(m.power) if m else "-",
-                fmt(m.token_control) if m else "-",
-                {True: "yes", False: "no", None: "-"}[m.explained_by_last_token] if m else "-",
-                f"{m.n_units}/{m.n_samples}" if m else "-",
-                f"{escape(r.probe_set)} ({escape(r.probe_set_hash[:12])})",
-                escape(r.profile),
-                escape(r.reason),
-            ]
-        )
+    headers, rows = claim_rows(data, claim_id)
     parts = [
         f'<section class="claim" id="claim-{slug(claim_id)}"><h2>{escape(claim_id)} — {escape(first.title)}</h2>',
         f'<p class="meta">Paper: {escape(first.paper)} · section {escape(first.section)} · claim version '
         f"{first.claim_version} · rule ({escape(str(first.rule.get('kind', '?')))}): "
         f"{escape(str(first.rule.get('formula', '-')))}</p>",
-        _table(
-            [
-                "model",
-                "verdict",
-                "expectation",
-                "reproduces the paper",
-                "effect",
-                "interval",
-                "p",
-                "power",
-                "token control",
-                "explained by last token",
-                "units/samples",
-                "probe set",
-                "profile",
-                "reason",
-            ],
-            rows,
-            raw=True,
-        ),
+        _table(headers, rows),
     ]
-    caveats = list(dict.fromkeys(c for r in records for c in r.caveats))
-    if caveats:
-        parts.append("<p>Caveats:</p><ul>" + "".join(f"<li>{escape(c)}</li>" for c in caveats) + "</ul>")
-    problems = [f"{r.model}: {p}" for r in records if r.measurement for p in r.measurement.gate_problems]
-    if problems:
-        parts.append(
-            "<p>Pipeline gate:</p><ul>" + "".join(f"<li>{escape(p)}</li>" for p in problems) + "</ul>"
-        )
+    for title, items in claim_notes(data, claim_id).items():
+        if items:
+            parts.append(
+                f"<p>{escape(title)}:</p><ul>" + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>"
+            )
     parts += [_figure(f) for f in data.figures.get(claim_id, [])]
     for r in records:
         for table in distance_tables(r):
-            title = f"{table['title']} — {r.model}" + (f" ({table['note']})" if table["note"] else "")
+            title = f"{table['title']} — {r.model} [{r.template}]" + (
+                f" ({table['note']})" if table["note"] else ""
+            )
             parts.append(_distance_table(title, table))
     parts.append("</section>")
     return "".join(parts)
@@ -286,6 +278,12 @@ def _provenance(data: ReportData) -> str:
     if templates:
         out += "<p>Templates as rendered:</p>" + _table(
             ["model", "template", "rendered"], [[m, n, repr(t)] for m, n, t in templates]
+        )
+    if data.data_files:
+        out += (
+            "<p>Per-layer data of every curves figure:</p><ul>"
+            + "".join(f'<li><a href="{escape(f)}">{escape(f)}</a></li>' for f in data.data_files)
+            + "</ul>"
         )
     if data.dropped:
         out += (
@@ -301,10 +299,13 @@ def render_html(data: ReportData) -> str:
     body = (
         f'<h1>lalm-bench report</h1><p class="meta">Generated {escape(data.generated)} from '
         f"{len(data.records)} records, {len(data.columns)} model column(s), {len(data.claims)} claim(s).</p>"
-        f'<nav><a href="#matrix">matrix</a>{nav}<a href="#provenance">provenance</a></nav>'
+        f'<nav><a href="#summary">summary</a><a href="#matrix">matrix</a>{nav}'
+        '<a href="#provenance">provenance</a></nav>'
+        + _summary(data)
         + _matrix(data)
-        + _comparison(data)
+        + _alarms(data)
         + _regression(data)
+        + _comparison(data)
         + "".join(_claim(data, c) for c in data.claims)
         + _provenance(data)
     )

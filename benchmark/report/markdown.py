@@ -1,7 +1,8 @@
-"""The Markdown report: the verdict matrix first, then comparison, regression, each claim, provenance.
+"""The Markdown report: a summary first, then the verdict matrix, the nightly's gate, comparison, each claim and
+provenance.
 
-Figures are PNG files in ``figures/`` beside the Markdown and referenced relatively, so the folder can be
-moved or published as one unit.
+Figures are PNG files in ``figures/`` beside the Markdown and referenced relatively, with the per-layer data of
+each curves figure as CSV and parquet of the same name, so the folder can be moved or published as one unit.
 """
 
 from __future__ import annotations
@@ -10,66 +11,86 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from benchmark.claims.record import ClaimRecord
-from benchmark.report._common import (
-    distance_tables,
-    expectation_text,
-    fmt,
-    fmt_interval,
-    provenance_rows,
-    reproduces_paper,
-    template_rows,
-    unexpected,
-)
-from benchmark.report.calibration import load_calibration, rule_calibration_cell
+from benchmark.report._common import distance_tables, fmt, fmt_interval, provenance_rows, template_rows
 from benchmark.report.context import ReportData
+from benchmark.report.tables import (
+    TEMPLATE_DEPENDENT,
+    MatrixCell,
+    alarm_lines,
+    claim_notes,
+    claim_rows,
+    matrix,
+    regression_rows,
+    summary_lines,
+    summary_rows,
+)
 
 FIGURES_DIR = "figures"
 
 
-def _cell(record: ClaimRecord | None) -> str:
-    if record is None:
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def matrix_cell(cell: MatrixCell) -> str:
+    """``**⚠ fails** (expected holds, paper-reported)``; decayed and template-dependent cells are named."""
+    if cell.record is None:
         return "-"
-    verdict = f"**⚠ {record.verdict}**" if unexpected(record) else record.verdict
-    return f"{verdict} ({expectation_text(record)})"
+    verdict = cell.verdict
+    if cell.flagged:
+        verdict = f"**⚠ {verdict}**"
+    elif cell.decayed:
+        verdict = f"**decayed** {verdict}"
+    text = f"{verdict} ({cell.note})" + (" ◆" if cell.primary else "")
+    return text + (f" **{TEMPLATE_DEPENDENT}**" if cell.template_dependent else "")
 
 
-def matrix_rows(data: ReportData) -> tuple[list[str], list[list[str]]]:
-    """Claims (with how well each rule is calibrated) by models, then the two summary columns the issue asks
-    to keep separate."""
-    columns = data.columns
-    calibration = load_calibration()
-    headers = [
-        "claim",
-        "rule calibration",
-        *columns.values(),
-        "reproduces the paper",
-        "changed since the baseline",
-    ]
-    rows = []
-    for claim_id in data.claims:
-        first = data.claim_records(claim_id)[0]
-        rows.append(
-            [
-                f"{claim_id}@{first.claim_version}",
-                rule_calibration_cell(calibration, claim_id),
-                *(_cell(data.cell(claim_id, c)) for c in columns),
-                data.reproduces_summary(claim_id),
-                data.baseline_summary(claim_id),
-            ]
-        )
-    return headers, rows
+def _summary(data: ReportData) -> list[str]:
+    headers, rows = summary_rows(data)
+    lines = ["## Summary", ""]
+    if data.regression is not None:
+        failures = data.regression.failures
+        lines += [
+            f"Nightly gate (baselines in `{data.regression.baselines_dir}`): "
+            + (f"**{len(failures)} failure(s)**" if failures else "no failure")
+            + f" over {len(data.regression.checks)} records ({data.regression.compared} compared with an accepted "
+            'baseline); see "Regression".',
+            "",
+        ]
+    lines += [_table(headers, rows), ""]
+    notes = summary_lines(data)
+    lines += [*(f"- {line}" for line in notes), ""] if notes else ["No finding left its expectation.", ""]
+    return lines
 
 
 def _matrix(data: ReportData) -> list[str]:
-    headers, rows = matrix_rows(data)
+    headers, rows = matrix(data)
+    body = [
+        [claim, calibration, *(matrix_cell(c) for c in cells), repro, base]
+        for claim, calibration, cells, repro, base in rows
+    ]
     return [
         "## Verdict matrix",
         "",
-        "Verdicts: holds, fails (findings); inconclusive, error, n/a. **⚠** marks a verdict that leaves its "
-        "expectation, or a pipeline error.",
+        "One column per model and template (primary probe variant; ◆ the claim's primary template, the paper's "
+        "reading). Findings are holds and fails. **⚠** marks a finding that left its expectation, or a pipeline "
+        "error; **decayed** a finding that became inconclusive; **template-dependent** a claim that holds under "
+        "one template and fails under the other on that model (holds against inconclusive is shown, not "
+        "flagged). Rule calibration: the calibration entry of each claim and template at size "
+        f"`{data.calibration_size}`.",
         "",
-        tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True),
+        _table(headers, body),
+        "",
+    ]
+
+
+def _alarms(data: ReportData) -> list[str]:
+    if data.regression is None or data.regression.budget is None:
+        return []
+    return [
+        "## False-alarm budget of the nightly",
+        "",
+        *(f"- {x}" for x in alarm_lines(data.regression.budget)),
         "",
     ]
 
@@ -81,9 +102,10 @@ def _comparison(data: ReportData) -> list[str]:
     lines = [
         f"## Release comparison against {comparison.target}",
         "",
-        f"Delta = effect(model) - effect({comparison.reference_model}@{comparison.reference_revision[:12]}) "
-        "on the same probe set. Paired bootstrap where both records store their resample draws; otherwise an "
-        "unpaired normal approximation from the two intervals (said in the method column).",
+        f"Delta = effect(model) - effect({comparison.reference_model}@{comparison.reference_revision[:12]}) on "
+        "the same probe set, template and variant, with one-sided bounds at the rule's alpha: paired jackknife "
+        "where both records decide on one part over the same units, otherwise an unpaired normal approximation "
+        "(the method column says which).",
         "",
     ]
     if comparison.deltas:
@@ -91,6 +113,8 @@ def _comparison(data: ReportData) -> list[str]:
             [
                 d.claim_id,
                 d.model,
+                d.template,
+                d.variant or "-",
                 fmt(d.effect),
                 fmt(d.reference_effect),
                 f"{d.delta:+.3f}",
@@ -103,32 +127,29 @@ def _comparison(data: ReportData) -> list[str]:
             for d in comparison.deltas
         ]
         lines += [
-            tabulate(
-                rows,
-                headers=[
+            _table(
+                [
                     "claim",
                     "model",
+                    "template",
+                    "variant",
                     "effect",
                     "reference effect",
                     "delta",
                     "interval",
-                    "level",
+                    "level per bound",
                     "method",
                     "excludes 0",
                     "note",
                 ],
-                tablefmt="github",
-                disable_numparse=True,
+                rows,
             ),
             "",
         ]
     else:
         lines += ["No claim could be compared.", ""]
     if comparison.skipped:
-        lines += ["Not compared:", ""] + [
-            f"- {claim} on {model}: {why}" for claim, model, why in comparison.skipped
-        ]
-        lines.append("")
+        lines += ["Not compared:", "", *(f"- {c} on {m}: {w}" for c, m, w in comparison.skipped), ""]
     return lines
 
 
@@ -136,151 +157,68 @@ def _regression(data: ReportData) -> list[str]:
     regression = data.regression
     if regression is None:
         return []
+    headers, rows = regression_rows(regression)
     lines = [f"## Regression against the baselines in `{regression.baselines_dir}`", ""]
-    if regression.changes:
-        rows = [
-            [
-                c.model,
-                c.claim_id,
-                c.statistic,
-                c.baseline if not isinstance(c.baseline, float) else fmt(c.baseline, 4),
-                c.current if not isinstance(c.current, float) else fmt(c.current, 4),
-                c.moved,
-                "exact" if c.tolerance is None else fmt(c.tolerance),
-                "provisional" if c.provisional else "accepted",
-            ]
-            for c in regression.changes
-        ]
-        lines += [
-            "Moved beyond tolerance:",
-            "",
-            tabulate(
-                rows,
-                headers=[
-                    "model",
-                    "claim",
-                    "statistic",
-                    "baseline",
-                    "now",
-                    "moved",
-                    "tolerance",
-                    "baseline status",
-                ],
-                tablefmt="github",
-                disable_numparse=True,
-            ),
-            "",
-        ]
-    else:
-        lines += ["Nothing moved beyond tolerance.", ""]
-    other = sorted(
-        f"- {model} / {claim}: {status}"
-        for (model, claim), status in regression.status.items()
-        if not status.endswith("unchanged") and "changed:" not in status
-    )
-    if other:
-        lines += ["Not compared:", "", *other, ""]
+    unchanged = len(regression.of("unchanged"))
+    lines += [f"{unchanged} check(s) unchanged within tolerance.", ""]
+    if rows:
+        lines += [_table(headers, rows), ""]
     return lines
 
 
 def _claim(data: ReportData, claim_id: str) -> list[str]:
     records = data.claim_records(claim_id)
     first = records[0]
+    headers, rows = claim_rows(data, claim_id)
     lines = [
         f"## {claim_id} — {first.title}",
         "",
-        f"Paper: {first.paper} · section {first.section} · claim version {first.claim_version} · "
-        f"rule ({first.rule.get('kind', '?')}): {first.rule.get('formula', '-')}",
+        f"Paper: {first.paper} · section {first.section} · claim version {first.claim_version} · rule "
+        f"({first.rule.get('kind', '?')}): {first.rule.get('formula', '-')}",
+        "",
+        _table(headers, rows),
         "",
     ]
-    rows = []
-    for r in records:
-        m = r.measurement
-        rows.append(
-            [
-                r.model,
-                r.verdict + (" ⚠" if unexpected(r) else ""),
-                expectation_text(r),
-                reproduces_paper(r),
-                fmt(m.effect) if m else "-",
-                fmt_interval(m.ci_low, m.ci_high) if m else "-",
-                fmt(m.p_value) if m else "-",
-                fmt(m.power) if m else "-",
-                fmt(m.token_control) if m else "-",
-                {True: "yes", False: "no", None: "-"}[m.explained_by_last_token] if m else "-",
-                f"{m.n_units}/{m.n_samples}" if m else "-",
-                f"{r.probe_set} ({r.probe_set_hash[:12]})",
-                r.profile,
-                r.reason,
-            ]
-        )
-    lines += [
-        tabulate(
-            rows,
-            headers=[
-                "model",
-                "verdict",
-                "expectation",
-                "reproduces the paper",
-                "effect",
-                "interval",
-                "p",
-                "power",
-                "token control",
-                "explained by last token",
-                "units/samples",
-                "probe set",
-                "profile",
-                "reason",
-            ],
-            tablefmt="github",
-            disable_numparse=True,
-        ),
-        "",
-    ]
-    caveats = list(dict.fromkeys(c for r in records for c in r.caveats))
-    problems = [f"{r.model}: {p}" for r in records if r.measurement for p in r.measurement.gate_problems]
-    if caveats:
-        lines += ["Caveats:", "", *(f"- {c}" for c in caveats), ""]
-    if problems:
-        lines += ["Pipeline gate:", "", *(f"- {p}" for p in problems), ""]
+    for title, items in claim_notes(data, claim_id).items():
+        if items:
+            lines += [f"{title}:", "", *(f"- {item}" for item in items), ""]
     for figure in data.figures.get(claim_id, []):
         lines += [f"![{figure.caption}]({FIGURES_DIR}/{figure.name})", "", f"*{figure.caption}*", ""]
+        if figure.points:
+            stem = figure.name.removesuffix(".png")
+            lines += [
+                f"Data: [{stem}.csv]({FIGURES_DIR}/{stem}.csv), [{stem}.parquet]({FIGURES_DIR}/{stem}.parquet)",
+                "",
+            ]
     for r in records:
         for table in distance_tables(r):
-            title = f"{table['title']} — {r.model}" + (f" ({table['note']})" if table["note"] else "")
+            title = f"{table['title']} — {r.model} [{r.template}]" + (
+                f" ({table['note']})" if table["note"] else ""
+            )
             body = [
                 [row, *(fmt(v) for v in values)]
                 for row, values in zip(table["rows"], table["values"], strict=True)
             ]
-            lines += [
-                f"**{title}**",
-                "",
-                tabulate(body, headers=["", *table["cols"]], tablefmt="github", disable_numparse=True),
-                "",
-            ]
+            lines += [f"**{title}**", "", _table(["", *table["cols"]], body), ""]
     return lines
 
 
 def _provenance(data: ReportData) -> list[str]:
     headers, rows = provenance_rows(data.records)
-    lines = [
-        "## Provenance",
-        "",
-        tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True),
-        "",
-    ]
+    lines = ["## Provenance", "", _table(headers, rows), ""]
     templates = template_rows(data.records)
     if templates:
         lines += [
             "Templates as rendered:",
             "",
-            tabulate(
-                [[m, n, repr(t)] for m, n, t in templates],
-                headers=["model", "template", "rendered"],
-                tablefmt="github",
-                disable_numparse=True,
-            ),
+            _table(["model", "template", "rendered"], [[m, n, repr(t)] for m, n, t in templates]),
+            "",
+        ]
+    if data.data_files:
+        lines += [
+            "Per-layer data of every curves figure (long format: one row per value):",
+            "",
+            *(f"- [{f}]({f})" for f in data.data_files),
             "",
         ]
     if data.dropped:
@@ -297,11 +235,11 @@ def report_markdown(data: ReportData) -> str:
     lines = [
         "# lalm-bench report",
         "",
-        f"Generated {data.generated} from {len(data.records)} records on "
-        f"{len(data.columns)} model column(s) and {len(data.claims)} claim(s).",
+        f"Generated {data.generated} from {len(data.records)} records on {len(data.columns)} model column(s), "
+        f"{len(data.claims)} claim(s) and template(s) {', '.join(data.templates)}.",
         "",
     ]
-    lines += _matrix(data) + _comparison(data) + _regression(data)
+    lines += _summary(data) + _matrix(data) + _alarms(data) + _regression(data) + _comparison(data)
     for claim_id in data.claims:
         lines += _claim(data, claim_id)
     lines += _provenance(data)
@@ -309,12 +247,21 @@ def report_markdown(data: ReportData) -> str:
 
 
 def write_markdown(data: ReportData, out_dir: Path, name: str = "report.md") -> Path:
-    """Write the Markdown and its PNG figures under ``out_dir``."""
+    """Write the Markdown, its PNG figures and the figures' per-layer data under ``out_dir``."""
+    from benchmark.report.curves import write_tables
+
     figures_dir = out_dir / FIGURES_DIR
     figures_dir.mkdir(parents=True, exist_ok=True)
+    all_points = []
     for figures in data.figures.values():
         for figure in figures:
             (figures_dir / figure.name).write_bytes(figure.png)
+            if figure.points:
+                write_tables(figure.points, figures_dir / figure.name.removesuffix(".png"))
+                all_points += figure.points
+    if all_points:
+        write_tables(all_points, out_dir / "curves")
+        data.data_files = ["curves.csv", "curves.parquet"]
     path = out_dir / name
     path.write_text(report_markdown(data), encoding="utf-8")
     return path
