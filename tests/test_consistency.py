@@ -111,7 +111,9 @@ def test_missing_record_names_claim_model_and_profile() -> None:
 
 
 def test_duplicate_or_misfiled_records_are_refused() -> None:
-    with pytest.raises(ConsistencyError, match="claim 'T1' on 'm': two 'ci' records"):
+    with pytest.raises(
+        ConsistencyError, match=r"claim 'T1' on 'm' \(no template, no variant\): two 'ci' records"
+    ):
         compare_profiles([_row("T1", "holds"), _row("T1", "fails")], [], profile_a="ci", profile_b="ci-alt")
     with pytest.raises(ConsistencyError, match="record of profile 'full' among the 'ci-alt' records"):
         compare_profiles(
@@ -140,6 +142,7 @@ class _Record:
             model,
         )
         self.measurement, self.probe_set, self.probe_set_hash, self.reason = None, "p", "h", ""
+        self.template, self.variant = "bare", "nopunct"
 
 
 def test_stored_records_newest_per_claim_of_the_profile_and_models() -> None:
@@ -158,3 +161,16 @@ def test_cli_parses_consistency_and_refuses_one_profile_twice(capsys: pytest.Cap
     assert (args.profile, args.against, args.stored) == ("ci", "ci-alt", False)
     assert main(["consistency", "--model", "m", "--profile", "ci", "--against", "ci"]) == 2
     assert "both 'ci'" in capsys.readouterr().err
+
+
+def test_templates_and_variants_pair_separately() -> None:
+    """A claim runs under several templates and variants: each evaluation pairs with its own counterpart."""
+    a = [_row("T1", "holds"), _row("T1", "fails")]
+    b = [_row("T1", "holds", "ci-alt"), _row("T1", "holds", "ci-alt")]
+    for rows in (a, b):
+        object.__setattr__(rows[0], "template", "bare")
+        object.__setattr__(rows[1], "template", "shared-suffix")
+    pairs = compare_profiles(a, b, profile_a="ci", profile_b="ci-alt", expected=[("m", "T1")])
+    assert [(p.template, p.relation) for p in pairs] == [("bare", "agree"), ("shared-suffix", "opposite")]
+    with pytest.raises(ConsistencyError, match="under shared-suffix"):
+        compare_profiles(a, b[:1], profile_a="ci", profile_b="ci-alt")

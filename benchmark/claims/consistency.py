@@ -42,6 +42,13 @@ class VerdictRow:
     probe_set: str = ""
     probe_set_hash: str = ""
     reason: str = ""
+    template: str = ""
+    variant: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """(model, claim, template, variant): one evaluation of a claim (claims run under several templates)."""
+        return (self.model, self.claim_id, self.template, self.variant or "")
 
     @classmethod
     def from_record(cls, record: ClaimRecord) -> VerdictRow:
@@ -57,6 +64,8 @@ class VerdictRow:
             probe_set=record.probe_set,
             probe_set_hash=record.probe_set_hash,
             reason=record.reason,
+            template=record.template,
+            variant=record.variant,
         )
 
 
@@ -70,6 +79,14 @@ class Pair:
     b: VerdictRow
     relation: Relation
 
+    @property
+    def template(self) -> str:
+        return self.a.template
+
+    @property
+    def variant(self) -> str | None:
+        return self.a.variant
+
 
 def relation(verdict_a: str, verdict_b: str) -> Relation:
     """How two verdicts of the same claim relate; only holds against fails is a contradiction."""
@@ -82,20 +99,20 @@ def relation(verdict_a: str, verdict_b: str) -> Relation:
     return "inconclusive"
 
 
-def _index(rows: Iterable[VerdictRow], profile: str) -> dict[tuple[str, str], VerdictRow]:
-    indexed: dict[tuple[str, str], VerdictRow] = {}
+def _index(rows: Iterable[VerdictRow], profile: str) -> dict[tuple[str, str, str, str], VerdictRow]:
+    indexed: dict[tuple[str, str, str, str], VerdictRow] = {}
     for row in rows:
         if row.profile != profile:
             raise ConsistencyError(
                 f"claim {row.claim_id!r} on {row.model!r}: record of profile {row.profile!r} among the "
                 f"{profile!r} records"
             )
-        key = (row.model, row.claim_id)
-        if key in indexed:
+        if row.key in indexed:
             raise ConsistencyError(
-                f"claim {row.claim_id!r} on {row.model!r}: two {profile!r} records; pass one"
+                f"claim {row.claim_id!r} on {row.model!r} ({row.template or 'no template'}, "
+                f"{row.variant or 'no variant'}): two {profile!r} records; pass one"
             )
-        indexed[key] = row
+        indexed[row.key] = row
     return indexed
 
 
@@ -107,45 +124,41 @@ def compare_profiles(
     profile_b: str,
     expected: Iterable[tuple[str, str]] | None = None,
 ) -> list[Pair]:
-    """Pair the records of ``profile_a`` and ``profile_b`` per (model, claim), sorted by model then claim.
+    """Pair the records of ``profile_a`` and ``profile_b`` per (model, claim, template, variant), sorted.
 
-    ``expected`` lists the (model, claim) keys that must be on both sides (default: every key seen on either
-    side). A key missing on a side raises :class:`ConsistencyError` naming each missing claim, model and
-    profile, so a partial run is never read as consistent.
+    ``expected`` lists (model, claim) keys that must have records on both sides; every evaluation seen on one
+    side must also be on the other. A missing record raises :class:`ConsistencyError` naming each missing
+    claim, model, template and profile, so a partial run is never read as consistent.
     """
     if profile_a == profile_b:
         raise ConsistencyError(f"both sides are profile {profile_a!r}; compare two different profiles")
     a, b = _index(rows_a, profile_a), _index(rows_b, profile_b)
-    keys = sorted(set(expected) if expected is not None else a.keys() | b.keys())
+    keys = sorted(a.keys() | b.keys())
     missing = [
-        f"claim {claim!r} on {model!r}: no {profile!r} record"
-        for model, claim in keys
+        f"claim {claim!r} on {model!r}: no {profile!r} record" + (f" under {template}" if template else "")
+        for model, claim, template, variant in keys
         for profile, side in ((profile_a, a), (profile_b, b))
-        if (model, claim) not in side
+        if (model, claim, template, variant) not in side
     ]
+    for model, claim in sorted(set(expected or ())):
+        for profile, side in ((profile_a, a), (profile_b, b)):
+            if not any(k[0] == model and k[1] == claim for k in side):
+                missing.append(f"claim {claim!r} on {model!r}: no {profile!r} record")
     if missing:
         raise ConsistencyError(f"{len(missing)} record(s) missing: " + "; ".join(missing))
-    return [
-        Pair(
-            model,
-            claim,
-            a[(model, claim)],
-            b[(model, claim)],
-            relation(a[(model, claim)].verdict, b[(model, claim)].verdict),
-        )
-        for model, claim in keys
-    ]
+    return [Pair(key[0], key[1], a[key], b[key], relation(a[key].verdict, b[key].verdict)) for key in keys]
 
 
 def newest_rows(records: Sequence[ClaimRecord], *, profile: str, models: Sequence[str]) -> list[VerdictRow]:
-    """One row per (model, claim) of ``profile`` from stored records: the newest when a claim was run twice.
+    """One row per (model, claim, template, variant) of ``profile`` from stored records: the newest when a claim
+    was run twice.
 
     Cross-model records (model pairs) are left out: they belong to no single model.
     """
-    newest: dict[tuple[str, str], ClaimRecord] = {}
+    newest: dict[tuple[str, str, str, str], ClaimRecord] = {}
     for record in sorted(records, key=lambda r: r.created):
         if record.profile == profile and record.model in models:
-            newest[(record.model, record.claim_id)] = record
+            newest[(record.model, record.claim_id, record.template, record.variant or "")] = record
     return [VerdictRow.from_record(r) for r in newest.values()]
 
 

@@ -167,6 +167,7 @@ def measurement_of(measured: Measured, decision: Decision, budget: Budget, alpha
         ci_low=decision.bounds.low,
         ci_high=decision.bounds.high,
         p_value=decision.p_value,
+        p_fails=decision.p_fails,
         p_structure=measured.reduction.p_structure(),
         power=decision.power,
         se=decision.bounds.se,

@@ -21,6 +21,10 @@ class TemplateDependentWarning(UserWarning):
     """A claim holds under one template and fails under another on this model."""
 
 
+class DecayedWarning(UserWarning):
+    """A finding expected as holds or fails came out inconclusive (shown in JUnit and the warnings summary)."""
+
+
 def decayed(record: ClaimRecord) -> bool:
     """Expected a finding, got inconclusive."""
     return record.verdict == "inconclusive" and record.expectation is not None
@@ -47,6 +51,7 @@ def check_record(record: ClaimRecord, *, strict: bool = False) -> None:
             stacklevel=2,
         )
     if decayed(record):
+        warnings.warn(DecayedWarning(f"{label}: {decay_text(record)}"), stacklevel=2)
         if strict:
             pytest.fail(f"{label}{dependent}: {decay_text(record)}; {record.reason}")
         pytest.skip(f"{decay_text(record)}; {record.reason}")

@@ -7,7 +7,7 @@ any rule is read, so a broken pipeline can never pass an absence claim.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from benchmark.claims.record import Verdict
 from benchmark.claims.spec import RuleSpec
@@ -23,6 +23,7 @@ class Decision:
     bounds: Bounds
     p_value: float
     power: float | None = None
+    p_fails: float | None = None
     direction: str | None = None
     explained_by_tokens: bool | None = None
     notes: list[str] = field(default_factory=list)
@@ -48,10 +49,26 @@ def decide(
     """Apply ``rule`` to the reduced quantity; say why in one sentence."""
     alpha = rule.alpha
     if rule.kind == "presence":
-        return _presence(rule, reduction, alpha)
+        decision = _presence(rule, reduction, alpha)
+    elif rule.kind == "absence":
+        decision = _absence(rule, reduction, alpha, reference_verdict)
+    else:
+        decision = _change(rule, reduction, alpha, direction_for(rule, model))
+    return replace(decision, p_fails=_p_fails(rule, reduction, decision.direction))
+
+
+def _p_fails(rule: RuleSpec, reduction: Reduction, direction: str | None) -> float:
+    """p-value of the side a ``fails`` verdict asserts (what a regression gate weighs a flip by)."""
+    if rule.kind == "presence":
+        return reduction.p_less(float(rule.delta))  # effect at or below delta
     if rule.kind == "absence":
-        return _absence(rule, reduction, alpha, reference_verdict)
-    return _change(rule, reduction, alpha, direction_for(rule, model))
+        return reduction.p_greater(float(rule.epsilon))  # effect above epsilon
+    delta = float(rule.delta)
+    if direction == "increase":
+        return reduction.p_less(delta)
+    if direction == "decrease":
+        return reduction.p_greater(-delta)
+    return max(reduction.p_greater(-delta), reduction.p_less(delta))  # within +-delta
 
 
 def _finite(b: Bounds) -> bool:
