@@ -233,6 +233,8 @@ class Population:
     offsets: np.ndarray
     sizes: dict[str, int]
     probes: list[np.ndarray]
+    #: the probe samples' labels (their latents are never read: the distances carry the offsets)
+    probe_data: list[ClaimData]
     seed: int
 
     @classmethod
@@ -242,7 +244,7 @@ class Population:
         pool: ClaimData,
         sizes: dict[str, int],
         rng: np.random.Generator,
-        n_probes: int = 8,
+        n_probes: int = 24,
     ) -> Population:
         """Shuffle the pool, draw the plant's directions and the fixed samples the population effect averages."""
         if spec.control is None:
@@ -258,7 +260,9 @@ class Population:
             if full
             else [draw_sample(shuffled, sizes, rng) for _ in range(n_probes)]
         )
-        return cls(spec, shuffled, step, sizes, probes, int(rng.integers(2**31 - 1)))
+        n = len(pool.samples)
+        probe_data = [shuffled.subset(np.isin(np.arange(n), rows)) for rows in probes]
+        return cls(spec, shuffled, step, sizes, probes, probe_data, int(rng.integers(2**31 - 1)))
 
     def _distances(self) -> ScaledDistances:
         X, n_ctl = _controls_as_layers(self.base)
@@ -271,9 +275,7 @@ class Population:
         """Population effect at ``scale``: the mean point estimate over the fixed probe samples."""
         dist = distances or self._distances()
         values = []
-        for rows in self.probes:
-            # The distances carry the offsets; the sample's own latents are only read for its labels.
-            sub = self.base.subset(np.isin(np.arange(len(self.base.samples)), rows))
+        for rows, sub in zip(self.probes, self.probe_data, strict=True):
             values.append(point_value(self.spec, sub, np.random.default_rng(self.seed), dist(scale, rows)))
         return float(np.mean(values))
 
