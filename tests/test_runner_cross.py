@@ -15,10 +15,11 @@ T7 = "T7-training-mix-shifts-cjk"
 
 
 def test_pairs_follow_the_spec_roles() -> None:
-    family = {"q": "qwen2-audio", "u1": "ultravox-llama", "u8": "ultravox-llama", "g": "gemma"}.__getitem__
-    pairs = cross_model_pairs(get_claim(T7), ["g", "u1", "q", "u8"], family)
-    assert pairs == [("q", "u1"), ("q", "u8")]
-    assert cross_model_pairs(get_claim(T7), ["g", "u1"], family) == []
+    u1, u8, u6 = "ultravox-0.5-llama-3.2-1b", "ultravox-0.5-llama-3.1-8b", "ultravox-0.6-llama-3.1-8b"
+    family = {"q": "qwen2-audio", u1: "ultravox", u8: "ultravox", u6: "ultravox", "g": "gemma3"}.__getitem__
+    pairs = cross_model_pairs(get_claim(T7), ["g", u1, "q", u8, u6], family)
+    assert pairs == [("q", u1), ("q", u8)]  # the paper's pair is Qwen2-Audio vs Ultravox 0.5 only
+    assert cross_model_pairs(get_claim(T7), ["g", u1], family) == []
 
 
 @pytest.mark.parametrize("expected", ["holds", "fails"])
@@ -27,17 +28,17 @@ def test_pair_record_is_keyed_saved_and_checked(
 ) -> None:
     session = ClaimSession(SessionOptions(profile="ci", results=tmp_path / "results", device="cpu"))
     a, b = "gemma-3-270m-q4km", "whisper-base-ct2"
-    first = evaluate_cross_pair(session, get_claim(T7), a, b)
+    first = evaluate_cross_pair(session, get_claim(T7), a, b, "shared-suffix")
     assert first.claim_id == f"{T7}[{a}~{b}]" and first.model == f"{a}~{b}"
     assert first.verdict in ("holds", "fails", "inconclusive") and first.measurement is not None
     assert first.expectation is None and first.meets_expectation is None
-    saved = list((tmp_path / "results").rglob(f"{T7}@1.json"))
+    saved = list((tmp_path / "results").rglob(f"{T7}@*.json"))
     assert len(saved) == 1 and json.loads(saved[0].read_text())["model"] == f"{a}~{b}"
 
     entries = [
         {
             "claim": T7,
-            "claim_version": 1,
+            "claim_version": get_claim(T7).version,
             "model": f"{a}~{b}",
             "revision": "*",
             "probe_set_hash": "*",
@@ -51,7 +52,7 @@ def test_pair_record_is_keyed_saved_and_checked(
     path = tmp_path / "expectations.json"
     path.write_text(json.dumps({"schema": "expectations/1", "entries": entries}))
     monkeypatch.setenv("LALM_BENCH_EXPECTATIONS", str(path))
-    again = evaluate_cross_pair(session, get_claim(T7), a, b)
+    again = evaluate_cross_pair(session, get_claim(T7), a, b, "shared-suffix")
     assert again.expectation is not None and again.expectation.verdict == expected
     if again.verdict in ("holds", "fails"):
         assert again.meets_expectation == (again.verdict == expected)

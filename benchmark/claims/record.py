@@ -30,6 +30,10 @@ class Measurement(BaseModel):
     p_value: float | None = Field(
         default=None, description="p-value against the rule's boundary (studentised)"
     )
+    p_fails: float | None = Field(
+        default=None,
+        description="p-value of the fails side (the opposite one-sided test); the regression gate weighs a flip by it",
+    )
     p_structure: float | None = Field(
         default=None, description="permutation p-value of 'no structure at all' (secondary; does not decide)"
     )

@@ -23,10 +23,10 @@ class Decision:
     bounds: Bounds
     p_value: float
     power: float | None = None
-    p_fails: float | None = None
     direction: str | None = None
     explained_by_tokens: bool | None = None
     notes: list[str] = field(default_factory=list)
+    p_fails: float | None = None  # last: set by ``decide`` only, never passed positionally
 
 
 def direction_for(rule: RuleSpec, model: str) -> str | None:
