@@ -1,56 +1,74 @@
 """One code path for ``lalm-bench run`` and ``pytest claims/``: a session that extracts (cached), evaluates
 claims (references first), and saves each record into the result store.
+
+A session never lets one claim, model or probe set abort the others: a failure anywhere on a claim's path
+(loading the weights, extracting, the statistics) becomes that claim's ``error`` record with the stage and the
+message, and a failed load or extraction is remembered so the next claim on it fails at once instead of
+retrying. ``lalm-bench run`` (``benchmark.run.main_job``) then writes the report from whatever was recorded.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from benchmark.claims.data import Budget, ClaimData
 from benchmark.claims.evaluate import CALIBRATION_FILE, applicability, evaluate_claim, evaluation_key
-from benchmark.claims.record import ClaimRecord
+from benchmark.claims.record import ClaimRecord, Verdict
 from benchmark.claims.registry import all_claims, get_claim
 from benchmark.claims.spec import ClaimSpec
 from benchmark.claims.store import latents_path, record_path
 from benchmark.core.errors import BenchError
+from benchmark.core.provenance import git_commit, library_versions, utc_now
 from benchmark.core.schema import ProbeSet
 from benchmark.engine.cache import LatentCache
 from benchmark.engine.extract import LatentSet, extract_latents
+from benchmark.engine.progress import ProgressReporter, as_reporter
 from benchmark.models.base import ModelAdapter
 from benchmark.models.catalog import DEFAULT_MODELS, get_adapter
+from benchmark.run.options import (
+    DEFAULT_SEED,
+    CalibrateOptions,
+    ConsistencyOptions,
+    SessionOptions,
+)
 
-DEFAULT_SEED = 20251125
+__all__ = ["DEFAULT_SEED", "ClaimSession", "SessionOptions", "calibrate_main", "consistency_main"]
 
 
-@dataclass
-class SessionOptions:
-    profile: str = "ci"
-    probes: str | None = None
-    results: Path = Path("results")
-    cache_dir: Path | None = None
-    use_cache: bool = True
-    device: str = "auto"
-    dtype: str = "auto"
-    batch_size: int | None = None  # None: from free memory on a GPU, 8 on the CPU
-    seed: int = DEFAULT_SEED
-    progress: bool = False
-    device_map: str | None = None
+class StepFailed(BenchError):
+    """A step on a claim's path failed; ``stage`` says which (weights, extraction, statistics)."""
+
+    def __init__(self, stage: str, error: BaseException) -> None:
+        self.stage = stage
+        self.error = error
+        detail = str(error) if isinstance(error, BenchError) else f"{type(error).__name__}: {error}"
+        super().__init__(f"{stage} failed: {detail}")
+
+
+def default_model_order() -> list[str]:
+    """Text LMs first: their text latents are the natural base for text claims; speech sets fall to whisper."""
+    return sorted(DEFAULT_MODELS, key=lambda m: "whisper" in m)
 
 
 @dataclass
 class ClaimSession:
-    """Memoises adapters, probe sets, latents and records for one run."""
+    """Memoises adapters, probe sets, latents and records (and failures) for one run."""
 
     options: SessionOptions
+    reporter: ProgressReporter | None = None
     _adapters: dict[str, ModelAdapter] = field(default_factory=dict)
     _probes: dict[str, ProbeSet] = field(default_factory=dict)
     _latents: dict[tuple[str, str, str], LatentSet] = field(default_factory=dict)
+    _failed: dict[tuple[str, str, str], StepFailed] = field(default_factory=dict)
     _records: dict[tuple[str, str], ClaimRecord] = field(default_factory=dict)
-    extraction_log: list[dict[str, object]] = field(default_factory=list)
+    extraction_log: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.reporter is None:
+            self.reporter = as_reporter(self.options.progress)
 
     @property
     def results_dir(self) -> Path:
@@ -62,8 +80,11 @@ class ClaimSession:
             self._adapters[model].device_map = self.options.device_map
         return self._adapters[model]
 
+    def probe_set_name(self, spec: ClaimSpec) -> str:
+        return self.options.probes or spec.probe_set
+
     def probe_set(self, spec: ClaimSpec) -> ProbeSet:
-        name = self.options.probes or spec.probe_set
+        name = self.probe_set_name(spec)
         if name not in self._probes:
             from benchmark.probes.catalog import resolve_probes
 
@@ -73,52 +94,89 @@ class ClaimSession:
             )
         return self._probes[name]
 
+    def stored_latents(self, model: str, probe_set: ProbeSet, template: str) -> Path:
+        """Where imported (or previously extracted) latents of this model, set and template live."""
+        revision = self.adapter(model).spec.revision
+        return latents_path(self.options.results, model, revision, probe_set.content_hash(), template)
+
     def latents(self, model: str, probe_set: ProbeSet, template: str) -> LatentSet:
         key = (model, probe_set.content_hash(), template)
         if key in self._latents:
             return self._latents[key]
+        if key in self._failed:  # a load or extraction that failed once fails the next claim at once
+            raise self._failed[key]
         adapter = self.adapter(model)
-        stored = latents_path(self.options.results, model, adapter.spec.revision, key[1], template)
-        if not adapter.availability().available and stored.exists():
-            latent_set = LatentSet.load(stored)  # imported from a machine that has the weights
-        else:
-            cache = LatentCache(self.options.cache_dir) if self.options.use_cache else None
-            latent_set, stats = extract_latents(
-                adapter,
-                probe_set,
-                template=template,
-                batch_size=self.options.batch_size,
-                device=self.options.device,
-                dtype=self.options.dtype,
-                cache=cache,
-                progress=self.options.progress,
-            )
-            latent_set.save(stored)
-            self.extraction_log.append(
-                {
-                    "model": model,
-                    "probe_set": probe_set.name,
-                    "template": template,
-                    "samples": stats.samples,
-                    "cache_hits": stats.cache_hits,
-                    "forward_passes": stats.forward_passes,
-                    "seconds": round(stats.seconds, 2),
-                }
-            )
+        stored = self.stored_latents(model, probe_set, template)
+        try:
+            if not adapter.availability().available and stored.exists():
+                latent_set = LatentSet.load(stored)  # imported from a machine that has the weights
+            else:
+                latent_set = self._extract(adapter, probe_set, template, stored)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as error:
+            failure = StepFailed(f"extraction of {probe_set.name} on {model}", error)
+            self._failed[key] = failure
+            raise failure from error
         self._latents[key] = latent_set
         return latent_set
 
+    def _extract(self, adapter: ModelAdapter, probe_set: ProbeSet, template: str, stored: Path) -> LatentSet:
+        cache = LatentCache(self.options.cache_dir) if self.options.use_cache else None
+        latent_set, stats = extract_latents(
+            adapter,
+            probe_set,
+            template=template,
+            batch_size=self.options.batch_size,
+            device=self.options.device,
+            dtype=self.options.dtype,
+            cache=cache,
+            progress=self.reporter,  # type: ignore[arg-type]
+        )
+        latent_set.save(stored)
+        self.extraction_log.append(
+            {
+                "model": adapter.spec.name,
+                "probe_set": probe_set.name,
+                "template": template,
+                "samples": stats.samples,
+                "cache_hits": stats.cache_hits,
+                "forward_passes": stats.forward_passes,
+                "corrupt_entries": stats.corrupt_entries,
+                "seconds": round(stats.seconds, 2),
+            }
+        )
+        return latent_set
+
     def record(self, claim_id: str, model: str) -> ClaimRecord:
-        """Evaluate (once) and save the record of ``claim_id`` on ``model``; references are evaluated first."""
+        """Evaluate (once) and save the record of ``claim_id`` on ``model``; references are evaluated first.
+
+        Never raises for a problem of this claim, model or probe set: that becomes an ``error`` record (or ``n/a``
+        when the set holds no input of the claim's modalities that the model takes).
+        """
         memo = (claim_id, model)
         if memo in self._records:
             return self._records[memo]
         spec = get_claim(claim_id)
+        try:
+            record = self._evaluate(spec, model)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as error:
+            message = str(error) if isinstance(error, StepFailed) else str(StepFailed("evaluation", error))
+            record = self._fallback_record(spec, model, "error", message)
+        self._records[memo] = record
+        return record
+
+    def _evaluate(self, spec: ClaimSpec, model: str) -> ClaimRecord:
         adapter = self.adapter(model)
         reference_verdict = self.record(spec.reference, model).verdict if spec.reference else None
         why_not = applicability(spec, adapter.spec.modalities, adapter.spec.languages)
         probe_set = self.probe_set(spec)
         if why_not is None:
+            no_inputs = _no_inputs(spec, adapter, probe_set)
+            if no_inputs is not None:
+                return self._fallback_record(spec, model, "n/a", no_inputs)
             latent_set = self.latents(model, probe_set, spec.template)
         else:
             latent_set = _placeholder_latents(adapter, probe_set, spec.template)
@@ -139,19 +197,72 @@ class ClaimSession:
             model,
             provenance.revision,
             provenance.probe_set_hash,
-            claim_id,
+            spec.id,
             spec.version,
         )
         record = _stored_record(path, key) if self.options.use_cache else None
         if record is None:  # nothing stored from these exact inputs: evaluate (permutations, bootstraps)
-            record = evaluate_claim(spec, **inputs)
+            try:
+                record = evaluate_claim(spec, **inputs)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as error:
+                raise StepFailed("statistics", error) from error
             record.evaluation_key = key
             record.save(path)
-        self._records[memo] = record
+        return record
+
+    def _fallback_record(self, spec: ClaimSpec, model: str, verdict: Verdict, reason: str) -> ClaimRecord:
+        """A record the claims layer did not produce (a failed step, or no input to evaluate), saved when its
+        model revision and probe set are known so that ``lalm-bench report results`` shows it too."""
+        adapter = self._adapters.get(model)
+        probe_set = self._probes.get(self.probe_set_name(spec))
+        revision = adapter.spec.revision if adapter is not None else "unknown"
+        probe_hash = probe_set.content_hash() if probe_set is not None else "unknown"
+        record = ClaimRecord(
+            claim_id=spec.id,
+            claim_version=spec.version,
+            claim_fingerprint=spec.fingerprint(),
+            title=spec.title,
+            paper=spec.paper,
+            section=spec.section,
+            rule=spec.rule.model_dump(mode="json"),
+            model=model,
+            revision=revision,
+            model_kind=adapter.spec.kind if adapter is not None else "unknown",
+            verdict=verdict,
+            reason=reason,
+            probe_set=probe_set.name if probe_set is not None else self.probe_set_name(spec),
+            probe_set_hash=probe_hash,
+            profile=self.options.profile,
+            template=spec.template,
+            variant=spec.variant,
+            dtype=self.options.dtype,
+            device=self.options.device,
+            seed=self.options.seed,
+            versions=library_versions(),
+            git_commit=git_commit(),
+            caveats=[*spec.caveats, *(probe_set.caveats if probe_set is not None else [])],
+            created=utc_now(),
+        )
+        if adapter is not None and probe_set is not None:
+            record.save(record_path(self.options.results, model, revision, probe_hash, spec.id, spec.version))
         return record
 
     def records(self) -> list[ClaimRecord]:
         return list(self._records.values())
+
+
+def _no_inputs(spec: ClaimSpec, adapter: ModelAdapter, probe_set: ProbeSet) -> str | None:
+    """Why there is nothing to extract for ``spec`` on this model and set (n/a), or None."""
+    wanted = set(spec.requires_modalities)
+    if any(s.modality in wanted and adapter.accepts(s.modality, s.language) for s in probe_set.samples):
+        return None
+    kinds = " or ".join(sorted(wanted))
+    return (
+        f"needs {kinds} samples that model {adapter.spec.name!r} takes; probe set {probe_set.name!r} "
+        f"({len(probe_set.samples)} samples) has none"
+    )
 
 
 def _stored_record(path: Path, key: str) -> ClaimRecord | None:
@@ -205,45 +316,6 @@ def ensure_fixture_audio(name: str) -> None:
     build_all(folder.parent, check=True, sets=[name])
 
 
-def run_main(args: argparse.Namespace) -> int:
-    """``lalm-bench run``: every claim for every selected model, then the report."""
-    options = SessionOptions(
-        profile=args.profile,
-        probes=args.probes,
-        results=args.results,
-        cache_dir=args.cache_dir,
-        use_cache=not args.no_cache,
-        device=args.device,
-        dtype=args.dtype,
-        batch_size=args.batch_size,
-        progress=sys.stderr.isatty(),
-        device_map=getattr(args, "device_map", None),
-    )
-    session = ClaimSession(options)
-    # Text LMs first: their text latents are the natural base for text claims; speech sets fall to whisper.
-    models = args.model or sorted(DEFAULT_MODELS, key=lambda m: "whisper" in m)
-    for model in models:
-        for spec in all_claims():
-            if spec.cross_model:
-                continue
-            record = session.record(spec.id, model)
-            print(f"{record.claim_id:42s} {model:24s} {record.verdict:12s} {record.reason[:90]}", flush=True)
-    from benchmark.run.cross_model import evaluate_cross_model
-
-    cross = evaluate_cross_model(session, models)
-    for record in cross:
-        print(
-            f"{record.claim_id:42s} {record.model:24s} {record.verdict:12s} {record.reason[:90]}", flush=True
-        )
-    print(json.dumps(session.extraction_log), file=sys.stderr)
-    from benchmark.report import write_report
-
-    written = write_report([*session.records(), *cross], args.out)
-    for kind, path in written.items():
-        print(f"report ({kind}): {path}")
-    return 0
-
-
 def calibration_bases(
     session: ClaimSession,
     models: list[str] | None = None,
@@ -256,7 +328,7 @@ def calibration_bases(
     from benchmark.claims.data import claim_data_from
     from benchmark.probes.catalog import resolve_probes
 
-    models = models or sorted(DEFAULT_MODELS, key=lambda m: "whisper" in m)
+    models = models or default_model_order()
     bases: dict[str, ClaimData] = {}
     for path in latents or []:
         # Imported latents (e.g. extracted on another machine): the probe set comes from the file's manifest,
@@ -279,45 +351,41 @@ def calibration_bases(
     return bases
 
 
-def calibrate_main(args: argparse.Namespace) -> int:
+def calibrate_main(options: CalibrateOptions) -> int:
     """``lalm-bench calibrate``: controls of every claim on real offline latents (first model that fits)."""
     from benchmark.claims.calibrate import calibrate
+    from benchmark.run.validate import ValidationFailed, option_problems
 
-    options = SessionOptions(
-        profile=args.profile,
-        results=args.results,
-        cache_dir=args.cache_dir,
-        device=args.device,
-        dtype=args.dtype,
-        batch_size=args.batch_size,
-    )
-    session = ClaimSession(options)
+    problems = option_problems(options.session, [("--out", options.out, False)])
+    if problems:
+        raise ValidationFailed(problems)
+    session = ClaimSession(options.session)
     specs = [spec for spec in all_claims() if not spec.cross_model]
-    if args.claim:  # checked before any latents are extracted
-        unknown = sorted(set(args.claim) - {spec.id for spec in specs})
+    if options.claims:  # checked before any latents are extracted
+        unknown = sorted(set(options.claims) - {spec.id for spec in specs})
         if unknown:
             raise BenchError(
                 f"--claim {', '.join(unknown)}: no single-model claim of that id "
                 f"(known: {', '.join(spec.id for spec in specs)})"
             )
-        specs = [spec for spec in specs if spec.id in args.claim]
-    bases = calibration_bases(session, args.model, getattr(args, "latents", None), specs)
-    budget = Budget.for_profile(args.budget)
-    first_seed = getattr(args, "first_seed", 0)
-    jobs = getattr(args, "jobs", 1)
-    out = getattr(args, "out", None) or CALIBRATION_FILE
-    if jobs == 1:
-        document = calibrate(specs, bases, seeds=args.seeds, budget=budget, first_seed=first_seed, out=out)
+        specs = [spec for spec in specs if spec.id in options.claims]
+    bases = calibration_bases(session, list(options.models) or None, list(options.latents) or None, specs)
+    budget = Budget.for_profile(options.budget)
+    out = options.out or CALIBRATION_FILE
+    if options.jobs == 1:
+        document = calibrate(
+            specs, bases, seeds=options.seeds, budget=budget, first_seed=options.first_seed, out=out
+        )
     else:
         from benchmark.run.control_pool import default_shard_size, plan_shards, run_shards
 
         shards = plan_shards(
             [spec.id for spec in specs],
-            seeds=args.seeds,
-            first_seed=first_seed,
-            shard_size=default_shard_size(args.seeds, jobs),
+            seeds=options.seeds,
+            first_seed=options.first_seed,
+            shard_size=default_shard_size(options.seeds, options.jobs),
         )
-        run_shards(specs, bases, shards, budget=budget, jobs=jobs, out=out, all_specs=all_claims())
+        run_shards(specs, bases, shards, budget=budget, jobs=options.jobs, out=out, all_specs=all_claims())
         document = json.loads(out.read_text(encoding="utf-8"))
     for claim_id, row in document["claims"].items():
         if "boundary_null" in row:
@@ -338,58 +406,59 @@ def _profile_records(options: SessionOptions, models: list[str]) -> list[ClaimRe
     ]
 
 
-def consistency_main(args: argparse.Namespace) -> int:
-    """``lalm-bench consistency``: every claim on two profiles, paired per claim; 1 when any pair is opposite.
+def consistency_main(options: ConsistencyOptions) -> int:
+    """``lalm-bench consistency``: every claim on two profiles, paired per claim.
 
     Evaluates both profiles (the latent cache makes a warm side free) unless ``--stored``, which reads the
     newest stored record of each claim instead. Cross-model claims are left out (they belong to no one model).
+    Exit codes (``benchmark.run.exit_codes``): 3 when a pair holds an ``error`` record (consistency cannot be
+    shown because the pipeline broke), else 1 when any pair is opposite, else 0.
     """
+    from dataclasses import replace
+
     from benchmark.claims.consistency import VerdictRow, compare_profiles, exit_code, newest_rows
     from benchmark.core.provenance import utc_now
     from benchmark.report.consistency import consistency_markdown, summary_line, verdict_table
+    from benchmark.run.exit_codes import PIPELINE_ERROR
+    from benchmark.run.validate import ValidationFailed, option_problems
 
-    models = args.model or sorted(DEFAULT_MODELS, key=lambda m: "whisper" in m)
+    outputs = [("--results", options.session.results, True), ("--markdown", options.markdown, False)]
+    problems = option_problems(options.session, outputs)
+    if problems:
+        raise ValidationFailed(problems)
+    models = list(options.models) or default_model_order()
+    profile_a, profile_b = options.session.profile, options.against
     expected = [(model, spec.id) for model in models for spec in all_claims() if not spec.cross_model]
     sides = []
-    for profile in (args.profile, args.against):
-        if args.stored:
+    for profile in (profile_a, profile_b):
+        if options.stored:
             from benchmark.report import load_records
 
-            sides.append(newest_rows(load_records([args.results]), profile=profile, models=models))
+            sides.append(newest_rows(load_records([options.session.results]), profile=profile, models=models))
             continue
-        options = SessionOptions(
-            profile=profile,
-            results=args.results,
-            cache_dir=args.cache_dir,
-            use_cache=not args.no_cache,
-            device=args.device,
-            dtype=args.dtype,
-            batch_size=args.batch_size,
-            progress=sys.stderr.isatty(),
-            device_map=args.device_map,
-        )
-        sides.append([VerdictRow.from_record(r) for r in _profile_records(options, models)])
-    pairs = compare_profiles(
-        sides[0], sides[1], profile_a=args.profile, profile_b=args.against, expected=expected
-    )
-    print(verdict_table(pairs, profile_a=args.profile, profile_b=args.against, fmt_name="simple"))
+        session_options = replace(options.session, profile=profile)
+        sides.append([VerdictRow.from_record(r) for r in _profile_records(session_options, models)])
+    pairs = compare_profiles(sides[0], sides[1], profile_a=profile_a, profile_b=profile_b, expected=expected)
+    print(verdict_table(pairs, profile_a=profile_a, profile_b=profile_b, fmt_name="simple"))
     print(summary_line(pairs))
-    if args.markdown:
+    if options.markdown:
         command = "lalm-bench consistency " + " ".join(
             [
                 *(f"--model {m}" for m in models),
-                f"--profile {args.profile}",
-                f"--against {args.against}",
-                *(["--stored"] if args.stored else []),
+                f"--profile {profile_a}",
+                f"--against {profile_b}",
+                *(["--stored"] if options.stored else []),
             ]
         )
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(
+        options.markdown.parent.mkdir(parents=True, exist_ok=True)
+        options.markdown.write_text(
             consistency_markdown(
-                pairs, profile_a=args.profile, profile_b=args.against, command=command, date=utc_now()
+                pairs, profile_a=profile_a, profile_b=profile_b, command=command, date=utc_now()
             )
             + "\n",
             encoding="utf-8",
         )
-        print(f"wrote {args.markdown}")
+        print(f"wrote {options.markdown}")
+    if any(p.relation == "error" for p in pairs):
+        return PIPELINE_ERROR
     return exit_code(pairs)
