@@ -182,3 +182,39 @@ def test_pytest_claims_refuses_a_bad_probe_folder_with_its_usage_error(tmp_path:
     assert result.returncode == 4, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert "manifest.jsonl:2" in result.stderr and "--batch-size 0" in result.stderr
+
+
+def test_ctrl_c_during_extraction_keeps_the_cached_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real extraction interrupted in its second batch: one line, 130, the first batch stays cached and the
+    rerun resumes from it."""
+    import json
+
+    import benchmark.engine.extract as extract
+    from tests.probe_factory import parallel_text_set
+
+    real = extract.LastTokenCapture.run
+    calls = {"n": 0}
+
+    def interrupting(self: Any, batch: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(self, batch)
+
+    monkeypatch.setattr(extract.LastTokenCapture, "run", interrupting)
+    folder = parallel_text_set(tmp_path / "set", meanings=3, languages=("en", "fr", "de", "es"))
+    argv = ["extract", "--model", "whisper-base-ct2", "--probes", str(folder), "--profile", "custom"]
+    argv += ["--batch-size", "4", "--cache-dir", str(tmp_path / "cache"), "--device", "cpu", "--quiet"]
+    assert main(argv) == exit_codes.INTERRUPTED
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if line.strip()] == [
+        "lalm-bench extract: interrupted; every latent computed so far stays in the cache and a rerun "
+        "resumes from it"
+    ]
+    assert len(list((tmp_path / "cache").rglob("*.npz"))) == 4
+    monkeypatch.setattr(extract.LastTokenCapture, "run", real)
+    assert main(argv) == exit_codes.OK
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["cache_hits"] == 4 and summary["samples"] == 12

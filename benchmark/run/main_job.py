@@ -26,7 +26,7 @@ from benchmark.core.errors import BenchError
 from benchmark.engine.progress import ProgressReporter, choose_mode, format_duration
 from benchmark.run.exit_codes import PIPELINE_ERROR, run_exit_code
 from benchmark.run.options import ExtractOptions, RunOptions
-from benchmark.run.plan import Survey, announce, describe_estimate, survey, time_first_batch
+from benchmark.run.plan import Survey, announce, describe_estimate, notes_summary, survey, time_first_batch
 from benchmark.run.session import ClaimSession, default_model_order
 from benchmark.run.validate import ValidationFailed, check_weights, option_problems
 
@@ -210,6 +210,7 @@ def extract_main(options: ExtractOptions) -> int:
     problems = option_problems(session_options, [("--out", options.out, False)])
     adapter = probe_set = None
     corrupt = 0  # corrupt cache entries the survey found (and removed): extraction recomputes them
+    surveyed: list[Survey] = []
     try:
         adapter = get_adapter(options.model)
         adapter.device_map = session_options.device_map
@@ -234,10 +235,13 @@ def extract_main(options: ExtractOptions) -> int:
                 found = survey(options.model, adapter, probe_set, options.template, session_options)
                 problems += found.problems
                 corrupt = found.corrupt
+                surveyed.append(found)
     if problems:
         raise ValidationFailed(problems)
     assert adapter is not None and probe_set is not None
     reporter = ProgressReporter(mode=choose_mode(quiet=options.quiet))
+    for line in notes_summary(surveyed):
+        reporter.line(f"note: {line}")
     latent_set, stats = extract_latents(
         adapter,
         probe_set,
