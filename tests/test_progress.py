@@ -83,3 +83,14 @@ def test_durations_read_naturally() -> None:
     assert format_duration(42) == "42s"
     assert format_duration(185) == "3m05s"
     assert format_duration(3720) == "1h02m"
+
+
+def test_bar_mode_draws_a_bar_and_writes_lines_above_it() -> None:
+    stream = _Tty()
+    reporter = ProgressReporter(mode="bar", stream=stream)
+    stage = reporter.stage("extract w", 4)
+    reporter.line("a plan line")
+    stage.update(4)
+    stage.close()
+    text = stream.getvalue()
+    assert "extract w" in text and "4/4" in text and "a plan line" in text

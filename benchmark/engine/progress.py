@@ -156,6 +156,11 @@ class ProgressReporter:
         if self.mode == "off":
             return
         stamp = time.strftime("%H:%M:%S")
+        if self.mode == "bar":  # printed above the live bars instead of through them
+            from tqdm import tqdm
+
+            tqdm.write(f"[{stamp}] {text}", file=self.stream)
+            return
         print(f"[{stamp}] {text}", file=self.stream, flush=True)
 
     def stage(self, label: str, total: int, unit: str = "input") -> StageProgress:

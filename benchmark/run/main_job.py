@@ -23,6 +23,7 @@ from benchmark.claims.record import ClaimRecord
 from benchmark.claims.registry import all_claims
 from benchmark.claims.spec import ClaimSpec
 from benchmark.core.errors import BenchError
+from benchmark.core.schema import ProbeSet
 from benchmark.engine.progress import ProgressReporter, choose_mode, format_duration
 from benchmark.run.exit_codes import PIPELINE_ERROR, run_exit_code
 from benchmark.run.options import ExtractOptions, RunOptions
@@ -52,7 +53,7 @@ def validate_run(
             adapters[model] = session.adapter(model)
         except BenchError as error:
             problems.append(f"--model {model}: {error}")
-    needed: dict[tuple[str, str, str], object] = {}
+    needed: dict[tuple[str, str, str], ProbeSet] = {}
     for model, adapter in adapters.items():
         for spec in specs:
             if applicability(spec, adapter.spec.modalities, adapter.spec.languages) is not None:
@@ -67,7 +68,7 @@ def validate_run(
     for model, adapter in adapters.items():
         mine = [(name, template, ps) for (m, name, template), ps in needed.items() if m == model]
         stored = {
-            (name, template): session.stored_latents(model, ps, template).exists()  # type: ignore[arg-type]
+            (name, template): session.stored_latents(model, ps, template).exists()
             for name, template, ps in mine
         }
         weights = check_weights(model, adapter, has_stored_latents=bool(mine) and all(stored.values()))
@@ -79,7 +80,7 @@ def validate_run(
             found = survey(
                 model,
                 adapter,
-                probe_set,  # type: ignore[arg-type]
+                probe_set,
                 template,
                 options,
                 from_store=from_store and stored[(name, template)],
