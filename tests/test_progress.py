@@ -28,7 +28,7 @@ def test_mode_follows_the_stream_and_quiet() -> None:
 
 def test_log_mode_writes_start_interval_and_end_lines_with_rate_and_eta() -> None:
     stream, clock = io.StringIO(), _Clock()
-    reporter = ProgressReporter(mode="log", stream=stream, interval=60.0, clock=clock)
+    reporter = ProgressReporter(mode="log", stream=stream, interval=60.0, clock=clock, heartbeat=False)
     stage = reporter.stage("extract whisper", 100)
     clock.now += 30
     stage.update(10)  # under the interval: no line
@@ -46,7 +46,7 @@ def test_log_mode_writes_start_interval_and_end_lines_with_rate_and_eta() -> Non
 
 def test_run_wide_eta_rescales_the_plan_by_the_speed_seen() -> None:
     stream, clock = io.StringIO(), _Clock()
-    reporter = ProgressReporter(mode="log", stream=stream, interval=1.0, clock=clock)
+    reporter = ProgressReporter(mode="log", stream=stream, interval=1.0, clock=clock, heartbeat=False)
     # planned: 10 fast inputs (1 s each) then 10 slow ones (10 s each) = 110 s of work
     reporter.expect({"extract fast": (10, 1.0), "extract slow": (10, 10.0)})
     fast = reporter.stage("extract fast", 10)
@@ -94,3 +94,17 @@ def test_bar_mode_draws_a_bar_and_writes_lines_above_it() -> None:
     stage.close()
     text = stream.getvalue()
     assert "extract w" in text and "4/4" in text and "a plan line" in text
+
+
+def test_a_slow_item_still_gets_a_line_per_interval() -> None:
+    """One claim or batch can take minutes; the log must not go silent meanwhile."""
+    import time
+
+    stream = io.StringIO()
+    reporter = ProgressReporter(mode="log", stream=stream, interval=0.2)
+    stage = reporter.stage("evaluate claims", 3, unit="claim")
+    stage.update(1)
+    time.sleep(0.8)  # no update: the heartbeat writes the status
+    stage.close()
+    beats = [line for line in stream.getvalue().splitlines() if "1/3 claims (33%)" in line]
+    assert beats, stream.getvalue()

@@ -12,6 +12,7 @@ progress=reporter)``); a plain ``True`` still means "bars on a terminal, lines e
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,14 +75,27 @@ class _LogStage:
     def __post_init__(self) -> None:
         self.started = self.last_line = self.reporter.clock()
         self.reporter.line(f"{self.label}: 0/{self.total} {self.unit}s")
+        if self.reporter.heartbeat:  # a line per interval also while one slow item (a claim, a batch) runs
+            threading.Thread(target=self._beat, name=f"progress {self.label}", daemon=True).start()
+
+    def _beat(self) -> None:
+        pause = min(self.reporter.interval / 4, 5.0)
+        while not self.closed:
+            time.sleep(pause)
+            self._maybe_line()
+
+    def _maybe_line(self) -> None:
+        with self.reporter.lock:
+            now = self.reporter.clock()
+            if self.closed or now - self.last_line < self.reporter.interval or self.done >= self.total:
+                return
+            self.last_line = now
+        self.reporter.line(self._status(now))
 
     def update(self, n: int = 1) -> None:
         self.done += n
         self.reporter.advance(self.label, n)
-        now = self.reporter.clock()
-        if now - self.last_line >= self.reporter.interval and self.done < self.total:
-            self.last_line = now
-            self.reporter.line(self._status(now))
+        self._maybe_line()
 
     def _status(self, now: float) -> str:
         elapsed = max(now - self.started, 1e-9)
@@ -144,6 +158,8 @@ class ProgressReporter:
     stream: TextIO = field(default_factory=lambda: sys.stderr)
     interval: float = LOG_INTERVAL_S
     clock: Callable[[], float] = time.monotonic
+    heartbeat: bool = True
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _plan: dict[str, tuple[int, float]] = field(default_factory=dict)
     _done: dict[str, int] = field(default_factory=dict)
     _started: float | None = None
