@@ -20,7 +20,7 @@ from benchmark.claims.record import ClaimRecord, Verdict
 from benchmark.claims.registry import all_claims, get_claim
 from benchmark.claims.spec import ClaimSpec
 from benchmark.claims.store import latents_path, record_path
-from benchmark.core.errors import BenchError
+from benchmark.core.errors import BenchError, PipelineError
 from benchmark.core.provenance import git_commit, library_versions, utc_now
 from benchmark.core.schema import ProbeSet
 from benchmark.engine.cache import LatentCache
@@ -38,8 +38,9 @@ from benchmark.run.options import (
 __all__ = ["DEFAULT_SEED", "ClaimSession", "SessionOptions", "calibrate_main", "consistency_main"]
 
 
-class StepFailed(BenchError):
-    """A step on a claim's path failed; ``stage`` says which (weights, extraction, statistics)."""
+class StepFailed(PipelineError):
+    """A step on a claim's path failed; ``stage`` says which (extraction, statistics). Where it escapes a
+    session (calibration bases), the command exits with the pipeline-error code."""
 
     def __init__(self, stage: str, error: BaseException) -> None:
         self.stage = stage
