@@ -15,7 +15,15 @@ from benchmark.core.schema import Sample
 from benchmark.models.base import Availability, ModelAdapter, ModelSpec, PreparedInput, Template
 from benchmark.probes.io import load_probe_set
 from benchmark.run.options import SessionOptions
-from benchmark.run.plan import describe_estimate, max_audio_seconds, max_text_tokens, notes_summary, survey
+from benchmark.run.plan import (
+    describe_estimate,
+    max_audio_seconds,
+    max_text_tokens,
+    notes_summary,
+    stage_plan,
+    survey,
+    time_first_batch,
+)
 from tests.probe_factory import speech_row, text_row, tone, write_clip, write_manifest
 
 
@@ -112,12 +120,36 @@ def test_text_over_the_declared_token_limit_and_cache_counts(tmp_path: Path) -> 
     assert found.cached == 0 and sorted(found.missing) == ["few", "long", "short"]
 
 
-def test_the_estimate_names_each_model_and_the_total() -> None:
-    class _S:
-        def __init__(self, model: str, n: int) -> None:
-            self.model, self.to_extract = model, n
+def test_the_estimate_is_per_model_and_modality(tmp_path: Path) -> None:
+    probe_set = _set(tmp_path)
+    found = survey(
+        "stub", _Stub(audio_s=None, tokens=None, prepares=True), probe_set, "shared-suffix", SessionOptions()
+    )
+    assert found.missing_of("speech") == ["long", "short"] and found.missing_of("text") == ["few", "many"]
+    rates = {("stub", "speech"): (1.0, 10.0), ("stub", "text"): (1.0, 0.5)}
+    sentence, seconds = describe_estimate([found], rates)
+    assert seconds == 21.0
+    assert "stub speech: 2 x 10.00 s = 20s" in sentence and "stub text: 2 x 0.50 s = 1.0s" in sentence
+    assert stage_plan([found], rates) == {"extract stub": (4, 5.25)}
+    sentence, _ = describe_estimate([found], {("stub", "text"): (1.0, 0.5)})
+    assert "stub speech: 2 inputs, rate unknown" in sentence
 
-    sentence, seconds = describe_estimate([_S("a", 100), _S("b", 10)], {"a": (2.0, 0.5)})  # type: ignore[list-item]
-    assert seconds == 50.0
-    assert "extraction estimate 50s" in sentence and "a: 100 inputs x 0.50 s" in sentence
-    assert "b: 10 inputs, rate unknown" in sentence
+
+def test_first_batch_timing_extracts_real_inputs_into_the_cache(tmp_path: Path) -> None:
+    """One warm-up input plus ``size`` timed ones, spread over the set; all cached, and the plan's counts follow."""
+    from benchmark.models.catalog import get_adapter
+    from tests.probe_factory import parallel_text_set
+
+    probe_set = load_probe_set(
+        parallel_text_set(tmp_path / "set", meanings=3, languages=("en", "fr", "de", "es"))
+    )
+    options = SessionOptions(cache_dir=tmp_path / "cache", device="cpu")
+    adapter = get_adapter("whisper-base-ct2")
+    found = survey("whisper-base-ct2", adapter, probe_set, "shared-suffix", options)
+    assert (found.cached, len(found.missing)) == (0, 12)
+    timed = time_first_batch(adapter, found, options, modality="text", size=4)
+    assert timed is not None and timed[0] >= 0 and timed[1] > 0
+    assert (found.cached, len(found.missing)) == (5, 7)
+    assert len(list((tmp_path / "cache").rglob("*.npz"))) == 5
+    again = survey("whisper-base-ct2", adapter, probe_set, "shared-suffix", options)
+    assert (again.cached, sorted(again.missing)) == (5, sorted(found.missing))

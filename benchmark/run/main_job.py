@@ -27,7 +27,16 @@ from benchmark.core.schema import ProbeSet
 from benchmark.engine.progress import ProgressReporter, choose_mode, format_duration
 from benchmark.run.exit_codes import PIPELINE_ERROR, run_exit_code
 from benchmark.run.options import ExtractOptions, RunOptions
-from benchmark.run.plan import Survey, announce, describe_estimate, notes_summary, survey, time_first_batch
+from benchmark.run.plan import (
+    Rates,
+    Survey,
+    announce,
+    describe_estimate,
+    notes_summary,
+    stage_plan,
+    survey,
+    time_first_batch,
+)
 from benchmark.run.session import ClaimSession, default_model_order
 from benchmark.run.validate import ValidationFailed, check_weights, option_problems
 
@@ -104,25 +113,27 @@ def verdict_matrix(records: list[ClaimRecord]) -> str:
     return tabulate(rows, headers=["claim", *models])
 
 
-def _first_batches(
-    session: ClaimSession, surveys: list[Survey], reporter: ProgressReporter
-) -> dict[str, tuple[float, float]]:
-    """Time one short batch per model that has inputs to extract; a model whose load fails is left to the
-    claims (each gets the ``error`` record) and has no rate."""
-    rates: dict[str, tuple[float, float]] = {}
+def _first_batches(session: ClaimSession, surveys: list[Survey], reporter: ProgressReporter) -> Rates:
+    """Time one short batch per model and modality that has inputs to extract; a model whose load fails is left
+    to the claims (each gets the ``error`` record) and has no rate."""
+    rates: Rates = {}
+    failed: set[str] = set()
     for s in surveys:
-        if s.model in rates or not s.missing:
-            continue
-        reporter.line(f"timing a first batch of {s.model} on {s.probe_set.name} (loads its weights)")
-        try:
-            timed = time_first_batch(session.adapter(s.model), s, session.options)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except Exception as error:  # the claims on this model will record it
-            reporter.line(f"{s.model}: first batch failed ({type(error).__name__}: {error})")
-            continue
-        if timed is not None:
-            rates[s.model] = timed
+        for modality in ("text", "speech"):
+            key = (s.model, modality)
+            if key in rates or s.model in failed or not s.missing_of(modality):
+                continue
+            reporter.line(f"timing a first batch of {s.model} on {modality} inputs of {s.probe_set.name}")
+            try:
+                timed = time_first_batch(session.adapter(s.model), s, session.options, modality=modality)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as error:  # the claims on this model will record it
+                reporter.line(f"{s.model}: first batch failed ({type(error).__name__}: {error})")
+                failed.add(s.model)
+                continue
+            if timed is not None:
+                rates[key] = timed
     return rates
 
 
@@ -139,10 +150,7 @@ def run_main(options: RunOptions) -> int:
     rates = _first_batches(session, surveys, reporter)
     sentence, _seconds = describe_estimate(surveys, rates)
     reporter.line(sentence)
-    per_model: dict[str, int] = defaultdict(int)
-    for s in surveys:
-        per_model[s.model] += s.to_extract
-    reporter.expect({f"extract {m}": (n, rates.get(m, (0.0, 1.0))[1]) for m, n in per_model.items() if n > 0})
+    reporter.expect(stage_plan(surveys, rates))
 
     stage = reporter.stage("evaluate claims", len(models) * len(specs), unit="claim")
     for model in models:

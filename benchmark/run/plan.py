@@ -8,8 +8,8 @@ will (audio read and resampled, tokens counted under the template) without the w
   minutes into the run;
 - the plan: which inputs already have a latent in the cache and which must be computed.
 
-Then :func:`time_first_batch` extracts one short batch per model (real work, cached, so nothing is wasted) and
-the plan's estimate is that rate times the inputs left. Adapters whose processor comes with their weights (the
+Then :func:`time_first_batch` extracts one short batch per model and modality (real work, cached, so nothing is
+wasted) and the plan's estimate is those rates times the inputs left. Adapters whose processor comes with their weights (the
 hub LALMs) are checked against the limits they declare only; their cache state is known after loading.
 """
 
@@ -55,6 +55,11 @@ class Survey:
     notes: Counter[str] = field(default_factory=Counter)
     corrupt: int = 0
     from_store: bool = False  # latents imported into the results store: nothing to extract
+
+    def missing_of(self, modality: str) -> list[str]:
+        """The ids still to extract whose modality is ``modality`` (text and speech cost very differently)."""
+        kinds = {s.id: s.modality for s in self.probe_set.samples}
+        return [i for i in self.missing if kinds.get(i) == modality]
 
     @property
     def to_extract(self) -> int:
@@ -171,19 +176,21 @@ def survey(
 
 
 def time_first_batch(
-    adapter: ModelAdapter, survey_: Survey, options: SessionOptions, *, size: int = 8
+    adapter: ModelAdapter, survey_: Survey, options: SessionOptions, *, modality: str, size: int = 8
 ) -> tuple[float, float] | None:
-    """(load seconds, seconds per input) from one short extraction of ``size`` inputs still to compute.
+    """(load seconds, seconds per input) from one short extraction of ``size`` ``modality`` inputs still to
+    compute (per modality: Whisper takes ~30x longer for a clip than for a text prompt).
 
     One input is extracted first, untimed: the first forward pass of a process pays one-off costs (allocator,
     thread pools, lazy kernels) that made a timed first batch over-estimate a run by up to 3x. The timed inputs
     are spread over the set (every k-th missing one), not the longest batch, so the rate stands for the whole
     set. Their latents go to the cache, where the run finds them. None when nothing is to extract.
     """
-    if not survey_.missing:
+    candidates = survey_.missing_of(modality)
+    if not candidates:
         return None
-    step = max(1, len(survey_.missing) // (size + 1))
-    picked = survey_.missing[::step][: size + 1]
+    step = max(1, len(candidates) // (size + 1))
+    picked = candidates[::step][: size + 1]
     device = resolve_device(options.device)
     dtype = resolve_dtype(options.dtype, device, adapter)
     started = time.perf_counter()
@@ -237,28 +244,55 @@ def plan_table(surveys: list[Survey]) -> str:
     return tabulate(rows, headers=["model", "probe set", "template", "inputs", "cached", "to extract"])
 
 
-def describe_estimate(surveys: list[Survey], rates: dict[str, tuple[float, float]]) -> tuple[str, float]:
-    """A sentence for the plan's time estimate (per model: first batch rate x inputs left) and its seconds."""
-    parts, total = [], 0.0
-    left: Counter[str] = Counter()
+Rates = dict[tuple[str, str], tuple[float, float]]
+
+
+def inputs_left(surveys: list[Survey]) -> Counter[tuple[str, str]]:
+    """Inputs still to extract per (model, modality)."""
+    left: Counter[tuple[str, str]] = Counter()
     for s in surveys:
-        left[s.model] += s.to_extract
-    for model, count in left.items():
-        if count == 0:
+        if s.from_store:
             continue
-        if model not in rates:
-            parts.append(f"{model}: {count} inputs, rate unknown until its weights load")
+        if s.cached is None:  # cache state unknown: every accepted input, by modality
+            kinds = Counter(x.modality for x in s.probe_set.samples)
+            share = s.inputs / max(sum(kinds.values()), 1)
+            for modality, count in kinds.items():
+                left[(s.model, modality)] += round(count * share)
             continue
-        loaded, per_input = rates[model]
+        for modality in ("text", "speech"):
+            left[(s.model, modality)] += len(s.missing_of(modality))
+    return +left
+
+
+def describe_estimate(surveys: list[Survey], rates: Rates) -> tuple[str, float]:
+    """A sentence for the plan's time estimate (per model and modality: first batch rate x inputs left) and its
+    seconds."""
+    parts, total = [], 0.0
+    for (model, modality), count in sorted(inputs_left(surveys).items()):
+        if (model, modality) not in rates:
+            parts.append(f"{model} {modality}: {count} inputs, rate unknown until its weights load")
+            continue
+        loaded, per_input = rates[(model, modality)]
         seconds = count * per_input
         total += seconds
         parts.append(
-            f"{model}: {count} inputs x {per_input:.2f} s = {format_duration(seconds)} "
-            f"(first batch timed; load {format_duration(loaded)})"
+            f"{model} {modality}: {count} x {per_input:.2f} s = {format_duration(seconds)} (load {format_duration(loaded)})"
         )
     if not parts:
         return "nothing to extract: every latent is cached", 0.0
-    return f"extraction estimate {format_duration(total)}: " + "; ".join(parts), total
+    return f"extraction estimate {format_duration(total)} (from timed first batches): " + "; ".join(
+        parts
+    ), total
+
+
+def stage_plan(surveys: list[Survey], rates: Rates) -> dict[str, tuple[int, float]]:
+    """The progress reporter's plan: per extraction stage label, inputs and estimated seconds per input."""
+    counts: Counter[str] = Counter()
+    seconds: Counter[str] = Counter()
+    for (model, modality), count in inputs_left(surveys).items():
+        counts[model] += count
+        seconds[model] += count * rates.get((model, modality), (0.0, 1.0))[1]
+    return {f"extract {m}": (n, seconds[m] / n) for m, n in counts.items() if n > 0}
 
 
 def notes_summary(surveys: list[Survey]) -> list[str]:
