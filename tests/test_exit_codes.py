@@ -165,7 +165,7 @@ def test_consistency_error_pairs_are_3_and_opposites_1(
 
 
 def _pytest_claims(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "claims/", *args],
         cwd=REPO,
@@ -218,3 +218,16 @@ def test_ctrl_c_during_extraction_keeps_the_cached_batches(
     assert main(argv) == exit_codes.OK
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["cache_hits"] == 4 and summary["samples"] == 12
+
+
+def test_pytest_claims_refuses_an_unreachable_hub_model_within_seconds(tmp_path: Path) -> None:
+    import time
+
+    started = time.monotonic()
+    env_model = "hf:nobody/not-a-cached-lalm"
+    result = _pytest_claims(
+        "--model", env_model, "--model", "no-such-model", "--results", str(tmp_path / "r")
+    )
+    assert time.monotonic() - started < 120  # the interpreter and collection included
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "nobody/not-a-cached-lalm" in result.stderr and "--model no-such-model" in result.stderr

@@ -204,6 +204,7 @@ def pytest_usage_problems(config: Any) -> list[str]:
             ("--cache-dir", options.cache_dir, True),
         ]
     )
+    problems += _pytest_model_problems(config.getoption("model") or [], options.results)
     if options.probes:
         from benchmark.probes.catalog import resolve_probes
 
@@ -212,4 +213,24 @@ def pytest_usage_problems(config: Any) -> list[str]:
         except BenchError as error:
             lines = [line.strip() for line in str(error).splitlines() if line.strip()]
             problems += [f"--probes {options.probes}: {line}" for line in (lines[1:] or lines)]
+    return problems
+
+
+def _pytest_model_problems(models: list[str], results: Path) -> list[str]:
+    """Unknown ``--model`` names, and hub models whose weights cannot be had (not cached, and the hub offline
+    or silent), unless the results store holds latents imported for them."""
+    from benchmark.claims.store import run_folder
+    from benchmark.models.catalog import get_adapter
+
+    problems = []
+    for model in models:
+        try:
+            adapter = get_adapter(model)
+        except BenchError as error:
+            problems.append(f"--model {model}: {error}")
+            continue
+        imported = run_folder(results, model, "-", "-").parent.parent.is_dir()  # results/<model>/
+        why = check_weights(model, adapter, has_stored_latents=imported)
+        if why:
+            problems.append(why)
     return problems
