@@ -31,7 +31,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--dtype", default="auto", help="float32, bfloat16 or auto. Default: 'auto'")
     group.addoption(
         "--batch-size", type=int, default=None, help="Default: chosen from free memory on a GPU, 8 on the CPU"
-    )
+    )  # a value < 1 is refused in pytest_configure
     group.addoption(
         "--cache-dir",
         type=Path,
@@ -42,6 +42,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--template",
         action="append",
+        dest="template_filter",
         default=None,
         choices=["bare", "shared-suffix"],
         help="restrict claims to this template (repeatable). Default: every template each claim runs under",
@@ -68,6 +69,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--profile") == "custom" and not config.getoption("--probes"):
         raise pytest.UsageError("--profile custom needs --probes PATH")
+    from benchmark.run.validate import pytest_usage_problems  # reads the options claims/conftest.py builds
+
+    problems = pytest_usage_problems(config)
+    if problems:  # pytest's usage error (exit 4), before any collection or model load
+        raise pytest.UsageError("\n".join(problems))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -12,7 +12,8 @@ import pytest
 from benchmark.claims.record import ClaimRecord
 from benchmark.claims.registry import all_claims
 from benchmark.models.catalog import DEFAULT_MODELS
-from benchmark.run.session import DEFAULT_SEED, ClaimSession, SessionOptions
+from benchmark.run.options import session_options_from_pytest
+from benchmark.run.session import ClaimSession
 
 _SESSION_KEY = pytest.StashKey[ClaimSession]()
 
@@ -61,18 +62,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def claim_session(pytestconfig: pytest.Config) -> ClaimSession:
     if _SESSION_KEY not in pytestconfig.stash:
-        options = SessionOptions(
-            profile=pytestconfig.getoption("--profile"),
-            probes=pytestconfig.getoption("--probes"),
-            results=pytestconfig.getoption("--results"),
-            cache_dir=pytestconfig.getoption("--cache-dir"),
-            device=pytestconfig.getoption("--device"),
-            dtype=pytestconfig.getoption("--dtype"),
-            batch_size=pytestconfig.getoption("--batch-size"),
-            seed=pytestconfig.getoption("--claim-seed") or DEFAULT_SEED,
-            device_map=pytestconfig.getoption("--device-map"),
-            templates=tuple(pytestconfig.getoption("--template") or ()) or None,
-        )
+        options = session_options_from_pytest(pytestconfig)  # the one builder (benchmark.run.options)
         pytestconfig.stash[_SESSION_KEY] = ClaimSession(options)
     return pytestconfig.stash[_SESSION_KEY]
 

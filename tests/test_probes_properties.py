@@ -20,13 +20,13 @@ from hypothesis import strategies as st
 
 from benchmark.core.errors import ProbeSetError
 from benchmark.core.schema import ISO_639_1, Sample
-from benchmark.probes.io import MAX_TEXT_CHARS, load_probe_set, write_manifest
+from benchmark.probes.io import MAX_TEXT_CHARS, load_probe_set, text_problem, write_manifest
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 LANGS = sorted(ISO_639_1)
 
 ids = st.text(string.ascii_letters + string.digits + "-_", min_size=1, max_size=12)
-texts = st.text(min_size=1, max_size=60).filter(lambda t: t.strip() != "")
+texts = st.text(min_size=1, max_size=60).filter(lambda t: t.strip() != "" and text_problem(t) is None)
 labels = st.none() | st.text(string.ascii_lowercase, min_size=1, max_size=6)
 
 

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmark.core.errors import BenchError
+from benchmark.core.errors import BenchError, OutOfMemoryError, PipelineError
 from benchmark.core.profiles import PROFILE_CHOICES, PROFILE_NAMES
+from benchmark.models.base import TEMPLATE_NAMES
+from benchmark.run.options import (
+    DTYPE_CHOICES,
+    CalibrateOptions,
+    ConsistencyOptions,
+    ExtractOptions,
+    RunOptions,
+    typed_options,
+)
+from benchmark.run.validate import ValidationFailed, check_device
 
 
 def _positive_int(text: str) -> int:
@@ -24,13 +35,15 @@ def _positive_int(text: str) -> int:
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto. Default: %(default)r")
     parser.add_argument(
-        "--dtype", default="auto", help="float32, bfloat16, float16 or auto. Default: %(default)r"
+        "--device",
+        default="auto",
+        help="cpu, cuda, cuda:N, mps or auto (checked first). Default: %(default)r",
     )
+    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help="Default: %(default)r")
     parser.add_argument(
         "--batch-size",
-        type=int,
+        type=_positive_int,
         default=None,
         help="inputs per forward. Default: chosen from free memory on a GPU, 8 on the CPU",
     )
@@ -45,6 +58,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "--device-map",
         default=None,
         help="accelerate placement for a model larger than one GPU, e.g. 'auto' (hub LALMs only)",
+    )
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars or progress lines (results, errors and the report's path are still printed)",
     )
 
 
@@ -104,42 +122,24 @@ def _cmd_fixtures(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cache(args: argparse.Namespace):
-    from benchmark.engine.cache import LatentCache
-
-    return None if args.no_cache else LatentCache(args.cache_dir)
-
-
 def _cmd_extract(args: argparse.Namespace) -> int:
-    from benchmark.engine.extract import describe, extract_latents
-    from benchmark.models.catalog import get_adapter
-    from benchmark.probes.catalog import resolve_probes
+    from benchmark.run.main_job import extract_main
 
-    probe_set = resolve_probes(args.probes, args.profile)
-    adapter = get_adapter(args.model)
-    adapter.device_map = args.device_map
-    latent_set, stats = extract_latents(
-        adapter,
-        probe_set,
-        template=args.template,
-        batch_size=args.batch_size,
-        device=args.device,
-        dtype=args.dtype,
-        cache=_cache(args),
-        progress=sys.stderr.isatty(),
-    )
-    if args.out:
-        latent_set.save(args.out)
-        print(f"wrote {args.out}", file=sys.stderr)
-    print(describe(stats))
-    return 0
+    return extract_main(typed_options(args, ExtractOptions))
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
     from benchmark.claims.store import latents_path
     from benchmark.engine.extract import LatentSet
 
-    latent_set = LatentSet.load(args.file)
+    try:
+        latent_set = LatentSet.load(args.file)
+    except BenchError:
+        raise
+    except Exception as error:  # safetensors' own errors for a file that is not safetensors at all
+        raise BenchError(
+            f"{args.file}: not a lalm-bench latents file ({type(error).__name__}: {error})"
+        ) from error
     provenance = latent_set.manifest.provenance
     target = latents_path(
         Path(args.results),
@@ -162,9 +162,9 @@ def _cmd_lock(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from benchmark.run.session import run_main
+    from benchmark.run.main_job import run_main
 
-    return run_main(args)
+    return run_main(typed_options(args, RunOptions))
 
 
 def _cmd_consistency(args: argparse.Namespace) -> int:
@@ -172,19 +172,24 @@ def _cmd_consistency(args: argparse.Namespace) -> int:
 
     if args.profile == args.against:
         raise BenchError(f"--profile and --against are both {args.profile!r}; give two different profiles")
-    return consistency_main(args)
+    return consistency_main(typed_options(args, ConsistencyOptions))
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from benchmark.run.session import calibrate_main
 
-    return calibrate_main(args)
+    return calibrate_main(typed_options(args, CalibrateOptions))
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from benchmark.engine.check import main_check
+    from benchmark.run.exit_codes import FINDINGS, PIPELINE_ERROR
 
-    return main_check(args)
+    problem = check_device(args.device)
+    if problem:
+        raise ValidationFailed([f"--device {args.device}: {problem}"])
+    code = main_check(args)
+    return PIPELINE_ERROR if code == FINDINGS else code  # a failed pre-flight is a pipeline error
 
 
 def _cmd_expectations(args: argparse.Namespace) -> int:
@@ -221,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--model", required=True)
     extract.add_argument("--probes", required=True, help="shipped probe-set name or a folder")
     extract.add_argument("--profile", default="ci", choices=PROFILE_CHOICES, help="Default: %(default)r")
-    extract.add_argument("--template", default="shared-suffix", help="Default: %(default)r")
+    extract.add_argument(
+        "--template", default="shared-suffix", choices=TEMPLATE_NAMES, help="Default: %(default)r"
+    )
     extract.add_argument("--out", type=Path, help="write a latents file (safetensors + manifest)")
     _add_run_options(extract)
     extract.set_defaults(func=_cmd_extract)
@@ -230,7 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--model", required=True)
     export.add_argument("--probes", required=True)
     export.add_argument("--profile", default="full", choices=PROFILE_CHOICES, help="Default: %(default)r")
-    export.add_argument("--template", default="shared-suffix", help="Default: %(default)r")
+    export.add_argument(
+        "--template", default="shared-suffix", choices=TEMPLATE_NAMES, help="Default: %(default)r"
+    )
     export.add_argument("--out", type=Path, required=True)
     _add_run_options(export)
     export.set_defaults(func=_cmd_extract)
@@ -251,9 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("model")
     check.add_argument("--json", action="store_true")
     check.add_argument("--device", default="auto", help="Default: %(default)r")
-    check.add_argument("--dtype", default="auto", help="Default: %(default)r")
+    check.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help="Default: %(default)r")
     check.add_argument(
-        "--batch-size", type=int, default=8, help="batch compared with batch 1. Default: %(default)r"
+        "--batch-size",
+        type=_positive_int,
+        default=8,
+        help="batch compared with batch 1. Default: %(default)r",
     )
     check.set_defaults(func=_cmd_check)
 
@@ -262,14 +274,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument("--model", action="append", help="models whose real latents seed the controls")
     calibrate.add_argument("--claim", action="append", help="only these claims")
-    calibrate.add_argument(
-        "--latents",
-        action="append",
-        type=Path,
-        default=None,
-        help="latents files (export-latents format) to use as bases instead of extracting; "
-        "repeatable, one per probe set",
-    )
     calibrate.add_argument("--seeds", type=_positive_int, default=500, help="Default: %(default)r")
     calibrate.add_argument(
         "--first-seed",
@@ -303,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument(
         "--template",
         action="append",
+        dest="template_filter",
         default=None,
         choices=["bare", "shared-suffix"],
         help="only these templates (repeatable). Default: every template each claim runs under",
@@ -326,6 +331,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=Path("reports"), help="report folder. Default: %(default)r")
     run.add_argument(
         "--results", type=Path, default=Path("results"), help="record store. Default: %(default)r"
+    )
+    run.add_argument(
+        "--template",
+        action="append",
+        dest="template_filter",
+        default=None,
+        choices=["bare", "shared-suffix"],
+        help="only these templates (repeatable). Default: every template each claim runs under",
     )
     _add_run_options(run)
     run.set_defaults(func=_cmd_run)
@@ -358,14 +371,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say(command: str, message: str) -> None:
+    """Each line of an error as ``lalm-bench COMMAND: error: LINE`` (one line per problem, no traceback)."""
+    for line in (part.strip() for part in message.splitlines()):
+        if line:
+            print(f"lalm-bench {command}: error: {line}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, run, and map the outcome to the exit-code table (``benchmark.run.exit_codes``)."""
+    from benchmark.run import exit_codes
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # usage errors: argparse's own message, exit 2
     try:
         return int(args.func(args) or 0)
+    except ValidationFailed as failed:
+        count = len(failed.problems)
+        print(f"lalm-bench {args.command}: {count} problem(s) found before any computation:", file=sys.stderr)
+        for line in failed.problems:
+            _say(args.command, line)
+        return exit_codes.BAD_INPUT
+    except (PipelineError, OutOfMemoryError) as error:
+        _say(args.command, str(error))
+        return exit_codes.PIPELINE_ERROR
     except BenchError as error:
-        print(f"lalm-bench {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        _say(args.command, str(error))
+        return exit_codes.BAD_INPUT
+    except KeyboardInterrupt:
+        print(
+            f"lalm-bench {args.command}: interrupted; every latent computed so far stays in the cache and a "
+            "rerun resumes from it",
+            file=sys.stderr,
+        )
+        return exit_codes.INTERRUPTED
+    except Exception as error:
+        if os.environ.get("LALM_BENCH_DEBUG"):
+            raise
+        _say(
+            args.command,
+            f"internal error: {type(error).__name__}: {error} (rerun with LALM_BENCH_DEBUG=1 for the traceback)",
+        )
+        return exit_codes.PIPELINE_ERROR
 
 
 if __name__ == "__main__":

@@ -89,16 +89,10 @@ def _side(args: argparse.Namespace, profile: str) -> list:
 
     from benchmark.claims.consistency import VerdictRow
     from benchmark.claims.registry import all_claims
-    from benchmark.run.session import ClaimSession, SessionOptions
+    from benchmark.run.options import session_options
+    from benchmark.run.session import ClaimSession
 
-    options = SessionOptions(
-        profile=profile,
-        results=args.results,
-        cache_dir=args.cache_dir,
-        device=args.device,
-        dtype=args.dtype,
-        batch_size=args.batch_size,
-    )
+    options = session_options(lambda name: profile if name == "profile" else getattr(args, name, None))
     session = ClaimSession(options)
     rows = []
     for spec in all_claims():

@@ -13,6 +13,11 @@ from benchmark.core.errors import BenchError
 
 def _report(args: argparse.Namespace) -> int:
     from benchmark.report import load_records, write_report
+    from benchmark.run.validate import ValidationFailed, check_paths
+
+    problems = check_paths([("--out", args.out, True)])
+    if problems:  # before any record is read: a report that cannot be written is said at once
+        raise ValidationFailed(problems)
 
     written = write_report(
         load_records(args.results),

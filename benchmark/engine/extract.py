@@ -765,18 +765,10 @@ def build_provenance(
     )
 
 
-class _NullBar:
-    def update(self, _n: int) -> None: ...
+def _progress(total: int, label: str, *, enabled: object) -> object:
+    from benchmark.engine.progress import stage_progress  # h3-cli: bars on a terminal, timed lines in logs
 
-    def close(self) -> None: ...
-
-
-def _progress(total: int, label: str, *, enabled: bool) -> object:
-    if not enabled or total == 0:
-        return _NullBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=f"extract {label}", unit="input")
+    return stage_progress(total, f"extract {label}", enabled)  # type: ignore[arg-type]
 
 
 def describe(stats: ExtractionStats) -> str:

@@ -45,7 +45,7 @@ def _describe(folder: Path) -> dict[str, Any]:
     }
     for profile in header.profiles or {"custom": []}:
         # Hashes verify the audio bytes; decoding every clip is left to `lalm-bench check`/extraction.
-        probe_set = load_probe_set(folder, profile=profile, decode_audio=False)
+        probe_set = load_probe_set(folder, profile=profile, decode_audio=False, confine_audio=False)
         entry["profiles"][profile] = {
             "n_samples": len(probe_set.samples),
             "content_hash": probe_set.content_hash(),
@@ -77,13 +77,20 @@ def list_probe_sets(root: Path | None = None) -> list[dict[str, Any]]:
 def resolve_probes(
     name_or_path: str | Path, profile: str | None = None, *, root: Path | None = None
 ) -> ProbeSet:
-    """Load a shipped set by name, or any probe-set folder (or manifest file) by path."""
+    """Load a shipped set by name, or any probe-set folder (or manifest file) by path.
+
+    A user's folder is confined: its audio may not leave the folder, also through symlinks. A shipped set (by
+    name, or by its path) is not, because its clips are pinned by committed sha256 hashes and a checkout may
+    share them with another through a symlinked ``audio`` folder.
+    """
     candidate = Path(name_or_path)
-    if candidate.exists():
-        return load_probe_set(candidate, profile=profile)
     shipped = shipped_probe_sets(root)
+    if candidate.exists():
+        folder = candidate.parent if candidate.is_file() else candidate
+        trusted = folder.resolve() in {path.resolve() for path in shipped.values()}
+        return load_probe_set(candidate, profile=profile, confine_audio=not trusted)
     if str(name_or_path) in shipped:
-        return load_probe_set(shipped[str(name_or_path)], profile=profile)
+        return load_probe_set(shipped[str(name_or_path)], profile=profile, confine_audio=False)
     known = ", ".join(sorted(shipped)) or "none (fixtures/ has no probeset.json yet)"
     raise UnknownNameError(
         f"unknown probe set {str(name_or_path)!r}: not a folder and not a shipped set; shipped: {known}"

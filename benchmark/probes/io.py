@@ -57,6 +57,24 @@ MAX_TEXT_CHARS = 1000
 #: which the pipeline gate would later report as an error far from its cause.
 SILENCE_PEAK = 1e-4
 
+#: Shortest accepted clip: one 25 ms analysis window of the encoders' log-mel front end (400 samples at 16 kHz).
+#: A shorter clip fills no feature frame; it would be padded to the encoder's window and give a latent of
+#: padding only (a one-sample clip is the usual accident).
+MIN_AUDIO_SECONDS = 0.025
+
+#: Sampling rates accepted in a file's header (Hz). Telephone audio is 8 kHz and studio audio tops out at
+#: 384 kHz; a rate outside these is a corrupt or mislabelled header, and resampling from it would invent audio.
+MIN_SAMPLE_RATE = 4_000
+MAX_SAMPLE_RATE = 384_000
+
+#: Unicode categories that draw nothing: controls, format characters (zero-width space, BOM, joiners),
+#: separators, surrogates, private use and unassigned code points.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
+#: Letters and symbols that render as blanks (Hangul fillers, the braille blank).
+_INVISIBLE_CHARS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+#: Control characters a text may hold (line structure); any other C0/C1 control is a problem.
+_ALLOWED_CONTROLS = frozenset("\t\n\r")
+
 MANIFEST_NAMES = ("manifest.jsonl", "manifest.csv", "manifest.parquet")
 HEADER_NAME = "probeset.json"
 
@@ -129,12 +147,43 @@ class _Problems:
 # --------------------------------------------------------------------------------------------- audio
 
 
+def _wav_truncation(path: Path) -> str | None:
+    """For a RIFF/WAVE file, why its data chunk is cut short (header declares more bytes than the file holds).
+
+    libsndfile reads a truncated WAV without complaint and returns fewer frames than the header announces, so a
+    clip cut by an interrupted copy would reach the model as a shorter clip; the header walk here catches it.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        offset = 12
+        while offset + 8 <= size:
+            handle.seek(offset)
+            chunk = handle.read(8)
+            name, length = chunk[:4], int.from_bytes(chunk[4:8], "little")
+            if name == b"data":
+                present = size - offset - 8
+                if length != 0xFFFFFFFF and length > present:
+                    return (
+                        f"truncated: the WAV header declares {length} bytes of audio, the file holds {present} "
+                        "(an interrupted copy or download?)"
+                    )
+                return None
+            offset += 8 + length + (length & 1)
+    return "truncated: the WAV file ends before its data chunk"
+
+
 def _decode(path: Path) -> tuple[np.ndarray, int]:
     """Decode any libsndfile format (WAV, FLAC, OGG, MP3) to float32 frames x channels."""
     if not path.is_file():
         raise AudioReadError(f"{path}: audio file does not exist")
     if path.stat().st_size == 0:
         raise AudioReadError(f"{path}: audio file is empty (0 bytes)")
+    truncated = _wav_truncation(path)
+    if truncated:
+        raise AudioReadError(f"{path}: {truncated}")
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
@@ -143,10 +192,24 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
 
 
 def check_frames(path: Path, data: np.ndarray, rate: int) -> None:
+    """Reject audio no model should receive: empty, too short, absurd rate, non-finite, silent or DC only.
+
+    Silence is judged on what the model receives, the mono downmix with its mean removed: antiphase stereo
+    cancels to nothing and a constant offset carries no sound, though both have a large raw peak.
+    """
     if data.shape[0] == 0:
         raise AudioReadError(f"{path}: audio has no samples (zero length)")
-    if rate <= 0:
-        raise AudioReadError(f"{path}: invalid sampling rate {rate}")
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioReadError(
+            f"{path}: sampling rate {rate} Hz is outside {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz "
+            "(a corrupt or mislabelled header?)"
+        )
+    seconds = data.shape[0] / rate
+    if seconds < MIN_AUDIO_SECONDS:
+        raise AudioReadError(
+            f"{path}: clip is {data.shape[0]} sample(s) ({seconds:.4f} s) long; at least {MIN_AUDIO_SECONDS} s "
+            "is needed for speech"
+        )
     finite = np.isfinite(data)
     if not finite.all():
         bad = int((~finite).sum())
@@ -155,6 +218,18 @@ def check_frames(path: Path, data: np.ndarray, rate: int) -> None:
     if peak < SILENCE_PEAK:
         raise AudioReadError(
             f"{path}: audio is silent (peak {peak:.2e} below the threshold {SILENCE_PEAK:.0e}, -80 dBFS)"
+        )
+    mono = data.mean(axis=1, dtype=np.float64)
+    swing = float(np.max(np.abs(mono - mono.mean())))
+    if swing < SILENCE_PEAK:
+        if data.shape[1] > 1 and float(np.max(np.abs(mono))) < SILENCE_PEAK:
+            raise AudioReadError(
+                f"{path}: audio is silent after the downmix to mono: its {data.shape[1]} channels cancel "
+                f"(antiphase stereo?), peak {peak:.2e} per channel"
+            )
+        raise AudioReadError(
+            f"{path}: audio is a constant (DC-only) signal at {float(mono.mean()):+.3g}: no sound "
+            f"(variation {swing:.2e} below {SILENCE_PEAK:.0e})"
         )
 
 
@@ -375,6 +450,9 @@ def _validate_row(raw: dict[str, Any], number: int, problems: _Problems) -> Samp
     except TypeError as exc:
         problems.add(number, "", f"cannot build a sample ({exc})")
         return None
+    why_not = text_problem(sample.text)
+    if why_not:
+        problems.add(number, "field 'text'", why_not)
     if len(sample.text) > MAX_TEXT_CHARS:
         problems.add(
             number, "field 'text'", f"{len(sample.text)} characters, over the limit of {MAX_TEXT_CHARS}"
@@ -385,18 +463,69 @@ def _validate_row(raw: dict[str, Any], number: int, problems: _Problems) -> Samp
         problems.add(number, "field 'audio_sha256'", "expected 64 lower-case hex digits")
     if sample.audio_path is not None and Path(sample.audio_path).is_absolute():
         problems.add(number, "field 'audio_path'", "must be relative to the probe-set folder")
+    elif sample.audio_path is not None and ".." in Path(sample.audio_path).parts:
+        problems.add(
+            number,
+            "field 'audio_path'",
+            f"{sample.audio_path!r} leaves the probe-set folder ('..' is refused)",
+        )
     return sample if len(problems.by_row.get(number, [])) == before else None
+
+
+def text_problem(text: str) -> str | None:
+    """Why a text cannot be a probe: it draws nothing, or it holds a control character; None when fine.
+
+    Why: a text of zero-width spaces passes a ``strip()`` test yet tokenises to format tokens only, and a stray
+    control character (a NUL, an escape) is always an encoding accident in a probe sentence.
+    """
+    import unicodedata
+
+    for index, char in enumerate(text):
+        if unicodedata.category(char) == "Cc" and char not in _ALLOWED_CONTROLS:
+            return f"holds the control character U+{ord(char):04X} at position {index}"
+    if all(unicodedata.category(c) in _INVISIBLE_CATEGORIES or c in _INVISIBLE_CHARS for c in text):
+        shown = ", ".join(sorted({f"U+{ord(c):04X}" for c in text})[:5])
+        return f"has no visible character (only {shown})"
+    return None
 
 
 def _is_sha256(value: str) -> bool:
     return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
-def _check_audio(sample: Sample, root: Path, number: int, problems: _Problems, *, decode: bool) -> Sample:
-    """Existence, hash and (optionally) decodability of a sample's audio; fills a missing hash."""
+def _outside(audio: Path, root: Path) -> Path | None:
+    """Where ``audio`` really points when that is outside ``root`` (through a symlink), else None."""
+    try:
+        target = audio.resolve()
+        target.relative_to(root.resolve())
+    except ValueError:
+        return target
+    except OSError:  # a symlink loop: treat as leaving the folder
+        return audio
+    return None
+
+
+def _check_audio(
+    sample: Sample, root: Path, number: int, problems: _Problems, *, decode: bool, confine: bool = True
+) -> Sample:
+    """Existence, hash and (optionally) decodability of a sample's audio; fills a missing hash.
+
+    ``confine``: refuse (before reading a byte) audio that a symlink places outside the probe-set folder, so a
+    manifest can make the suite read nothing but its own folder. Only the shipped sets, whose clips are pinned by
+    committed hashes, are loaded with ``confine=False``.
+    """
     if sample.audio_path is None:
         return sample
     audio = root / sample.audio_path
+    outside = _outside(audio, root) if confine else None
+    if outside is not None:
+        problems.add(
+            number,
+            "field 'audio_path'",
+            f"{sample.audio_path!r} resolves to {outside}, outside the probe-set folder {root}; "
+            "audio must live inside the folder (no symlinks out of it)",
+        )
+        return sample
     try:
         exists = audio.is_file()
         actual = sha256_file(audio) if exists else ""
@@ -474,13 +603,23 @@ def _choose_profile(
 
 @overload
 def load_probe_set(
-    path: str | Path, *, profile: str | None = ..., on_error: Literal["raise"] = ..., decode_audio: bool = ...
+    path: str | Path,
+    *,
+    profile: str | None = ...,
+    on_error: Literal["raise"] = ...,
+    decode_audio: bool = ...,
+    confine_audio: bool = ...,
 ) -> ProbeSet: ...
 
 
 @overload
 def load_probe_set(
-    path: str | Path, *, profile: str | None = ..., on_error: Literal["skip"], decode_audio: bool = ...
+    path: str | Path,
+    *,
+    profile: str | None = ...,
+    on_error: Literal["skip"],
+    decode_audio: bool = ...,
+    confine_audio: bool = ...,
 ) -> tuple[ProbeSet, list[SkippedRow]]: ...
 
 
@@ -490,6 +629,7 @@ def load_probe_set(
     profile: str | None = None,
     on_error: Literal["raise", "skip"] = "raise",
     decode_audio: bool = True,
+    confine_audio: bool = True,
 ) -> ProbeSet | tuple[ProbeSet, list[SkippedRow]]:
     """Load and validate a probe-set folder (or a manifest file inside one).
 
@@ -497,7 +637,8 @@ def load_probe_set(
     else ``custom``.
     ``on_error="skip"`` leaves bad rows out and returns ``(probe_set, skipped_rows)``; file-level problems
     (header, unknown profile, a profile naming an id absent from the manifest) always raise.
-    ``decode_audio`` decodes each clip to reject corrupt, empty, non-finite or silent audio at load.
+    ``decode_audio`` decodes each clip to reject corrupt, truncated, too short, non-finite, silent or DC-only
+    audio at load. ``confine_audio=False`` allows audio that symlinks place outside the folder (shipped sets only).
     """
     path = Path(path)
     if path.is_file() and path.name in MANIFEST_NAMES:
@@ -543,7 +684,7 @@ def load_probe_set(
     checked: list[Sample] = []
     for number, sample in kept:
         before = len(problems.by_row.get(number, []))
-        sample = _check_audio(sample, folder, number, problems, decode=decode_audio)
+        sample = _check_audio(sample, folder, number, problems, decode=decode_audio, confine=confine_audio)
         if len(problems.by_row.get(number, [])) == before:
             checked.append(sample)
 
@@ -583,6 +724,21 @@ def load_probe_set(
     if on_error == "skip":
         return probe_set, skipped
     return probe_set
+
+
+def manifest_rows(probe_set: ProbeSet) -> tuple[str, dict[str, int]]:
+    """The manifest file of a loaded set and each sample id's row in it, so later checks (model limits at
+    validation) can name ``FILE:ROW`` like the loader does; ``("<probe set NAME>", {})`` for an in-memory set."""
+    if not probe_set.root:
+        return f"<probe set {probe_set.name}>", {}
+    try:
+        manifest = _find_manifest(Path(probe_set.root))
+        rows = _read_rows(manifest, _Problems(file=str(manifest)))
+    except ProbeSetError:
+        return f"<probe set {probe_set.name}>", {}
+    return str(manifest), {
+        raw["id"]: n for n, raw in rows if raw is not None and isinstance(raw.get("id"), str)
+    }
 
 
 # -------------------------------------------------------------------------------------------- writing

@@ -1,57 +1,75 @@
 """One code path for ``lalm-bench run`` and ``pytest claims/``: a session that extracts (cached), evaluates
 claims (references first), and saves each record into the result store.
+
+A session never lets one claim, model or probe set abort the others: a failure anywhere on a claim's path
+(loading the weights, extracting, the statistics) becomes that claim's ``error`` record with the stage and the
+message, and a failed load or extraction is remembered so the next claim on it fails at once instead of
+retrying. ``lalm-bench run`` (``benchmark.run.main_job``) then writes the report from whatever was recorded.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from benchmark.claims.data import Budget, ClaimData
 from benchmark.claims.evaluate import CALIBRATION_FILE, applicability, evaluate_claim, evaluation_key
-from benchmark.claims.record import ClaimRecord
+from benchmark.claims.record import ClaimRecord, Verdict
 from benchmark.claims.registry import all_claims, get_claim
 from benchmark.claims.spec import ClaimSpec
 from benchmark.claims.store import latents_path, record_path
-from benchmark.core.errors import BenchError
+from benchmark.core.errors import BenchError, PipelineError
+from benchmark.core.provenance import git_commit, library_versions, utc_now
 from benchmark.core.schema import ProbeSet
 from benchmark.engine.cache import LatentCache
 from benchmark.engine.extract import LatentSet, extract_templates
+from benchmark.engine.progress import ProgressReporter, as_reporter
 from benchmark.models.base import ModelAdapter
 from benchmark.models.catalog import DEFAULT_MODELS, get_adapter
+from benchmark.run.options import (
+    DEFAULT_SEED,
+    CalibrateOptions,
+    ConsistencyOptions,
+    SessionOptions,
+)
 
-DEFAULT_SEED = 20251125
+__all__ = ["DEFAULT_SEED", "ClaimSession", "SessionOptions", "calibrate_main", "consistency_main"]
 
 
-@dataclass
-class SessionOptions:
-    profile: str = "ci"
-    probes: str | None = None
-    results: Path = Path("results")
-    cache_dir: Path | None = None
-    use_cache: bool = True
-    device: str = "auto"
-    dtype: str = "auto"
-    batch_size: int | None = None  # None: from free memory on a GPU, 8 on the CPU
-    seed: int = DEFAULT_SEED
-    progress: bool = False
-    device_map: str | None = None
-    templates: tuple[str, ...] | None = None  # None: every template each claim runs under
+class StepFailed(PipelineError):
+    """A step on a claim's path failed; ``stage`` says which (extraction, statistics). Where it escapes a
+    session (calibration bases), the command exits with the pipeline-error code."""
+
+    def __init__(self, stage: str, error: BaseException) -> None:
+        self.stage = stage
+        self.error = error
+        detail = str(error) if isinstance(error, BenchError) else f"{type(error).__name__}: {error}"
+        super().__init__(f"{stage} failed: {detail}")
+
+
+def default_model_order() -> list[str]:
+    """Text LMs first: their text latents are the natural base for text claims; speech sets fall to whisper."""
+    return sorted(DEFAULT_MODELS, key=lambda m: "whisper" in m)
 
 
 @dataclass
 class ClaimSession:
-    """Memoises adapters, probe sets, latents and records for one run."""
+    """Memoises adapters, probe sets, latents and records (and failures) for one run."""
 
     options: SessionOptions
+    reporter: ProgressReporter | None = None
     _adapters: dict[str, ModelAdapter] = field(default_factory=dict)
     _probes: dict[str, ProbeSet] = field(default_factory=dict)
     _latents: dict[tuple[str, str, str], LatentSet] = field(default_factory=dict)
+    _failed: dict[tuple[str, str, str], StepFailed] = field(default_factory=dict)
     _records: dict[tuple[str, str, str, str | None], ClaimRecord] = field(default_factory=dict)
-    extraction_log: list[dict[str, object]] = field(default_factory=list)
+    extraction_log: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.reporter is None:
+            self.reporter = as_reporter(self.options.progress)
 
     @property
     def results_dir(self) -> Path:
@@ -63,8 +81,11 @@ class ClaimSession:
             self._adapters[model].device_map = self.options.device_map
         return self._adapters[model]
 
+    def probe_set_name(self, spec: ClaimSpec) -> str:
+        return self.options.probes or spec.probe_set
+
     def probe_set(self, spec: ClaimSpec) -> ProbeSet:
-        name = self.options.probes or spec.probe_set
+        name = self.probe_set_name(spec)
         if name not in self._probes:
             from benchmark.probes.catalog import resolve_probes
 
@@ -74,20 +95,43 @@ class ClaimSession:
             )
         return self._probes[name]
 
+    def stored_latents(self, model: str, probe_set: ProbeSet, template: str) -> Path:
+        """Where imported (or previously extracted) latents of this model, set and template live."""
+        revision = self.adapter(model).spec.revision
+        return latents_path(self.options.results, model, revision, probe_set.content_hash(), template)
+
     def latents(self, model: str, probe_set: ProbeSet, template: str) -> LatentSet:
         """The model's latents of a probe set under one template. Every template of the run is extracted in one
         pass (the audio encoder runs once per clip for all of them) and each is saved beside the records."""
         key = (model, probe_set.content_hash(), template)
         if key in self._latents:
             return self._latents[key]
+        if key in self._failed:  # a load or extraction that failed once fails the next claim at once
+            raise self._failed[key]
         adapter = self.adapter(model)
         templates = list(dict.fromkeys([template, *(self.options.templates or ("bare", "shared-suffix"))]))
-        stored = {
-            t: latents_path(self.options.results, model, adapter.spec.revision, key[1], t) for t in templates
-        }
-        if not adapter.availability().available and stored[template].exists():
-            self._latents[key] = LatentSet.load(stored[template])  # imported from a machine with the weights
-            return self._latents[key]
+        stored = {t: self.stored_latents(model, probe_set, t) for t in templates}
+        try:
+            if not adapter.availability().available and stored[template].exists():
+                self._latents[key] = LatentSet.load(
+                    stored[template]
+                )  # imported from a machine with the weights
+                return self._latents[key]
+            sets = self._extract(adapter, probe_set, templates, stored)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as error:
+            failure = StepFailed(f"extraction of {probe_set.name} on {model}", error)
+            for name in templates:
+                self._failed[(model, key[1], name)] = failure
+            raise failure from error
+        for name, latent_set in sets.items():
+            self._latents[(model, key[1], name)] = latent_set
+        return self._latents[key]
+
+    def _extract(
+        self, adapter: ModelAdapter, probe_set: ProbeSet, templates: list[str], stored: dict[str, Path]
+    ) -> dict[str, LatentSet]:
         cache = LatentCache(self.options.cache_dir) if self.options.use_cache else None
         sets, stats = extract_templates(
             adapter,
@@ -97,35 +141,50 @@ class ClaimSession:
             device=self.options.device,
             dtype=self.options.dtype,
             cache=cache,
-            progress=self.options.progress,
+            progress=self.reporter,
         )
         for name, latent_set in sets.items():
             latent_set.save(stored[name])
-            self._latents[(model, key[1], name)] = latent_set
         self.extraction_log.append(
             {
-                "model": model,
+                "model": adapter.spec.name,
                 "probe_set": probe_set.name,
                 "templates": templates,
                 "samples": stats.samples,
                 "cache_hits": stats.cache_hits,
                 "forward_passes": stats.forward_passes,
+                "corrupt_entries": stats.corrupt_entries,
                 "seconds": round(stats.seconds, 2),
             }
         )
-        return self._latents[key]
+        return sets
 
     def record(
         self, claim_id: str, model: str, template: str | None = None, variant: str | None = None
     ) -> ClaimRecord:
         """Evaluate (once) and save the record of ``claim_id`` on ``model`` under one template and probe variant
-        (default: the claim's primary ones); its references are evaluated first, under the same template."""
+        (default: the claim's primary ones); its references are evaluated first, under the same template.
+
+        Never raises for a problem of this claim, model or probe set: that becomes an ``error`` record (or ``n/a``
+        when the set holds no input of the claim's modalities that the model takes).
+        """
         spec = get_claim(claim_id)
         template = template or spec.templates.primary
         variant = spec.select.variant if variant is None else variant
         memo = (claim_id, model, template, variant)
         if memo in self._records:
             return self._records[memo]
+        try:
+            record = self._evaluate(spec, model, template, variant)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as error:
+            message = str(error) if isinstance(error, StepFailed) else str(StepFailed("evaluation", error))
+            record = self._fallback_record(spec, model, template, variant, "error", message)
+        self._records[memo] = record
+        return record
+
+    def _evaluate(self, spec: ClaimSpec, model: str, template: str, variant: str | None) -> ClaimRecord:
         adapter = self.adapter(model)
         references = {
             ref: self.record(ref, model, template).verdict
@@ -135,6 +194,9 @@ class ClaimSession:
         why_not = applicability(spec, adapter.spec.modalities, adapter.spec.languages)
         probe_set = self.probe_set(spec)
         if why_not is None:
+            no_inputs = _no_inputs(spec, adapter, probe_set)
+            if no_inputs is not None:
+                return self._fallback_record(spec, model, template, variant, "n/a", no_inputs)
             latent_set = self.latents(model, probe_set, template)
         else:
             latent_set = _placeholder_latents(adapter, probe_set, template)
@@ -156,17 +218,73 @@ class ClaimSession:
             model,
             provenance.revision,
             provenance.probe_set_hash,
-            claim_id,
+            spec.id,
             spec.version,
             template,
             variant,
         )
         record = _stored_record(path, key) if self.options.use_cache else None
-        if record is None:  # nothing stored from these exact inputs: evaluate
-            record = evaluate_claim(spec, **inputs)
+        if record is None:  # nothing stored from these exact inputs: evaluate (permutations, bootstraps)
+            try:
+                record = evaluate_claim(spec, **inputs)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as error:
+                raise StepFailed("statistics", error) from error
             record.evaluation_key = key
             record.save(path)
-        self._records[memo] = record
+        return record
+
+    def _fallback_record(
+        self, spec: ClaimSpec, model: str, template: str, variant: str | None, verdict: Verdict, reason: str
+    ) -> ClaimRecord:
+        """A record the claims layer did not produce (a failed step, or no input to evaluate), saved when its
+        model revision and probe set are known so that ``lalm-bench report results`` shows it too."""
+        adapter = self._adapters.get(model)
+        probe_set = self._probes.get(self.probe_set_name(spec))
+        revision = adapter.spec.revision if adapter is not None else "unknown"
+        probe_hash = probe_set.content_hash() if probe_set is not None else "unknown"
+        record = ClaimRecord(
+            claim_id=spec.id,
+            claim_version=spec.version,
+            claim_fingerprint=spec.fingerprint(),
+            title=spec.title,
+            paper=spec.paper,
+            section=spec.section,
+            rule=spec.rule.model_dump(mode="json"),
+            model=model,
+            revision=revision,
+            model_kind=adapter.spec.kind if adapter is not None else "unknown",
+            verdict=verdict,
+            reason=reason,
+            probe_set=probe_set.name if probe_set is not None else self.probe_set_name(spec),
+            probe_set_hash=probe_hash,
+            profile=self.options.profile,
+            template=template,
+            primary_template=template == spec.templates.primary,
+            variant=variant,
+            primary_variant=variant == spec.select.variant,
+            dtype=self.options.dtype,
+            device=self.options.device,
+            seed=self.options.seed,
+            versions=library_versions(),
+            git_commit=git_commit(),
+            caveats=[*spec.caveats, *(probe_set.caveats if probe_set is not None else [])],
+            created=utc_now(),
+        )
+        if adapter is not None and probe_set is not None:
+            record.save(
+                record_path(
+                    self.options.results,
+                    model,
+                    revision,
+                    probe_hash,
+                    spec.id,
+                    spec.version,
+                    template,
+                    variant,
+                )
+            )
         return record
 
     def claim_records(self, claim_id: str, model: str) -> list[ClaimRecord]:
@@ -211,6 +329,18 @@ def mark_template_dependence(records: list[ClaimRecord], results: Path) -> None:
                     record.variant,
                 )
             )
+
+
+def _no_inputs(spec: ClaimSpec, adapter: ModelAdapter, probe_set: ProbeSet) -> str | None:
+    """Why there is nothing to extract for ``spec`` on this model and set (n/a), or None."""
+    wanted = set(spec.requires.modalities)
+    if any(s.modality in wanted and adapter.accepts(s.modality, s.language) for s in probe_set.samples):
+        return None
+    kinds = " or ".join(sorted(wanted))
+    return (
+        f"needs {kinds} samples that model {adapter.spec.name!r} takes; probe set {probe_set.name!r} "
+        f"({len(probe_set.samples)} samples) has none"
+    )
 
 
 def _stored_record(path: Path, key: str) -> ClaimRecord | None:
@@ -264,49 +394,6 @@ def ensure_fixture_audio(name: str) -> None:
     build_all(folder.parent, check=True, sets=[name])
 
 
-def run_main(args: argparse.Namespace) -> int:
-    """``lalm-bench run``: every claim for every selected model, then the report."""
-    options = SessionOptions(
-        profile=args.profile,
-        probes=args.probes,
-        results=args.results,
-        cache_dir=args.cache_dir,
-        use_cache=not args.no_cache,
-        device=args.device,
-        dtype=args.dtype,
-        batch_size=args.batch_size,
-        progress=sys.stderr.isatty(),
-        device_map=getattr(args, "device_map", None),
-    )
-    session = ClaimSession(options)
-    # Text LMs first: their text latents are the natural base for text claims; speech sets fall to whisper.
-    models = args.model or sorted(DEFAULT_MODELS, key=lambda m: "whisper" in m)
-    for model in models:
-        for spec in all_claims():
-            if spec.cross_model:
-                continue
-            for record in session.claim_records(spec.id, model):
-                print(
-                    f"{record.claim_id:42s} {model:24s} {record.template:13s} {record.verdict:12s} "
-                    f"{record.reason[:80]}",
-                    flush=True,
-                )
-    from benchmark.run.cross_model import evaluate_cross_model
-
-    cross = evaluate_cross_model(session, models)
-    for record in cross:
-        print(
-            f"{record.claim_id:42s} {record.model:24s} {record.verdict:12s} {record.reason[:90]}", flush=True
-        )
-    print(json.dumps(session.extraction_log), file=sys.stderr)
-    from benchmark.report import write_report
-
-    written = write_report([*session.records(), *cross], args.out)
-    for kind, path in written.items():
-        print(f"report ({kind}): {path}")
-    return 0
-
-
 def calibration_pools(
     session: ClaimSession, spec: ClaimSpec, models: list[str] | None, templates: list[str] | None
 ) -> list[ClaimData]:
@@ -355,37 +442,31 @@ def _has_profile(name: str, profile: str) -> bool:
     return profile in header.get("profiles", {})
 
 
-def calibrate_main(args: argparse.Namespace) -> int:
-    """``lalm-bench calibrate``: every claim's controls, drawn from full-profile pools of real offline latents."""
+def calibrate_main(options: CalibrateOptions) -> int:
+    """``lalm-bench calibrate``: every claim's controls, drawn from pools of real offline latents one profile
+    larger than the calibrated size (``options.session.profile``: ci or full)."""
     from benchmark.claims.calibrate import calibrate_claim, entry_key
+    from benchmark.run.validate import ValidationFailed, option_problems
 
-    size = args.profile
+    size = options.session.profile
     if size not in POOL_OF_SIZE:
         raise BenchError(f"--profile {size}: calibration sizes are {sorted(POOL_OF_SIZE)}")
-    options = SessionOptions(
-        profile=POOL_OF_SIZE[size],
-        results=args.results,
-        cache_dir=args.cache_dir,
-        use_cache=not getattr(args, "no_cache", False),
-        device=args.device,
-        dtype=args.dtype,
-        batch_size=args.batch_size,
-        device_map=getattr(args, "device_map", None),
-        progress=sys.stderr.isatty(),
-    )
-    session = ClaimSession(options)
+    problems = option_problems(options.session, [("--out", options.out, False)])
+    if problems:
+        raise ValidationFailed(problems)
+    session = ClaimSession(replace(options.session, profile=POOL_OF_SIZE[size]))
     specs = [spec for spec in all_claims() if not spec.cross_model]
-    if args.claim:  # checked before any latents are extracted
-        unknown = sorted(set(args.claim) - {spec.id for spec in specs})
+    if options.claims:  # checked before any latents are extracted
+        unknown = sorted(set(options.claims) - {spec.id for spec in specs})
         if unknown:
             raise BenchError(
                 f"--claim {', '.join(unknown)}: no single-model claim of that id "
                 f"(known: {', '.join(spec.id for spec in specs)})"
             )
-        specs = [spec for spec in specs if spec.id in args.claim]
-    budget = Budget.for_profile(args.budget)
-    out = getattr(args, "out", None) or CALIBRATION_FILE
-    jobs = getattr(args, "jobs", 1)
+        specs = [spec for spec in specs if spec.id in options.claims]
+    budget = Budget.for_profile(options.budget)
+    out = options.out or CALIBRATION_FILE
+    templates = list(options.session.templates) if options.session.templates else None
     tasks = []
     for spec in specs:
         if not _has_profile(spec.probe_set, POOL_OF_SIZE[size]):
@@ -394,20 +475,19 @@ def calibrate_main(args: argparse.Namespace) -> int:
                 f"{POOL_OF_SIZE[size]!r} profile larger than its {size} profile"
             )
             continue
-        for pool in calibration_pools(session, spec, args.model, getattr(args, "template", None)):
-            sizes = calibration_sizes(spec, pool, size)
-            tasks.append((spec, pool, sizes))
-    if jobs == 1:
+        for pool in calibration_pools(session, spec, list(options.models) or None, templates):
+            tasks.append((spec, pool, calibration_sizes(spec, pool, size)))
+    if options.jobs == 1:
         for spec, pool, sizes in tasks:
             calibrate_claim(
                 spec,
                 pool,
                 sizes,
                 size_name=size,
-                seeds=args.seeds,
+                seeds=options.seeds,
                 budget=budget,
                 out=out,
-                first_seed=args.first_seed,
+                first_seed=options.first_seed,
             )
     else:
         from benchmark.run.control_pool import run_tasks
@@ -415,11 +495,11 @@ def calibrate_main(args: argparse.Namespace) -> int:
         run_tasks(
             tasks,
             size_name=size,
-            seeds=args.seeds,
-            first_seed=args.first_seed,
+            seeds=options.seeds,
+            first_seed=options.first_seed,
             budget=budget,
             out=out,
-            jobs=jobs,
+            jobs=options.jobs,
         )
     document = json.loads(out.read_text(encoding="utf-8"))
     for spec, pool, _ in tasks:
@@ -444,58 +524,59 @@ def _profile_records(options: SessionOptions, models: list[str]) -> list[ClaimRe
     ]
 
 
-def consistency_main(args: argparse.Namespace) -> int:
-    """``lalm-bench consistency``: every claim on two profiles, paired per claim; 1 when any pair is opposite.
+def consistency_main(options: ConsistencyOptions) -> int:
+    """``lalm-bench consistency``: every claim on two profiles, paired per claim.
 
     Evaluates both profiles (the latent cache makes a warm side free) unless ``--stored``, which reads the
     newest stored record of each claim instead. Cross-model claims are left out (they belong to no one model).
+    Exit codes (``benchmark.run.exit_codes``): 3 when a pair holds an ``error`` record (consistency cannot be
+    shown because the pipeline broke), else 1 when any pair is opposite, else 0.
     """
+    from dataclasses import replace
+
     from benchmark.claims.consistency import VerdictRow, compare_profiles, exit_code, newest_rows
     from benchmark.core.provenance import utc_now
     from benchmark.report.consistency import consistency_markdown, summary_line, verdict_table
+    from benchmark.run.exit_codes import PIPELINE_ERROR
+    from benchmark.run.validate import ValidationFailed, option_problems
 
-    models = args.model or sorted(DEFAULT_MODELS, key=lambda m: "whisper" in m)
+    outputs = [("--results", options.session.results, True), ("--markdown", options.markdown, False)]
+    problems = option_problems(options.session, outputs)
+    if problems:
+        raise ValidationFailed(problems)
+    models = list(options.models) or default_model_order()
+    profile_a, profile_b = options.session.profile, options.against
     expected = [(model, spec.id) for model in models for spec in all_claims() if not spec.cross_model]
     sides = []
-    for profile in (args.profile, args.against):
-        if args.stored:
+    for profile in (profile_a, profile_b):
+        if options.stored:
             from benchmark.report import load_records
 
-            sides.append(newest_rows(load_records([args.results]), profile=profile, models=models))
+            sides.append(newest_rows(load_records([options.session.results]), profile=profile, models=models))
             continue
-        options = SessionOptions(
-            profile=profile,
-            results=args.results,
-            cache_dir=args.cache_dir,
-            use_cache=not args.no_cache,
-            device=args.device,
-            dtype=args.dtype,
-            batch_size=args.batch_size,
-            progress=sys.stderr.isatty(),
-            device_map=args.device_map,
-        )
-        sides.append([VerdictRow.from_record(r) for r in _profile_records(options, models)])
-    pairs = compare_profiles(
-        sides[0], sides[1], profile_a=args.profile, profile_b=args.against, expected=expected
-    )
-    print(verdict_table(pairs, profile_a=args.profile, profile_b=args.against, fmt_name="simple"))
+        session_options = replace(options.session, profile=profile)
+        sides.append([VerdictRow.from_record(r) for r in _profile_records(session_options, models)])
+    pairs = compare_profiles(sides[0], sides[1], profile_a=profile_a, profile_b=profile_b, expected=expected)
+    print(verdict_table(pairs, profile_a=profile_a, profile_b=profile_b, fmt_name="simple"))
     print(summary_line(pairs))
-    if args.markdown:
+    if options.markdown:
         command = "lalm-bench consistency " + " ".join(
             [
                 *(f"--model {m}" for m in models),
-                f"--profile {args.profile}",
-                f"--against {args.against}",
-                *(["--stored"] if args.stored else []),
+                f"--profile {profile_a}",
+                f"--against {profile_b}",
+                *(["--stored"] if options.stored else []),
             ]
         )
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(
+        options.markdown.parent.mkdir(parents=True, exist_ok=True)
+        options.markdown.write_text(
             consistency_markdown(
-                pairs, profile_a=args.profile, profile_b=args.against, command=command, date=utc_now()
+                pairs, profile_a=profile_a, profile_b=profile_b, command=command, date=utc_now()
             )
             + "\n",
             encoding="utf-8",
         )
-        print(f"wrote {args.markdown}")
+        print(f"wrote {options.markdown}")
+    if any(p.relation == "error" for p in pairs):
+        return PIPELINE_ERROR
     return exit_code(pairs)
