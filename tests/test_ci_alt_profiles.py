@@ -108,7 +108,8 @@ def test_every_place_accepts_ci_alt() -> None:
     assert "ci-alt" in PROFILE_NAMES
     assert set(get_args(ProbeSet.model_fields["profile"].annotation)) == set(PROFILE_CHOICES)
     assert Budget.for_profile("ci-alt") == Budget.for_profile("ci")
-    for command in (["run"], ["extract", "--model", "m", "--probes", "p"], ["calibrate"]):
+    # calibrate takes sizes (ci, full), not profiles: ci-alt has the ci size
+    for command in (["run"], ["extract", "--model", "m", "--probes", "p"]):
         assert build_parser().parse_args([*command, "--profile", "ci-alt"]).profile == "ci-alt"
 
 

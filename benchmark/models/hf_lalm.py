@@ -273,6 +273,8 @@ class HubLALMAdapter(ModelAdapter):
         return None
 
     def availability(self) -> Availability:
+        if self.model is not None:  # attached in this process (built or loaded already): nothing to fetch
+            return Availability(True, f"{self.spec.name} is attached in this process")
         return self.class_availability() or cached_availability(self.recipe.hub_id, self.spec.revision)
 
     def processor_config(self) -> dict[str, Any]:

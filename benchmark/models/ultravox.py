@@ -319,6 +319,8 @@ class UltravoxAdapter(ModelAdapter):
         self.template_check = "not loaded"
 
     def availability(self) -> Availability:
+        if self.model is not None:  # attached in this process (built or loaded already): nothing to fetch
+            return Availability(True, f"{self.spec.name} is attached in this process")
         for repo in (self.hub_id, AUDIO_MODEL_ID, self.text_model_id):
             found = cached_availability(repo, locked_revision(repo))
             if not found.available:
