@@ -17,7 +17,7 @@ import pytest
 
 from benchmark.claims import registry
 from benchmark.claims.calibrate import unit_sizes
-from benchmark.claims.controls import Population, draw_sample
+from benchmark.claims.controls import draw_sample, solved_population
 from benchmark.claims.data import Budget, claim_data_from
 from benchmark.claims.evaluate import decide_measured, measure, select
 from benchmark.run.session import ClaimSession, SessionOptions
@@ -53,10 +53,11 @@ def test_controls_on_real_latents(claim_id: str, session: ClaimSession) -> None:
     latents = session.latents(SMOKE[claim_id], probe_set, "shared-suffix")
     pool = select(spec, claim_data_from(latents, probe_set), spec.select.variant)
     sizes = {u: max(2, math.ceil(2 * n / 3)) for u, n in unit_sizes(spec, pool).items()}
-    population = Population.build(spec, pool, sizes, np.random.default_rng(17), n_probes=4)
+    targets = {"boundary": spec.rule.boundary, "positive": spec.rule.positive_size}
+    population, solved, _redraws = solved_population(spec, pool, sizes, [17], targets, n_probes=8)
     estimates = {}
-    for name, target in (("boundary", spec.rule.boundary), ("positive", spec.rule.positive_size)):
-        scale, effect = population.solve(target)
+    for name, target in targets.items():
+        scale, effect = solved[name]
         if target > 0:
             assert effect == pytest.approx(target, rel=0.03, abs=1e-3), (name, effect)
         values = []

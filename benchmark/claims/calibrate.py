@@ -28,7 +28,7 @@ import numpy as np
 from filelock import FileLock
 from scipy.stats import beta
 
-from benchmark.claims.controls import Population, draw_sample
+from benchmark.claims.controls import Population, draw_sample, solved_population
 from benchmark.claims.data import Budget, ClaimData
 from benchmark.claims.evaluate import CALIBRATION_FILE, decide_measured, measure, verdict_code_sha256
 from benchmark.claims.spec import ClaimSpec
@@ -138,26 +138,34 @@ def run_controls(
     targets = {"boundary_null": rule.boundary, "positive": rule.positive_size}
     populations: dict[str, list[dict[str, float]]] = {"boundary_null": [], "positive": []}
     failures: list[str] = []
-    cached: dict[int, tuple[Population, dict[str, tuple[float, float]]]] = {}
+    cached: dict[int, tuple[Population, dict[str, tuple[float, float]]] | None] = {}
+    redrawn = 0  # shuffles drawn again because their chance structure exceeded a target (controls.py)
     for seed in range(first_seed, first_seed + seeds):
         index = seed // seeds_per_population
         if index not in cached:
             cached.clear()
-            pop = Population.build(
-                spec, pool, sizes, np.random.default_rng(_population_seed(spec, pool.template, index))
-            )
-            solved = {}
-            for name, target in targets.items():
-                try:
-                    solved[name] = pop.solve(target)
-                except ValueError as exc:
-                    failures.append(f"population {index} {name}: {exc}")
-                    continue
+            try:
+                pop, solved, redraws = solved_population(
+                    spec, pool, sizes, _population_seed(spec, pool.template, index), targets
+                )
+            except ValueError as exc:  # tallied as failures; its seeds are skipped, not retried
+                failures.append(f"population {index}: {exc}")
+                cached[index] = None
+                continue
+            redrawn += len(redraws)
+            for name in targets:
                 populations[name].append(
-                    {"population": index, "scale": solved[name][0], "effect": solved[name][1]}
+                    {
+                        "population": index,
+                        "scale": solved[name][0],
+                        "effect": solved[name][1],
+                        "redraws": len(redraws),
+                    }
                 )
             cached[index] = (pop, solved)
-        pop, solved = cached[index]
+        if cached[index] is None:
+            continue
+        pop, solved = cached[index]  # type: ignore[misc]
         rng = np.random.default_rng([seed, 7919])
         rows = draw_sample(pop.base, sizes, rng)
         mask = np.isin(np.arange(len(pop.base.samples)), rows)
@@ -180,6 +188,7 @@ def run_controls(
             "sizes": sizes,
             "pool_samples": len(pool.samples),
             "populations": populations,
+            "redrawn_shuffles": redrawn,
         },
         alpha=rule.alpha,
     )
@@ -269,6 +278,7 @@ def merge_entries(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | 
         extra={
             **{k: new[k] for k in ("boundary", "positive_size", "budget", "sizes", "pool_samples")},
             "populations": populations,
+            "redrawn_shuffles": sum(p.get("redraws", 0) for p in populations["boundary_null"]),
         },
         alpha=new["coverage"]["nominal"],
     )

@@ -459,7 +459,7 @@ def layer_weights(n_columns: int, plus: Sequence[int], minus: Sequence[int] = ()
     return w
 
 
-_REDUCE_FN: dict[str, Callable[..., np.ndarray | float]] = {
+REDUCE_FUNCTIONS: dict[str, Callable[..., np.ndarray | float]] = {
     "difference": np.subtract,
     "ratio": np.divide,
     "log_ratio": lambda a, b: np.log(np.divide(a, b)),
@@ -479,13 +479,13 @@ class Reduction:
     names: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        if self.kind not in ("single", "min", "max", *_REDUCE_FN):
+        if self.kind not in ("single", "min", "max", *REDUCE_FUNCTIONS):
             raise ValueError(f"unknown reduction {self.kind!r}")
         if len(self.parts) != len(self.names) or not self.parts:
             raise ValueError("a reduction needs one name per part and at least one part")
         if self.kind == "single" and len(self.parts) != 1:
             raise ValueError("reduction 'single' takes exactly one part")
-        if self.kind in _REDUCE_FN and len(self.parts) != 2:
+        if self.kind in REDUCE_FUNCTIONS and len(self.parts) != 2:
             raise ValueError(f"reduction {self.kind!r} takes exactly two parts")
 
     @property
@@ -493,8 +493,8 @@ class Reduction:
         """The one estimate of a non-min/max reduction (None for min/max)."""
         if self.kind == "single":
             return self.parts[0]
-        if self.kind in _REDUCE_FN:
-            return apply(_REDUCE_FN[self.kind], *self.parts)
+        if self.kind in REDUCE_FUNCTIONS:
+            return apply(REDUCE_FUNCTIONS[self.kind], *self.parts)
         return None
 
     @property

@@ -22,7 +22,7 @@ from benchmark.claims.data import Budget, ClaimData
 from benchmark.claims.shapes import Measured
 from benchmark.claims.spec import _REF, BAND_NAMES, BandContrast, TokenControl
 from benchmark.stats import Design, pairwise_distances, tsne_2d
-from benchmark.stats.kit import Estimate, NetCurve, Reduction, apply, net_curve
+from benchmark.stats.kit import REDUCE_FUNCTIONS, Estimate, NetCurve, Reduction, apply, net_curve
 from benchmark.stats.scores import ScorePlan, build_score
 
 #: Parameters of a score that name axes of the samples (so the factors they need can be collected).
@@ -264,10 +264,30 @@ def point_value(
     rng: np.random.Generator,
     D: np.ndarray | None = None,
 ) -> float:
-    """The reduced quantity's point estimate only (no jackknife): what the planter solves on."""
+    """The reduced quantity's point estimate only (no jackknife)."""
+    return reduce_values(measure.reduce, point_parts(measure, data, budget, rng, D))
+
+
+def point_parts(
+    measure: BandContrast,
+    data: ClaimData,
+    budget: Budget,
+    rng: np.random.Generator,
+    D: np.ndarray | None = None,
+) -> np.ndarray:
+    """Each part's point estimate, in the spec's order (no jackknife): what the planter averages."""
     results = compute_components(measure, data, budget, rng, D=D, jackknife=False)
     parts = [part_estimate(p.plus, p.minus, p.offset, results) for p in measure.parts.values()]
-    return Reduction(measure.reduce, tuple(parts), tuple(measure.parts)).value
+    return np.array([part.value for part in parts], dtype=np.float64)
+
+
+def reduce_values(kind: str, values: np.ndarray) -> float:
+    """The reduction of plain part values (the same rule as :class:`Reduction` applies to estimates)."""
+    if kind == "single":
+        return float(values[0])
+    if kind in ("min", "max"):
+        return float(values.min() if kind == "min" else values.max())
+    return float(REDUCE_FUNCTIONS[kind](values[0], values[1]))
 
 
 def evaluate(
