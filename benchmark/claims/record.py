@@ -127,6 +127,11 @@ class ClaimRecord(BaseModel):
         default=None,
         description="holds under one template and fails under another (None: not compared, one template only)",
     )
+    dtype_dependent: bool | None = Field(
+        default=None,
+        description="holds under one dtype and fails under another, same claim, model, revision, probe set, template "
+        "and variant (None: not compared, one dtype only); set by the report, which reads both dtypes' records",
+    )
     cpu: str | None = Field(default=None, description="the CPU that computed the latents (bf16 speed, drift)")
     dtype: str
     device: str

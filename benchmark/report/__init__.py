@@ -29,6 +29,7 @@ from benchmark.report._common import ReportError
 from benchmark.report.calibration import load_calibration
 from benchmark.report.compare import compare_records
 from benchmark.report.context import RecordKey, ReportData, record_key
+from benchmark.report.dtype import mark_dtype_dependence
 from benchmark.report.figures import render_figures
 from benchmark.report.html import write_html
 from benchmark.report.markdown import write_markdown
@@ -60,7 +61,8 @@ def load_records(paths: Iterable[Path | str]) -> list[ClaimRecord]:
 
 
 def _dedupe(records: Sequence[ClaimRecord]) -> tuple[list[ClaimRecord], list[str]]:
-    """Keep the newest record per (claim, model, revision, profile, template, variant); older ones are listed."""
+    """Keep the newest record per (claim, model, revision, profile, template, variant, dtype); older ones are
+    listed. Records that differ only by dtype are both kept: the report compares them."""
     newest: dict[RecordKey, ClaimRecord] = {}
     dropped = []
     for record in sorted(records, key=lambda r: r.created):
@@ -68,8 +70,8 @@ def _dedupe(records: Sequence[ClaimRecord]) -> tuple[list[ClaimRecord], list[str
         if key in newest:
             old = newest[key]
             dropped.append(
-                f"{old.claim_id}@{old.claim_version} on {old.model} [{old.template}] ({old.probe_set_hash[:12]}, "
-                f"{old.created}) superseded by the record of {record.created}"
+                f"{old.claim_id}@{old.claim_version} on {old.model} [{old.template}] ({old.dtype}, "
+                f"{old.probe_set_hash[:12]}, {old.created}) superseded by the record of {record.created}"
             )
         newest[key] = record
     return list(newest.values()), dropped
@@ -90,7 +92,8 @@ def write_report(
     """Write the Markdown and HTML reports under ``out_dir``; returns ``{"markdown", "html", "figures"}``.
 
     ``compare_to`` (``MODEL[@REV]``) adds the release comparison against that model, whose records must be
-    among ``records``; ``baselines_dir`` adds the nightly's regression and false-alarm sections (``models``: the
+    among ``records``; records of two or more dtypes (e.g. the results folders of a float32 and a bfloat16 run)
+    add the dtype comparison and mark dtype-dependent claims; ``baselines_dir`` adds the nightly's regression and false-alarm sections (``models``: the
     models the run covered, whose baselines must all find a record; ``profile``/``dtype``: the records the gate
     judges, default all); the rule calibration column reads
     ``calibration_path`` (default: the committed file) at ``calibration_size``.
@@ -101,6 +104,7 @@ def write_report(
             "the results folder"
         )
     kept, dropped = _dedupe(records)
+    kept = mark_dtype_dependence(kept)  # before the gate: its results refer to these very records
     calibration = load_calibration(calibration_path)
     data = ReportData(
         records=kept,

@@ -17,6 +17,8 @@ VERDICTS: tuple[str, ...] = ("holds", "fails", "inconclusive", "n/a", "error")
 _SECTION_ORDER = {"T": 0, "S": 1, "D": 2, "M": 3, "Q": 4}
 #: Display order of templates: the paper's reading first (CLAIMS.md, "Template").
 TEMPLATE_ORDER: tuple[str, ...] = ("bare", "shared-suffix")
+#: Display order of dtypes: the reference precision first.
+DTYPE_ORDER: tuple[str, ...] = ("float32", "bfloat16", "float16")
 
 
 class ReportError(BenchError):
@@ -40,6 +42,10 @@ def template_order(template: str) -> tuple[int, str]:
     return (TEMPLATE_ORDER.index(template) if template in TEMPLATE_ORDER else len(TEMPLATE_ORDER), template)
 
 
+def dtype_order(dtype: str) -> tuple[int, str]:
+    return (DTYPE_ORDER.index(dtype) if dtype in DTYPE_ORDER else len(DTYPE_ORDER), dtype)
+
+
 def fmt(value: float | None, digits: int = 3) -> str:
     """Numbers for tables: ``-`` when absent, ``nan`` kept visible (a NaN is a finding, not a blank)."""
     if value is None:
@@ -55,27 +61,31 @@ def fmt_interval(low: float | None, high: float | None, digits: int = 3) -> str:
     return f"[{fmt(low, digits)}, {fmt(high, digits)}]"
 
 
-def column_labels(records: Sequence[ClaimRecord]) -> dict[tuple[str, str, str], str]:
-    """One matrix column per (model, revision, profile); the revision/profile is shown only when ambiguous."""
-    keys = sorted({(r.model, r.revision, r.profile) for r in records})
-    revisions: dict[str, set[str]] = {}
-    profiles: dict[str, set[str]] = {}
-    for model, revision, profile in keys:
-        revisions.setdefault(model, set()).add(revision)
-        profiles.setdefault(model, set()).add(profile)
+def column_labels(records: Sequence[ClaimRecord]) -> dict[tuple[str, str, str, str], str]:
+    """One matrix column per (model, revision, profile, dtype); the revision, profile or dtype is shown only
+    when ambiguous (a report over float32 and bfloat16 results shows each model once per dtype)."""
+    keys = sorted({column_key(r) for r in records}, key=lambda k: (*k[:3], dtype_order(k[3])))
+    seen: dict[str, list[set[str]]] = {}
+    for model, revision, profile, dtype in keys:
+        parts = seen.setdefault(model, [set(), set(), set()])
+        for part, value in zip(parts, (revision, profile, dtype), strict=True):
+            part.add(value)
     labels = {}
-    for model, revision, profile in keys:
+    for model, revision, profile, dtype in keys:
+        revisions, profiles, dtypes = seen[model]
         label = model
-        if len(revisions[model]) > 1:
+        if len(revisions) > 1:
             label += f"@{revision[:8]}"
-        if len(profiles[model]) > 1:
+        if len(profiles) > 1:
             label += f" [{profile}]"
-        labels[(model, revision, profile)] = label
+        if len(dtypes) > 1:
+            label += f" {dtype}"
+        labels[(model, revision, profile, dtype)] = label
     return labels
 
 
-def column_key(record: ClaimRecord) -> tuple[str, str, str]:
-    return (record.model, record.revision, record.profile)
+def column_key(record: ClaimRecord) -> tuple[str, str, str, str]:
+    return (record.model, record.revision, record.profile, record.dtype)
 
 
 def claim_ids(records: Iterable[ClaimRecord]) -> list[str]:

@@ -7,9 +7,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmark.claims.record import FINDINGS, ClaimRecord
-from benchmark.report._common import VERDICTS, claim_ids, column_key, column_labels, template_order
+from benchmark.report._common import (
+    VERDICTS,
+    claim_ids,
+    column_key,
+    column_labels,
+    dtype_order,
+    template_order,
+)
 from benchmark.report.alarms import AlarmBudget
 from benchmark.report.compare import Comparison
+from benchmark.report.dtype import DtypeKey, dtype_flags, dtype_key, dtypes_of
 from benchmark.report.figures import RenderedFigure
 from benchmark.report.regression import RegressionResult
 from benchmark.report.status import (
@@ -19,12 +27,21 @@ from benchmark.report.status import (
     models_with_expectations,
 )
 
-RecordKey = tuple[str, str, str, str, str, str | None]
+RecordKey = tuple[str, str, str, str, str, str | None, str]
 
 
 def record_key(record: ClaimRecord) -> RecordKey:
-    """One record per claim, model, revision, profile, template and probe variant."""
-    return (record.claim_id, record.model, record.revision, record.profile, record.template, record.variant)
+    """One record per claim, model, revision, profile, template, probe variant and dtype (records of two dtypes
+    are compared, never superseded)."""
+    return (
+        record.claim_id,
+        record.model,
+        record.revision,
+        record.profile,
+        record.template,
+        record.variant,
+        record.dtype,
+    )
 
 
 @dataclass
@@ -42,20 +59,27 @@ class ReportData:
     calibration_size: str = "ci"
     data_files: list[str] = field(default_factory=list)
     statuses: dict[RecordKey, FindingStatus] = field(default_factory=dict)
+    dtype_flags: dict[DtypeKey, bool | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.statuses:
             entries = load_expectation_entries()
             known = models_with_expectations(entries)
             self.statuses = {record_key(r): finding_status(r, entries, known) for r in self.records}
+        if not self.dtype_flags:
+            self.dtype_flags = dtype_flags(self.records)
 
     @property
     def claims(self) -> list[str]:
         return claim_ids(self.records)
 
     @property
-    def columns(self) -> dict[tuple[str, str, str], str]:
+    def columns(self) -> dict[tuple[str, str, str, str], str]:
         return column_labels(self.records)
+
+    @property
+    def dtypes(self) -> list[str]:
+        return dtypes_of(self.records)
 
     @property
     def templates(self) -> list[str]:
@@ -64,7 +88,7 @@ class ReportData:
     def status(self, record: ClaimRecord) -> FindingStatus:
         return self.statuses[record_key(record)]
 
-    def cell(self, claim_id: str, column: tuple[str, str, str], template: str) -> ClaimRecord | None:
+    def cell(self, claim_id: str, column: tuple[str, str, str, str], template: str) -> ClaimRecord | None:
         """The primary-variant record of a claim on one model column under one template."""
         for record in self.records:
             if (
@@ -76,13 +100,21 @@ class ReportData:
                 return record
         return None
 
-    def template_dependent(self, claim_id: str, column: tuple[str, str, str]) -> bool:
+    def template_dependent(self, claim_id: str, column: tuple[str, str, str, str]) -> bool:
         """Holds under one template and fails under another (primary variants); holds against inconclusive is
         not flagged. Read from the verdicts here, and from the records' own flag, so records of one template per
         job (a split nightly) are still compared."""
         cells = [self.cell(claim_id, column, t) for t in self.templates]
         verdicts = {c.verdict for c in cells if c is not None}
         return set(FINDINGS) <= verdicts or any(c is not None and c.template_dependent for c in cells)
+
+    def dtype_dependent(self, record: ClaimRecord) -> bool | None:
+        """Holds under one dtype and fails under another (same claim, model, revision, probe set, template and
+        variant); None: not compared. Read from the records here, and from the record's own flag."""
+        flags = [
+            f for f in (self.dtype_flags.get(dtype_key(record)), record.dtype_dependent) if f is not None
+        ]
+        return any(flags) if flags else None
 
     def claim_records(self, claim_id: str) -> list[ClaimRecord]:
         return sorted(
@@ -93,6 +125,7 @@ class ReportData:
                 template_order(r.template),
                 not r.primary_variant,
                 str(r.variant),
+                dtype_order(r.dtype),
             ),
         )
 

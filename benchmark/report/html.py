@@ -13,6 +13,7 @@ from pathlib import Path
 
 from benchmark.report._common import distance_tables, fmt, fmt_interval, provenance_rows, slug, template_rows
 from benchmark.report.context import ReportData
+from benchmark.report.dtype import DTYPE_DEPENDENT
 from benchmark.report.figures import RenderedFigure
 from benchmark.report.tables import (
     TEMPLATE_DEPENDENT,
@@ -20,6 +21,7 @@ from benchmark.report.tables import (
     alarm_lines,
     claim_notes,
     claim_rows,
+    dtype_section,
     matrix,
     regression_rows,
     summary_lines,
@@ -72,6 +74,8 @@ def _matrix_cell(cell: MatrixCell) -> str:
     )
     mark = "⚠ " if cell.flagged else ("decayed " if cell.decayed else "")
     dependent = f'<span class="dependent">{TEMPLATE_DEPENDENT}</span>' if cell.template_dependent else ""
+    if cell.dtype_dependent:
+        dependent += f'<span class="dependent dtype-dependent">{DTYPE_DEPENDENT}</span>'
     return (
         f'<td class="{classes}" data-verdict="{escape(record.verdict)}" data-template="{escape(record.template)}"'
         f' title="{escape(record.reason)}"><a href="#claim-{slug(record.claim_id)}">{mark}{escape(record.verdict)}'
@@ -117,9 +121,42 @@ def _matrix(data: ReportData) -> str:
         '<section id="matrix"><h2>Verdict matrix</h2><p class="note">One column per model and template (primary '
         "probe variant; ◆ the claim's primary template). A red outline marks a finding that left its expectation "
         "or a pipeline error, a dashed one a decayed finding; template-dependent: holds under one template and "
-        f"fails under the other. Rule calibration at size {escape(data.calibration_size)}.</p>"
+        "fails under the other"
+        + (
+            f"; {DTYPE_DEPENDENT}: holds under one dtype and fails under another (see dtype comparison)"
+            if len(data.dtypes) > 1
+            else ""
+        )
+        + f". Rule calibration at size {escape(data.calibration_size)}.</p>"
         f'<table id="verdict-matrix"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
         "</section>"
+    )
+
+
+def _dtypes(data: ReportData) -> str:
+    section = dtype_section(data)
+    if section is None:
+        return ""
+    summary, headers, rows = section
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join(
+        f'<tr class="{"fails" if row[-1] == DTYPE_DEPENDENT.upper() else ""}">'
+        + "".join(f"<td>{escape(c)}</td>" for c in row)
+        + "</tr>"
+        for row in rows
+    )
+    return (
+        f'<section id="dtypes"><h2>dtype comparison</h2><p class="note">Verdicts of the same claim, model, '
+        f"revision, probe set, template and variant under {escape(', '.join(data.dtypes))}. "
+        f"{DTYPE_DEPENDENT.upper()}: holds under one dtype and fails under another (holds against inconclusive "
+        "is shown, not flagged). The drift of the latents themselves: reports/dtype_drift.json.</p>"
+        f"<p>{escape(summary)}.</p>"
+        + (
+            f'<table id="dtype-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+            if rows
+            else "<p>No claim was evaluated under two dtypes.</p>"
+        )
+        + "</section>"
     )
 
 
@@ -299,10 +336,13 @@ def render_html(data: ReportData) -> str:
     body = (
         f'<h1>lalm-bench report</h1><p class="meta">Generated {escape(data.generated)} from '
         f"{len(data.records)} records, {len(data.columns)} model column(s), {len(data.claims)} claim(s).</p>"
-        f'<nav><a href="#summary">summary</a><a href="#matrix">matrix</a>{nav}'
+        f'<nav><a href="#summary">summary</a><a href="#matrix">matrix</a>'
+        + ('<a href="#dtypes">dtypes</a>' if len(data.dtypes) > 1 else "")
+        + f"{nav}"
         '<a href="#provenance">provenance</a></nav>'
         + _summary(data)
         + _matrix(data)
+        + _dtypes(data)
         + _alarms(data)
         + _regression(data)
         + _comparison(data)

@@ -13,12 +13,14 @@ from tabulate import tabulate
 
 from benchmark.report._common import distance_tables, fmt, fmt_interval, provenance_rows, template_rows
 from benchmark.report.context import ReportData
+from benchmark.report.dtype import DTYPE_DEPENDENT
 from benchmark.report.tables import (
     TEMPLATE_DEPENDENT,
     MatrixCell,
     alarm_lines,
     claim_notes,
     claim_rows,
+    dtype_section,
     matrix,
     regression_rows,
     summary_lines,
@@ -33,7 +35,7 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def matrix_cell(cell: MatrixCell) -> str:
-    """``**⚠ fails** (expected holds, paper-reported)``; decayed and template-dependent cells are named."""
+    """``**⚠ fails** (expected holds, paper-reported)``; decayed, template- and dtype-dependent cells are named."""
     if cell.record is None:
         return "-"
     verdict = cell.verdict
@@ -42,7 +44,8 @@ def matrix_cell(cell: MatrixCell) -> str:
     elif cell.decayed:
         verdict = f"**decayed** {verdict}"
     text = f"{verdict} ({cell.note})" + (" ◆" if cell.primary else "")
-    return text + (f" **{TEMPLATE_DEPENDENT}**" if cell.template_dependent else "")
+    text += f" **{TEMPLATE_DEPENDENT}**" if cell.template_dependent else ""
+    return text + (f" **{DTYPE_DEPENDENT}**" if cell.dtype_dependent else "")
 
 
 def _summary(data: ReportData) -> list[str]:
@@ -76,11 +79,37 @@ def _matrix(data: ReportData) -> list[str]:
         "reading). Findings are holds and fails. **⚠** marks a finding that left its expectation, or a pipeline "
         "error; **decayed** a finding that became inconclusive; **template-dependent** a claim that holds under "
         "one template and fails under the other on that model (holds against inconclusive is shown, not "
-        "flagged). Rule calibration: the calibration entry of each claim and template at size "
+        "flagged)"
+        + (
+            f"; **{DTYPE_DEPENDENT}** a claim that holds under one dtype and fails under another on that model, "
+            'template and variant (see "dtype comparison")'
+            if len(data.dtypes) > 1
+            else ""
+        )
+        + ". Rule calibration: the calibration entry of each claim and template at size "
         f"`{data.calibration_size}`.",
         "",
         _table(headers, body),
         "",
+    ]
+
+
+def _dtypes(data: ReportData) -> list[str]:
+    section = dtype_section(data)
+    if section is None:
+        return []
+    summary, headers, rows = section
+    return [
+        "## dtype comparison",
+        "",
+        f"Verdicts of the same claim, model, revision, probe set, template and variant under "
+        f"{', '.join(data.dtypes)}. **{DTYPE_DEPENDENT.upper()}**: holds under one dtype and fails under another "
+        "(holds against inconclusive is shown, not flagged). The drift of the latents themselves: "
+        "`reports/dtype_drift.json`.",
+        "",
+        summary + ".",
+        "",
+        *([_table(headers, rows), ""] if rows else ["No claim was evaluated under two dtypes.", ""]),
     ]
 
 
@@ -239,7 +268,9 @@ def report_markdown(data: ReportData) -> str:
         f"{len(data.claims)} claim(s) and template(s) {', '.join(data.templates)}.",
         "",
     ]
-    lines += _summary(data) + _matrix(data) + _alarms(data) + _regression(data) + _comparison(data)
+    lines += (
+        _summary(data) + _matrix(data) + _dtypes(data) + _alarms(data) + _regression(data) + _comparison(data)
+    )
     for claim_id in data.claims:
         lines += _claim(data, claim_id)
     lines += _provenance(data)

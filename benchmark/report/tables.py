@@ -13,6 +13,7 @@ from benchmark.report._common import VERDICTS, fmt, fmt_interval
 from benchmark.report.alarms import AlarmBudget
 from benchmark.report.calibration import matrix_calibration_cell
 from benchmark.report.context import ReportData
+from benchmark.report.dtype import dependent_lines, dtype_summary, dtype_table
 from benchmark.report.regression import RegressionResult
 
 TEMPLATE_DEPENDENT = "template-dependent"
@@ -31,6 +32,7 @@ class MatrixCell:
     decayed: bool
     template_dependent: bool
     primary: bool
+    dtype_dependent: bool = False
 
 
 def matrix(data: ReportData) -> tuple[list[str], list[tuple[str, str, list[MatrixCell], str, str]]]:
@@ -62,6 +64,7 @@ def matrix(data: ReportData) -> tuple[list[str], list[tuple[str, str, list[Matri
                         status.kind == "decayed",
                         dependent,
                         record.primary_template,
+                        bool(data.dtype_dependent(record)),
                     )
                 )
         rows.append(
@@ -124,6 +127,11 @@ def summary_lines(data: ReportData) -> list[str]:
         }
     )
     lines += [f"TEMPLATE-DEPENDENT (holds under one template, fails under the other): {d}" for d in dependent]
+    if len(data.dtypes) > 1:
+        lines += [
+            f"DTYPE-DEPENDENT (holds under one dtype, fails under another): {d}"
+            for d in dependent_lines(data.records)
+        ]
     skipped = data.with_status("not comparable")
     if skipped:
         lines.append(
@@ -277,3 +285,12 @@ def regression_rows(result: RegressionResult) -> tuple[list[str], list[list[str]
     )
     rows = [[c.outcome, "FAILS" if c.fails else "reported", c.label, c.detail] for c in checks]
     return ["outcome", "gate", "check", "detail"], rows
+
+
+def dtype_section(data: ReportData) -> tuple[str, list[str], list[list[str]]] | None:
+    """The dtype comparison when the records hold two or more dtypes: its summary line, headers and rows (every
+    claim x model x template x variant present under two dtypes, dtype-dependent first); else None."""
+    if len(data.dtypes) < 2:
+        return None
+    headers, rows = dtype_table(data.records)
+    return dtype_summary(data.records), headers, rows

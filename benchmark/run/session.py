@@ -199,7 +199,9 @@ class ClaimSession:
                 return self._fallback_record(spec, model, template, variant, "n/a", no_inputs)
             latent_set = self.latents(model, probe_set, template)
         else:
-            latent_set = _placeholder_latents(adapter, probe_set, template)
+            latent_set = _placeholder_latents(
+                adapter, probe_set, template, self.options.device, self.options.dtype
+            )
         inputs = {
             "latent_set": latent_set,
             "probe_set": probe_set,
@@ -354,16 +356,22 @@ def _stored_record(path: Path, key: str) -> ClaimRecord | None:
     return stored if stored.evaluation_key == key else None
 
 
-def _placeholder_latents(adapter: ModelAdapter, probe_set: ProbeSet, template: str) -> LatentSet:
-    """An empty latents object carrying provenance only, for records of claims that are ``n/a``."""
+def _placeholder_latents(
+    adapter: ModelAdapter, probe_set: ProbeSet, template: str, device: str, dtype: str
+) -> LatentSet:
+    """An empty latents object carrying provenance only, for records of claims that are ``n/a``: the run's device
+    and dtype as extraction resolves them, so an n/a record of a bfloat16 run says bfloat16 (the report compares
+    dtypes, and the baselines are keyed by dtype)."""
     import numpy as np
-    import torch
 
     from benchmark.core.schema import LatentsManifest
-    from benchmark.engine.extract import build_provenance
+    from benchmark.engine.extract import build_provenance, resolve_device, resolve_dtype
 
+    torch_device = resolve_device(device)
     manifest = LatentsManifest(
-        provenance=build_provenance(adapter, probe_set, torch.device("cpu"), torch.float32),
+        provenance=build_provenance(
+            adapter, probe_set, torch_device, resolve_dtype(dtype, torch_device, adapter)
+        ),
         template=template,
         layers=[],
         sample_ids=[],
