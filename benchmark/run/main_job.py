@@ -17,6 +17,7 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from benchmark.claims.evaluate import applicability
 from benchmark.claims.record import ClaimRecord
@@ -189,6 +190,17 @@ def run_main(options: RunOptions) -> int:
     return _finish(session, records, options.out, corrupt=sum(s.corrupt for s in surveys))
 
 
+def _baseline_options(session: ClaimSession, records: list[ClaimRecord]) -> dict[str, Any]:
+    """Compare a run on the shipped probe sets with the committed baselines, so a first report shows what moved
+    (a custom ``--probes`` set has no baselines: nothing to compare)."""
+    from benchmark.report.baselines import DEFAULT_BASELINES_DIR
+
+    if session.options.probes is not None or not DEFAULT_BASELINES_DIR.is_dir():
+        return {}
+    models = sorted({r.model for r in records if "~" not in r.model})
+    return {"baselines_dir": DEFAULT_BASELINES_DIR, "models": models, "profile": session.options.profile}
+
+
 def _finish(session: ClaimSession, records: list[ClaimRecord], out: Path, *, corrupt: int = 0) -> int:
     """The end of a run: extraction summary, verdict matrix, report; the exit code of the records.
 
@@ -207,7 +219,7 @@ def _finish(session: ClaimSession, records: list[ClaimRecord], out: Path, *, cor
     from benchmark.report import write_report
 
     try:
-        written = write_report(records, out)
+        written = write_report(records, out, **_baseline_options(session, records))
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as error:
