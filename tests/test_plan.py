@@ -153,3 +153,15 @@ def test_first_batch_timing_extracts_real_inputs_into_the_cache(tmp_path: Path) 
     assert len(list((tmp_path / "cache").rglob("*.npz"))) == 5
     again = survey("whisper-base-ct2", adapter, probe_set, "shared-suffix", options)
     assert (again.cached, sorted(again.missing)) == (5, sorted(found.missing))
+
+
+def test_a_clip_missing_under_both_templates_is_estimated_once(tmp_path: Path) -> None:
+    """The session extracts every template in one pass and encodes each clip once; text is a pass per template."""
+    probe_set = _set(tmp_path)
+    stub = _Stub(audio_s=None, tokens=None, prepares=True)
+    stub.templates["bare"] = {m: Template("bare", m, "", "", "{content}") for m in ("text", "speech")}  # type: ignore[misc]
+    both = [survey("stub", stub, probe_set, t, SessionOptions()) for t in ("bare", "shared-suffix")]
+    rates = {("stub", "speech"): (1.0, 10.0), ("stub", "text"): (1.0, 0.5)}
+    sentence, seconds = describe_estimate(both, rates)
+    assert seconds == 2 * 10.0 + 4 * 0.5, sentence
+    assert "stub speech: 2 x 10.00 s" in sentence and "stub text: 4 x 0.50 s" in sentence
