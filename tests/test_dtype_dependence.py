@@ -176,3 +176,11 @@ def test_placeholder_latents_of_na_records_carry_the_run_dtype(tmp_path: Path, d
     )
     assert latents.manifest.provenance.dtype == dtype
     assert latents.manifest.provenance.device == "cpu"
+
+
+def test_opposite_findings_is_one_rule_for_template_and_dtype_dependence() -> None:
+    from benchmark.claims.record import opposite_findings
+
+    assert opposite_findings(["holds", "fails"]) and opposite_findings(["holds", "inconclusive", "fails"])
+    assert not opposite_findings(["holds", "inconclusive"]) and not opposite_findings(["fails", "n/a"])
+    assert not opposite_findings(["holds", "holds"])

@@ -6,6 +6,7 @@ Owned by the claims layer; the report reads records only and never recomputes a 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +16,12 @@ RECORD_SCHEMA = "2.0"
 
 Verdict = Literal["holds", "fails", "inconclusive", "error", "n/a"]
 FINDINGS: tuple[str, ...] = ("holds", "fails")
+
+
+def opposite_findings(verdicts: Iterable[str]) -> bool:
+    """Whether some of ``verdicts`` hold and some fail: the rule behind template and dtype dependence (holds
+    against inconclusive is not opposite)."""
+    return set(verdicts) >= set(FINDINGS)
 
 
 class Measurement(BaseModel):

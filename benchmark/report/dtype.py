@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from benchmark.claims.record import FINDINGS, ClaimRecord
+from benchmark.claims.record import ClaimRecord, opposite_findings
 from benchmark.report._common import claim_sort_key, dtype_order, fmt, fmt_interval, template_order
 
 DTYPE_DEPENDENT = "dtype-dependent"
@@ -51,7 +51,7 @@ def dtype_flag(group: dict[str, ClaimRecord]) -> bool | None:
     """True: holds under one dtype and fails under another; False: compared, not opposite; None: one dtype."""
     if len(group) < 2:
         return None
-    return {r.verdict for r in group.values()} >= set(FINDINGS)
+    return opposite_findings(r.verdict for r in group.values())
 
 
 def dtype_flags(records: Iterable[ClaimRecord]) -> dict[DtypeKey, bool | None]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from benchmark.claims.data import Budget, ClaimData
 from benchmark.claims.evaluate import CALIBRATION_FILE, applicability, evaluate_claim, evaluation_key
-from benchmark.claims.record import ClaimRecord, Verdict
+from benchmark.claims.record import ClaimRecord, Verdict, opposite_findings
 from benchmark.claims.registry import all_claims, get_claim
 from benchmark.claims.spec import ClaimSpec
 from benchmark.claims.store import latents_path, record_path
@@ -314,8 +314,7 @@ def mark_template_dependence(records: list[ClaimRecord], results: Path) -> None:
     under another is template-dependent; holds against inconclusive is shown, not flagged."""
     if len({r.template for r in records}) < 2:
         return
-    findings = {r.verdict for r in records} & {"holds", "fails"}
-    flag = findings == {"holds", "fails"}
+    flag = opposite_findings(r.verdict for r in records)
     for record in records:
         if record.template_dependent != flag:
             record.template_dependent = flag
