@@ -139,7 +139,6 @@ def run_controls(
     populations: dict[str, list[dict[str, float]]] = {"boundary_null": [], "positive": []}
     failures: list[str] = []
     cached: dict[int, tuple[Population, dict[str, tuple[float, float]]] | None] = {}
-    redrawn = 0  # shuffles drawn again because their chance structure exceeded a target (controls.py)
     for seed in range(first_seed, first_seed + seeds):
         index = seed // seeds_per_population
         if index not in cached:
@@ -152,7 +151,6 @@ def run_controls(
                 failures.append(f"population {index}: {exc}")
                 cached[index] = None
                 continue
-            redrawn += len(redraws)
             for name in targets:
                 populations[name].append(
                     {
@@ -188,10 +186,15 @@ def run_controls(
             "sizes": sizes,
             "pool_samples": len(pool.samples),
             "populations": populations,
-            "redrawn_shuffles": redrawn,
+            "redrawn_shuffles": _redrawn(populations),
         },
         alpha=rule.alpha,
     )
+
+
+def _redrawn(populations: dict[str, list[dict[str, Any]]]) -> int:
+    """Shuffles drawn again (``controls.solved_population``), counted once per population."""
+    return sum(p.get("redraws", 0) for p in populations["boundary_null"])
 
 
 def _summary(
@@ -278,7 +281,7 @@ def merge_entries(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | 
         extra={
             **{k: new[k] for k in ("boundary", "positive_size", "budget", "sizes", "pool_samples")},
             "populations": populations,
-            "redrawn_shuffles": sum(p.get("redraws", 0) for p in populations["boundary_null"]),
+            "redrawn_shuffles": _redrawn(populations),
         },
         alpha=new["coverage"]["nominal"],
     )
