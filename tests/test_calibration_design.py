@@ -89,3 +89,21 @@ def test_seed_ranges_merge_and_overlaps_do_not(t3, pool, tmp_path: Path) -> None
     assert entry["boundary_null"]["trials"] == 20
     again = dict(entry, seed_ranges=[[5, 15]])
     assert merge_entries(entry, again) is None  # overlapping seeds would count draws twice
+
+
+def test_metric_agreement_population_is_the_smallest_pairs_mean() -> None:
+    """Q1's rule is an intersection-union test over metric pairs, so its truth is the smallest pair's population
+    mean; the mean of sample minima sits below it and made the boundary null plant agreement above delta."""
+    from benchmark.claims.shapes import metric_agreement
+
+    q1 = registry.get_claim("Q1-metrics-agree")
+    data = select(q1, parallel_data(n_meanings=16, strength=0.3, seed=5), "nopunct")
+    pop = Population.build(q1, data, {"meaning_id": 8}, np.random.default_rng(11), n_probes=6)
+    pairs = np.array(
+        [
+            metric_agreement.point_parts(q1.measure, sub, np.random.default_rng(0))
+            for sub in (pop.at(1.0).subset(np.isin(np.arange(len(data.samples)), rows)) for rows in pop.probes)
+        ]
+    )
+    assert pop.effect(1.0) == pytest.approx(pairs.mean(axis=0).min(), abs=1e-6)
+    assert pop.effect(1.0) >= pairs.min(axis=1).mean() - 1e-9

@@ -75,12 +75,19 @@ def _setup(measure: MetricAgreement, data: ClaimData, D: np.ndarray | None) -> t
     return np.ascontiguousarray(D[_blocks(data)]), codes
 
 
+def point_parts(
+    measure: MetricAgreement, data: ClaimData, rng: np.random.Generator, D: np.ndarray | None = None
+) -> np.ndarray:
+    """Each metric pair's Spearman correlation (the parts the effect is the minimum of)."""
+    del rng
+    Db, codes = _setup(measure, data, D)
+    return _correlations(metric_curves(Db, codes, list(measure.metrics)))
+
+
 def point_value(
     measure: MetricAgreement, data: ClaimData, rng: np.random.Generator, D: np.ndarray | None = None
 ) -> float:
-    del rng
-    Db, codes = _setup(measure, data, D)
-    return float(_correlations(metric_curves(Db, codes, list(measure.metrics))).min())
+    return float(point_parts(measure, data, rng, D).min())
 
 
 def evaluate(
