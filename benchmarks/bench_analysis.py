@@ -1,17 +1,21 @@
-"""Analysis throughput: the suite's statistics versus the same statistics computed with scikit-learn.
+"""Analysis throughput: the claims' statistics (``benchmark.stats.kit``) versus the same numbers from scikit-learn.
 
-Data: a synthetic but realistically shaped latent set, ``n = 800`` inputs (100 meanings x 8 languages) x 19
-layers x ``d = 640`` (gemma-3-270m's shape), where language identity fades and meaning grows with depth.
-Claims: silhouette of language (cosine), Davies-Bouldin of language (Euclidean), en->de retrieval top-1 of
-meaning (cosine), each as a net effect over every layer with a permutation null and subsample intervals.
+Data: a synthetic but realistically shaped latent set of ``n / 8`` meanings x 8 languages x 19 layers x
+``d = 640`` (gemma-3-270m's shape), where language identity fades and meaning grows with depth. Claims:
+silhouette of language (cosine), Davies-Bouldin of language (Euclidean), en->de retrieval top-1 of meaning
+(cosine), each as the claims compute it: a net curve over every layer (the statistic minus its mean under the
+label permuted within strata) with its delete-one-meaning jackknife replicates, each replicate with its own
+permutations from the same random keys.
 
-The naive side computes the *identical* set of numbers: it draws the same permutations and subsamples (same
-seed, same calls, in the order ``benchmark.stats.effect`` makes them) and evaluates every labelling of every
-layer with ``sklearn.metrics`` on distances recomputed per layer and per claim. Both sides' net effects,
-nulls and subsample draws are asserted equal, so the speed-up is for the same answer.
+The naive side computes the *identical* set of numbers: the same labellings (drawn from the kit's own keys),
+each evaluated on every layer and every jackknife subset with ``sklearn.metrics`` on distances recomputed per
+layer, subset and claim. Both sides' nets, nulls and replicates are asserted equal, so the speed-up is for the
+same answer.
 
-Sizes: ``LALM_BENCH_ANALYSIS_N`` (800), ``LALM_BENCH_PERM`` (50 permutations), ``LALM_BENCH_RESAMPLES`` (10
-subsamples with ``LALM_BENCH_PERM_RESAMPLE`` = 4 permutations each), ``LALM_BENCH_ROUNDS`` (3).
+Sizes: ``LALM_BENCH_KIT_N`` (96: text-parallel's ci design; 304 is its full design), ``LALM_BENCH_KIT_PERM``
+(200) and ``LALM_BENCH_KIT_PERM_REP`` (20): the claims' ``ci`` budget; ``LALM_BENCH_ROUNDS`` (3).
+(The earlier case measured the subsample-interval path the claims used before the inference kit; that path is
+gone from the library, and with it the case.)
 """
 
 from __future__ import annotations
@@ -25,11 +29,9 @@ from _harness import FIGURES, Interleaved, enforce_targets, env_int, load_averag
 
 from benchmark.stats import (
     Design,
-    Effect,
     davies_bouldin_statistic,
-    effect,
+    kit,
     pairwise_distances,
-    permutation_indices,
     retrieval_statistic,
     silhouette_statistic,
 )
@@ -72,14 +74,6 @@ def synthetic_latents(n: int, rng: np.random.Generator) -> tuple[np.ndarray, Des
     return latents.astype(np.float32), design
 
 
-def _settings() -> dict[str, int]:
-    return {
-        "n_perm": env_int("LALM_BENCH_PERM", 50),
-        "n_resamples": env_int("LALM_BENCH_RESAMPLES", 10),
-        "n_perm_resample": env_int("LALM_BENCH_PERM_RESAMPLE", 4),
-    }
-
-
 def _statistic(claim: Claim, design: Design) -> Any:
     if claim.name == "silhouette":
         return silhouette_statistic()
@@ -88,42 +82,7 @@ def _statistic(claim: Claim, design: Design) -> Any:
     return retrieval_statistic(design.factors["language"], query="en", target="de")
 
 
-def suite_analysis(latents: np.ndarray, design: Design) -> dict[str, Effect]:
-    """Distances once per metric for all layers, then one ``effect`` per claim (the suite's way)."""
-    distances = {m: pairwise_distances(latents, metric=m) for m in {c.metric for c in CLAIMS}}
-    out = {}
-    for claim in CLAIMS:
-        out[claim.name] = effect(
-            _statistic(claim, design),
-            distances[claim.metric],
-            design,
-            claim.label,
-            rng=np.random.default_rng(SEED),
-            strata=claim.strata,
-            **_settings(),
-        )
-    return out
-
-
-# ---- the naive side --------------------------------------------------------------------------------------------
-
-
-def _labellings(
-    design: Design, claim: Claim
-) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]], float]:
-    """The labellings ``effect`` evaluates, drawn with the same generator calls in the same order."""
-    settings = _settings()
-    rng = np.random.default_rng(SEED)
-    codes = design.codes(claim.label)[0]
-    strata = design.strata_codes(claim.strata)
-    full = codes[permutation_indices(strata, settings["n_perm"], rng=rng, n=design.n)]
-    resamples = design.subsample(settings["n_resamples"], rng=rng)
-    subs = []
-    for idx in resamples.indices:
-        sub_strata = None if strata is None else strata[idx]
-        perm = permutation_indices(sub_strata, settings["n_perm_resample"], rng=rng, n=idx.size)
-        subs.append((idx, np.vstack([codes[idx][None], codes[idx][perm]])))
-    return np.vstack([codes[None], full]), subs, resamples.correction
+# ---- the naive side ---------------------------------------------------------------------------------------------
 
 
 def _sklearn_value(
@@ -146,61 +105,107 @@ def _sklearn_value(
     return hits / queries.size
 
 
-def naive_analysis(latents: np.ndarray, design: Design) -> dict[str, dict[str, np.ndarray]]:
-    """Per claim, per layer: sklearn distances, then sklearn statistics for every labelling."""
+# ---- the claims' own path: net curves with a delete-one-unit jackknife (benchmark.stats.kit) -------------------
+
+
+def _kit_settings() -> dict[str, int]:
+    """The claims' ``ci`` budget by default (``benchmark.claims.data.Budget.for_profile``)."""
+    return {
+        "n_perm": env_int("LALM_BENCH_KIT_PERM", 200),
+        "n_perm_replicate": env_int("LALM_BENCH_KIT_PERM_REP", 20),
+    }
+
+
+def suite_kit(latents: np.ndarray, design: Design) -> dict[str, kit.NetCurve]:
+    """What a band-contrast claim computes: distances once per metric, then one ``net_curve`` per claim."""
+    distances = {m: pairwise_distances(latents, metric=m) for m in {c.metric for c in CLAIMS}}
+    return {
+        claim.name: kit.net_curve(
+            _statistic(claim, design),
+            distances[claim.metric],
+            design,
+            claim.label,
+            rng=np.random.default_rng(SEED),
+            strata=claim.strata,
+            **_kit_settings(),
+        )
+        for claim in CLAIMS
+    }
+
+
+def naive_kit(latents: np.ndarray, design: Design) -> dict[str, dict[str, np.ndarray]]:
+    """The same numbers with scikit-learn: per claim, layer, jackknife replicate and labelling, distances and the
+    statistic recomputed (the labellings come from the kit's own key draws, so both sides score the same ones)."""
     from sklearn.metrics import pairwise_distances as sk_distances
 
+    settings = _kit_settings()
     language = design.factors["language"]
+    units, _levels = design.codes("meaning")
+    everyone = np.ones(design.n, dtype=bool)
     out = {}
     for claim in CLAIMS:
-        full, subs, correction = _labellings(design, claim)
-        values = np.empty((full.shape[0], LAYERS))
-        sub_values = [np.empty((labels.shape[0], LAYERS)) for _, labels in subs]
-        for layer in range(LAYERS):
-            X = latents[:, layer].astype(np.float64)
-            D = sk_distances(X, metric=claim.metric)
-            np.fill_diagonal(D, 0.0)
-            for p, labels in enumerate(full):
-                values[p, layer] = _sklearn_value(claim, X, D, labels, language)
-            for (idx, labellings), store in zip(subs, sub_values, strict=True):
-                for p, labels in enumerate(labellings):
-                    store[p, layer] = _sklearn_value(
-                        claim, X[idx], D[np.ix_(idx, idx)], labels, language[idx]
-                    )
-        net = values[0] - values[1:].mean(axis=0)
-        draws = np.stack([net + correction * ((s[0] - s[1:].mean(axis=0)) - net) for s in sub_values])
-        out[claim.name] = {"net": net, "null": values[1:], "draws": draws}
+        labellings = kit._Labellings(
+            design, claim.label, claim.strata, None, settings["n_perm"], np.random.default_rng(SEED)
+        )
+        subsets = [(everyone, None)] + [
+            (units != i, settings["n_perm_replicate"]) for i in range(_levels.size)
+        ]
+        values = [np.empty((0, LAYERS))] * len(subsets)
+        for k, (keep, rows) in enumerate(subsets):
+            labels_rows = labellings.rows(keep, rows)
+            store = np.empty((labels_rows.shape[0], LAYERS))
+            for layer in range(LAYERS):
+                X = latents[keep, layer].astype(np.float64)
+                D = sk_distances(X, metric=claim.metric)
+                np.fill_diagonal(D, 0.0)
+                for p, labels in enumerate(labels_rows):
+                    store[p, layer] = _sklearn_value(claim, X, D, labels, language[keep])
+            values[k] = store
+        full = values[0]
+        null_mean = full[1:].mean(axis=0)
+        ref_mean = full[1 : 1 + settings["n_perm_replicate"]].mean(axis=0)
+        reps = np.stack([v[0] - v[1:].mean(axis=0) for v in values[1:]]) + (ref_mean - null_mean)[None]
+        out[claim.name] = {"net": full[0] - null_mean, "null": full[1:], "replicates": reps}
     return out
 
 
-def _max_difference(suite: dict[str, Effect], naive: dict[str, dict[str, np.ndarray]]) -> float:
+def _kit_difference(suite: dict[str, kit.NetCurve], naive: dict[str, dict[str, np.ndarray]]) -> float:
     worst = 0.0
     for name, mine in suite.items():
-        for field_name in ("net", "null", "draws"):
-            worst = max(worst, float(np.abs(getattr(mine, field_name) - naive[name][field_name]).max()))
+        theirs = naive[name]
+        worst = max(
+            worst,
+            float(np.abs(mine.net - theirs["net"]).max()),
+            float(np.abs(mine.null - theirs["null"]).max()),
+            float(np.abs(mine.replicates["meaning"] - theirs["replicates"]).max()),
+        )
     return worst
 
 
-def test_analysis_all_claims_all_layers(benchmark: Any) -> None:
-    """Target: the suite is at least 10x faster than scikit-learn per layer per labelling, same numbers."""
+def test_analysis_claims_kit(benchmark: Any) -> None:
+    """The path the claims run (net curve, permutation null, delete-one-meaning jackknife) against scikit-learn
+    computing the identical numbers. Target: >= 10x. Default size: text-parallel's ci design (12 meanings x 8
+    languages) at the ci budget; ``LALM_BENCH_KIT_N=304`` is its full design."""
     load_before = load_average()
-    latents, design = synthetic_latents(env_int("LALM_BENCH_ANALYSIS_N", 800), np.random.default_rng(0))
+    latents, design = synthetic_latents(env_int("LALM_BENCH_KIT_N", 96), np.random.default_rng(0))
     runner = Interleaved(
-        {"naive": lambda: naive_analysis(latents, design), "suite": lambda: suite_analysis(latents, design)},
+        {"naive": lambda: naive_kit(latents, design), "suite": lambda: suite_kit(latents, design)},
         threads=threads(),
     )
     benchmark.pedantic(runner.one_round, rounds=env_int("LALM_BENCH_ROUNDS", 3), iterations=1)
-    difference = _max_difference(runner.runs["suite"][-1].result, runner.runs["naive"][-1].result)
+    difference = _kit_difference(runner.runs["suite"][-1].result, runner.runs["naive"][-1].result)
     speedup = runner.median_seconds("naive") / runner.median_seconds("suite")
-    settings = _settings()
-    labellings = (1 + settings["n_perm"]) + settings["n_resamples"] * (1 + settings["n_perm_resample"])
+    settings = _kit_settings()
+    meanings = design.n // len(LANGUAGES)
     figures = {
         "inputs": design.n,
         "layers": LAYERS,
         "dim": DIM,
         "claims": [c.name for c in CLAIMS],
         **settings,
-        "labellings_per_claim_per_layer": labellings,
+        "labellings_per_claim_per_layer": 1
+        + settings["n_perm"]
+        + meanings * (1 + settings["n_perm_replicate"]),
         "naive_seconds": runner.median_seconds("naive"),
         "suite_seconds": runner.median_seconds("suite"),
         "speedup": speedup,
@@ -211,7 +216,7 @@ def test_analysis_all_claims_all_layers(benchmark: Any) -> None:
         "load_average_before": load_before,
         "load_average_after": load_average(),
     }
-    FIGURES["analysis/800x19x640"] = figures
+    FIGURES[f"analysis/kit/{design.n}x{LAYERS}x{DIM}"] = figures
     benchmark.extra_info.update(figures)
     assert difference < 1e-8
     if enforce_targets():

@@ -102,7 +102,9 @@ def test_metric_agreement_population_is_the_smallest_pairs_mean() -> None:
     pairs = np.array(
         [
             metric_agreement.point_parts(q1.measure, sub, np.random.default_rng(0))
-            for sub in (pop.at(1.0).subset(np.isin(np.arange(len(data.samples)), rows)) for rows in pop.probes)
+            for sub in (
+                pop.at(1.0).subset(np.isin(np.arange(len(data.samples)), rows)) for rows in pop.probes
+            )
         ]
     )
     assert pop.effect(1.0) == pytest.approx(pairs.mean(axis=0).min(), abs=1e-6)

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sp
 
-from benchmark.stats import Design, pairwise_distances, silhouette_statistic
+from benchmark.stats import Design, kit, pairwise_distances, silhouette_statistic
 from benchmark.stats.kit import (
     Estimate,
     Reduction,
@@ -45,8 +45,30 @@ def test_jackknife_of_a_mean_is_the_textbook_standard_error() -> None:
     assert est.se == pytest.approx(per_unit[:, 0].std(ddof=1) / np.sqrt(n_units))
     assert est.df == pytest.approx(n_units - 1)
     low, high = est.bounds(0.05)
-    half = sp.t.ppf(0.95, n_units - 1) * est.se
-    assert (low, high) == pytest.approx((est.value - half, est.value + half))
+    t = sp.t.ppf(0.95, n_units - 1)
+    u = per_unit[:, 0] - per_unit[:, 0].mean()  # a mean's influence values
+    a = (u**3).sum() / (6 * (u**2).sum() ** 1.5)
+    assert est.skew == pytest.approx(a)
+    widen = (2 * t * t + 1) * est.se
+    assert low == pytest.approx(est.value - t * est.se - max(-a, 0) * widen)
+    assert high == pytest.approx(est.value + t * est.se + max(a, 0) * widen)
+
+
+def test_skewed_units_widen_only_the_side_they_point_to() -> None:
+    """Right-skewed unit effects (log-normal) widen the upper bound (Johnson's modified t) and leave the lower
+    bound at the plain studentised one; p-values are the levels at which the bounds meet a threshold."""
+    x = np.random.default_rng(3).lognormal(0.0, 0.8, size=12)
+    reps = np.array([(x.sum() - xi) / (x.size - 1) for xi in x])
+    est = kit.Estimate(value=float(x.mean()), replicates={"unit": reps}, null=np.zeros(1))
+    t = sp.t.ppf(0.95, x.size - 1)
+    assert est.skew > 0
+    low, high = est.bounds(0.05)
+    assert low == pytest.approx(est.value - t * est.se)
+    assert high - est.value > t * est.se
+    assert est.p_greater(low) == pytest.approx(0.05)
+    assert est.p_less(high) == pytest.approx(0.05)
+    mirrored = kit.Estimate(value=-est.value, replicates={"unit": -reps}, null=np.zeros(1))
+    assert mirrored.bounds(0.05) == pytest.approx((-high, -low))
 
 
 def test_two_crossed_units_add_their_variances() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -97,6 +98,14 @@ def test_run_on_a_custom_set_finishes_with_a_report(name: str, runs: Callable[[s
 
     n = 2 * sum(not spec.cross_model for spec in all_claims())
     assert "plan: 2 model(s) x 1 probe set(s)" in run.err and f"evaluate claims: {n}/{n} claims" in run.err
+    # the wall time, split into extraction and the rest, beside the report
+    timing = json.loads((run.reports / "timing.json").read_text(encoding="utf-8"))
+    assert timing["total_seconds"] >= timing["extraction_seconds"] > 0
+    assert timing["total_seconds"] == pytest.approx(
+        timing["extraction_seconds"] + timing["other_seconds"], abs=0.02
+    )
+    assert set(timing["phases_seconds"]) == {"validate_and_plan", "extract_and_evaluate", "report"}
+    assert "wall time " in run.err
 
 
 @pytest.mark.parametrize("name", sorted(SETS))

@@ -14,7 +14,10 @@ The order is the contract of the main job (issue 10):
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -151,6 +154,7 @@ def _first_batches(session: ClaimSession, surveys: list[Survey], reporter: Progr
 
 def run_main(options: RunOptions) -> int:
     """``lalm-bench run``: every claim for every selected model, then the report (see the module's steps)."""
+    clock = RunClock()
     reporter = ProgressReporter(mode=choose_mode(quiet=options.quiet))
     session = ClaimSession(options.session, reporter=reporter)
     models = list(options.models) or default_model_order()
@@ -163,6 +167,7 @@ def run_main(options: RunOptions) -> int:
     sentence, _seconds = describe_estimate(surveys, rates)
     reporter.line(sentence)
     reporter.expect(stage_plan(surveys, rates))
+    clock.mark("validate_and_plan")
 
     stage = reporter.stage("evaluate claims", len(models) * len(specs), unit="claim")
     for model in models:
@@ -187,7 +192,51 @@ def run_main(options: RunOptions) -> int:
     for record in cross:
         reporter.line(f"{record.claim_id:42s} {record.model:24s} {record.verdict:12s} {record.reason[:90]}")
     records = [*session.records(), *cross]
-    return _finish(session, records, options.out, corrupt=sum(s.corrupt for s in surveys))
+    clock.mark("extract_and_evaluate")
+    return _finish(session, records, options.out, corrupt=sum(s.corrupt for s in surveys), clock=clock)
+
+
+class RunClock:
+    """Wall time of the main job's phases, for ``timing.json`` beside the report.
+
+    Why: the user-facing figure of a run is its wall time, split into extraction (forward passes, from the
+    session's extraction log) and everything else (claim statistics, model loads, report), with the load average
+    it ran under; a benchmark (``benchmarks/bench_main_job.py``) reads it rather than parsing the terminal."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.load_before = _load_average()
+        self.marks: dict[str, float] = {}
+        self._last = self.started
+
+    def mark(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.marks[phase] = round(now - self._last, 2)
+        self._last = now
+
+    def summary(self, extraction_seconds: float, session: ClaimSession) -> dict[str, Any]:
+        total = time.perf_counter() - self.started
+        options = session.options
+        return {
+            "total_seconds": round(total, 2),
+            "extraction_seconds": round(extraction_seconds, 2),
+            "other_seconds": round(total - extraction_seconds, 2),
+            "phases_seconds": dict(self.marks),
+            "profile": options.profile,
+            "dtype": options.dtype,
+            "device": options.device,
+            "templates": list(options.templates) if options.templates else "each claim's own",
+            "load_average_before": self.load_before,
+            "load_average_after": _load_average(),
+            "cpu_count": os.cpu_count(),
+        }
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def _baseline_options(session: ClaimSession, records: list[ClaimRecord]) -> dict[str, Any]:
@@ -201,7 +250,14 @@ def _baseline_options(session: ClaimSession, records: list[ClaimRecord]) -> dict
     return {"baselines_dir": DEFAULT_BASELINES_DIR, "models": models, "profile": session.options.profile}
 
 
-def _finish(session: ClaimSession, records: list[ClaimRecord], out: Path, *, corrupt: int = 0) -> int:
+def _finish(
+    session: ClaimSession,
+    records: list[ClaimRecord],
+    out: Path,
+    *,
+    corrupt: int = 0,
+    clock: RunClock | None = None,
+) -> int:
     """The end of a run: extraction summary, verdict matrix, report; the exit code of the records.
 
     ``corrupt``: cache entries the plan's survey found corrupt (and removed); extraction recomputed them."""
@@ -227,6 +283,16 @@ def _finish(session: ClaimSession, records: list[ClaimRecord], out: Path, *, cor
         return PIPELINE_ERROR
     for kind, path in written.items():
         print(f"report ({kind}): {path}")
+    if clock is not None:
+        clock.mark("report")
+        timing = clock.summary(seconds, session)
+        (out / "timing.json").write_text(json.dumps(timing, indent=1) + "\n", encoding="utf-8")
+        session.reporter.line(
+            f"wall time {format_duration(timing['total_seconds'])}: extraction "
+            f"{format_duration(timing['extraction_seconds'])}, statistics, loads and report "
+            f"{format_duration(timing['other_seconds'])} (load average {timing['load_average_before']} before, "
+            f"{timing['load_average_after']} after); {out / 'timing.json'}"
+        )
     counts: dict[str, int] = defaultdict(int)
     for record in records:
         counts[record.verdict] += 1
