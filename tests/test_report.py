@@ -819,6 +819,17 @@ def test_finding_p_values_follow_the_rule(rule: dict, verdict: str, effect: floa
     assert finding_p_value(record.model_copy(update={"verdict": "inconclusive"})) is None
 
 
+def test_finding_p_values_are_the_records_own_when_stored() -> None:
+    """A record that stores both sides' p-values (the kit's, skew widening included) is weighed by them."""
+    record = make_record("X1", "gemma-3-270m-q4km", rule=PRESENCE, verdict="holds", effect=0.2)
+    assert record.measurement is not None
+    stored = record.model_copy(
+        update={"measurement": record.measurement.model_copy(update={"p_value": 0.004, "p_fails": 0.9})}
+    )
+    assert finding_p_value(stored) == pytest.approx(0.004)
+    assert finding_p_value(stored.model_copy(update={"verdict": "fails"})) == pytest.approx(0.9)
+
+
 def test_load_records_from_files_and_folders(tmp_path: Path) -> None:
     records = synthetic_records()
     for r in records:

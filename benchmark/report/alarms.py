@@ -143,12 +143,17 @@ def _tail(distance: float, se: float | None, df: float | None) -> float:
 def finding_p_value(record: ClaimRecord) -> float | None:
     """Tonight's one-sided p-value for the record's own finding (holds or fails) against its rule's margin.
 
-    From the stored effect, standard error and degrees of freedom (for min/max reductions those of the deciding
-    part, which is what the record stores); None when the record holds no finding or no effect.
+    The record's own p-value of that side when it stores one (``p_value`` for holds, ``p_fails`` for fails: the
+    kit's, with the same skew widening as the bounds that decided). Records written before ``p_fails`` existed
+    fall back to the stored effect, standard error and degrees of freedom (for min/max reductions those of the
+    deciding part). None when the record holds no finding or no effect.
     """
     m, rule = record.measurement, record.rule
     if m is None or record.verdict not in ("holds", "fails"):
         return None
+    stored = m.p_value if record.verdict == "holds" else m.p_fails
+    if stored is not None and m.p_fails is not None:
+        return float(stored)
     holds, e, se, df = record.verdict == "holds", m.effect, m.se, m.df
     kind = rule.get("kind")
     if kind == "absence":
