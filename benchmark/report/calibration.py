@@ -195,7 +195,8 @@ def calibration_markdown(document: Mapping[str, Any], *, source: str, current_co
             "",
             "Design: each claim's pool is a real offline model's full-profile latents of its probe set, shuffled "
             "so the claim's structure is gone; label-dependent offsets are planted so that the population effect "
-            "(the mean point estimate over samples of the calibrated size) is the rule's boundary (the boundary "
+            "(the mean point estimate over samples of the calibrated size; for a min or max over parts, the min "
+            "or max of the parts' means, the truth an intersection-union rule decides) is the rule's boundary (the boundary "
             "null: delta, or epsilon for absence claims) or `power_at` (the positive control; 0 for absence). Each "
             "seed draws a fresh sample of design units of that size and decides it with the claim's own rule and "
             "interval; every 50 seeds use a new shuffle and new plant directions.",
