@@ -133,6 +133,14 @@ def load_average() -> str:
         return "unknown"
 
 
+def bf16_cpu() -> bool:
+    """Whether this CPU runs bfloat16 matmuls natively (AMX-BF16 or AVX512-BF16); elsewhere bf16 is emulated and
+    slower than float32, so the bf16 sides of the benchmarks are not run."""
+    from benchmark.core.provenance import cpu_info
+
+    return any(cpu_info()[1].values())
+
+
 def threads() -> int:
     """Thread count of the run: ``$LALM_BENCH_THREADS`` or torch's current setting."""
     return int(os.environ.get("LALM_BENCH_THREADS", torch.get_num_threads()))

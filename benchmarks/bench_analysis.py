@@ -143,6 +143,19 @@ def naive_kit(latents: np.ndarray, design: Design) -> dict[str, dict[str, np.nda
     units, _levels = design.codes("meaning")
     everyone = np.ones(design.n, dtype=bool)
     out = {}
+
+    def scores(claim: Claim, labellings: kit._Labellings, keep: np.ndarray, rows: int | None) -> np.ndarray:
+        """``[1 + P, layers]``: every labelling of the kept samples, scored layer by layer."""
+        labels_rows = labellings.rows(keep, rows)
+        store = np.empty((labels_rows.shape[0], LAYERS))
+        for layer in range(LAYERS):
+            X = latents[keep, layer].astype(np.float64)
+            D = sk_distances(X, metric=claim.metric)
+            np.fill_diagonal(D, 0.0)
+            for p, labels in enumerate(labels_rows):
+                store[p, layer] = _sklearn_value(claim, X, D, labels, language[keep])
+        return store
+
     for claim in CLAIMS:
         labellings = kit._Labellings(
             design, claim.label, claim.strata, None, settings["n_perm"], np.random.default_rng(SEED)
@@ -150,17 +163,7 @@ def naive_kit(latents: np.ndarray, design: Design) -> dict[str, dict[str, np.nda
         subsets = [(everyone, None)] + [
             (units != i, settings["n_perm_replicate"]) for i in range(_levels.size)
         ]
-        values = [np.empty((0, LAYERS))] * len(subsets)
-        for k, (keep, rows) in enumerate(subsets):
-            labels_rows = labellings.rows(keep, rows)
-            store = np.empty((labels_rows.shape[0], LAYERS))
-            for layer in range(LAYERS):
-                X = latents[keep, layer].astype(np.float64)
-                D = sk_distances(X, metric=claim.metric)
-                np.fill_diagonal(D, 0.0)
-                for p, labels in enumerate(labels_rows):
-                    store[p, layer] = _sklearn_value(claim, X, D, labels, language[keep])
-            values[k] = store
+        values = [scores(claim, labellings, keep, rows) for keep, rows in subsets]
         full = values[0]
         null_mean = full[1:].mean(axis=0)
         ref_mean = full[1 : 1 + settings["n_perm_replicate"]].mean(axis=0)

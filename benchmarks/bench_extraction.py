@@ -25,6 +25,7 @@ import torch
 from _harness import (
     FIGURES,
     Interleaved,
+    bf16_cpu,
     decoder_lm_flops,
     enforce_targets,
     env_int,
@@ -33,7 +34,6 @@ from _harness import (
     whisper_flops,
 )
 
-from benchmark.core.provenance import cpu_info
 from benchmark.core.schema import ProbeSet
 from benchmark.engine.cache import MemoryEncoderCache
 from benchmark.engine.extract import LatentSet, extract_latents
@@ -60,11 +60,6 @@ def _loaded(name: str, dtype: torch.dtype = torch.float32) -> Iterator[ModelAdap
     adapter.unload()
 
 
-def bf16_cpu() -> bool:
-    """Whether this CPU runs bfloat16 matmuls natively (elsewhere bf16 is emulated and slower than fp32)."""
-    return any(cpu_info()[1].values())
-
-
 @pytest.fixture(scope="module")
 def gemma() -> Iterator[ModelAdapter]:
     yield from _loaded("gemma-3-270m-q4km")
@@ -75,20 +70,22 @@ def whisper() -> Iterator[ModelAdapter]:
     yield from _loaded("whisper-base-ct2")
 
 
-@pytest.fixture(scope="module")
-def gemma_bf16() -> Iterator[ModelAdapter | None]:
+def _loaded_bf16(name: str) -> Iterator[ModelAdapter | None]:
+    """A second copy of the model in bfloat16, or None on a CPU without native bf16."""
     if not bf16_cpu():
         yield None
         return
-    yield from _loaded("gemma-3-270m-q4km", torch.bfloat16)
+    yield from _loaded(name, torch.bfloat16)
+
+
+@pytest.fixture(scope="module")
+def gemma_bf16() -> Iterator[ModelAdapter | None]:
+    yield from _loaded_bf16("gemma-3-270m-q4km")
 
 
 @pytest.fixture(scope="module")
 def whisper_bf16() -> Iterator[ModelAdapter | None]:
-    if not bf16_cpu():
-        yield None
-        return
-    yield from _loaded("whisper-base-ct2", torch.bfloat16)
+    yield from _loaded_bf16("whisper-base-ct2")
 
 
 def subset(name: str, profile: str, count: int, *, unique_audio: bool = False) -> ProbeSet:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _harness import FIGURES, enforce_targets, load_average
+from _harness import FIGURES, bf16_cpu, enforce_targets, load_average
 
 from benchmark.core.provenance import cpu_info
 
@@ -44,18 +44,16 @@ TARGET_MINUTES = {
 
 
 def _dtypes() -> list[str]:
-    wanted = os.environ.get("LALM_BENCH_MAIN_DTYPES", "float32,bfloat16").split(",")
-    has_bf16 = any(cpu_info()[1].values())
-    return [d.strip() for d in wanted if d.strip() and (d.strip() != "bfloat16" or has_bf16)]
+    wanted = [d.strip() for d in os.environ.get("LALM_BENCH_MAIN_DTYPES", "float32,bfloat16").split(",")]
+    return [d for d in wanted if d and (d != "bfloat16" or bf16_cpu())]
 
 
 def cold_run(profile: str, dtype: str, work: Path) -> dict[str, Any]:
     """One ``lalm-bench run`` with an empty latent cache and results folder; its ``timing.json`` and exit code."""
-    env = {**os.environ, "LALM_BENCH_CACHE": str(work / "cache")}
     argv = [sys.executable, "-m", "benchmark.cli.main", "run", "--profile", profile, "--device", "cpu"]
     argv += ["--dtype", dtype, "--cache-dir", str(work / "cache"), "--results", str(work / "results")]
     argv += ["--out", str(work / "reports"), "--quiet"]
-    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False)
     timing_file = work / "reports" / "timing.json"
     if not timing_file.is_file():
         raise AssertionError(

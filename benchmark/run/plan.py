@@ -265,8 +265,7 @@ def inputs_left(surveys: list[Survey]) -> Counter[tuple[str, str]]:
             continue
         left[(s.model, "text")] += len(s.missing_of("text"))
         clips.update((s.model, s.probe_set.name, sample_id) for sample_id in s.missing_of("speech"))
-    for model, _set, _id in clips:
-        left[(model, "speech")] += 1
+    left.update((model, "speech") for model, _set, _id in clips)
     return +left
 
 
