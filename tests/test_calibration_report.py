@@ -87,13 +87,14 @@ def test_table_orders_claims_then_templates_and_marks_counts_of_other_code() -> 
         ("T1-paraphrase-closer", "bare"),
         ("T1-paraphrase-closer", "shared-suffix"),
         ("S1-speech-transcript-late", "bare"),
+        ("D1-no-demography", "-"),  # descriptive: listed with why it has no entry
         ("M1-modality-separate", "shared-suffix"),
     ]
     header = [cell.strip() for cell in table.splitlines()[0].strip("|").split("|")]
     cells = dict(zip(header, (cell.strip() for cell in lines[0].strip("|").split("|")), strict=True))
     assert cells["seeds"] == "500" and cells["power status"] == "meets" and cells["code"] == "current"
     assert cells["size"] == "ci" and cells["boundary null holds (FPR)"].startswith("0.1: 0/500")
-    assert "other (other-co)" in lines[2] and "not calibrated" in lines[3]
+    assert "other (other-co)" in lines[2] and "not calibrated" in lines[4]
 
 
 def test_cells_read_each_template_and_mark_misses() -> None:
@@ -130,6 +131,28 @@ def test_the_committed_file_is_calibration_2_and_marked_stale() -> None:
         assert cell == "calibration stale (recalibration pending)"
     else:
         assert cell.startswith("bare: ") and "; shared-suffix: " in cell
+
+
+def test_the_committed_file_was_computed_by_todays_verdict_code() -> None:
+    """Every committed entry carries the hash of the code that decides verdicts today, and every deciding
+    single-model claim has an entry at the ci size under each template it runs; or the file says it is stale.
+    Why: a changed statistic makes every count in the file describe code that no longer runs."""
+    from benchmark.claims.evaluate import verdict_code_sha256
+    from benchmark.claims.registry import all_claims
+
+    committed = json.loads((Path(__file__).parents[1] / "benchmark/claims/calibration.json").read_text())
+    if committed.get("stale"):
+        return
+    current = verdict_code_sha256()
+    old = sorted(key for key, entry in committed["entries"].items() if entry.get("code") != current)
+    assert not old, f"entries computed by other verdict code (recalibrate, or mark the file stale): {old}"
+    wanted = {
+        f"{spec.id}|{template}|ci"
+        for spec in all_claims()
+        if not spec.cross_model and not spec.rule.descriptive
+        for template in spec.templates.run
+    }
+    assert not sorted(wanted - set(committed["entries"])), "claims x templates with no ci entry"
 
 
 def test_cli_reads_entries_and_names_a_file_that_is_not_a_calibration(tmp_path: Path) -> None:

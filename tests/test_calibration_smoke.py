@@ -33,7 +33,7 @@ SMOKE = {
     "Q1-metrics-agree": "gemma-3-270m-q4km",  # metric agreement shape
     "S2-device-least-divergence": "whisper-base-ct2",  # pair-type distance contrasts on the grid
     "S3-normalisation-model-specific": "whisper-base-ct2",  # subset difference, change rule, version swap
-    "D1-no-demography": "whisper-base-ct2",  # cellwise silhouette by speaker, absence, group relabel
+    "D1-no-demography": "whisper-base-ct2",  # cellwise silhouette by speaker, group relabel (descriptive)
     "M3-no-crossmodal-alignment": "whisper-base-ct2",  # retrieval, max over bands, absence
 }
 SEEDS = 3
@@ -58,7 +58,11 @@ def test_controls_on_real_latents(claim_id: str, session: ClaimSession) -> None:
     estimates = {}
     for name, target in targets.items():
         scale, effect = solved[name]
-        if target > 0:
+        if target > 0 and spec.measure.shape == "metric_agreement":
+            # A rank statistic is a step function of the plant's scale: the solver takes the smallest scale that
+            # reaches the target (benchmark/claims/solve.py), so the planted effect sits at or just above it.
+            assert target - 1e-3 <= effect <= target * 1.06, (name, effect)
+        elif target > 0:
             assert effect == pytest.approx(target, rel=0.03, abs=1e-3), (name, effect)
         values = []
         for seed in range(SEEDS):
@@ -67,7 +71,8 @@ def test_controls_on_real_latents(claim_id: str, session: ClaimSession) -> None:
             sample.extra["control"] = True
             measured = measure(spec, sample, BUDGET, np.random.default_rng(seed))
             decision = decide_measured(spec, measured, model=pool.model, reference_verdict="holds")
-            assert decision.verdict in ("holds", "fails", "inconclusive"), decision.reason
+            decided = ("n/a",) if spec.rule.descriptive else ("holds", "fails", "inconclusive")
+            assert decision.verdict in decided, decision.reason
             values.append(decision.bounds.value)
         estimates[name] = (np.asarray(values), effect)
     boundary, positive = estimates["boundary"], estimates["positive"]

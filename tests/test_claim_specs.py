@@ -218,3 +218,42 @@ def test_shapes_are_modules_with_one_job() -> None:
     for name in ("band_contrast", "metric_agreement", "cross_model"):
         module = importlib.import_module(f"benchmark.claims.shapes.{name}")
         assert module.__doc__
+
+
+def test_a_descriptive_rule_measures_but_gives_no_verdict() -> None:
+    """D1 cannot be powered by any speech set here: its record keeps the effect, the interval and what the rule
+    would read, with verdict n/a, and the same numbers under a deciding rule give that rule's verdict."""
+    import numpy as np
+
+    from benchmark.claims.evaluate import decide_measured
+    from benchmark.claims.shapes import Measured
+    from benchmark.stats.kit import Estimate, Reduction
+
+    spec = registry.get_claim("D1-no-demography")
+    assert spec.rule.descriptive
+    units = np.array([0.31, 0.29, 0.33, 0.30, 0.32, 0.28, 0.34, 0.30, 0.31, 0.29, 0.32, 0.30])
+    leave_one_out = (units.sum() - units) / (units.size - 1)
+    est = Estimate(value=float(units.mean()), replicates={"speaker": leave_one_out}, null=np.zeros(50))
+    measured = Measured(
+        reduction=Reduction("single", (est,), ("x",)), n_units={"speaker": 12}, n_samples=12, resampling="-"
+    )
+    described = decide_measured(spec, measured, model="m", reference_verdict="holds")
+    assert described.verdict == "n/a" and described.reason.startswith("descriptive, no verdict")
+    assert "lower bound above the equivalence margin" in described.reason
+    deciding = spec.model_copy(update={"rule": spec.rule.model_copy(update={"descriptive": None})})
+    assert decide_measured(deciding, measured, model="m", reference_verdict="holds").verdict == "fails"
+    assert (
+        described.bounds == decide_measured(deciding, measured, model="m", reference_verdict="holds").bounds
+    )
+
+
+def test_q1_needs_enough_blocks_for_a_rank_correlation() -> None:
+    """A model with 6 decoder blocks (whisper-base) answers n/a for Q1, naming the blocks it has."""
+    from types import SimpleNamespace
+
+    from benchmark.claims.evaluate import NotApplicable, check_requirements
+
+    spec = registry.get_claim("Q1-metrics-agree")
+    data = SimpleNamespace(samples=[SimpleNamespace(modality="text")] * 8, num_blocks=6)
+    with pytest.raises(NotApplicable, match=r"needs >= 10 decoder blocks, the model has 6"):
+        check_requirements(spec, data)  # type: ignore[arg-type]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -205,3 +207,25 @@ def test_trusted_distances_lapse_when_writeable() -> None:
     assert not _checks._is_trusted(D)
     with pytest.raises(ValueError, match="symmetric"):
         _checks.as_layers(D)
+
+
+def test_cophenetic_separation_reads_weak_clustering_continuously() -> None:
+    """Q1's dendrogram score: near 1 for separated labels, near 0 for labels the tree ignores, and it moves
+    a little (not in purity's steps of 1/n) when the clustering strengthens a little."""
+    from benchmark.claims.shapes.metric_agreement import _cophenetic_separation, _purity
+
+    rng = np.random.default_rng(3)
+    codes = np.repeat(np.arange(4), 12)
+    centres = rng.normal(size=(4, 16))
+    noise = rng.normal(size=(codes.size, 16))
+
+    def score(shift: float, fn) -> float:  # type: ignore[no-untyped-def]
+        X = noise + shift * centres[codes]
+        return fn(pairwise_distances(X, metric="euclidean"), codes)
+
+    assert score(8.0, _cophenetic_separation) > 0.9
+    assert abs(score(0.0, _cophenetic_separation)) < 0.2
+    weak = [score(s, _cophenetic_separation) for s in (0.30, 0.35, 0.40, 0.45)]
+    assert all(b > a for a, b in itertools.pairwise(weak))  # strictly rises with a weak effect
+    purity = [score(s, _purity) for s in (0.30, 0.35, 0.40, 0.45)]
+    assert min(np.diff(purity)) <= 0  # on the same data purity stalls or falls back: rank noise in a curve

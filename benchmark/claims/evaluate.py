@@ -13,6 +13,7 @@ import json
 import time
 import traceback
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,8 @@ def check_requirements(spec: ClaimSpec, data: ClaimData) -> None:
     lacking = [m for m in req.modalities if m not in present]
     if lacking:
         raise NotApplicable(f"needs {' and '.join(lacking)} samples in the probe set")
+    if data.num_blocks < req.min_blocks:
+        raise NotApplicable(f"needs >= {req.min_blocks} decoder blocks, the model has {data.num_blocks}")
     for axis in req.axes:
         data.labels(axis)  # raises MissingAxisError naming the axis
     if req.languages or req.min_languages > 1:
@@ -149,6 +152,12 @@ def decide_measured(
     spec: ClaimSpec, measured: Measured, *, model: str, reference_verdict: Verdict | None
 ) -> Decision:
     decision = decide(spec.rule, measured.reduction, model=model, reference_verdict=reference_verdict)
+    if spec.rule.descriptive:
+        return replace(
+            decision,
+            verdict="n/a",
+            reason=f"descriptive, no verdict ({spec.rule.descriptive}); the rule would read: {decision.reason}",
+        )
     if spec.token_control is not None and spec.rule.kind != "absence":
         decision = token_veto(
             decision,

@@ -61,6 +61,12 @@ class Requires(_Strict):
         description="group axis -> {axis: least distinct values inside every group}, e.g. each meaning in >= 2 "
         "languages",
     )
+    min_blocks: int = Field(
+        default=1,
+        ge=1,
+        description="least number of decoder blocks the model must have (a statistic of curves over the blocks "
+        "needs enough points to resolve; the caveats say why)",
+    )
 
 
 class Select(_Strict):
@@ -181,11 +187,7 @@ class MetricAgreement(_Strict):
     metric: Literal["cosine"] = "cosine"
     units: list[str]
     label: str
-    strata: list[str] = Field(default_factory=list)
-    metrics: list[Literal["silhouette", "neg_davies_bouldin", "top_split_purity"]]
-    null_draws: int = Field(
-        default=2000, ge=100, description="circular shifts of one curve (the p-value's null)"
-    )
+    metrics: list[Literal["silhouette", "neg_davies_bouldin", "top_split_purity", "cophenetic_separation"]]
 
     @model_validator(mode="after")
     def _two_metrics(self) -> MetricAgreement:
@@ -245,6 +247,12 @@ class RuleSpec(_Strict):
         default_factory=dict, description="change rules: model-name prefix -> the direction the paper reports"
     )
     reasons: dict[str, str] = Field(description="one sentence per constant: why this value")
+    descriptive: str | None = Field(
+        default=None,
+        description="set when the suite's designs cannot power this rule: why. The claim is measured and its "
+        "effect, interval and what the rule would read are recorded, but the verdict is n/a (a claim that can "
+        "almost never hold is no finding) and it is not calibrated",
+    )
 
     @model_validator(mode="after")
     def _constants(self) -> RuleSpec:

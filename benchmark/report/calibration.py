@@ -114,6 +114,12 @@ def calibration_table(
                 _code_cell(entry, current_code),
             ]
         )
+    from benchmark.claims.registry import all_claims
+
+    for spec in all_claims():  # a descriptive claim has no entry: say why rather than leave it out
+        if spec.rule.descriptive and not any(_split(k)[0] == spec.id for k in entries):
+            rows.append([spec.id, "-", "-", "-", "descriptive: no verdict to calibrate", *[""] * 7])
+    rows.sort(key=lambda row: (claim_sort_key(row[0]), row[1], row[2]))
     return tabulate(
         rows,
         headers=[
@@ -147,6 +153,13 @@ def load_calibration(path: Path | None = None) -> dict[str, Any]:
         return {}
 
 
+def _descriptive(claim_id: str) -> bool:
+    """Whether the catalogue marks the claim descriptive (an unknown id is not)."""
+    from benchmark.claims.registry import all_claims
+
+    return any(spec.id == claim_id and spec.rule.descriptive for spec in all_claims())
+
+
 def rule_calibration_cell(document: Mapping[str, Any], claim_id: str, template: str, size: str = "ci") -> str:
     """A claim's calibration in one cell of a verdict table: its rule's false-positive rate, power and coverage
     under that template, with **⚠** where a target is missed."""
@@ -154,7 +167,7 @@ def rule_calibration_cell(document: Mapping[str, Any], claim_id: str, template: 
         return "calibration stale (recalibration pending)"
     entry = document.get("entries", {}).get(f"{claim_id}|{template}|{size}")
     if not entry or "boundary_null" not in entry:
-        return "not calibrated"
+        return "descriptive: no verdict to calibrate" if _descriptive(claim_id) else "not calibrated"
     targets = document.get("targets", {})
     fpr = fpr_status(entry, targets.get("false_positive_rate", 0.05))
     power = power_status(entry, targets.get("power", 0.8))

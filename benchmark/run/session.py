@@ -476,6 +476,9 @@ def calibrate_main(options: CalibrateOptions) -> int:
     templates = list(options.session.templates) if options.session.templates else None
     tasks = []
     for spec in specs:
+        if spec.rule.descriptive:
+            print(f"{spec.id:42s} not calibrated: descriptive, it gives no verdict to calibrate")
+            continue
         if not _has_profile(spec.probe_set, POOL_OF_SIZE[size]):
             print(
                 f"{spec.id:42s} not calibrated at the {size} size: {spec.probe_set} has no "

@@ -1,4 +1,4 @@
-"""Metric agreement (Q1): do silhouette, Davies-Bouldin (negated) and top-split purity rank the layers alike?
+"""Metric agreement (Q1): do silhouette, Davies-Bouldin (negated) and the dendrogram rank the layers alike?
 
 Why a shape of its own: the quantity is a statistic of whole curves over the blocks, not of one layer. For each
 metric, the curve of language clustering over ``block0..block{L-1}``; for each pair of metrics, the Spearman
@@ -35,6 +35,23 @@ def _purity(D: np.ndarray, codes: np.ndarray) -> float:
     return float(table.max(axis=1).sum() / codes.size)
 
 
+def _cophenetic_separation(D: np.ndarray, codes: np.ndarray) -> float:
+    """Point-biserial correlation of the average-linkage tree's merge heights with "different label".
+
+    Why this reading of a dendrogram rather than top-split purity: purity counts whole points in the top k
+    clusters, so it moves in steps of 1/n and stays flat at chance until the clusters dominate the top of the
+    tree; its curve over layers is then mostly rank noise. The cophenetic heights average over every pair, so
+    the score is continuous in the data and reads weak clustering too (0: the tree ignores the labels).
+    """
+    Z = hierarchy.linkage(squareform(D, checks=False), method="average")
+    heights = hierarchy.cophenet(Z)
+    i, j = np.triu_indices(codes.size, k=1)
+    differ = (codes[i] != codes[j]).astype(np.float64)
+    if differ.std() == 0 or heights.std() == 0:
+        return 0.0
+    return float(np.corrcoef(heights, differ)[0, 1])
+
+
 def metric_curves(D: np.ndarray, codes: np.ndarray, metrics: list[str]) -> np.ndarray:
     """``[metrics, blocks]`` curves of one labelling (greater = more clustered for every metric)."""
     out = []
@@ -48,6 +65,8 @@ def metric_curves(D: np.ndarray, codes: np.ndarray, metrics: list[str]) -> np.nd
                     "Davies-Bouldin: collapsed clusters in some layer (the gate should catch this)"
                 )
             out.append(-db[0])
+        elif metric == "cophenetic_separation":
+            out.append(np.array([_cophenetic_separation(D[i], codes) for i in range(D.shape[0])]))
         else:
             out.append(np.array([_purity(D[i], codes) for i in range(D.shape[0])]))
     return np.stack(out)
@@ -103,6 +122,13 @@ def evaluate(
     Db, codes = _setup(measure, data, None)
     metrics = list(measure.metrics)
     curves = metric_curves(Db, codes, metrics)
+    # Purity is drawn beside the deciding curves (Fig. 13's dendrogram reading), never decided on: see
+    # ``_cophenetic_separation`` for why.
+    shown = (
+        {}
+        if "top_split_purity" in metrics
+        else {"top_split_purity": metric_curves(Db, codes, ["top_split_purity"])[0]}
+    )
     observed = _correlations(curves)
     replicates: list[dict[str, np.ndarray]] = [{} for _ in observed]
     n_units: dict[str, int] = {}
@@ -156,7 +182,10 @@ def evaluate(
             "over the blocks (studentised); min over the pairs as an intersection-union test; secondary p-value "
             f"against circular shifts of one curve ({L - 1} shifts), which keep each curve's autocorrelation"
         ),
-        curves={f"{m}/{measure.label}/blocks": curves[i].tolist() for i, m in enumerate(metrics)},
+        curves={
+            f"{m}/{measure.label}/blocks": c.tolist()
+            for m, c in [*zip(metrics, curves, strict=True), *shown.items()]
+        },
         numbers={k: v for k, v in numbers.items() if np.isfinite(v)},
         payloads=payloads,
     )
