@@ -114,11 +114,9 @@ def calibration_table(
                 _code_cell(entry, current_code),
             ]
         )
-    from benchmark.claims.registry import all_claims
-
-    for spec in all_claims():  # a descriptive claim has no entry: say why rather than leave it out
-        if spec.rule.descriptive and not any(_split(k)[0] == spec.id for k in entries):
-            rows.append([spec.id, "-", "-", "-", "descriptive: no verdict to calibrate", *[""] * 7])
+    calibrated = {_split(k)[0] for k in entries}
+    for claim in sorted(_descriptive_claims() - calibrated):  # no entry: say why rather than leave it out
+        rows.append([claim, "-", "-", "-", "descriptive: no verdict to calibrate", *[""] * 7])
     rows.sort(key=lambda row: (claim_sort_key(row[0]), row[1], row[2]))
     return tabulate(
         rows,
@@ -153,11 +151,11 @@ def load_calibration(path: Path | None = None) -> dict[str, Any]:
         return {}
 
 
-def _descriptive(claim_id: str) -> bool:
-    """Whether the catalogue marks the claim descriptive (an unknown id is not)."""
+def _descriptive_claims() -> set[str]:
+    """Ids of the catalogue's descriptive claims (measured, no verdict, so never calibrated)."""
     from benchmark.claims.registry import all_claims
 
-    return any(spec.id == claim_id and spec.rule.descriptive for spec in all_claims())
+    return {spec.id for spec in all_claims() if spec.rule.descriptive}
 
 
 def rule_calibration_cell(document: Mapping[str, Any], claim_id: str, template: str, size: str = "ci") -> str:
@@ -167,7 +165,9 @@ def rule_calibration_cell(document: Mapping[str, Any], claim_id: str, template: 
         return "calibration stale (recalibration pending)"
     entry = document.get("entries", {}).get(f"{claim_id}|{template}|{size}")
     if not entry or "boundary_null" not in entry:
-        return "descriptive: no verdict to calibrate" if _descriptive(claim_id) else "not calibrated"
+        return (
+            "descriptive: no verdict to calibrate" if claim_id in _descriptive_claims() else "not calibrated"
+        )
     targets = document.get("targets", {})
     fpr = fpr_status(entry, targets.get("false_positive_rate", 0.05))
     power = power_status(entry, targets.get("power", 0.8))
