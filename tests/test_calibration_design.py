@@ -71,8 +71,10 @@ def test_an_effect_just_below_delta_rarely_holds(t3, pool) -> None:
 
 
 def test_seed_ranges_merge_and_overlaps_do_not(t3, pool, tmp_path: Path) -> None:
+    """Ranges merge whatever order they finish in (the later one first here), and the merged raw estimates are
+    those of one run over all the seeds, in seed order."""
     out = tmp_path / "calibration.json"
-    for first in (0, 10):
+    for first in (10, 0):
         calibrate_claim(
             t3,
             pool,
@@ -89,6 +91,10 @@ def test_seed_ranges_merge_and_overlaps_do_not(t3, pool, tmp_path: Path) -> None
     assert entry["boundary_null"]["trials"] == 20
     again = dict(entry, seed_ranges=[[5, 15]])
     assert merge_entries(entry, again) is None  # overlapping seeds would count draws twice
+    whole = run_controls(t3, pool, SIZES, seeds=20, budget=BUDGET)
+    for control in ("boundary_null", "positive"):
+        assert entry[control]["raw"]["seeds"] == list(range(20))
+        assert entry[control]["raw"]["estimates"] == whole[control]["raw"]["estimates"]
 
 
 def test_metric_agreement_population_is_the_smallest_pairs_mean() -> None:
@@ -109,3 +115,12 @@ def test_metric_agreement_population_is_the_smallest_pairs_mean() -> None:
     )
     assert pop.effect(1.0) == pytest.approx(pairs.mean(axis=0).min(), abs=1e-6)
     assert pop.effect(1.0) >= pairs.min(axis=1).mean() - 1e-9
+
+
+def test_a_presence_boundary_of_zero_is_planted_not_left_at_the_shuffle(t3, pool) -> None:
+    """M4's delta is 0: its boundary null must be planted up to 0. Only an absence claim's true absence (target
+    0) leaves the shuffled pool unplanted; before this, M4's boundary null sat at about -0.12 and could not fail."""
+    population = Population.build(t3, pool, SIZES, np.random.default_rng(1))
+    assert population.effect(0.0) < 0  # this shuffle leaves T3 (a presence claim) below a boundary of 0
+    scale, effect = population.solve(0.0)
+    assert scale > 0.0 and 0.0 <= effect < 1e-3

@@ -198,15 +198,29 @@ def test_trusted_distances_lapse_when_writeable() -> None:
     rng = np.random.default_rng(3)
     D = pairwise_distances(rng.normal(size=(9, 2, 5)), metric="euclidean")
     single = pairwise_distances(rng.normal(size=(9, 5)))
-    assert _checks._is_trusted(D) and _checks._is_trusted(single)
+    assert _checks.is_trusted(D) and _checks.is_trusted(single)
     assert _checks.as_layers(single)[0].shape == (1, 9, 9) and _checks.as_layers(single)[1]
     with pytest.raises(ValueError, match="read-only"):
         D[0, 1, 2] = 5.0
     D.flags.writeable = True
     D[0, 1, 2] = 5.0  # now asymmetric: no longer trusted, so validation catches it
-    assert not _checks._is_trusted(D)
+    assert not _checks.is_trusted(D)
     with pytest.raises(ValueError, match="symmetric"):
         _checks.as_layers(D)
+
+
+def test_distance_rows_restricts_both_axes_and_keeps_trust_only_for_trusted_input() -> None:
+    from benchmark.stats import _checks, distance_rows
+
+    rng = np.random.default_rng(4)
+    D = pairwise_distances(rng.normal(size=(12, 3, 5)), metric="cosine")
+    rows = np.array([7, 1, 4, 10])
+    sub = distance_rows(D, rows)
+    assert sub.shape == (3, 4, 4) and sub.flags.c_contiguous
+    np.testing.assert_array_equal(sub, D[:, rows][:, :, rows])
+    assert _checks.is_trusted(sub)  # a restriction of a valid matrix is valid
+    plain = np.array(D)  # a writeable copy: never marked
+    assert not _checks.is_trusted(distance_rows(plain, rows))
 
 
 def test_cophenetic_separation_reads_weak_clustering_continuously() -> None:

@@ -61,14 +61,36 @@ class ControlTally:
     high_below_truth: int = 0
     estimates: list[float] = field(default_factory=list)
     truths: list[float] = field(default_factory=list)
+    #: the seed of each estimate: merged runs finish in any order, and the raw lists stay in seed order
+    seeds: list[int] = field(default_factory=list)
 
-    def add(self, verdict: str, value: float, low: float, high: float, truth: float) -> None:
+    def add(
+        self, verdict: str, value: float, low: float, high: float, truth: float, seed: int | None = None
+    ) -> None:
         self.trials += 1
         self.holds += verdict == "holds"
         self.low_above_truth += low > truth
         self.high_below_truth += high < truth
         self.estimates.append(float(value))
         self.truths.append(float(truth))
+        self.seeds.append(len(self.seeds) if seed is None else int(seed))
+
+    def plus(self, other: ControlTally) -> ControlTally:
+        """Both tallies' counts, the raw lists in seed order (the runs' seeds are disjoint)."""
+        order = np.argsort(np.asarray(self.seeds + other.seeds, dtype=np.int64), kind="stable")
+
+        def pick(values: list[Any]) -> list[Any]:
+            return [values[i] for i in order]
+
+        return ControlTally(
+            self.holds + other.holds,
+            self.trials + other.trials,
+            self.low_above_truth + other.low_above_truth,
+            self.high_below_truth + other.high_below_truth,
+            pick(self.estimates + other.estimates),
+            pick(self.truths + other.truths),
+            pick(self.seeds + other.seeds),
+        )
 
     def as_dict(self) -> dict[str, Any]:
         low, high = clopper_pearson(self.holds, self.trials)
@@ -96,6 +118,7 @@ class ControlTally:
             "raw": {
                 "estimates": [round(v, 6) for v in self.estimates],
                 "truths": [round(v, 6) for v in self.truths],
+                "seeds": list(self.seeds),
             },
         }
 
@@ -108,6 +131,7 @@ class ControlTally:
             high_below_truth=row["coverage_misses"]["upper_below_truth"],
             estimates=list(row["raw"]["estimates"]),
             truths=list(row["raw"]["truths"]),
+            seeds=list(row["raw"].get("seeds", range(row["trials"]))),
         )
 
 
@@ -173,7 +197,7 @@ def run_controls(
             measured = measure(spec, sample, budget, np.random.default_rng([seed, 104729]))
             decision = decide_measured(spec, measured, model=pool.model, reference_verdict="holds")
             b = decision.bounds
-            tallies[name].add(decision.verdict, b.value, b.low, b.high, effect)
+            tallies[name].add(decision.verdict, b.value, b.low, b.high, effect, seed)
     return _summary(
         tallies["boundary_null"],
         tallies["positive"],
@@ -256,15 +280,7 @@ def merge_entries(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | 
         return None  # overlapping seeds would count the same draws twice
 
     def added(name: str) -> ControlTally:
-        a, b = ControlTally.from_dict(old[name]), ControlTally.from_dict(new[name])
-        return ControlTally(
-            a.holds + b.holds,
-            a.trials + b.trials,
-            a.low_above_truth + b.low_above_truth,
-            a.high_below_truth + b.high_below_truth,
-            a.estimates + b.estimates,
-            a.truths + b.truths,
-        )
+        return ControlTally.from_dict(old[name]).plus(ControlTally.from_dict(new[name]))
 
     populations = {
         name: sorted(

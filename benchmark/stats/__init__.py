@@ -32,6 +32,7 @@ Conventions: distances ``D`` are ``[n, n]`` or ``[L, n, n]``; labellings for bat
 ``[P, n]``; every random draw takes an explicit ``rng: np.random.Generator``.
 """
 
+from ._checks import trust_distances
 from .cka import linear_cka
 from .cluster import (
     DaviesBouldinResult,
@@ -50,7 +51,7 @@ from .cluster import (
     silhouette_statistic,
 )
 from .design import Design, permutation_indices, permute_within
-from .distances import METRICS, pairwise_distances
+from .distances import METRICS, distance_rows, pairwise_distances
 from .gate import Problem, check_latents
 from .inference import bands, p_value
 from .retrieval import RetrievalResult, retrieval, retrieval_statistic
@@ -70,6 +71,7 @@ __all__ = [
     "davies_bouldin",
     "davies_bouldin_batch",
     "davies_bouldin_statistic",
+    "distance_rows",
     "group_distance_table",
     "hierarchical",
     "linear_cka",
@@ -84,6 +86,7 @@ __all__ = [
     "silhouette_batch",
     "silhouette_samples_batch",
     "silhouette_statistic",
+    "trust_distances",
     "tsne_2d",
     "tsne_silhouette",
 ]

@@ -30,7 +30,8 @@ def trust_distances(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
-def _is_trusted(arr: np.ndarray) -> bool:
+def is_trusted(arr: np.ndarray) -> bool:
+    """Whether ``arr`` was marked by :func:`trust_distances` and is unchanged (still read-only)."""
     ref = _TRUSTED.get(id(arr))
     return (
         ref is not None
@@ -50,7 +51,7 @@ def as_layers(D: np.ndarray, *, name: str = "D") -> tuple[np.ndarray, bool]:
     O(L n^2) checks: they were built valid and cannot have changed since.
     """
     arr = np.asarray(D)
-    if _is_trusted(arr):
+    if is_trusted(arr):
         return (arr[None], True) if arr.ndim == 2 else (arr, False)
     if arr.ndim not in (2, 3) or arr.shape[-1] != arr.shape[-2]:
         raise ValueError(

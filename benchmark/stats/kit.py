@@ -42,6 +42,7 @@ from scipy import stats as _sp
 from ._checks import as_layers, check_positive_int, check_rng
 from .cluster import Statistic
 from .design import Design
+from .distances import distance_rows
 
 #: Draws of the Monte-Carlo estimate of a joint power (fixed seed: the number is a property of the data).
 _POWER_DRAWS = 20_000
@@ -119,10 +120,8 @@ class Estimate:
     def bounds(self, alpha: float) -> tuple[float, float]:
         """One-sided ``1 - alpha`` lower and upper bounds (a two-sided ``1 - 2 alpha`` interval)."""
         _check_alpha(alpha)
-        t = _t_quantile(1.0 - alpha, self.df)
-        low_c, high_c = self._widening()
-        spread = 2.0 * t * t + 1.0
-        return self.value - (t + low_c * spread) * self.se, self.value + (t + high_c * spread) * self.se
+        low_m, high_m = self._multipliers(alpha)
+        return self.value - low_m * self.se, self.value + high_m * self.se
 
     def p_greater(self, threshold: float) -> float:
         """One-sided p-value of "effect <= threshold" against "effect > threshold": the level at which the lower
@@ -150,8 +149,15 @@ class Estimate:
 
     def upper_multiplier(self, alpha: float) -> float:
         """The upper bound's distance from the estimate in standard errors."""
+        return self._multipliers(alpha)[1]
+
+    def _multipliers(self, alpha: float) -> tuple[float, float]:
+        """Each one-sided bound's distance from the estimate in standard errors: ``t + c (2 t^2 + 1)`` with its
+        side's skew coefficient ``c`` (:meth:`_widening`)."""
         t = _t_quantile(1.0 - alpha, self.df)
-        return t + self._widening()[1] * (2.0 * t * t + 1.0)
+        low_c, high_c = self._widening()
+        spread = 2.0 * t * t + 1.0
+        return t + low_c * spread, t + high_c * spread
 
 
 def _t_tail(distance: float, se: float, df: float, widen: float = 0.0) -> float:
@@ -342,13 +348,6 @@ def restricted_permutations(keys: np.ndarray, strata: np.ndarray | None, keep: n
     return perm
 
 
-def _sub(D: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    out = np.empty((D.shape[0], idx.size, idx.size), dtype=D.dtype)
-    for layer in range(D.shape[0]):
-        np.take(np.take(D[layer], idx, axis=0), idx, axis=1, out=out[layer])
-    return out
-
-
 class _Labellings:
     """Permuted labellings of one factor from fixed random keys, for all data or a kept subset of it.
 
@@ -451,7 +450,7 @@ def net_curve(
 
         def evaluate(keep: np.ndarray, _rows: int | None) -> tuple[np.ndarray, np.ndarray]:
             idx = np.flatnonzero(keep)
-            sub = Dl if keep.all() else _sub(Dl, idx)
+            sub = Dl if keep.all() else distance_rows(Dl, idx)
             value = np.asarray(stat(sub, np.zeros((1, idx.size), dtype=np.int64), idx), dtype=np.float64)[0]
             return value, np.zeros((1, value.size))
     else:
@@ -459,7 +458,7 @@ def net_curve(
 
         def evaluate(keep: np.ndarray, rows: int | None) -> tuple[np.ndarray, np.ndarray]:
             idx = np.flatnonzero(keep)
-            sub = Dl if keep.all() else _sub(Dl, idx)
+            sub = Dl if keep.all() else distance_rows(Dl, idx)
             values = np.asarray(stat(sub, labellings.rows(keep, rows), idx), dtype=np.float64)
             return values[0], values[1:]
 

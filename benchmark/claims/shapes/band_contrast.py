@@ -21,7 +21,7 @@ import numpy as np
 from benchmark.claims.data import Budget, ClaimData
 from benchmark.claims.shapes import Measured
 from benchmark.claims.spec import _REF, BAND_NAMES, BandContrast, TokenControl
-from benchmark.stats import Design, pairwise_distances, tsne_2d
+from benchmark.stats import Design, distance_rows, pairwise_distances, tsne_2d
 from benchmark.stats.kit import REDUCE_FUNCTIONS, Estimate, NetCurve, Reduction, apply, net_curve
 from benchmark.stats.scores import ScorePlan, build_score
 
@@ -148,7 +148,7 @@ def compute_components(
     for name, component in measure.components.items():
         plan = build_score(component.score, factors, component.params)
         rows = plan.rows
-        D_c = D if np.array_equal(rows, np.arange(len(data.samples))) else D[:, rows][:, :, rows]
+        D_c = D if np.array_equal(rows, np.arange(len(data.samples))) else distance_rows(D, rows)
         unit_factors = {u: np.asarray(factors[u])[rows] for u in measure.units}
         design = Design(
             factors={**plan.factors, **unit_factors}, units=tuple(measure.units), strata=plan.strata
