@@ -116,7 +116,7 @@ def calibration_table(
         )
     calibrated = {_split(k)[0] for k in entries}
     for claim in sorted(_descriptive_claims() - calibrated):  # no entry: say why rather than leave it out
-        rows.append([claim, "-", "-", "-", "descriptive: no verdict to calibrate", *[""] * 7])
+        rows.append([claim, "-", "-", "-", DESCRIPTIVE_CELL, *[""] * 7])
     rows.sort(key=lambda row: (claim_sort_key(row[0]), row[1], row[2]))
     return tabulate(
         rows,
@@ -151,6 +151,10 @@ def load_calibration(path: Path | None = None) -> dict[str, Any]:
         return {}
 
 
+#: What the table and the verdict matrix say for a descriptive claim (one wording in both places).
+DESCRIPTIVE_CELL = "descriptive: no verdict to calibrate"
+
+
 def _descriptive_claims() -> set[str]:
     """Ids of the catalogue's descriptive claims (measured, no verdict, so never calibrated)."""
     from benchmark.claims.registry import all_claims
@@ -165,9 +169,7 @@ def rule_calibration_cell(document: Mapping[str, Any], claim_id: str, template: 
         return "calibration stale (recalibration pending)"
     entry = document.get("entries", {}).get(f"{claim_id}|{template}|{size}")
     if not entry or "boundary_null" not in entry:
-        return (
-            "descriptive: no verdict to calibrate" if claim_id in _descriptive_claims() else "not calibrated"
-        )
+        return DESCRIPTIVE_CELL if claim_id in _descriptive_claims() else "not calibrated"
     targets = document.get("targets", {})
     fpr = fpr_status(entry, targets.get("false_positive_rate", 0.05))
     power = power_status(entry, targets.get("power", 0.8))
