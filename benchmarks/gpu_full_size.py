@@ -45,7 +45,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from tiny_lalms import LLAMA_SPECIALS, QWEN_CHAT, synthetic_tokenizer  # noqa: E402
+from tiny_lalms import LLAMA3_CHAT_TEMPLATE, LLAMA_SPECIALS, QWEN_CHAT, synthetic_tokenizer  # noqa: E402
 
 from benchmark.core.schema import ProbeSet  # noqa: E402
 from benchmark.engine.extract import extract_latents, prepare_samples  # noqa: E402
@@ -178,7 +178,9 @@ def build_ultravox_8b(scale: str, device: torch.device) -> tuple[ModelAdapter, t
     from benchmark.models.ultravox import UltravoxLM, build_ultravox, projector_from_config
 
     shapes = SHAPES[scale]
-    tok = synthetic_tokenizer(LLAMA_SPECIALS, eos="<|eot_id|>", bos="<|begin_of_text|>")
+    tok = synthetic_tokenizer(
+        LLAMA_SPECIALS, eos="<|eot_id|>", bos="<|begin_of_text|>", chat_template=LLAMA3_CHAT_TEMPLATE
+    )
     torch.manual_seed(0)
     with _default_dtype(torch.bfloat16), device:
         encoder = WhisperEncoder(WhisperConfig(**shapes["whisper_large_encoder"]))
@@ -257,19 +259,49 @@ def encoder_frames(prepared: list[Any]) -> list[int]:
     return frames
 
 
+def _part(model: torch.nn.Module, name: str) -> torch.nn.Module | None:
+    """A multimodal part by attribute name, on the model or one level down: transformers 5 moved Qwen2-Audio's
+    ``audio_tower`` and ``multi_modal_projector`` under ``model.model`` (the earlier lookup on the top level
+    found no encoder, so its FLOPs were never counted); Ultravox keeps them on the top level."""
+    for owner in (model, getattr(model, "model", None)):
+        part = getattr(owner, name, None) if owner is not None else None
+        if isinstance(part, torch.nn.Module):
+            return part
+    return None
+
+
+def projector_positions(encoder: torch.nn.Module, projector: torch.nn.Module | None, frames: int) -> int:
+    """Positions the projector runs on for one clip of ``frames`` encoder positions: Qwen2-Audio's encoder
+    average-pools by 2 before it (``avg_pooler``); Ultravox's projector stacks ``stack_factor`` frames."""
+    if projector is None:
+        return 0
+    if getattr(encoder, "avg_pooler", None) is not None:
+        frames //= 2
+    stack = int(getattr(projector, "stack_factor", 1) or 1)
+    return -(-frames // stack)
+
+
 def useful_flops(model: torch.nn.Module, adapter: ModelAdapter, real_tokens: int, frames: list[int]) -> float:
     """FLOPs the extraction must do: decoder linear layers (LM head excluded) per real token, plus per clip
-    the audio encoder's linear layers and attention over its frames, and the projector."""
+    the audio encoder's linear layers and attention (``4 t^2 d`` per layer) over its ``t`` frames, and the
+    projector's linear layers over the positions it sees. Convolutions of the encoder's stem are left out
+    (about 1% of a Whisper-large encoder's FLOPs over the 30-s window)."""
     decoder = adapter.layer_handles()
     decoder_linear = sum(_linear_parameters(block) for block in decoder.blocks)
-    encoder = getattr(model, "audio_tower", None)
-    projector = getattr(model, "multi_modal_projector", None)
+    encoder = _part(model, "audio_tower")
+    projector = _part(model, "multi_modal_projector")
     audio = 0.0
     if encoder is not None:
         d = int(encoder.config.d_model)
         layers = int(encoder.config.encoder_layers)
-        linear = _linear_parameters(encoder) + (_linear_parameters(projector) if projector is not None else 0)
-        audio = sum(2 * linear * t + layers * 4 * t**2 * d for t in frames)
+        linear = _linear_parameters(encoder)
+        projector_linear = _linear_parameters(projector) if projector is not None else 0
+        audio = sum(
+            2 * linear * t
+            + layers * 4 * t**2 * d
+            + 2 * projector_linear * projector_positions(encoder, projector, t)
+            for t in frames
+        )
     return 2.0 * decoder_linear * real_tokens + audio
 
 
