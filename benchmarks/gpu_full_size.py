@@ -248,14 +248,19 @@ def _linear_parameters(module: torch.nn.Module) -> int:
 
 
 def encoder_frames(prepared: list[Any]) -> list[int]:
-    """Encoder positions per clip: the whole 30-s window (Qwen2-Audio pads to it), or only the clip's own
-    frames where the adapter passes unpadded features (Ultravox: ``n_frames`` mel frames, conv stride 2)."""
+    """Encoder positions per encoder call: the whole 30-s window per clip (Qwen2-Audio pads to it), or per
+    chunk only the chunk's real frames where the adapter encodes unpadded chunks (Ultravox: ``chunks`` of
+    ``(features, real mel frames, tokens)``, conv stride 2). Attention is quadratic in each call's length, so
+    a clip longer than one chunk counts as several calls."""
     frames = []
     for item in prepared:
         if item.modality != "speech":
             continue
-        n_frames = item.tensors.get("n_frames")
-        frames.append(ENCODER_FRAMES if n_frames is None else (int(n_frames) + 1) // 2)
+        chunks = item.tensors.get("chunks")
+        if chunks is None:
+            frames.append(ENCODER_FRAMES)
+        else:
+            frames.extend((int(real) - 1) // 2 + 1 for _features, real, _tokens in chunks)
     return frames
 
 
@@ -443,6 +448,40 @@ def print_estimates(scale: str, batch: int, seq_lens: dict[str, int]) -> None:
         print(f"{name}: {estimate.describe()}")
 
 
+def recount(path: Path, profile: str) -> dict[str, Any]:
+    """Useful FLOPs of a recorded run counted again with this file's ``useful_flops``, from the run's real
+    tokens and the encoder calls of the same inputs (models built on the ``meta`` device: no weights, no
+    GPU). For records written before a fix of the count; the device seconds are the recorded ones."""
+    record = json.loads(path.read_text(encoding="utf-8"))
+    rate = float(record["bf16_matmul_tflop_per_s"]) * 1e12
+    out = []
+    for entry in record["models"]:
+        if "error" in entry:
+            continue
+        name = entry["model"]
+        probes = choose_inputs(
+            resolve_probes(record["probe_set"].split("/")[0], profile), entry["texts"], entry["clips"]
+        )
+        adapter, model, attach = BUILDERS[name]("full", torch.device("meta"))
+        attach(model, torch.bfloat16)
+        prepared, _ = prepare_samples(adapter, probes, list(probes.samples), "shared-suffix")
+        frames = encoder_frames(prepared)
+        flops = useful_flops(model, adapter, int(entry["real_tokens"]), frames)
+        forward_seconds = entry["engine_seconds"] - entry["prepare_seconds"]
+        out.append(
+            {
+                "model": name,
+                "recorded_useful_tflop": entry["useful_tflop"],
+                "useful_tflop": flops / 1e12,
+                "encoder_calls": len(frames),
+                "encoder_positions_mean": sum(frames) / max(len(frames), 1),
+                "engine_share_of_bf16_matmul": flops / entry["engine_seconds"] / rate,
+                "engine_forward_share_of_bf16_matmul": flops / forward_seconds / rate,
+            }
+        )
+    return {"recounted": str(path), "device": record["device"], "models": out}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -462,7 +501,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="print the memory estimates at batch 64 and the H200 run's decoder lengths, run nothing",
     )
+    parser.add_argument(
+        "--recount",
+        type=Path,
+        default=None,
+        help="a recorded gpu_full_size.json: count its useful FLOPs again (meta-device models), run nothing",
+    )
     args = parser.parse_args(argv)
+    if args.recount is not None:
+        print(json.dumps(recount(args.recount, args.profile), indent=1))
+        return 0
     if args.estimate_only:
         print_estimates(
             args.scale, args.batch_size or 64, {"qwen2-audio-7b": 124, "ultravox-0.5-llama-3.1-8b": 202}

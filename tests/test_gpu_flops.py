@@ -65,6 +65,22 @@ def test_decoder_tokens_add_two_flops_per_linear_parameter(gpu_bench) -> None:
     assert with_tokens == 2.0 * linear * 10
 
 
+def test_encoder_calls_follow_each_adapter(gpu_bench) -> None:
+    """Qwen2-Audio pads every clip to the 30-s window; Ultravox encodes each chunk's own frames."""
+    from benchmark.probes.catalog import resolve_probes
+
+    probes = gpu_bench.choose_inputs(resolve_probes("crossmodal", "ci"), 0, 2)
+    calls = {}
+    for name in gpu_bench.BUILDERS:
+        adapter, model, attach = gpu_bench.BUILDERS[name]("tiny", torch.device("meta"))
+        attach(model, torch.bfloat16)
+        prepared, _ = gpu_bench.prepare_samples(adapter, probes, list(probes.samples), "shared-suffix")
+        calls[name] = gpu_bench.encoder_frames(prepared)
+    assert calls["qwen2-audio-7b"] == [gpu_bench.ENCODER_FRAMES] * 2
+    ultravox = calls["ultravox-0.5-llama-3.1-8b"]
+    assert len(ultravox) == 2 and all(0 < t < gpu_bench.ENCODER_FRAMES for t in ultravox), ultravox
+
+
 def test_gpu_script_runs_both_models_at_tiny_scale(tmp_path: Path) -> None:
     """The whole GPU path (build, attach, engine and naive rounds, figures) on CPU with tiny shapes: a lent GPU
     is scarce, and the Ultravox build once failed at attach (its synthetic tokenizer had no chat template)."""
