@@ -348,3 +348,17 @@ def test_cli_export_import_round_trip(case: Case, tmp_path: Path, capsys: pytest
     imported = LatentSet.load(target)
     np.testing.assert_array_equal(imported.latents, exported.latents)
     assert imported.manifest == exported.manifest
+
+
+def test_output_rows_refuse_an_unwritten_row() -> None:
+    """The engine writes rows in place; a row never written is an engine bug, reported, never a zero row."""
+    from benchmark.engine.cache import CachedLatents
+    from benchmark.engine.extract import _Rows
+
+    rows = _Rows(2)
+    rows.put(1, CachedLatents(np.ones((3, 4), np.float32), np.zeros((2, 4), np.float32)))
+    with pytest.raises(PipelineError, match="1 of 2 rows unwritten"):
+        rows.arrays()
+    rows.put(0, CachedLatents(np.full((3, 4), 2.0, np.float32), np.zeros((2, 4), np.float32)))
+    latents, controls = rows.arrays()
+    assert latents.shape == (2, 3, 4) and controls.shape == (2, 2, 4) and latents[0, 0, 0] == 2.0

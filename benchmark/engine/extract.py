@@ -221,7 +221,8 @@ class LatentSet:
 def _tensor_sha(array: np.ndarray) -> str:
     import hashlib
 
-    return hashlib.sha256(np.ascontiguousarray(array, dtype=np.float32).tobytes()).hexdigest()
+    # hash the array's own buffer: ``tobytes()`` made a full copy, the second copy of the latents at the peak
+    return hashlib.sha256(np.ascontiguousarray(array, dtype=np.float32).data).hexdigest()
 
 
 class LastTokenCapture:
@@ -538,13 +539,13 @@ def extract_templates(
         ]
         for items in rows
     ]
-    results: list[dict[str, CachedLatents]] = [{} for _ in names]
+    outputs = [_Rows(len(rows)) for _ in names]
     missing: list[list[int]] = [[] for _ in rows]  # per sample: indices of the templates to compute
     for index, items in enumerate(rows):
-        for slot, item in enumerate(items):
+        for slot in range(len(items)):
             cached = cache.get(adapter.spec.name, keys[index][slot]) if cache is not None else None
             if cached is not None and cached.latents.shape[0] == len(layers):
-                results[slot][item.sample_id] = cached
+                outputs[slot].put(index, cached)
             else:
                 missing[index].append(slot)
     stats.cache_misses = sum(len(slots) for slots in missing)
@@ -580,7 +581,7 @@ def extract_templates(
                     adapter, capture, [rows[i][slot] for i in chosen], name, torch_device, stats
                 )
                 for index, entry in zip(chosen, entries, strict=True):
-                    results[slot][rows[index][slot].sample_id] = entry
+                    outputs[slot].put(index, entry)
                     if cache is not None:
                         cache.put(adapter.spec.name, keys[index][slot], entry.latents, entry.controls)
             following = groups[number + 1] if number + 1 < len(groups) else []
@@ -598,7 +599,7 @@ def extract_templates(
             probe_set,
             name,
             [items[slot] for items in rows],
-            results[slot],
+            outputs[slot],
             torch_device,
             torch_dtype,
         )
@@ -673,19 +674,47 @@ def _control_reason(item: PreparedInput) -> str:
     return NO_BATCH_SPANS_REASON
 
 
+class _Rows:
+    """One template's output, ``[n, layers, d]`` latents and ``[n, 2, d]`` controls (float32), written row by
+    row as entries arrive (cached or computed). Why not keep per-sample entries and stack them at the end: that
+    held every latent twice at the peak (the entries and the stacked copy), the floor of the engine's memory
+    above the model on small models (performance issue, item 7)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.latents: np.ndarray | None = None
+        self.controls: np.ndarray | None = None
+        self.filled = np.zeros(n, dtype=bool)
+
+    def put(self, row: int, entry: CachedLatents) -> None:
+        if self.latents is None or self.controls is None:
+            self.latents = np.empty((self.n, *entry.latents.shape), dtype=np.float32)
+            self.controls = np.empty((self.n, *entry.controls.shape), dtype=np.float32)
+        self.latents[row] = entry.latents
+        self.controls[row] = entry.controls
+        self.filled[row] = True
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Both arrays; raises when a row was never written (an engine bug, never a silent zero row)."""
+        if self.latents is None or self.controls is None or not self.filled.all():
+            raise PipelineError(
+                f"extraction left {int((~self.filled).sum())} of {self.n} rows unwritten (engine bug)"
+            )
+        return self.latents, self.controls
+
+
 def assemble(
     adapter: ModelAdapter,
     probe_set: ProbeSet,
     template: str,
     prepared: list[PreparedInput],
-    results: dict[str, CachedLatents],
+    rows: _Rows,
     device: torch.device,
     dtype: torch.dtype,
 ) -> LatentSet:
-    """One template's ``LatentSet`` in ``prepared`` order from per-sample entries (computed or cached)."""
+    """One template's ``LatentSet`` in ``prepared`` order from its filled rows (computed or cached)."""
     order = [item.sample_id for item in prepared]
-    latents = np.stack([results[sample_id].latents for sample_id in order]).astype(np.float32, copy=False)
-    controls = np.stack([results[sample_id].controls for sample_id in order]).astype(np.float32, copy=False)
+    latents, controls = rows.arrays()
     available, reasons = [], {}
     for row, item in enumerate(prepared):
         has = item.content_span is not None and not np.isnan(controls[row]).all()
