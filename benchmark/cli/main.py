@@ -340,6 +340,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["bare", "shared-suffix"],
         help="only these templates (repeatable). Default: every template each claim runs under",
     )
+    run.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=None,
+        help="worker processes for the claims' statistics (extraction stays in this process; records are the "
+        "same for any number). Default: one per CPU core, at most 8",
+    )
     _add_run_options(run)
     run.set_defaults(func=_cmd_run)
 

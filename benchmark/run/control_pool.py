@@ -50,7 +50,8 @@ def default_shard_size(seeds: int, jobs: int) -> int:
     )
 
 
-def _limit_threads() -> None:
+def limit_threads() -> None:
+    """One BLAS/OpenMP and one torch thread in this worker: ``jobs`` workers then use ``jobs`` cores."""
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1)
@@ -85,6 +86,6 @@ def run_tasks(
     )
     work = [(*tasks[s.task], size_name, s.first_seed, s.seeds, budget, out) for s in shards]
     with ProcessPoolExecutor(
-        max_workers=jobs, mp_context=get_context("spawn"), initializer=_limit_threads
+        max_workers=jobs, mp_context=get_context("spawn"), initializer=limit_threads
     ) as pool:
         return list(pool.map(_run, work))

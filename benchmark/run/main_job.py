@@ -157,6 +157,13 @@ def run_main(options: RunOptions) -> int:
     clock = RunClock()
     reporter = ProgressReporter(mode=choose_mode(quiet=options.quiet))
     session = ClaimSession(options.session, reporter=reporter)
+    try:
+        return _run(options, session, reporter, clock)
+    finally:
+        session.close()  # the statistics workers, if any were started
+
+
+def _run(options: RunOptions, session: ClaimSession, reporter: ProgressReporter, clock: RunClock) -> int:
     models = list(options.models) or default_model_order()
     specs = [spec for spec in all_claims() if not spec.cross_model]
     outputs = [("--out", options.out, True), ("--results", options.session.results, True)]
@@ -171,6 +178,10 @@ def run_main(options: RunOptions) -> int:
 
     stage = reporter.stage("evaluate claims", len(models) * len(specs), unit="claim")
     for model in models:
+        if options.jobs > 1:  # statistics in worker processes; the loop below then reads the records
+            session.evaluate_many(
+                [memo for spec in specs for memo in session.planned(spec.id, model)], options.jobs
+            )
         for spec in specs:
             for record in session.claim_records(spec.id, model):
                 reporter.line(

@@ -48,6 +48,7 @@ class RunOptions:
     models: tuple[str, ...]
     out: Path = Path("reports")
     quiet: bool = False
+    jobs: int = 1  # worker processes for the claims' statistics (``ClaimSession.evaluate_many``)
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,17 @@ def session_options(get: Callable[[str], Any], *, progress: bool = False) -> Ses
     )
 
 
+def resolve_jobs(value: int | None) -> int:
+    """``--jobs`` of ``lalm-bench run``: the number given, else one worker per CPU core this process may use
+    (at most 8: past that, sending each claim's latents to a worker costs more than its statistics)."""
+    if value is not None:
+        return value
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, 8))
+
+
 def _getter(args: argparse.Namespace) -> Callable[[str], Any]:
     return lambda name: getattr(args, name, None)
 
@@ -132,7 +144,13 @@ def options_from_args(args: argparse.Namespace) -> Options:
     session = session_options(get, progress=not quiet)
     command = args.command
     if command == "run":
-        return RunOptions(session=session, models=tuple(get("model") or ()), out=Path(args.out), quiet=quiet)
+        return RunOptions(
+            session=session,
+            models=tuple(get("model") or ()),
+            out=Path(args.out),
+            quiet=quiet,
+            jobs=resolve_jobs(get("jobs")),
+        )
     if command in ("extract", "export-latents"):
         return ExtractOptions(
             model=args.model,

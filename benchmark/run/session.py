@@ -10,7 +10,9 @@ retrying. ``lalm-bench run`` (``benchmark.run.main_job``) then writes the report
 from __future__ import annotations
 
 import json
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,39 @@ class StepFailed(PipelineError):
         super().__init__(f"{stage} failed: {detail}")
 
 
+#: One evaluation: (claim id, model, template, probe variant).
+Memo = tuple[str, str, str, str | None]
+
+
+@dataclass
+class _Pending:
+    """A record whose statistics are still to compute: their inputs, the evaluation key, where it is saved."""
+
+    inputs: dict[str, Any]
+    key: str
+    path: Path
+
+    def finish(self, record: ClaimRecord) -> ClaimRecord:
+        record.evaluation_key = self.key
+        record.save(self.path)
+        return record
+
+
+def _statistics(spec: ClaimSpec, inputs: dict[str, Any]) -> ClaimRecord:
+    """The claim's statistics (permutations, resampling) on prepared inputs; failures name the stage."""
+    try:
+        return evaluate_claim(spec, **inputs)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as error:
+        raise StepFailed("statistics", error) from error
+
+
+def _statistics_in_worker(claim_id: str, inputs: dict[str, Any]) -> ClaimRecord:
+    """Worker-process entry point: specs are looked up by id (they are module-level state, not sent)."""
+    return _statistics(get_claim(claim_id), inputs)
+
+
 def default_model_order() -> list[str]:
     """Text LMs first: their text latents are the natural base for text claims; speech sets fall to whisper."""
     return sorted(DEFAULT_MODELS, key=lambda m: "whisper" in m)
@@ -64,8 +99,9 @@ class ClaimSession:
     _probes: dict[str, ProbeSet] = field(default_factory=dict)
     _latents: dict[tuple[str, str, str], LatentSet] = field(default_factory=dict)
     _failed: dict[tuple[str, str, str], StepFailed] = field(default_factory=dict)
-    _records: dict[tuple[str, str, str, str | None], ClaimRecord] = field(default_factory=dict)
+    _records: dict[Memo, ClaimRecord] = field(default_factory=dict)
     extraction_log: list[dict[str, Any]] = field(default_factory=list)
+    _pool: ProcessPoolExecutor | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.reporter is None:
@@ -185,6 +221,17 @@ class ClaimSession:
         return record
 
     def _evaluate(self, spec: ClaimSpec, model: str, template: str, variant: str | None) -> ClaimRecord:
+        prepared = self._prepare(spec, model, template, variant)
+        if isinstance(prepared, ClaimRecord):
+            return prepared
+        return prepared.finish(_statistics(spec, prepared.inputs))
+
+    def _prepare(
+        self, spec: ClaimSpec, model: str, template: str, variant: str | None
+    ) -> ClaimRecord | _Pending:
+        """Everything before the statistics, in this process (references, latents, the evaluation key): the
+        finished record where nothing is left to compute (``n/a``, or a stored record of these exact inputs),
+        else what the statistics need and where their record goes."""
         adapter = self.adapter(model)
         references = {
             ref: self.record(ref, model, template).verdict
@@ -226,16 +273,9 @@ class ClaimSession:
             variant,
         )
         record = _stored_record(path, key) if self.options.use_cache else None
-        if record is None:  # nothing stored from these exact inputs: evaluate (permutations, bootstraps)
-            try:
-                record = evaluate_claim(spec, **inputs)
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except Exception as error:
-                raise StepFailed("statistics", error) from error
-            record.evaluation_key = key
-            record.save(path)
-        return record
+        if record is not None:
+            return record
+        return _Pending(inputs=inputs, key=key, path=path)  # nothing stored from these exact inputs
 
     def _fallback_record(
         self, spec: ClaimSpec, model: str, template: str, variant: str | None, verdict: Verdict, reason: str
@@ -289,9 +329,9 @@ class ClaimSession:
             )
         return record
 
-    def claim_records(self, claim_id: str, model: str) -> list[ClaimRecord]:
+    def planned(self, claim_id: str, model: str) -> list[Memo]:
         """Every evaluation a claim asks for on a model: each template it runs under, and under ``bare`` each
-        probe variant (primary first)."""
+        probe variant (primary first), as ``(claim, model, template, variant)``."""
         spec = get_claim(claim_id)
         templates = [
             t for t in spec.templates.run if self.options.templates is None or t in self.options.templates
@@ -301,9 +341,100 @@ class ClaimSession:
             variants = [spec.select.variant]
             if template == "bare":
                 variants += spec.select.secondary_variants
-            out += [self.record(claim_id, model, template, variant) for variant in variants]
+            out += [(claim_id, model, template, variant) for variant in variants]
+        return out
+
+    def claim_records(self, claim_id: str, model: str) -> list[ClaimRecord]:
+        """The records of :meth:`planned` (evaluated here unless :meth:`evaluate_many` already did)."""
+        out = [self.record(*memo) for memo in self.planned(claim_id, model)]
         mark_template_dependence([r for r in out if r.primary_variant], self.options.results)
         return out
+
+    def evaluate_many(self, memos: list[Memo], jobs: int) -> None:
+        """Evaluate ``memos`` ahead of :meth:`record`, their statistics in ``jobs`` worker processes.
+
+        Why processes: a claim's statistics (permutation nulls, jackknife replicates) run on one core, and at
+        the full profile they are a third of the main job, so on a machine with idle cores they are the cheap
+        part to spread. Claims go in waves: a claim whose references are not yet recorded waits for them (its
+        inputs include their verdicts). Latents are extracted here, in this process, as before; only the
+        statistics of records not already stored move to a worker, and each record is saved as it arrives, so
+        an interrupted run keeps every finished one. A failure becomes that claim's ``error`` record, exactly
+        as in :meth:`record`. The records equal a serial run's (the same seeds; checked in the tests).
+        """
+        pending = list(dict.fromkeys(m for memo in memos for m in self._with_references(memo)))
+        pending = [memo for memo in pending if memo not in self._records]
+        if jobs <= 1 or not pending:
+            for memo in pending:
+                self.record(*memo)
+            return
+        while pending:
+            ready = [
+                memo
+                for memo in pending
+                if all(ref in self._records for ref in self._with_references(memo) if ref != memo)
+            ]
+            if not ready:  # cannot happen with an acyclic catalogue; fall back to the serial path
+                for memo in pending:
+                    self.record(*memo)
+                return
+            futures = {}
+            for memo in ready:
+                spec = get_claim(memo[0])
+                try:
+                    prepared = self._prepare(spec, *memo[1:])
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except Exception:
+                    self.record(*memo)  # the serial path turns the failure into the error record
+                    continue
+                if isinstance(prepared, ClaimRecord):
+                    self._records[memo] = prepared
+                    continue
+                futures[self._workers(jobs).submit(_statistics_in_worker, spec.id, prepared.inputs)] = (
+                    memo,
+                    prepared,
+                )
+            for future in as_completed(futures):
+                memo, prepared = futures[future]
+                try:
+                    record = prepared.finish(future.result())
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except Exception as error:
+                    message = (
+                        str(error) if isinstance(error, StepFailed) else str(StepFailed("statistics", error))
+                    )
+                    record = self._fallback_record(get_claim(memo[0]), *memo[1:], "error", message)
+                self._records[memo] = record
+            pending = [memo for memo in pending if memo not in self._records]
+
+    def _with_references(self, memo: Memo) -> list[Memo]:
+        """``memo`` after the memos of its references (and theirs), under its template, as :meth:`_evaluate`
+        asks for them."""
+        claim_id, model, template, _variant = memo
+        spec = get_claim(claim_id)
+        out: list[Memo] = []
+        for ref in [*spec.references, *(r for s in spec.secondary.values() for r in s.references)]:
+            ref_spec = get_claim(ref)
+            if template in ref_spec.templates.run:
+                out += self._with_references((ref, model, template, ref_spec.select.variant))
+        return [*out, memo]
+
+    def _workers(self, jobs: int) -> ProcessPoolExecutor:
+        """The session's statistics workers, started on first use (a run with every record stored starts none)."""
+        if self._pool is None:
+            from benchmark.run.control_pool import limit_threads
+
+            self._pool = ProcessPoolExecutor(
+                max_workers=jobs, mp_context=get_context("spawn"), initializer=limit_threads
+            )
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the statistics workers, if any were started."""
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
 
     def records(self) -> list[ClaimRecord]:
         return list(self._records.values())
