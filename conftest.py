@@ -64,6 +64,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--claim-seed", type=int, default=None, help="resampling seed. Default: the suite's fixed seed"
     )
+    group.addoption(
+        "--claim-jobs",
+        type=int,
+        default=None,
+        help="worker processes for the claims' statistics, computed for every collected claim test before the "
+        "first one runs (records equal a serial run's). Default: one per CPU core, at most 8",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

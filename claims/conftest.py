@@ -7,15 +7,18 @@ expectation are skips that say why, never passes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from benchmark.claims.record import ClaimRecord
 from benchmark.claims.registry import all_claims
 from benchmark.models.catalog import DEFAULT_MODELS
-from benchmark.run.options import session_options_from_pytest
+from benchmark.run.options import resolve_jobs, session_options_from_pytest
 from benchmark.run.session import ClaimSession
 
 _SESSION_KEY = pytest.StashKey[ClaimSession]()
+_CASES_KEY = pytest.StashKey[list[tuple[str, str, str, "str | None"]]]()
 
 
 def selected_models(config: pytest.Config) -> list[str]:
@@ -59,12 +62,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.cross_model)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Keep the claim cases that will run (after ``-k``/``-m`` deselection) for the statistics workers."""
+    session.config.stash[_CASES_KEY] = [
+        item.callspec.params["claim_case"]  # type: ignore[attr-defined]
+        for item in session.items
+        if "claim_case" in getattr(item, "fixturenames", ())
+    ]
+
+
 @pytest.fixture(scope="session")
-def claim_session(pytestconfig: pytest.Config) -> ClaimSession:
+def claim_session(pytestconfig: pytest.Config) -> Iterator[ClaimSession]:
     if _SESSION_KEY not in pytestconfig.stash:
         options = session_options_from_pytest(pytestconfig)  # the one builder (benchmark.run.options)
         pytestconfig.stash[_SESSION_KEY] = ClaimSession(options)
-    return pytestconfig.stash[_SESSION_KEY]
+    session = pytestconfig.stash[_SESSION_KEY]
+    jobs = resolve_jobs(pytestconfig.getoption("--claim-jobs"))
+    cases = pytestconfig.stash.get(_CASES_KEY, [])
+    try:
+        if jobs > 1:  # every selected case's statistics in workers, one model at a time (its latents first)
+            for model in dict.fromkeys(case[1] for case in cases):
+                session.evaluate_many([tuple(case) for case in cases if case[1] == model], jobs)
+        yield session
+    finally:
+        session.close()
 
 
 class ClaimPipelineError(Exception):

@@ -184,6 +184,12 @@ def test_pytest_claims_refuses_a_bad_probe_folder_with_its_usage_error(tmp_path:
     assert "manifest.jsonl:2" in result.stderr and "--batch-size 0" in result.stderr
 
 
+def test_pytest_claims_refuses_zero_statistics_workers() -> None:
+    result = _pytest_claims("--claim-jobs", "0")
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "--claim-jobs 0: must be at least 1" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_ctrl_c_during_extraction_keeps_the_cached_batches(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

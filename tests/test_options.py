@@ -169,6 +169,7 @@ PYTEST_ELSEWHERE = {
     "model": "claims/conftest.py selected_models() parametrises the tests by model",
     "optin": "tests/conftest.py's skip policy",
     "strict_claims": "benchmark.run.outcome: how a decayed record is reported, not how it is computed",
+    "claim_jobs": "claims/conftest.py: worker processes for the statistics (records equal a serial run's)",
 }
 
 

@@ -57,3 +57,34 @@ def test_worker_statistics_equal_serial_ones(tmp_path: Path, monkeypatch: pytest
         assert got.evaluation_key == expected.evaluation_key, memo
     stored = sorted(p.relative_to(tmp_path / "parallel") for p in (tmp_path / "parallel").rglob("*.json"))
     assert stored, "every record computed in a worker is saved as it arrives"
+
+
+def _pytest_claims(results: Path, jobs: int) -> dict[str, tuple[str, float | None]]:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "claims/", "-k", CLAIMS[1]]
+    argv += ["--model", MODEL, "--profile", "ci", "--device", "cpu", "--results", str(results)]
+    argv += ["--claim-jobs", str(jobs)]
+    done = subprocess.run(
+        argv, cwd=repo, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-3000:]
+    out = {}
+    for path in results.rglob("*.json"):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if "claim_id" in record:
+            effect = (record.get("measurement") or {}).get("effect")
+            out[str(path.relative_to(results))] = (record["verdict"], effect)
+    return out
+
+
+def test_pytest_claims_with_workers_writes_the_serial_records(tmp_path: Path) -> None:
+    """``pytest claims/ --claim-jobs 2`` (statistics computed for the selected cases before the first test)
+    stores the same records as ``--claim-jobs 1``."""
+    serial = _pytest_claims(tmp_path / "serial", 1)
+    parallel = _pytest_claims(tmp_path / "parallel", 2)
+    assert serial and parallel == serial

@@ -193,6 +193,12 @@ def pytest_usage_problems(config: Any) -> list[str]:
     problems = []
     if options.batch_size is not None and options.batch_size < 1:
         problems.append(f"--batch-size {options.batch_size}: must be at least 1")
+    try:
+        jobs = config.getoption("claim_jobs")
+    except ValueError:  # a pytest run that does not declare it
+        jobs = None
+    if jobs is not None and jobs < 1:
+        problems.append(f"--claim-jobs {jobs}: must be at least 1")
     if options.dtype not in DTYPE_CHOICES:
         problems.append(f"--dtype {options.dtype}: unknown dtype; choose one of {', '.join(DTYPE_CHOICES)}")
     why = check_device(options.device)
