@@ -137,7 +137,8 @@ def test_an_exception_in_one_claim_is_its_error_record_and_the_run_goes_on(
 
     monkeypatch.setattr(session, "evaluate_claim", flaky)
     folder = parallel_text_set(tmp_path / "set", meanings=2, languages=("en", "fr", "de", "es"))
-    code, out, _err = _run(folder, tmp_path, capsys, "--model", "gemma-3-270m-q4km", "--quiet")
+    # --jobs 1: the patch replaces the statistics in this process; worker processes import their own
+    code, out, _err = _run(folder, tmp_path, capsys, "--model", "gemma-3-270m-q4km", "--quiet", "--jobs", "1")
     assert code == exit_codes.PIPELINE_ERROR
     report = (tmp_path / "reports" / "report.md").read_text(encoding="utf-8")
     assert "boom in the statistics of T2" in report
