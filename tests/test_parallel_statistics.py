@@ -88,3 +88,28 @@ def test_pytest_claims_with_workers_writes_the_serial_records(tmp_path: Path) ->
     serial = _pytest_claims(tmp_path / "serial", 1)
     parallel = _pytest_claims(tmp_path / "parallel", 2)
     assert serial and parallel == serial
+
+
+def test_a_failure_inside_a_worker_is_that_claims_error_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Statistics that raise in a worker give that claim an ``error`` record naming the stage; the pool keeps
+    working for the other claims (an exception that did not pickle back would have broken it)."""
+    real = ClaimSession._prepare
+
+    def broken_for_t3(self, spec, model, template, variant):  # type: ignore[no-untyped-def]
+        prepared = real(self, spec, model, template, variant)
+        if spec.id == CLAIMS[1] and isinstance(prepared, runner._Pending):
+            prepared.inputs["latent_set"] = None  # evaluate_claim raises on it, inside the worker
+        return prepared
+
+    monkeypatch.setattr(ClaimSession, "_prepare", broken_for_t3)
+    session = ClaimSession(SessionOptions(profile="ci", results=tmp_path / "r", device="cpu"))
+    try:
+        session.evaluate_many([m for c in CLAIMS for m in session.planned(c, MODEL)], jobs=2)
+    finally:
+        session.close()
+    broken = [r for memo, r in session._records.items() if memo[0] == CLAIMS[1]]
+    others = [r for memo, r in session._records.items() if memo[0] != CLAIMS[1]]
+    assert broken and all(r.verdict == "error" and r.reason.startswith("statistics failed: ") for r in broken)
+    assert others and all(r.verdict != "error" for r in others), [r.reason for r in others]

@@ -79,9 +79,18 @@ def _statistics(spec: ClaimSpec, inputs: dict[str, Any]) -> ClaimRecord:
         raise StepFailed("statistics", error) from error
 
 
+class WorkerFailed(Exception):
+    """A claim's statistics failed in a worker process: the message only, so it crosses back intact (the
+    original exception may not pickle: ``StepFailed`` takes two arguments, and an exception that cannot be
+    unpickled breaks the whole pool)."""
+
+
 def _statistics_in_worker(claim_id: str, inputs: dict[str, Any]) -> ClaimRecord:
     """Worker-process entry point: specs are looked up by id (they are module-level state, not sent)."""
-    return _statistics(get_claim(claim_id), inputs)
+    try:
+        return evaluate_claim(get_claim(claim_id), **inputs)
+    except Exception as error:  # KeyboardInterrupt/SystemExit end the worker as usual
+        raise WorkerFailed(f"{type(error).__name__}: {error}") from None
 
 
 def default_model_order() -> list[str]:
@@ -403,9 +412,14 @@ class ClaimSession:
                 except (KeyboardInterrupt, SystemExit):
                     raise
                 except Exception as error:
-                    message = (
-                        str(error) if isinstance(error, StepFailed) else str(StepFailed("statistics", error))
-                    )
+                    if isinstance(error, WorkerFailed):  # same wording as the serial path's StepFailed
+                        message = f"statistics failed: {error}"
+                    else:
+                        message = (
+                            str(error)
+                            if isinstance(error, StepFailed)
+                            else str(StepFailed("statistics", error))
+                        )
                     record = self._fallback_record(get_claim(memo[0]), *memo[1:], "error", message)
                 self._records[memo] = record
             pending = [memo for memo in pending if memo not in self._records]
