@@ -448,20 +448,19 @@ def print_estimates(scale: str, batch: int, seq_lens: dict[str, int]) -> None:
         print(f"{name}: {estimate.describe()}")
 
 
-def recount(path: Path, profile: str) -> dict[str, Any]:
+def recount(path: Path) -> dict[str, Any]:
     """Useful FLOPs of a recorded run counted again with this file's ``useful_flops``, from the run's real
     tokens and the encoder calls of the same inputs (models built on the ``meta`` device: no weights, no
     GPU). For records written before a fix of the count; the device seconds are the recorded ones."""
     record = json.loads(path.read_text(encoding="utf-8"))
     rate = float(record["bf16_matmul_tflop_per_s"]) * 1e12
+    probe_name, profile = record["probe_set"].split("/")  # the run's own set and profile ("crossmodal/ci")
     out = []
     for entry in record["models"]:
         if "error" in entry:
             continue
         name = entry["model"]
-        probes = choose_inputs(
-            resolve_probes(record["probe_set"].split("/")[0], profile), entry["texts"], entry["clips"]
-        )
+        probes = choose_inputs(resolve_probes(probe_name, profile), entry["texts"], entry["clips"])
         adapter, model, attach = BUILDERS[name]("full", torch.device("meta"))
         attach(model, torch.bfloat16)
         prepared, _ = prepare_samples(adapter, probes, list(probes.samples), "shared-suffix")
@@ -509,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.recount is not None:
-        print(json.dumps(recount(args.recount, args.profile), indent=1))
+        print(json.dumps(recount(args.recount), indent=1))
         return 0
     if args.estimate_only:
         print_estimates(

@@ -82,7 +82,7 @@ def claim_session(pytestconfig: pytest.Config) -> Iterator[ClaimSession]:
     try:
         if jobs > 1:  # every selected case's statistics in workers, one model at a time (its latents first)
             for model in dict.fromkeys(case[1] for case in cases):
-                session.evaluate_many([tuple(case) for case in cases if case[1] == model], jobs)
+                session.evaluate_many([case for case in cases if case[1] == model], jobs)
         yield session
     finally:
         session.close()

@@ -88,9 +88,9 @@ class WorkerFailed(Exception):
 def _statistics_in_worker(claim_id: str, inputs: dict[str, Any]) -> ClaimRecord:
     """Worker-process entry point: specs are looked up by id (they are module-level state, not sent)."""
     try:
-        return evaluate_claim(get_claim(claim_id), **inputs)
-    except Exception as error:  # KeyboardInterrupt/SystemExit end the worker as usual
-        raise WorkerFailed(f"{type(error).__name__}: {error}") from None
+        return _statistics(get_claim(claim_id), inputs)
+    except StepFailed as error:  # sent back as its message, the serial path's wording
+        raise WorkerFailed(str(error)) from None
 
 
 def default_model_order() -> list[str]:
@@ -411,15 +411,12 @@ class ClaimSession:
                     record = prepared.finish(future.result())
                 except (KeyboardInterrupt, SystemExit):
                     raise
-                except Exception as error:
-                    if isinstance(error, WorkerFailed):  # same wording as the serial path's StepFailed
-                        message = f"statistics failed: {error}"
-                    else:
-                        message = (
-                            str(error)
-                            if isinstance(error, StepFailed)
-                            else str(StepFailed("statistics", error))
-                        )
+                except Exception as error:  # a worker's own failure, or the record's save
+                    message = (
+                        str(error)
+                        if isinstance(error, WorkerFailed)
+                        else str(StepFailed("statistics", error))
+                    )
                     record = self._fallback_record(get_claim(memo[0]), *memo[1:], "error", message)
                 self._records[memo] = record
             pending = [memo for memo in pending if memo not in self._records]
