@@ -14,6 +14,10 @@ longer, so the case is opt-in:
         pytest benchmarks/bench_main_job.py --benchmark-only -p no:cacheprovider
 
 bfloat16 is measured only on a CPU with AMX-BF16 or AVX512-BF16 (elsewhere it is emulated and slow).
+
+``LALM_BENCH_MAIN_SHARING=on,off`` also times each dtype with the encoder-output sharing between templates
+turned off (``LALM_BENCH_SHARE_ENCODER=0``: every template's pass encodes its clips again), interleaved with the
+run that shares, so the cache's effect on the main job is read off one session (the performance issue, item 5).
 """
 
 from __future__ import annotations
@@ -48,12 +52,22 @@ def _dtypes() -> list[str]:
     return [d for d in wanted if d and (d != "bfloat16" or bf16_cpu())]
 
 
-def cold_run(profile: str, dtype: str, work: Path) -> dict[str, Any]:
-    """One ``lalm-bench run`` with an empty latent cache and results folder; its ``timing.json`` and exit code."""
+def _sharing() -> list[bool]:
+    wanted = [s.strip() for s in os.environ.get("LALM_BENCH_MAIN_SHARING", "on").split(",") if s.strip()]
+    unknown = sorted(set(wanted) - {"on", "off"})
+    if unknown:
+        raise ValueError(f"LALM_BENCH_MAIN_SHARING: {unknown} (expected a list of on, off)")
+    return [value == "on" for value in wanted]
+
+
+def cold_run(profile: str, dtype: str, work: Path, *, share_encoder: bool = True) -> dict[str, Any]:
+    """One ``lalm-bench run`` with an empty latent cache and results folder; its ``timing.json`` and exit code.
+    ``share_encoder=False`` runs it with the encoder-output sharing between templates off."""
     argv = [sys.executable, "-m", "benchmark.cli.main", "run", "--profile", profile, "--device", "cpu"]
     argv += ["--dtype", dtype, "--cache-dir", str(work / "cache"), "--results", str(work / "results")]
     argv += ["--out", str(work / "reports"), "--quiet"]
-    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False)
+    env = {**os.environ, "LALM_BENCH_SHARE_ENCODER": "1" if share_encoder else "0"}
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False, env=env)
     timing_file = work / "reports" / "timing.json"
     if not timing_file.is_file():
         raise AssertionError(
@@ -61,6 +75,7 @@ def cold_run(profile: str, dtype: str, work: Path) -> dict[str, Any]:
         )
     timing = json.loads(timing_file.read_text(encoding="utf-8"))
     timing["exit_code"] = done.returncode
+    timing["share_encoder"] = share_encoder
     timing["verdict_line"] = next(
         (line for line in done.stdout.splitlines() if line.startswith("verdicts: ")), None
     )
@@ -77,8 +92,10 @@ def test_main_job_cold(benchmark: Any) -> None:
 
     def all_dtypes() -> None:
         for dtype in _dtypes():
-            with tempfile.TemporaryDirectory(prefix=f"main-job-{dtype}-") as tmp:
-                runs[dtype] = cold_run(profile, dtype, Path(tmp))
+            for share in _sharing():
+                name = dtype if share else f"{dtype}/no-sharing"
+                with tempfile.TemporaryDirectory(prefix=f"main-job-{dtype}-") as tmp:
+                    runs[name] = cold_run(profile, dtype, Path(tmp), share_encoder=share)
 
     load_before = load_average()
     benchmark.pedantic(all_dtypes, rounds=1, iterations=1)
@@ -93,6 +110,13 @@ def test_main_job_cold(benchmark: Any) -> None:
         assert timing["exit_code"] in (0, 1), f"{dtype}: the run failed (exit {timing['exit_code']})"
     if "float32" in runs and "bfloat16" in runs:
         figures["bf16_over_fp32"] = runs["float32"]["total_seconds"] / runs["bfloat16"]["total_seconds"]
+    for dtype in _dtypes():
+        if dtype in runs and f"{dtype}/no-sharing" in runs:
+            off, on = runs[f"{dtype}/no-sharing"], runs[dtype]
+            figures[f"{dtype}_sharing_speedup"] = {
+                "total": off["total_seconds"] / on["total_seconds"],
+                "extraction": off["extraction_seconds"] / on["extraction_seconds"],
+            }
     figures["targets"] = targets
     figures["load_average_after"] = load_average()
     FIGURES[f"main_job/{profile}"] = figures

@@ -56,6 +56,21 @@ def test_both_templates_equal_separate_runs_and_encode_each_clip_once(probes: Pr
     assert not np.allclose(sets["bare"].latents[:, -1], sets["shared-suffix"].latents[:, -1])
 
 
+def test_sharing_switch_off_encodes_each_clip_per_template_with_the_same_latents(
+    probes: ProbeSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``LALM_BENCH_SHARE_ENCODER=0`` (the main-job benchmark's A/B switch) encodes every clip once per template
+    and changes no latent."""
+    shared, _ = extract_templates(TinyAudioLM(), probes, BOTH, batch_size=4, cache=None, **RUN)
+    monkeypatch.setenv("LALM_BENCH_SHARE_ENCODER", "0")
+    unshared_adapter = TinyAudioLM()
+    unshared, stats = extract_templates(unshared_adapter, probes, BOTH, batch_size=4, cache=None, **RUN)
+    assert (stats.audio_encoded, stats.audio_reused) == (2 * N_SPEECH, 0)
+    assert len(unshared_adapter.encoder_runs) == 2 * N_SPEECH
+    for name in BOTH:
+        assert np.array_equal(unshared[name].latents, shared[name].latents, equal_nan=True)
+
+
 def test_single_template_call_still_returns_one_latent_set(probes: ProbeSet) -> None:
     latent_set, stats = extract_latents(TinyAudioLM(), probes, template="bare", cache=None, **RUN)
     assert isinstance(latent_set, LatentSet) and stats.templates == ["bare"]

@@ -147,6 +147,11 @@ def _sha(array: np.ndarray) -> str:
 #: Environment variable naming a folder for encoder outputs kept across runs (off when unset).
 ENCODER_CACHE_ENV = "LALM_BENCH_ENCODER_CACHE"
 
+#: Environment variable that turns off the sharing of a clip's encoder output between templates when set to
+#: ``0``: each template's decoder pass then encodes its clips again, as before the sharing existed. A
+#: measurement switch (``benchmarks/bench_main_job.py`` times the main job both ways); latents are the same.
+ENCODER_SHARING_ENV = "LALM_BENCH_SHARE_ENCODER"
+
 
 class DiskEncoderStore:
     """Raw audio-encoder outputs on disk, across runs: ``<root>/<fingerprint[:32]>/<sha[:2]>/<sha>.safetensors``.

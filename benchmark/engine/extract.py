@@ -41,6 +41,7 @@ from benchmark.core.provenance import cpu_info, git_commit, library_versions, ut
 from benchmark.core.schema import CONTROL_NAMES, LatentsManifest, ProbeSet, Provenance, Sample
 from benchmark.engine.cache import (
     ENCODER_CACHE_ENV,
+    ENCODER_SHARING_ENV,
     CachedLatents,
     DiskEncoderStore,
     LatentCache,
@@ -567,6 +568,7 @@ def extract_templates(
     hits_before, misses_before = encoder_cache.hits, encoder_cache.misses
 
     groups = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)] if todo else []
+    share_encoder = os.environ.get(ENCODER_SHARING_ENV, "1") != "0"
     bar = _progress(len(todo), adapter.spec.name, enabled=progress)
     with (
         LastTokenCapture(adapter) if groups else contextlib.nullcontext() as capture,
@@ -584,6 +586,8 @@ def extract_templates(
                     outputs[slot].put(index, entry)
                     if cache is not None:
                         cache.put(adapter.spec.name, keys[index][slot], entry.latents, entry.controls)
+                if not share_encoder:
+                    encoder_cache.end_batch(carry=False)  # the next template encodes its clips again
             following = groups[number + 1] if number + 1 < len(groups) else []
             encoder_cache.end_batch(carry=_share_audio(rows, group, following))
             stats.batches += 1
