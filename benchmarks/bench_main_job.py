@@ -34,6 +34,7 @@ import pytest
 from _harness import FIGURES, bf16_cpu, enforce_targets, load_average
 
 from benchmark.core.provenance import cpu_info
+from benchmark.engine.cache import ENCODER_SHARING_ENV
 
 pytestmark = pytest.mark.benchmark
 
@@ -66,7 +67,7 @@ def cold_run(profile: str, dtype: str, work: Path, *, share_encoder: bool = True
     argv = [sys.executable, "-m", "benchmark.cli.main", "run", "--profile", profile, "--device", "cpu"]
     argv += ["--dtype", dtype, "--cache-dir", str(work / "cache"), "--results", str(work / "results")]
     argv += ["--out", str(work / "reports"), "--quiet"]
-    env = {**os.environ, "LALM_BENCH_SHARE_ENCODER": "1" if share_encoder else "0"}
+    env = {**os.environ, ENCODER_SHARING_ENV: "1" if share_encoder else "0"}
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False, env=env)
     timing_file = work / "reports" / "timing.json"
     if not timing_file.is_file():

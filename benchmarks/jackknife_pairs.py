@@ -66,6 +66,8 @@ _ORIGINAL = {
     "parts": kit.Estimate._parts,
     "skew": kit.Estimate.skew,
     "joint_power": kit.joint_power,
+    "curve_se": kit.NetCurve.se,
+    "n_units": kit.NetCurve.n_units,
 }
 
 
@@ -125,14 +127,21 @@ def cross_variance(a: np.ndarray, b: np.ndarray) -> float:
     return (n - 1) / n * float(((a - a.mean()) * (b - b.mean())).sum())
 
 
+def _own(replicates: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The kit's own replicates (one per unit factor), without this module's extra keys."""
+    return {k: v for k, v in replicates.items() if MARK not in k}
+
+
+def _strip(estimate: kit.Estimate) -> kit.Estimate:
+    return kit.Estimate(value=estimate.value, replicates=_own(estimate.replicates), null=estimate.null)
+
+
 def _parts(self: kit.Estimate) -> list[tuple[float, int]]:
-    out = []
+    """The kit's delete-one variance per unit factor (same order), replaced by the variant's where it applies."""
+    plain = _ORIGINAL["parts"](_strip(self))
     mode = _STATE["mode"]
-    for key, reps in self.replicates.items():
-        if MARK in key:
-            continue
-        n = reps.size
-        var = (n - 1) / n * float(((reps - reps.mean()) ** 2).sum())
+    out = []
+    for (key, reps), (var, n) in zip(_own(self.replicates).items(), plain, strict=True):
         extra = {
             tag: self.replicates.get(key + MARK + tag) for tag in ("pairs", "A", "B", "pairsA", "pairsB")
         }
@@ -146,11 +155,6 @@ def _parts(self: kit.Estimate) -> list[tuple[float, int]]:
                 var = max(cross - excess, cross / 2)
         out.append((var, n))
     return out
-
-
-def _strip(estimate: kit.Estimate) -> kit.Estimate:
-    reps = {k: v for k, v in estimate.replicates.items() if MARK not in k}
-    return kit.Estimate(value=estimate.value, replicates=reps, null=estimate.null)
 
 
 def _skew(self: kit.Estimate) -> float:
@@ -183,6 +187,7 @@ def _net_curve(stat: Any, D: np.ndarray, design: Any, label: Any, **options: Any
     n_rep = min(options["n_perm_replicate"], options["n_perm"])
     Dl, _ = kit.as_layers(D)
     shift = curve.null[:n_rep].mean(axis=0) - curve.null_mean if label is not None else 0.0
+    half = max(1, n_rep // 2)
 
     def net(keep: np.ndarray) -> np.ndarray:
         """``[3, C]``: the net value with the chance level of all ``n_rep`` permutations, of the first half, of
@@ -193,7 +198,6 @@ def _net_curve(stat: Any, D: np.ndarray, design: Any, label: Any, **options: Any
             codes = np.zeros((1, idx.size), dtype=np.int64)
             return np.repeat(np.asarray(stat(sub, codes, idx), dtype=np.float64)[:1], 3, axis=0)
         values = np.asarray(stat(sub, labellings.rows(keep, n_rep), idx), dtype=np.float64)
-        half = max(1, n_rep // 2)
         chance = [values[1:].mean(axis=0), values[1 : 1 + half].mean(axis=0), values[1 + half :].mean(axis=0)]
         return np.stack([values[0] - c + shift for c in chance])
 
@@ -210,14 +214,8 @@ def _net_curve(stat: Any, D: np.ndarray, design: Any, label: Any, **options: Any
     return replace(curve, replicates={**curve.replicates, **extra})
 
 
-def _curve_se(self: kit.NetCurve) -> np.ndarray:
-    total = np.zeros_like(self.net)
-    for key, r in self.replicates.items():
-        if MARK in key:
-            continue
-        n = r.shape[0]
-        total += (n - 1) / n * ((r - r.mean(axis=0)) ** 2).sum(axis=0)
-    return np.sqrt(total)
+def _stripped_curve(curve: kit.NetCurve) -> kit.NetCurve:
+    return replace(curve, replicates=_own(curve.replicates))
 
 
 def patch() -> None:
@@ -230,9 +228,9 @@ def patch() -> None:
     kit.Estimate._parts = _parts  # type: ignore[method-assign]
     kit.Estimate.skew = property(_skew)  # type: ignore[method-assign,assignment]
     kit.joint_power = _joint_power  # type: ignore[assignment]
-    kit.NetCurve.se = _curve_se  # type: ignore[method-assign]
+    kit.NetCurve.se = lambda self: _ORIGINAL["curve_se"](_stripped_curve(self))  # type: ignore[method-assign]
     kit.NetCurve.n_units = property(  # type: ignore[method-assign,assignment]
-        lambda self: {f: int(r.shape[0]) for f, r in self.replicates.items() if MARK not in f}
+        lambda self: _ORIGINAL["n_units"].fget(_stripped_curve(self))
     )
 
 
