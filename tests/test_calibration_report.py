@@ -74,7 +74,10 @@ def test_table_orders_claims_then_templates_and_marks_counts_of_other_code() -> 
     doc = document(
         {
             "S1-speech-transcript-late|bare|ci": entry((0, 20), (20, 20), 20, code="other-code"),
-            "T1-paraphrase-closer|shared-suffix|ci": entry((0, 500), (490, 500), 500),
+            "T1-paraphrase-closer|shared-suffix|ci": {
+                **entry((0, 500), (490, 500), 500),
+                "carried": [{"from": "2229bb50d5", "to": "abc", "commit": "x", "at": "now", "decisions": 20}],
+            },
             "T1-paraphrase-closer|bare|ci": entry((0, 500), (490, 500), 500),
             "M1-modality-separate|shared-suffix|ci": {
                 "status": "not calibrated: no base latents for crossmodal"
@@ -95,6 +98,7 @@ def test_table_orders_claims_then_templates_and_marks_counts_of_other_code() -> 
     assert cells["seeds"] == "500" and cells["power status"] == "meets" and cells["code"] == "current"
     assert cells["size"] == "ci" and cells["boundary null holds (FPR)"].startswith("0.1: 0/500")
     assert "other (other-co)" in lines[2] and "not calibrated" in lines[4]
+    assert "current (carried from 2229bb50: 20 decisions replayed)" in lines[1]
 
 
 def test_cells_read_each_template_and_mark_misses() -> None:

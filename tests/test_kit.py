@@ -71,6 +71,41 @@ def test_skewed_units_widen_only_the_side_they_point_to() -> None:
     assert mirrored.bounds(0.05) == pytest.approx((-high, -low))
 
 
+def test_restricted_bounds_are_the_inverted_score_test() -> None:
+    """An equivalence test's bounds (``restricted``) invert the score test: the replicates' variance about the
+    value tested, ``se^2 + (value - theta)^2 / df``, puts them ``t / sqrt(1 - t^2 / df)`` standard errors out
+    (plus the same one-sided skew widening); p-values are the levels at which they meet a threshold, and too few
+    units for any sample to reach the bound give an infinite one."""
+    x = np.random.default_rng(3).lognormal(0.0, 0.8, size=12)
+    reps = np.array([(x.sum() - xi) / (x.size - 1) for xi in x])
+    plain = kit.Estimate(value=float(x.mean()), replicates={"unit": reps}, null=np.zeros(1))
+    score = kit.Estimate(value=plain.value, replicates={"unit": reps}, null=np.zeros(1), restricted=True)
+    t = sp.t.ppf(0.95, 11)
+    inflated = t / np.sqrt(1 - t * t / 11)
+    low, high = score.bounds(0.05)
+    assert low == pytest.approx(score.value - inflated * score.se)
+    widen = max(score.skew, 0.0) * (2 * t * t + 1)
+    assert high == pytest.approx(score.value + (inflated + widen) * score.se)
+    assert high - plain.bounds(0.05)[1] == pytest.approx((inflated - t) * score.se)
+    for theta, bound in ((high, "upper"), (low, "lower")):
+        p = score.p_less(theta) if bound == "upper" else score.p_greater(theta)
+        assert p == pytest.approx(0.05), bound
+    # the score statistic itself, without skew: (theta - value) / sqrt(se^2 + (theta - value)^2 / df)
+    flat = kit.Estimate(0.0, {"unit": np.linspace(-1, 1, 12)}, np.zeros(1), restricted=True)
+    d = 3 * flat.se
+    assert flat.p_less(d) == pytest.approx(sp.t.sf(d / np.sqrt(flat.se**2 + d * d / 11), 11))
+    assert flat.power(10 * flat.se, 0.05) < kit.Estimate(0.0, flat.replicates, flat.null).power(
+        10 * flat.se, 0.05
+    )
+    few = kit.Estimate(0.0, {"unit": np.array([-1.0, 0.0, 1.0, 0.5])}, np.zeros(1), restricted=True)
+    assert (
+        few.bounds(0.05)[1] == np.inf
+    )  # t(3) = 2.35, t^2 > 3: four units never show an effect below a margin
+    both = Reduction("max", (plain, plain), ("a", "b")).restricted()
+    assert all(part.restricted for part in both.parts)
+    assert apply(np.subtract, score, plain).restricted
+
+
 def test_two_crossed_units_add_their_variances() -> None:
     rng = np.random.default_rng(1)
     a, b = rng.normal(size=6), rng.normal(size=5)
@@ -238,3 +273,34 @@ def test_layer_weights_mean_and_contrast() -> None:
     assert np.allclose(w, [0.5, 0.5, 0.0, -1.0, 0.0])
     with pytest.raises(ValueError):
         layer_weights(3, [])
+
+
+def test_an_absence_verdict_reads_the_score_bound() -> None:
+    """An upper bound that the plain interval puts below epsilon but the score test does not leaves the absence
+    inconclusive; the decision's bounds and p-value are the score test's."""
+    from benchmark.claims.registry import get_claim
+    from benchmark.claims.verdict import decide
+
+    rule = get_claim("S6-speech-no-crosslingual-semantics").rule
+    reps = np.linspace(0.06, 0.08, 12)
+    plain = Estimate(0.058, {"unit": reps}, np.zeros(3))
+    room = (rule.epsilon - plain.value) / plain.se  # the plain bound sits t(11) = 1.80 se out
+    assert sp.t.ppf(0.95, 11) < room < sp.t.ppf(0.95, 11) / np.sqrt(1 - sp.t.ppf(0.95, 11) ** 2 / 11)
+    assert plain.bounds(rule.alpha)[1] < rule.epsilon
+    decision = decide(rule, Reduction("single", (plain,), ("middle",)), reference_verdict="holds")
+    assert decision.verdict == "inconclusive" and decision.bounds.high >= rule.epsilon
+    assert decision.p_value == pytest.approx(Estimate(0.058, plain.replicates, plain.null, True).p_less(0.1))
+
+
+def test_too_few_units_leave_an_absence_inconclusive_with_finite_numbers() -> None:
+    """Four units (t(3)^2 > 3): the score bound is unbounded, so the verdict is inconclusive, never an error,
+    and the record keeps the plain bounds (JSON has no infinity)."""
+    from benchmark.claims.registry import get_claim
+    from benchmark.claims.verdict import decide
+
+    rule = get_claim("S6-speech-no-crosslingual-semantics").rule
+    few = Estimate(0.01, {"unit": np.array([0.0, 0.01, 0.02, 0.01])}, np.zeros(3))
+    decision = decide(rule, Reduction("single", (few,), ("middle",)), reference_verdict="holds")
+    assert decision.verdict == "inconclusive" and "unbounded" in decision.reason
+    assert np.isfinite([decision.bounds.low, decision.bounds.high, decision.p_value, decision.power]).all()
+    assert decision.bounds.high < rule.epsilon  # the plain bound alone would have passed it

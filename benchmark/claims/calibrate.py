@@ -16,8 +16,8 @@ are decided as if their positive references held: the control isolates the equiv
 
 from __future__ import annotations
 
-import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -28,17 +28,17 @@ import numpy as np
 from filelock import FileLock
 from scipy.stats import beta
 
-from benchmark.claims.controls import Population, draw_sample, solved_population
+from benchmark.claims.controls import SEEDS_PER_POPULATION, Population, draw_sample, solved_population
+from benchmark.claims.controls import population_seed as _population_seed
 from benchmark.claims.data import Budget, ClaimData
 from benchmark.claims.evaluate import CALIBRATION_FILE, decide_measured, measure, verdict_code_sha256
+from benchmark.claims.replay import REPLAY_SEEDS, decision_row, digest
 from benchmark.claims.spec import ClaimSpec
 from benchmark.core.provenance import git_commit, library_versions, utc_now
 
 FPR_TARGET = 0.05
 POWER_TARGET = 0.80
 SEEDS_REQUIRED = 500
-#: Seeds drawn from one population before the next shuffle and plant.
-SEEDS_PER_POPULATION = 50
 
 
 def clopper_pearson(successes: int, trials: int, *, confidence: float = 0.95) -> tuple[float, float]:
@@ -141,11 +141,6 @@ def unit_sizes(spec: ClaimSpec, sample_like: ClaimData) -> dict[str, int]:
     return {u: len(set(sample_like.labels(u).astype(str).tolist())) for u in units}
 
 
-def _population_seed(spec: ClaimSpec, template: str, index: int) -> list[int]:
-    digest = int(hashlib.sha256(f"{spec.id}|{template}|{index}".encode()).hexdigest()[:12], 16)
-    return [digest, index]
-
-
 def run_controls(
     spec: ClaimSpec,
     pool: ClaimData,
@@ -162,6 +157,7 @@ def run_controls(
     targets = {"boundary_null": rule.boundary, "positive": rule.positive_size}
     populations: dict[str, list[dict[str, float]]] = {"boundary_null": [], "positive": []}
     failures: list[str] = []
+    replay_rows: list[list[Any]] = []
     cached: dict[int, tuple[Population, dict[str, tuple[float, float]]] | None] = {}
     for seed in range(first_seed, first_seed + seeds):
         index = seed // seeds_per_population
@@ -198,6 +194,8 @@ def run_controls(
             decision = decide_measured(spec, measured, model=pool.model, reference_verdict="holds")
             b = decision.bounds
             tallies[name].add(decision.verdict, b.value, b.low, b.high, effect, seed)
+            if seed < first_seed + REPLAY_SEEDS:
+                replay_rows.append(decision_row(seed, name, decision, effect))
     return _summary(
         tallies["boundary_null"],
         tallies["positive"],
@@ -211,6 +209,12 @@ def run_controls(
             "pool_samples": len(pool.samples),
             "populations": populations,
             "redrawn_shuffles": _redrawn(populations),
+            "replay": {
+                "seeds": sorted({r[0] for r in replay_rows}),
+                "digest": digest(replay_rows),
+                "code": verdict_code_sha256(),
+                "rows": replay_rows,
+            },
         },
         alpha=rule.alpha,
     )
@@ -302,6 +306,9 @@ def merge_entries(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | 
         alpha=new["coverage"]["nominal"],
     )
     merged["plant_failures"] = old["plant_failures"] + new["plant_failures"]
+    replays = [e["replay"] for e in (old, new) if e.get("replay")]
+    if replays:  # the digest of the lowest seeds, as one run over all the seeds would have recorded it
+        merged["replay"] = min(replays, key=lambda r: r["seeds"][0] if r["seeds"] else math.inf)
     return {
         **{
             k: new[k] for k in ("version", "fingerprint", "code", "pool_model", "template", "size", "created")

@@ -20,6 +20,7 @@ evaluations cost elementwise work, not a distance computation each.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,6 +39,16 @@ SCALE_LIMIT = 512.0
 #: meaning to meaning and speaker to speaker, and an interval calibrated only on effects that are equal in every
 #: unit would hide the skew such differences give an estimate (benchmarks/coverage.py, reports/coverage.md).
 UNIT_SPREAD = 0.5
+
+
+#: Seeds the calibration draws from one population before the next shuffle and plant.
+SEEDS_PER_POPULATION = 50
+
+
+def population_seed(spec: ClaimSpec, template: str, index: int) -> list[int]:
+    """The generator seed of a claim's ``index``-th calibration population under ``template``."""
+    digest = int(hashlib.sha256(f"{spec.id}|{template}|{index}".encode()).hexdigest()[:12], 16)
+    return [digest, index]
 
 
 # ------------------------------------------------------------------------------------------------ shuffles

@@ -62,7 +62,7 @@ def _p_fails(rule: RuleSpec, reduction: Reduction, direction: str | None) -> flo
     if rule.kind == "presence":
         return reduction.p_less(float(rule.delta))  # effect at or below delta
     if rule.kind == "absence":
-        return reduction.p_greater(float(rule.epsilon))  # effect above epsilon
+        return reduction.restricted().p_greater(float(rule.epsilon))  # effect above epsilon
     delta = float(rule.delta)
     if direction == "increase":
         return reduction.p_less(delta)
@@ -90,9 +90,22 @@ def _presence(rule: RuleSpec, reduction: Reduction, alpha: float) -> Decision:
 
 
 def _absence(rule: RuleSpec, reduction: Reduction, alpha: float, reference: Verdict | None) -> Decision:
+    """Equivalence test: the bounds studentised as a score test (``Reduction.restricted``), since the plain
+    upper bound is anti-conservative where the standard error shrinks with the estimate."""
     eps = float(rule.epsilon)  # validated by RuleSpec
+    plain = reduction.bounds(alpha)
+    reduction = reduction.restricted()
     b = reduction.bounds(alpha)
     p = reduction.p_less(eps)
+    if _finite(plain) and not _finite(b):  # t^2 >= df: the score bound is unbounded, and records need numbers
+        return Decision(
+            "inconclusive",
+            f"{_describe(plain, alpha)} (plain studentised): with {b.df:.1f} degrees of freedom no sample can "
+            f"show an effect below epsilon={eps:g} (the equivalence test's score bound is unbounded)",
+            plain,
+            p,
+            0.0,
+        )
     if not _finite(b):
         return Decision("error", f"non-finite effect or bounds {b}", b, p)
     power = reduction.power(eps, alpha)

@@ -312,6 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["bare", "shared-suffix"],
         help="only these templates (repeatable). Default: every template each claim runs under",
     )
+    calibrate.add_argument(
+        "--replay",
+        action="store_true",
+        help="draw no new seeds: replay each entry's recorded seeds with this code and carry the entries whose "
+        "decisions it reproduces bit for bit (after a change of verdict code meant to leave verdicts alone)",
+    )
     calibrate.add_argument("--results", type=Path, default=Path("results"), help="Default: %(default)r")
     _add_run_options(calibrate)
     calibrate.set_defaults(func=_cmd_calibrate)

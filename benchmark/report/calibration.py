@@ -71,11 +71,17 @@ def _spread(row: Mapping[str, Any]) -> str:
 
 
 def _code_cell(entry: Mapping[str, Any], current: str | None) -> str:
-    """Whether the entry's counts came from the code checked out now (only those add up with new seeds)."""
+    """Whether the entry's counts came from the code checked out now (only those add up with new seeds), or were
+    carried to it by a replay that reproduced their seeds' decisions (``benchmark.claims.replay``)."""
     code = entry.get("code")
     if code is None:
         return "unrecorded"
-    return "current" if code == current else f"other ({code[:8]})"
+    if code != current:
+        return f"other ({code[:8]})"
+    trail = entry.get("carried") or []
+    if not trail:
+        return "current"
+    return f"current (carried from {str(trail[0]['from'])[:8]}: {trail[-1]['decisions']} decisions replayed)"
 
 
 def _split(key: str) -> tuple[str, str, str]:
@@ -220,7 +226,9 @@ def calibration_markdown(document: Mapping[str, Any], *, source: str, current_co
             f"Clopper-Pearson bound at least {targets.get('power', 0.8):.0%}, at {SEEDS_REQUIRED} seeds. "
             "`coverage misses`: the share of seeds whose lower bound lay above the planted population effect "
             "(low) or whose upper bound lay below it (high), nominal alpha each. `code`: whether the counts came "
-            "from the code checked out when this page was written (only such counts add up with new seeds).",
+            "from the code checked out when this page was written (only such counts add up with new seeds); "
+            "`carried`: made by earlier code whose decisions this code reproduced bit for bit on the entry's "
+            "first seeds (`lalm-bench calibrate --replay`; `benchmark/claims/replay.py`).",
             "",
             calibration_table(document, current_code=current_code),
             "",

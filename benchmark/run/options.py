@@ -76,6 +76,8 @@ class CalibrateOptions:
     out: Path | None = None
     jobs: int = 1
     quiet: bool = False
+    #: replay each entry's recorded seeds instead of drawing new ones, carrying entries this code reproduces
+    replay: bool = False
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
             out=None if args.out is None else Path(args.out),
             jobs=args.jobs,
             quiet=quiet,
+            replay=bool(getattr(args, "replay", False)),
         )
     if command == "consistency":
         return ConsistencyOptions(

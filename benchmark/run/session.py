@@ -631,6 +631,8 @@ def calibrate_main(options: CalibrateOptions) -> int:
             continue
         for pool in calibration_pools(session, spec, list(options.models) or None, templates):
             tasks.append((spec, pool, calibration_sizes(spec, pool, size)))
+    if options.replay:
+        return replay_entries(tasks, size, out)
     if options.jobs == 1:
         for spec, pool, sizes in tasks:
             calibrate_claim(
@@ -664,6 +666,39 @@ def calibrate_main(options: CalibrateOptions) -> int:
                 f"power {row['positive']['rate']:.3f} (seeds {row['seeds']})"
             )
     return 0
+
+
+def replay_entries(tasks: list[tuple[ClaimSpec, ClaimData, dict[str, int]]], size: str, out: Path) -> int:
+    """``lalm-bench calibrate --replay``: each task's entry replayed with this code and carried where its recorded
+    decisions come back bit for bit (:mod:`benchmark.claims.replay`). Exit 1 when any entry could not be."""
+    from benchmark.claims.calibrate import entry_key
+    from benchmark.claims.evaluate import verdict_code_sha256
+    from benchmark.claims.replay import carry, replay_seeds, seed_rows, update_entries
+
+    code = verdict_code_sha256()
+    entries = json.loads(out.read_text(encoding="utf-8"))["entries"] if out.exists() else {}
+    status = 0
+    for spec, pool, sizes in tasks:
+        key = entry_key(spec.id, pool.template, size)
+        entry = entries.get(key)
+        if entry is None:
+            message, carried = "no entry to replay", None
+        elif entry.get("fingerprint") != spec.fingerprint():
+            message, carried = "the claim's definition changed since: recalibrate", None
+        elif entry.get("sizes") != sizes or entry.get("pool_model") != pool.model:
+            message, carried = (
+                f"sample {entry.get('sizes')} of {entry.get('pool_model')} no longer the {size} size "
+                f"({sizes} of {pool.model}): recalibrate",
+                None,
+            )
+        else:
+            rows = seed_rows(spec, pool, sizes, replay_seeds(entry), Budget.for_profile(entry["budget"]))
+            carried, message = carry(entry, rows, code=code, commit=git_commit(), when=utc_now())
+        if carried is not None and carried is not entry:
+            update_entries(out, lambda es, k=key, c=carried: {**es, k: c})
+        status = max(status, int(carried is None and entry is not None))  # a missing entry is not a failure
+        print(f"{spec.id:42s} {pool.template:13s} {size}: {message}")
+    return status
 
 
 def _profile_records(options: SessionOptions, models: list[str]) -> list[ClaimRecord]:

@@ -34,9 +34,10 @@ estimates (``difference``, ``ratio``) are applied to the estimate and to every r
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+from scipy import optimize as _sp_optimize
 from scipy import stats as _sp
 
 from ._checks import as_layers, check_positive_int, check_rng
@@ -65,11 +66,15 @@ class Estimate:
     null : array [P]
         The estimate under the permuted labellings, centred on the null mean (the "no structure at all" null,
         for a secondary p-value only: the claim's hypothesis is about the interval).
+    restricted : bool
+        Studentise with the variance the replicates have about the value tested (the score test's variance,
+        :meth:`restricted_bounds`) instead of about the estimate: the convention of equivalence tests.
     """
 
     value: float
     replicates: dict[str, np.ndarray] = field(repr=False)
     null: np.ndarray = field(repr=False)
+    restricted: bool = False
 
     def _parts(self) -> list[tuple[float, int]]:
         """``(variance contribution, n_f)`` per unit factor."""
@@ -126,11 +131,25 @@ class Estimate:
     def p_greater(self, threshold: float) -> float:
         """One-sided p-value of "effect <= threshold" against "effect > threshold": the level at which the lower
         bound meets the threshold."""
-        return _t_tail(self.value - threshold, self.se, self.df, self._widening()[0])
+        return _t_tail(self.value - threshold, self.se, self.df, self._widening()[0], self._score_df())
 
     def p_less(self, threshold: float) -> float:
         """One-sided p-value of "effect >= threshold" against "effect < threshold" (the upper bound's level)."""
-        return _t_tail(threshold - self.value, self.se, self.df, self._widening()[1])
+        return _t_tail(threshold - self.value, self.se, self.df, self._widening()[1], self._score_df())
+
+    def _score_df(self) -> float | None:
+        """The degrees of freedom of the score studentisation when :attr:`restricted`, else None.
+
+        Why: an equivalence test asks whether the effect lies below a margin, and the claims' unit effects are
+        right-skewed (clusters of unequal strength), so a sample that missed the strong units has both a low
+        estimate and a small standard error: the plain upper bound then falls below the truth too often (the
+        calibration's boundary nulls of S6 and M3 held 7-8% at a nominal 5%, with a 0.7 correlation between
+        estimate and standard error). The score test studentises with the replicates' spread about the value
+        tested, ``var_theta = var_J + (estimate - theta)^2 / df``, as the Wilson interval does for a
+        proportion; inverted, its bound sits ``t / sqrt(1 - t^2 / df)`` standard errors from the estimate
+        (1.19x the t quantile at 12 units, 1.04x at 38) and is infinite when ``t^2 >= df``: with that few
+        units no sample can show the effect below a margin."""
+        return self.df if self.restricted else None
 
     def p_structure(self) -> float:
         """Permutation p-value of "no structure at all" (labels exchangeable within strata): ``(b+1)/(B+1)``."""
@@ -153,27 +172,61 @@ class Estimate:
 
     def _multipliers(self, alpha: float) -> tuple[float, float]:
         """Each one-sided bound's distance from the estimate in standard errors: ``t + c (2 t^2 + 1)`` with its
-        side's skew coefficient ``c`` (:meth:`_widening`)."""
+        side's skew coefficient ``c`` (:meth:`_widening`); ``t`` studentised as the score test does when
+        :attr:`restricted` (:meth:`_score_df`)."""
         t = _t_quantile(1.0 - alpha, self.df)
         low_c, high_c = self._widening()
         spread = 2.0 * t * t + 1.0
-        return t + low_c * spread, t + high_c * spread
+        base = _score_multiplier(t, self._score_df())
+        return base + low_c * spread, base + high_c * spread
 
 
-def _t_tail(distance: float, se: float, df: float, widen: float = 0.0) -> float:
-    """``P(T_df > t)`` where ``t + widen (2 t^2 + 1) = distance / se``: the level at which the (widened) bound
-    sits exactly ``distance`` from the estimate. ``t + c (2t^2 + 1)`` increases for ``t > -1/(4c)``; below its
-    minimum (p-values above ~0.95, never a decision) the minimum's level is returned."""
+def _score_multiplier(t: float, score_df: float | None) -> float:
+    """``t``, or the score test's ``t / sqrt(1 - t^2 / df)`` (infinite when ``t^2 >= df``)."""
+    if score_df is None:
+        return t
+    room = 1.0 - t * t / score_df
+    return float(t / np.sqrt(room)) if room > 0 else float("inf")
+
+
+def _t_tail(
+    distance: float, se: float, df: float, widen: float = 0.0, score_df: float | None = None
+) -> float:
+    """``P(T_df > t)`` where ``m(t) + widen (2 t^2 + 1) = distance / se``, ``m`` the identity or the score
+    studentisation (:func:`_score_multiplier`): the level at which the (widened) bound sits exactly
+    ``distance`` from the estimate. ``t + c (2t^2 + 1)`` increases for ``t > -1/(4c)``; below its minimum
+    (p-values above ~0.95, never a decision) the minimum's level is returned."""
     if not (np.isfinite(se) and se > 0):
         return 0.0 if distance > 0 else 1.0
     dist = _sp.t(df) if np.isfinite(df) else _sp.norm()
     x = distance / se
+    if score_df is not None:
+        return float(dist.sf(_score_level(x, score_df, widen)))
     if widen <= 0.0:
         return float(dist.sf(x))
     disc = 1.0 - 8.0 * widen * (widen - x)
     # the root (-1 + sqrt(disc)) / (4 widen), written without cancellation for a tiny widen
     t = 2.0 * (x - widen) / (1.0 + np.sqrt(disc)) if disc >= 0 else -1.0 / (4.0 * widen)
     return float(dist.sf(t))
+
+
+def _score_level(x: float, score_df: float, widen: float) -> float:
+    """The ``t`` at which the score-studentised, skew-widened bound sits ``x`` standard errors away: the root of
+    ``t / sqrt(1 - t^2 / df) + widen (2 t^2 + 1) = x`` on ``(-sqrt(df), sqrt(df))``, where the left side
+    increases from its minimum (the minimum's ``t`` when ``x`` lies below it, as for the plain bound)."""
+    edge = np.sqrt(score_df)
+
+    def side(t: float) -> float:
+        return t / np.sqrt(1.0 - t * t / score_df) + widen * (2.0 * t * t + 1.0) - x
+
+    low, high = -edge * (1.0 - 1e-12), edge * (1.0 - 1e-12)
+    if widen > 0.0:  # the left side's minimum: below it the bound never comes closer
+        low = _sp_optimize.minimize_scalar(lambda t: side(t), bounds=(low, 0.0), method="bounded").x
+    if side(low) >= 0.0:
+        return float(low)
+    if side(high) <= 0.0:
+        return float(high)
+    return float(_sp_optimize.brentq(side, low, high, xtol=1e-14))
 
 
 def _check_alpha(alpha: float) -> None:
@@ -201,7 +254,7 @@ def apply(fn: Callable[..., np.ndarray | float], *estimates: Estimate) -> Estima
         all="ignore"
     ):  # a label-free statistic's null is 0: its ratios are undefined, not errors
         null = np.asarray(fn(*[e.null for e in estimates]), dtype=float)
-    return Estimate(value=value, replicates=reps, null=null)
+    return Estimate(value=value, replicates=reps, null=null, restricted=any(e.restricted for e in estimates))
 
 
 def difference(a: Estimate, b: Estimate) -> Estimate:
@@ -527,6 +580,11 @@ class Reduction:
             raise ValueError("reduction 'single' takes exactly one part")
         if self.kind in REDUCE_FUNCTIONS and len(self.parts) != 2:
             raise ValueError(f"reduction {self.kind!r} takes exactly two parts")
+
+    def restricted(self) -> Reduction:
+        """The same reduction with every part studentised as an equivalence test does (:class:`Estimate`'s
+        ``restricted``)."""
+        return replace(self, parts=tuple(replace(p, restricted=True) for p in self.parts))
 
     @property
     def combined(self) -> Estimate | None:
