@@ -113,16 +113,18 @@ def _seed(spec: Any, pool: Any, sizes: dict[str, int], seed: int, budget: Any) -
 
 
 def upper_bound(part: dict[str, Any], variant: str, alpha: float) -> tuple[float, float]:
-    """``(upper bound, se)`` of one part from its replicates (one unit factor), by ``variant``."""
-    (reps,) = [np.asarray(r, dtype=float) for r in part["replicates"].values()]
-    n = reps.size
-    se = float(np.sqrt((n - 1) / n * ((reps - reps.mean()) ** 2).sum()))
-    t = float(stats.t.ppf(1 - alpha, n - 1))
-    u = (n - 1) * (reps.mean() - reps)
-    skew = float((u**3).sum() / (6 * (u**2).sum() ** 1.5))
-    base = t / np.sqrt(1 - t * t / (n - 1)) if variant.startswith("score") else t
-    widen = max(skew, 0.0) * (2 * t * t + 1) if variant in ("johnson", "score+johnson") else 0.0
-    return part["value"] + (base + widen) * se, se
+    """``(upper bound, se)`` of one part from its replicates, by ``variant``: ``johnson`` and ``score+johnson``
+    are the kit's own bounds (plain and ``restricted``), the two without the skew term drop it from them."""
+    from benchmark.stats import kit
+
+    replicates = {f: np.asarray(r, dtype=float) for f, r in part["replicates"].items()}
+    score = variant.startswith("score")
+    est = kit.Estimate(part["value"], replicates, np.zeros(1), restricted=score)
+    if variant in ("johnson", "score+johnson"):
+        return est.bounds(alpha)[1], est.se
+    t = float(stats.t.ppf(1 - alpha, est.df))
+    base = t / np.sqrt(1 - t * t / est.df) if score else t
+    return est.value + base * est.se, est.se
 
 
 def summarise(result: dict[str, Any]) -> dict[str, Any]:
