@@ -72,8 +72,8 @@ _POPULATIONS: dict[tuple[str, str, int], Any] = {}
 def _seed(spec: Any, pool: Any, sizes: dict[str, int], seed: int, budget: Any) -> list[dict[str, Any]]:
     """One seed's controls, drawn as ``lalm-bench calibrate`` draws them (``benchmark.claims.replay.seed_rows``
     holds the same loop to the calibration's digest)."""
-    from benchmark.claims.calibrate import SEEDS_PER_POPULATION, _population_seed
-    from benchmark.claims.controls import draw_sample, solved_population
+    from benchmark.claims.controls import SEEDS_PER_POPULATION, draw_sample, solved_population
+    from benchmark.claims.controls import population_seed as _population_seed
     from benchmark.claims.evaluate import decide_measured, measure
 
     index = seed // SEEDS_PER_POPULATION

@@ -240,8 +240,8 @@ def run(
     """Both variants' decisions on the calibration's populations of one claim and template; ``perm_replicate``
     overrides the budget's permutations per jackknife replicate (the Monte-Carlo noise of each replicate's
     chance level, which the delete-two contrast amplifies)."""
-    from benchmark.claims.calibrate import SEEDS_PER_POPULATION, _population_seed
-    from benchmark.claims.controls import draw_sample, solved_population
+    from benchmark.claims.controls import SEEDS_PER_POPULATION, draw_sample, solved_population
+    from benchmark.claims.controls import population_seed as _population_seed
     from benchmark.claims.data import Budget
     from benchmark.claims.evaluate import decide_measured, measure
     from benchmark.claims.registry import all_claims

@@ -22,11 +22,12 @@ TARGETS = {"false_positive_rate": 0.05, "power": 0.8, "seeds_required": 500}
 
 
 def tally(holds: int, trials: int, truth: float = 0.1) -> ControlTally:
-    """``holds`` of ``trials`` seeds held; estimates spread around the planted population effect."""
+    """``holds`` of ``trials`` seeds held, spread evenly over the seeds (so over populations); estimates spread
+    around the planted population effect."""
     out = ControlTally()
     for i in range(trials):
         out.add(
-            "holds" if i < holds else "inconclusive",
+            "holds" if (i * holds) % trials < holds else "inconclusive",
             truth + 0.01 * (i % 5 - 2),
             truth - 0.05,
             truth + 0.05,
@@ -41,6 +42,7 @@ def entry(null: tuple[int, int], pos: tuple[int, int], seeds: int, **extra: obje
         tally(*pos, truth=0.2),
         seed_ranges=[[0, seeds]],
         failures=[],
+        population_size=50,
         extra={
             "boundary": 0.1,
             "positive_size": 0.2,

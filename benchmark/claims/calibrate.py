@@ -6,10 +6,17 @@ are planted and scaled so that the *population effect* at the calibrated sample 
 (delta, or epsilon for absence claims: the boundary null) or ``power_at`` (0 for absence claims: the positive
 control). Each seed draws a fresh sample of design units of that size from the population and decides it with
 the claim's own measure, interval and rule, so the estimates scatter around the planted value and the share of
-seeds that hold measures the test's size and power. Every ``SEEDS_PER_POPULATION`` seeds use a new population
-(another shuffle and other plant directions), so the rates do not rest on one shuffle.
+seeds that hold measures the test's size and power. Every ``seeds_per_population`` seeds (50 at the ci size, 20
+at the full size: :func:`benchmark.claims.controls.seeds_per_population`) use a new population (another shuffle
+and other plant directions), so the rates do not rest on one shuffle.
 
-Targets: false-positive rate <= 5% (point estimate; Clopper-Pearson bounds recorded), power's lower bound >= 80%.
+Seeds of one population are not independent trials: they share its plant, and one population can hold 0 of 50
+seeds where another holds 8. So the rates' intervals are Clopper-Pearson intervals at the effective number of
+seeds that the spread of the populations' own rates allows (:func:`clustered_interval`), recorded beside the
+interval that treats every seed as independent. Entries made before each seed's verdict was recorded keep only
+the latter, and say so.
+
+Targets: false-positive rate <= 5% (point estimate; its interval recorded), power's lower bound >= 80%.
 Coverage: how often each one-sided bound misses the planted population effect (nominal: alpha). Absence claims
 are decided as if their positive references held: the control isolates the equivalence test itself.
 """
@@ -27,12 +34,12 @@ from typing import Any
 import numpy as np
 from filelock import FileLock
 from scipy.stats import beta
+from scipy.stats import t as student_t
 
-from benchmark.claims.controls import SEEDS_PER_POPULATION, Population, draw_sample, solved_population
-from benchmark.claims.controls import population_seed as _population_seed
+from benchmark.claims.controls import SEEDS_PER_POPULATION, population_size_of
 from benchmark.claims.data import Budget, ClaimData
-from benchmark.claims.evaluate import CALIBRATION_FILE, decide_measured, measure, verdict_code_sha256
-from benchmark.claims.replay import REPLAY_SEEDS, decision_row, digest
+from benchmark.claims.evaluate import CALIBRATION_FILE, verdict_code_sha256
+from benchmark.claims.replay import REPLAY_SEEDS, control_decisions, decision_row, digest
 from benchmark.claims.spec import ClaimSpec
 from benchmark.core.provenance import git_commit, library_versions, utc_now
 
@@ -51,6 +58,35 @@ def clopper_pearson(successes: int, trials: int, *, confidence: float = 0.95) ->
     return low, high
 
 
+def clustered_interval(
+    held: list[int], clusters: list[int], *, confidence: float = 0.95
+) -> tuple[float, float, float]:
+    """``(low, high, design effect)`` of a rate whose trials come in correlated clusters (populations).
+
+    Korn and Graubard's (1998) interval for proportions from clustered samples: the Clopper-Pearson interval at
+    the effective sample size ``p (1 - p) / v``, with ``v`` the between-cluster (ratio-estimator) variance of
+    the rate, scaled by ``(t_{n-1} / t_{k-1})^2`` for the ``k - 1`` degrees of freedom that ``v`` rests on and
+    never above ``n``. At a rate of 0 or 1 ``v`` is 0 and the effective size is ``n`` (with the same scaling).
+    Written here because statsmodels' ``proportion_confint`` has no clustered method."""
+    y = np.asarray(held, dtype=float)
+    n = y.size
+    _, which = np.unique(np.asarray(clusters), return_inverse=True)
+    k = int(which.max()) + 1 if n else 0
+    if n == 0 or k < 2:  # one population: its spread between populations is unknown
+        return 0.0, 1.0, math.inf
+    p = float(y.mean())
+    sums, sizes = np.bincount(which, weights=y), np.bincount(which)
+    variance = k / (k - 1) * float(np.sum((sums - p * sizes) ** 2)) / n**2
+    design_effect = max(1.0, variance / (p * (1 - p) / n)) if 0.0 < p < 1.0 else 1.0
+    tail = (1 - confidence) / 2
+    scale = (student_t.ppf(1 - tail, n - 1) / student_t.ppf(1 - tail, k - 1)) ** 2
+    n_eff = min(float(n), n / design_effect * scale)
+    x = p * n_eff
+    low = 0.0 if x <= 0.0 else float(beta.ppf(tail, x, n_eff - x + 1))
+    high = 1.0 if x >= n_eff else float(beta.ppf(1 - tail, x + 1, n_eff - x))
+    return low, high, design_effect
+
+
 @dataclass
 class ControlTally:
     """Counts of one control over seeds: holds, trials, bound misses of the planted effect, the estimates."""
@@ -63,6 +99,8 @@ class ControlTally:
     truths: list[float] = field(default_factory=list)
     #: the seed of each estimate: merged runs finish in any order, and the raw lists stay in seed order
     seeds: list[int] = field(default_factory=list)
+    #: 1 where the seed's verdict was ``holds`` (None for entries recorded before verdicts were kept per seed)
+    held: list[int] | None = field(default_factory=list)
 
     def add(
         self, verdict: str, value: float, low: float, high: float, truth: float, seed: int | None = None
@@ -74,6 +112,8 @@ class ControlTally:
         self.estimates.append(float(value))
         self.truths.append(float(truth))
         self.seeds.append(len(self.seeds) if seed is None else int(seed))
+        if self.held is not None:
+            self.held.append(int(verdict == "holds"))
 
     def plus(self, other: ControlTally) -> ControlTally:
         """Both tallies' counts, the raw lists in seed order (the runs' seeds are disjoint)."""
@@ -82,6 +122,7 @@ class ControlTally:
         def pick(values: list[Any]) -> list[Any]:
             return [values[i] for i in order]
 
+        both = None if self.held is None or other.held is None else pick(self.held + other.held)
         return ControlTally(
             self.holds + other.holds,
             self.trials + other.trials,
@@ -90,10 +131,30 @@ class ControlTally:
             pick(self.estimates + other.estimates),
             pick(self.truths + other.truths),
             pick(self.seeds + other.seeds),
+            both,
         )
 
-    def as_dict(self) -> dict[str, Any]:
-        low, high = clopper_pearson(self.holds, self.trials)
+    def intervals(self, population_size: int) -> dict[str, Any]:
+        """The rate's interval over populations of ``population_size`` seeds where each seed's verdict is known,
+        beside the one that treats the seeds as independent."""
+        independent = list(clopper_pearson(self.holds, self.trials))
+        if self.held is None or len(self.held) != self.trials:
+            return {
+                "ci95": independent,
+                "ci95_seeds_independent": independent,
+                "interval": "seeds taken as independent (the entry predates per-seed verdicts)",
+            }
+        populations = [s // population_size for s in self.seeds]
+        low, high, design_effect = clustered_interval(self.held, populations)
+        return {
+            "ci95": [low, high],
+            "ci95_seeds_independent": independent,
+            "interval": "clustered by population (Korn-Graubard)",
+            "interval_populations": len(set(populations)),
+            "design_effect": design_effect,
+        }
+
+    def as_dict(self, population_size: int = SEEDS_PER_POPULATION) -> dict[str, Any]:
         est = np.asarray(self.estimates, dtype=float)
         spread = (
             {
@@ -109,7 +170,7 @@ class ControlTally:
             "holds": self.holds,
             "trials": self.trials,
             "rate": self.holds / max(self.trials, 1),
-            "ci95": [low, high],
+            **self.intervals(population_size),
             "coverage_misses": {
                 "lower_above_truth": self.low_above_truth,
                 "upper_below_truth": self.high_below_truth,
@@ -119,6 +180,7 @@ class ControlTally:
                 "estimates": [round(v, 6) for v in self.estimates],
                 "truths": [round(v, 6) for v in self.truths],
                 "seeds": list(self.seeds),
+                **({"held": list(self.held)} if self.held is not None else {}),
             },
         }
 
@@ -132,6 +194,7 @@ class ControlTally:
             estimates=list(row["raw"]["estimates"]),
             truths=list(row["raw"]["truths"]),
             seeds=list(row["raw"].get("seeds", range(row["trials"]))),
+            held=list(row["raw"]["held"]) if "held" in row["raw"] else None,
         )
 
 
@@ -158,55 +221,51 @@ def run_controls(
     populations: dict[str, list[dict[str, float]]] = {"boundary_null": [], "positive": []}
     failures: list[str] = []
     replay_rows: list[list[Any]] = []
-    cached: dict[int, tuple[Population, dict[str, tuple[float, float]]] | None] = {}
-    for seed in range(first_seed, first_seed + seeds):
-        index = seed // seeds_per_population
-        if index not in cached:
-            cached.clear()
-            try:
-                pop, solved, redraws = solved_population(
-                    spec, pool, sizes, _population_seed(spec, pool.template, index), targets
-                )
-            except ValueError as exc:  # tallied as failures; its seeds are skipped, not retried
-                failures.append(f"population {index}: {exc}")
-                cached[index] = None
-                continue
-            for name in targets:
-                populations[name].append(
-                    {
-                        "population": index,
-                        "scale": solved[name][0],
-                        "effect": solved[name][1],
-                        "redraws": len(redraws),
-                    }
-                )
-            cached[index] = (pop, solved)
-        if cached[index] is None:
-            continue
-        pop, solved = cached[index]  # type: ignore[misc]
-        rng = np.random.default_rng([seed, 7919])
-        rows = draw_sample(pop.base, sizes, rng)
-        mask = np.isin(np.arange(len(pop.base.samples)), rows)
-        for name, (scale, effect) in solved.items():
-            sample = pop.at(scale).subset(mask)
-            sample.extra["control"] = True
-            measured = measure(spec, sample, budget, np.random.default_rng([seed, 104729]))
-            decision = decide_measured(spec, measured, model=pool.model, reference_verdict="holds")
-            b = decision.bounds
-            tallies[name].add(decision.verdict, b.value, b.low, b.high, effect, seed)
-            if seed < first_seed + REPLAY_SEEDS:
-                replay_rows.append(decision_row(seed, name, decision, effect))
+
+    def planted(index: int, solved: dict[str, tuple[float, float]], redraws: list[Any]) -> None:
+        for name in targets:
+            populations[name].append(
+                {
+                    "population": index,
+                    "scale": solved[name][0],
+                    "effect": solved[name][1],
+                    "redraws": len(redraws),
+                }
+            )
+
+    def failed(
+        index: int, exc: ValueError
+    ) -> None:  # tallied as failures; its seeds are skipped, not retried
+        failures.append(f"population {index}: {exc}")
+
+    decisions = control_decisions(
+        spec,
+        pool,
+        sizes,
+        range(first_seed, first_seed + seeds),
+        budget,
+        seeds_per_population,
+        on_population=planted,
+        on_failure=failed,
+    )
+    for seed, name, decision, effect in decisions:
+        b = decision.bounds
+        tallies[name].add(decision.verdict, b.value, b.low, b.high, effect, seed)
+        if seed < first_seed + REPLAY_SEEDS:
+            replay_rows.append(decision_row(seed, name, decision, effect))
     return _summary(
         tallies["boundary_null"],
         tallies["positive"],
         seed_ranges=[[first_seed, first_seed + seeds]],
         failures=failures,
+        population_size=seeds_per_population,
         extra={
             "boundary": targets["boundary_null"],
             "positive_size": targets["positive"],
             "budget": budget.name,
             "sizes": sizes,
             "pool_samples": len(pool.samples),
+            "seeds_per_population": seeds_per_population,
             "populations": populations,
             "redrawn_shuffles": _redrawn(populations),
             "replay": {
@@ -231,11 +290,12 @@ def _summary(
     *,
     seed_ranges: list[list[int]],
     failures: list[str],
+    population_size: int,
     extra: dict[str, Any],
     alpha: float,
 ) -> dict[str, Any]:
     """One entry: both controls' rates with intervals, coverage, the estimates' spread, the targets' status."""
-    null_row, pos_row = null.as_dict(), pos.as_dict()
+    null_row, pos_row = null.as_dict(population_size), pos.as_dict(population_size)
     seeds = sum(b - a for a, b in seed_ranges)
     trials = null.trials + pos.trials
     coverage = {
@@ -271,13 +331,20 @@ _SAME_RUN = (
 )
 
 
+def _same_run(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Both entries ran the same controls (an entry without a population size used the one all had then)."""
+    return all(old.get(k) == new.get(k) for k in _SAME_RUN) and population_size_of(old) == population_size_of(
+        new
+    )
+
+
 def merge_entries(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
     """``old`` and ``new`` counts added when both ran the same controls on disjoint seeds; else ``None``.
 
     Why: 500 seeds per claim, template and size is hours of CPU; seed ranges (``--first-seed``) run in several
     processes or on several days add up to it.
     """
-    if "boundary_null" not in old or any(old.get(k) != new.get(k) for k in _SAME_RUN):
+    if "boundary_null" not in old or not _same_run(old, new):
         return None
     ordered = sorted([*old["seed_ranges"], *new["seed_ranges"]])
     if any(a[1] > b[0] for a, b in pairwise(ordered)):
@@ -298,8 +365,10 @@ def merge_entries(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | 
         added("positive"),
         seed_ranges=ordered,
         failures=[*old["plant_failure_examples"], *new["plant_failure_examples"]],
+        population_size=population_size_of(new),
         extra={
             **{k: new[k] for k in ("boundary", "positive_size", "budget", "sizes", "pool_samples")},
+            "seeds_per_population": population_size_of(new),
             "populations": populations,
             "redrawn_shuffles": _redrawn(populations),
         },
@@ -348,6 +417,7 @@ def calibrate_claim(
     out: Path = CALIBRATION_FILE,
     first_seed: int = 0,
     all_specs: list[ClaimSpec] | None = None,
+    seeds_per_population: int = SEEDS_PER_POPULATION,
 ) -> dict[str, Any]:
     """Run one claim's controls on one pool and size; merge the entry into the file (under a lock)."""
     from benchmark.claims.registry import all_claims
@@ -362,7 +432,15 @@ def calibrate_claim(
         "template": pool.template,
         "size": size_name,
         "created": utc_now(),
-        **run_controls(spec, pool, sizes, seeds=seeds, budget=budget, first_seed=first_seed),
+        **run_controls(
+            spec,
+            pool,
+            sizes,
+            seeds=seeds,
+            budget=budget,
+            first_seed=first_seed,
+            seeds_per_population=seeds_per_population,
+        ),
     }
     return write_entry(out, entry_key(spec.id, pool.template, size_name), entry, known)
 

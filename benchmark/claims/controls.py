@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -41,8 +42,23 @@ SCALE_LIMIT = 512.0
 UNIT_SPREAD = 0.5
 
 
-#: Seeds the calibration draws from one population before the next shuffle and plant.
+#: Seeds drawn from one population before the next is built, at the ci size; also the size of every entry that
+#: does not record its own (all were made so until the full size moved to ``POPULATION_SEEDS["full"]``).
 SEEDS_PER_POPULATION = 50
+#: Seeds per population by calibrated size. A population costs 3-8 s at the ci size against 0.1-0.4 s a seed,
+#: 20-30 s at the full size against 2-6 s a seed; the full size's 200 seeds then span 10 populations, not 4,
+#: since a rate's interval rests on the number of populations as much as on the number of seeds.
+POPULATION_SEEDS = {"ci": SEEDS_PER_POPULATION, "full": 20}
+
+
+def seeds_per_population(size_name: str) -> int:
+    """Seeds per population at a calibrated size (:data:`POPULATION_SEEDS`)."""
+    return POPULATION_SEEDS.get(size_name, SEEDS_PER_POPULATION)
+
+
+def population_size_of(entry: dict[str, Any]) -> int:
+    """The seeds per population an entry was calibrated with."""
+    return int(entry.get("seeds_per_population", SEEDS_PER_POPULATION))
 
 
 def population_seed(spec: ClaimSpec, template: str, index: int) -> list[int]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +58,23 @@ def digest(rows: Iterable[list[Any]]) -> str:
     return hashlib.sha256(json.dumps(sorted(rows, key=lambda r: (r[0], r[1]))).encode()).hexdigest()
 
 
-def seed_rows(spec: Any, pool: Any, sizes: dict[str, int], seeds: list[int], budget: Any) -> list[list[Any]]:
-    """The decisions of ``seeds`` as ``calibrate.run_controls`` makes them (same populations, draws and
-    generators; ``tests/test_calibration_replay.py`` holds the two to the same digest). Written with the
-    calibration's primitives only, so that it also runs on the code of an older commit
-    (``scripts/record_replay_digests.py``)."""
+def control_decisions(
+    spec: Any,
+    pool: Any,
+    sizes: dict[str, int],
+    seeds: Iterable[int],
+    budget: Any,
+    seeds_per_population: int | None = None,
+    *,
+    on_population: Callable[[int, dict[str, tuple[float, float]], list[Any]], None] | None = None,
+    on_failure: Callable[[int, ValueError], None] | None = None,
+) -> Iterator[tuple[int, str, Any, float]]:
+    """``(seed, control, decision, planted effect)`` for each seed and control, as the calibration decides them:
+    the calibration's loop itself (``calibrate.run_controls`` tallies what it yields), so that a replay cannot
+    drift from it. Uses the calibration's primitives only, so that it also runs on the code of an older commit
+    (``scripts/record_replay_digests.py``). ``seeds_per_population``: the entry's (default: the one all entries
+    used before it was recorded). A population that cannot be planted raises, or with ``on_failure`` is reported
+    there and its seeds are skipped."""
     from benchmark.claims.controls import (
         SEEDS_PER_POPULATION,
         draw_sample,
@@ -71,16 +83,27 @@ def seed_rows(spec: Any, pool: Any, sizes: dict[str, int], seeds: list[int], bud
     )
     from benchmark.claims.evaluate import decide_measured, measure
 
+    per_population = seeds_per_population or SEEDS_PER_POPULATION
     targets = {"boundary_null": spec.rule.boundary, "positive": spec.rule.positive_size}
-    rows: list[list[Any]] = []
     cached: dict[int, Any] = {}
     for seed in seeds:
-        index = seed // SEEDS_PER_POPULATION
+        index = seed // per_population
         if index not in cached:
-            pop, solved, _ = solved_population(
-                spec, pool, sizes, population_seed(spec, pool.template, index), targets
-            )
+            try:
+                pop, solved, redraws = solved_population(
+                    spec, pool, sizes, population_seed(spec, pool.template, index), targets
+                )
+            except ValueError as exc:
+                if on_failure is None:
+                    raise
+                on_failure(index, exc)
+                cached = {index: None}
+                continue
             cached = {index: (pop, solved)}
+            if on_population is not None:
+                on_population(index, solved, redraws)
+        if cached[index] is None:
+            continue
         pop, solved = cached[index]
         rng = np.random.default_rng([seed, 7919])
         mask = np.isin(np.arange(len(pop.base.samples)), draw_sample(pop.base, sizes, rng))
@@ -88,9 +111,29 @@ def seed_rows(spec: Any, pool: Any, sizes: dict[str, int], seeds: list[int], bud
             sample = pop.at(scale).subset(mask)
             sample.extra["control"] = True
             measured = measure(spec, sample, budget, np.random.default_rng([seed, 104729]))
-            decision = decide_measured(spec, measured, model=pool.model, reference_verdict="holds")
-            rows.append(decision_row(seed, name, decision, effect))
-    return rows
+            yield (
+                seed,
+                name,
+                decide_measured(spec, measured, model=pool.model, reference_verdict="holds"),
+                effect,
+            )
+
+
+def seed_rows(
+    spec: Any,
+    pool: Any,
+    sizes: dict[str, int],
+    seeds: list[int],
+    budget: Any,
+    seeds_per_population: int | None = None,
+) -> list[list[Any]]:
+    """The full-precision decisions of ``seeds`` (:func:`control_decisions`), as a digest covers them."""
+    return [
+        decision_row(seed, name, decision, effect)
+        for seed, name, decision, effect in control_decisions(
+            spec, pool, sizes, seeds, budget, seeds_per_population
+        )
+    ]
 
 
 def replay_seeds(entry: dict[str, Any]) -> list[int]:

@@ -93,21 +93,22 @@ def _absence(rule: RuleSpec, reduction: Reduction, alpha: float, reference: Verd
     """Equivalence test: the bounds studentised as a score test (``Reduction.restricted``), since the plain
     upper bound is anti-conservative where the standard error shrinks with the estimate."""
     eps = float(rule.epsilon)  # validated by RuleSpec
-    plain = reduction.bounds(alpha)
-    reduction = reduction.restricted()
-    b = reduction.bounds(alpha)
-    p = reduction.p_less(eps)
-    if _finite(plain) and not _finite(b):  # t^2 >= df: the score bound is unbounded, and records need numbers
-        return Decision(
-            "inconclusive",
-            f"{_describe(plain, alpha)} (plain studentised): with {b.df:.1f} degrees of freedom no sample can "
-            f"show an effect below epsilon={eps:g} (the equivalence test's score bound is unbounded)",
-            plain,
-            p,
-            0.0,
-        )
+    score = reduction.restricted()
+    b = score.bounds(alpha)
+    p = score.p_less(eps)
     if not _finite(b):
+        plain = reduction.bounds(alpha)  # t^2 >= df: the score bound is unbounded, and records need numbers
+        if _finite(plain):
+            return Decision(
+                "inconclusive",
+                f"{_describe(plain, alpha)} (plain studentised): with {b.df:.1f} degrees of freedom no sample "
+                f"can show an effect below epsilon={eps:g} (the equivalence test's score bound is unbounded)",
+                plain,
+                p,
+                0.0,
+            )
         return Decision("error", f"non-finite effect or bounds {b}", b, p)
+    reduction = score
     power = reduction.power(eps, alpha)
     text = _describe(b, alpha)
     if b.low > eps:

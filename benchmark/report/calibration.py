@@ -1,5 +1,5 @@
 """The committed calibration file as a table: per claim, template and size its seeds, false-positive rate, power
-and coverage, with Clopper-Pearson intervals and whether each target is met.
+and coverage, with their intervals (over populations where recorded) and whether each target is met.
 
 Why apart from ``benchmark.claims.calibrate``: that module runs controls and must stay byte-stable while a
 long calibration adds seed ranges (its code hash gates the merge); wording and layout live here.
@@ -21,8 +21,13 @@ SEEDS_REQUIRED = 500
 
 
 def _rate(row: Mapping[str, Any]) -> str:
+    """Holds over trials with the interval, and what it rests on: the populations where each seed's verdict was
+    recorded (seeds of one population are correlated), else seeds taken as independent (``†``: too narrow)."""
     low, high = row["ci95"]
-    return f"{row['holds']}/{row['trials']} = {row['rate']:.1%} [{low:.1%}, {high:.1%}]"
+    text = f"{row['holds']}/{row['trials']} = {row['rate']:.1%} [{low:.1%}, {high:.1%}]"
+    if "interval_populations" in row:
+        return f"{text} over {row['interval_populations']} populations"
+    return f"{text}†"
 
 
 def fpr_status(entry: Mapping[str, Any], target: float) -> str:
@@ -220,10 +225,17 @@ def calibration_markdown(document: Mapping[str, Any], *, source: str, current_co
             "or max of the parts' means, the truth an intersection-union rule decides) is the rule's boundary (the boundary "
             "null: delta, or epsilon for absence claims) or `power_at` (the positive control; 0 for absence). Each "
             "seed draws a fresh sample of design units of that size and decides it with the claim's own rule and "
-            "interval; every 50 seeds use a new shuffle and new plant directions.",
+            "interval; every 50 seeds (20 at the full size, for entries that record it) use a new shuffle and "
+            "new plant directions.",
+            "",
+            "Intervals: seeds of one population share its plant and are correlated (one population can hold 0 of "
+            "50 seeds, another 8), so a rate's 95% interval is computed over populations where each seed's "
+            "verdict was recorded (`over k populations`: Clopper-Pearson at the effective number of seeds, Korn "
+            "and Graubard 1998); `†` marks an entry made before verdicts were recorded per seed, whose interval "
+            "takes the seeds as independent and is too narrow by an unknown factor.",
             "",
             f"Targets: false-positive rate at most {targets.get('false_positive_rate', 0.05):.0%} and power's lower "
-            f"Clopper-Pearson bound at least {targets.get('power', 0.8):.0%}, at {SEEDS_REQUIRED} seeds. "
+            f"bound at least {targets.get('power', 0.8):.0%}, at {SEEDS_REQUIRED} seeds. "
             "`coverage misses`: the share of seeds whose lower bound lay above the planted population effect "
             "(low) or whose upper bound lay below it (high), nominal alpha each. `code`: whether the counts came "
             "from the code checked out when this page was written (only such counts add up with new seeds); "

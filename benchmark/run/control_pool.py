@@ -38,16 +38,10 @@ def plan_shards(n_tasks: int, *, seeds: int, first_seed: int = 0, shard_size: in
     ]
 
 
-def default_shard_size(seeds: int, jobs: int) -> int:
-    """One shard per worker and task, aligned to whole populations of seeds where possible."""
-    from benchmark.claims.calibrate import SEEDS_PER_POPULATION
-
+def default_shard_size(seeds: int, jobs: int, population: int) -> int:
+    """One shard per worker and task, aligned to whole populations of ``population`` seeds where possible."""
     size = max(1, math.ceil(seeds / max(jobs, 1)))
-    return (
-        max(SEEDS_PER_POPULATION, size - size % SEEDS_PER_POPULATION)
-        if seeds >= SEEDS_PER_POPULATION
-        else size
-    )
+    return max(population, size - size % population) if seeds >= population else size
 
 
 def limit_threads() -> None:
@@ -62,10 +56,19 @@ def limit_threads() -> None:
 
 def _run(args: tuple[ClaimSpec, ClaimData, dict[str, int], str, int, int, Budget, Path]) -> str:
     from benchmark.claims.calibrate import calibrate_claim
+    from benchmark.claims.controls import seeds_per_population
 
     spec, pool, sizes, size_name, first_seed, seeds, budget, out = args
     calibrate_claim(
-        spec, pool, sizes, size_name=size_name, seeds=seeds, budget=budget, out=out, first_seed=first_seed
+        spec,
+        pool,
+        sizes,
+        size_name=size_name,
+        seeds=seeds,
+        budget=budget,
+        out=out,
+        first_seed=first_seed,
+        seeds_per_population=seeds_per_population(size_name),
     )
     return f"{spec.id} {pool.template} seeds {first_seed}..{first_seed + seeds - 1}"
 
@@ -81,9 +84,10 @@ def run_tasks(
     jobs: int,
 ) -> list[str]:
     """Every task's seeds in shards over ``jobs`` worker processes; each shard merges into ``out`` on finishing."""
-    shards = plan_shards(
-        len(tasks), seeds=seeds, first_seed=first_seed, shard_size=default_shard_size(seeds, jobs)
-    )
+    from benchmark.claims.controls import seeds_per_population
+
+    shard_size = default_shard_size(seeds, jobs, seeds_per_population(size_name))
+    shards = plan_shards(len(tasks), seeds=seeds, first_seed=first_seed, shard_size=shard_size)
     work = [(*tasks[s.task], size_name, s.first_seed, s.seeds, budget, out) for s in shards]
     with ProcessPoolExecutor(
         max_workers=jobs, mp_context=get_context("spawn"), initializer=limit_threads

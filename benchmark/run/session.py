@@ -597,6 +597,7 @@ def calibrate_main(options: CalibrateOptions) -> int:
     """``lalm-bench calibrate``: every claim's controls, drawn from pools of real offline latents one profile
     larger than the calibrated size (``options.session.profile``: ci or full)."""
     from benchmark.claims.calibrate import calibrate_claim, entry_key
+    from benchmark.claims.controls import seeds_per_population
     from benchmark.run.validate import ValidationFailed, option_problems
 
     size = options.session.profile
@@ -644,6 +645,7 @@ def calibrate_main(options: CalibrateOptions) -> int:
                 budget=budget,
                 out=out,
                 first_seed=options.first_seed,
+                seeds_per_population=seeds_per_population(size),
             )
     else:
         from benchmark.run.control_pool import run_tasks
@@ -672,6 +674,7 @@ def replay_entries(tasks: list[tuple[ClaimSpec, ClaimData, dict[str, int]]], siz
     """``lalm-bench calibrate --replay``: each task's entry replayed with this code and carried where its recorded
     decisions come back bit for bit (:mod:`benchmark.claims.replay`). Exit 1 when any entry could not be."""
     from benchmark.claims.calibrate import entry_key
+    from benchmark.claims.controls import population_size_of
     from benchmark.claims.evaluate import verdict_code_sha256
     from benchmark.claims.replay import carry, replay_seeds, seed_rows, update_entries
 
@@ -692,7 +695,14 @@ def replay_entries(tasks: list[tuple[ClaimSpec, ClaimData, dict[str, int]]], siz
                 None,
             )
         else:
-            rows = seed_rows(spec, pool, sizes, replay_seeds(entry), Budget.for_profile(entry["budget"]))
+            rows = seed_rows(
+                spec,
+                pool,
+                sizes,
+                replay_seeds(entry),
+                Budget.for_profile(entry["budget"]),
+                population_size_of(entry),
+            )
             carried, message = carry(entry, rows, code=code, commit=git_commit(), when=utc_now())
         if carried is not None and carried is not entry:
             update_entries(out, lambda es, k=key, c=carried: {**es, k: c})

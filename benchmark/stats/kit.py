@@ -68,7 +68,7 @@ class Estimate:
         for a secondary p-value only: the claim's hypothesis is about the interval).
     restricted : bool
         Studentise with the variance the replicates have about the value tested (the score test's variance,
-        :meth:`restricted_bounds`) instead of about the estimate: the convention of equivalence tests.
+        :meth:`_score_df`) instead of about the estimate: the convention of equivalence tests.
     """
 
     value: float
@@ -221,7 +221,7 @@ def _score_level(x: float, score_df: float, widen: float) -> float:
 
     low, high = -edge * (1.0 - 1e-12), edge * (1.0 - 1e-12)
     if widen > 0.0:  # the left side's minimum: below it the bound never comes closer
-        low = _sp_optimize.minimize_scalar(lambda t: side(t), bounds=(low, 0.0), method="bounded").x
+        low = _sp_optimize.minimize_scalar(side, bounds=(low, 0.0), method="bounded").x
     if side(low) >= 0.0:
         return float(low)
     if side(high) <= 0.0:
