@@ -141,3 +141,23 @@ def test_shards_align_to_the_population_size() -> None:
     assert default_shard_size(200, 3, 20) == 60
     assert default_shard_size(500, 2, 50) == 250
     assert default_shard_size(10, 2, 20) == 5
+
+
+def test_a_calibration_run_records_each_verdict_and_its_population_size() -> None:
+    from benchmark.claims import registry
+    from benchmark.claims.calibrate import run_controls
+    from benchmark.claims.data import Budget
+    from benchmark.claims.evaluate import select
+    from tests.test_claim_specs import parallel_data
+
+    t3 = registry.get_claim("T3-text-language-early-late")
+    pool = select(t3, parallel_data(n_meanings=40, strength=1.0, seed=3), "nopunct")
+    out = run_controls(
+        t3, pool, {"meaning_id": 12}, seeds=4, budget=Budget(100, 10, "test"), seeds_per_population=2
+    )
+    assert out["seeds_per_population"] == 2
+    for control in ("boundary_null", "positive"):
+        row = out[control]
+        assert len(row["raw"]["held"]) == 4 and sum(row["raw"]["held"]) == row["holds"]
+        assert row["interval_populations"] == 2
+    assert len(out["populations"]["boundary_null"]) == 2

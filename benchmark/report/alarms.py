@@ -60,7 +60,8 @@ class CheckRate:
 def check_rate(
     calibration: Mapping[str, Any], claim_id: str, template: str, alpha: float, size: str
 ) -> CheckRate:
-    """The calibrated boundary-null rate (upper Clopper-Pearson bound) of a claim x template at ``size``, or the
+    """The calibrated boundary-null rate (the upper bound of its 95% interval: over populations where the entry
+    recorded each seed's verdict, else Clopper-Pearson over seeds) of a claim x template at ``size``, or the
     nominal alpha when the file is stale or has no entry."""
     claim = base_claim(claim_id)
     if calibration.get("stale"):
