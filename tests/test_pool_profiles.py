@@ -1,8 +1,9 @@
-"""The ``pool`` profile (text-parallel, text-paraphrase, speech-grid) and the profiles it must not disturb.
+"""The ``pool`` profile (every shipped set has one) and the profiles it must not disturb.
 
 Why these tests: calibration at the ``full`` size draws fresh samples of design units from a population that
 has to be larger than ``full``, so later-authored items (m39-m80, p37-p72, grid sentences c09-c16) joined the
-manifests of three sets under a new ``pool`` profile. Recorded expectations are keyed by the ``ci``/``full``
+manifests under a new ``pool`` profile (first in text-parallel, text-paraphrase and speech-grid; the other
+speech sets, whose later items had to be synthesised, came last). Recorded expectations are keyed by the ``ci``/``full``
 content hashes, so adding items must leave the ``ci``, ``ci-alt`` and ``full`` profiles of every set exactly as
 they were: same ids, same rows (and so the same clips and content hashes). The pins below were computed from
 the manifests committed before the pool existed (commit ``BEFORE_POOL``); where git and that commit are
@@ -30,8 +31,11 @@ from benchmark.probes.io import load_probe_set
 from benchmark.probes.recipes import (
     FULL_MEANINGS,
     FULL_PARAPHRASES,
+    GAIN_SPEAKERS,
+    GAIN_SPEAKERS_POOL,
     GRID_N_SENTENCES,
     GRID_N_SENTENCES_POOL,
+    POOL_MEANINGS,
     SET_NAMES,
     grid_speakers,
 )
@@ -39,7 +43,7 @@ from benchmark.probes.recipes import (
 REPO = Path(__file__).resolve().parents[1]
 #: The last commit whose manifests had no pool-only items.
 BEFORE_POOL = "5dc48c1ec977b4dc826094cf78e113cb6637b753"
-POOL_SETS = ("text-parallel", "text-paraphrase", "speech-grid")
+POOL_SETS = SET_NAMES
 #: (set, profile) -> (sha256 of the profile's id list in header order, ProbeSet.content_hash of its rows),
 #: both computed from the manifests and headers at BEFORE_POOL. The ci content hashes are the ones recorded
 #: in reports/baselines/expectations.json.
@@ -184,13 +188,9 @@ def test_profiles_equal_the_manifests_committed_before_the_pool(name: str) -> No
 
 
 @pytest.mark.parametrize("name", SET_NAMES)
-def test_only_text_sets_and_the_grid_have_a_pool(name: str) -> None:
+def test_every_set_has_a_pool(name: str) -> None:
     header, rows = _header(name), _rows(name)
     profiles = header["profiles"]
-    if name not in POOL_SETS:
-        assert "pool" not in profiles and profiles["full"] == list(rows), name  # the manifest is full
-        assert any(c.startswith("No pool profile") for c in header["caveats"]), name
-        return
     assert profiles["pool"] == list(rows), name  # every sample, in manifest order
     assert set(profiles["full"]) < set(profiles["pool"]), name
     assert any("pool" in c for c in header["caveats"]), name
@@ -208,6 +208,9 @@ def _units(name: str, ids: list[str], rows: dict[str, dict]) -> Counter[str]:
         ("text-parallel", FULL_MEANINGS, 80, 16),  # 8 languages x punct/nopunct
         ("text-paraphrase", FULL_PARAPHRASES, 72, 8),  # 4 roles x punct/nopunct
         ("speech-grid", GRID_N_SENTENCES, GRID_N_SENTENCES_POOL, 24 * 5),  # speakers x devices
+        ("speech-parallel", FULL_MEANINGS, POOL_MEANINGS, 8 * 4),  # languages x voice variants
+        ("crossmodal", FULL_MEANINGS, POOL_MEANINGS, 8 * (2 + 2)),  # languages x (2 texts + 2 voices)
+        ("speech-voices", GRID_N_SENTENCES, GRID_N_SENTENCES_POOL, 5 * 6 * 2),  # devices x takes x voice sets
     ],
 )
 def test_pool_has_the_full_design_on_more_units(name: str, n_full: int, n_pool: int, per_unit: int) -> None:
@@ -215,7 +218,17 @@ def test_pool_has_the_full_design_on_more_units(name: str, n_full: int, n_pool: 
     full, pool = _units(name, profiles["full"], rows), _units(name, profiles["pool"], rows)
     assert len(full) == n_full and len(pool) == n_pool, name
     assert set(full.values()) == set(pool.values()) == {per_unit}, name
-    cell_axes = ("language", "variant", "pair_role", "speaker", "device", "accent", "gender", "age_group")
+    cell_axes = (
+        "modality",
+        "language",
+        "variant",
+        "pair_role",
+        "speaker",
+        "device",
+        "accent",
+        "gender",
+        "age_group",
+    )
 
     def cells(ids: list[str]) -> Counter[tuple]:
         return Counter(tuple(rows[i].get(a) for a in cell_axes) for i in ids)
@@ -242,3 +255,22 @@ def test_pool_is_a_known_full_budget_profile() -> None:
 
     assert "pool" in PROFILE_NAMES and "pool" in PROFILE_CHOICES and "pool" not in CI_SIZED
     assert Budget.for_profile("pool") == Budget.for_profile("full")
+
+
+def test_gain_pool_adds_sentences_and_speakers() -> None:
+    """speech-gain's pool is larger on both of S3's unit axes: all 16 grid sentences x all 12 younger speakers."""
+    profiles, rows = _header("speech-gain")["profiles"], _rows("speech-gain")
+
+    def axes(ids: list[str]) -> tuple[set, set]:
+        return {rows[i]["meaning_id"] for i in ids}, {rows[i]["speaker"] for i in ids}
+
+    (full_sentences, full_speakers), (pool_sentences, pool_speakers) = (
+        axes(profiles["full"]),
+        axes(profiles["pool"]),
+    )
+    assert (len(full_sentences), len(full_speakers)) == (GRID_N_SENTENCES, GAIN_SPEAKERS)
+    assert (len(pool_sentences), len(pool_speakers)) == (GRID_N_SENTENCES_POOL, GAIN_SPEAKERS_POOL)
+    assert full_sentences < pool_sentences and full_speakers < pool_speakers
+    assert {rows[i]["age_group"] for i in profiles["pool"]} == {"younger"}
+    # Every sentence x speaker cell has its raw and its peak-normalised clip.
+    assert len(profiles["pool"]) == GRID_N_SENTENCES_POOL * GAIN_SPEAKERS_POOL * 2

@@ -11,7 +11,7 @@ import pytest
 from scipy import signal
 
 from benchmark.core.audio import pcm16_wav_bytes, read_pcm16_wav, to_pcm16
-from benchmark.core.schema import ProbeSet, Sample
+from benchmark.core.schema import PAPER_LANGUAGES, ProbeSet, Sample
 from benchmark.probes import build, devices, gain, recipes, synth
 
 FS = 16000
@@ -70,14 +70,18 @@ def _stand_in_sources(root: Path) -> Path:
 def _small_design(patch: pytest.MonkeyPatch) -> None:
     """The stand-in's design: blocks of one item, full = the first two items, a text pool of three.
 
-    2 grid sentences keep the stand-in build to seconds; the grid's pool is not rendered here (it would add
-    120 clips), its profiles are checked without synthesis in test_grid_pool_adds_sentences_unrendered.
+    2 grid sentences keep the stand-in build to seconds; the speech pools are not rendered here (the grid's
+    would add 120 clips, the parallel sets' 48), their profiles are checked without synthesis in
+    test_grid_pool_adds_sentences_unrendered, test_parallel_speech_pools_add_meanings_unrendered and
+    test_gain_and_voices_pools_add_sentences_unrendered.
     """
     patch.setattr(recipes, "GRID_N_SENTENCES", 2)
     patch.setattr(recipes, "GRID_N_SENTENCES_CI", 1)
     patch.setattr(recipes, "GRID_N_SENTENCES_POOL", 2)
     patch.setattr(recipes, "CI_MEANINGS", 1)
     patch.setattr(recipes, "FULL_MEANINGS", 2)
+    patch.setattr(recipes, "POOL_MEANINGS", 2)
+    patch.setattr(recipes, "GAIN_SPEAKERS_POOL", recipes.GAIN_SPEAKERS)
     patch.setattr(recipes, "FULL_PARAPHRASES", 2)
 
 
@@ -311,22 +315,79 @@ def test_crossmodal_speech_is_the_speech_parallel_clip(built: Path) -> None:
     assert {s.meaning_id for s in speech} == text_meanings
 
 
-def test_pool_profiles_hold_the_later_items_and_only_the_text_sets_and_grid_have_one(built: Path) -> None:
+def test_every_set_has_a_pool_holding_the_later_items(built: Path) -> None:
     pools = {}
     for name in recipes.SET_NAMES:
         meta, samples = _load(built / name)
         profiles = meta["profiles"]
         assert set(profiles["ci"]) | set(profiles.get("ci-alt", [])) <= set(profiles["full"]), name
-        if name in ("text-parallel", "text-paraphrase", "speech-grid"):
-            assert set(profiles["full"]) <= set(profiles["pool"]) == {s.id for s in samples}, name
-            pools[name] = {s.meaning_id for s in samples if s.id not in set(profiles["full"])}
-        else:  # the manifest is the full profile: no item beyond it, and the set says it has no pool
-            assert "pool" not in profiles and profiles["full"] == [s.id for s in samples], name
-            assert any(c.startswith("No pool profile") for c in meta["caveats"]), name
-            assert "m03" not in {s.meaning_id for s in samples}, name
+        assert set(profiles["full"]) <= set(profiles["pool"]) == {s.id for s in samples}, name
+        assert any("pool" in c for c in meta["caveats"]), name
+        pools[name] = {s.meaning_id for s in samples if s.id not in set(profiles["full"])}
     assert pools["text-parallel"] == {"m03"}
     assert pools["text-paraphrase"] == {"p03", "p03-adv", "p03-unrel"}
-    assert pools["speech-grid"] == set()  # GRID_N_SENTENCES_POOL == GRID_N_SENTENCES in the stand-in
+    # The stand-in's speech pools equal full: GRID_N_SENTENCES_POOL == GRID_N_SENTENCES, POOL_MEANINGS ==
+    # FULL_MEANINGS and GAIN_SPEAKERS_POOL == GAIN_SPEAKERS (their pools are checked unrendered below).
+    speech = ("speech-grid", "speech-parallel", "crossmodal", "speech-gain", "speech-voices")
+    assert all(pools[name] == set() for name in speech)
+
+
+@pytest.mark.parametrize("name", ["speech-gain", "speech-voices"])
+def test_gain_and_voices_pools_add_sentences_unrendered(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = _stand_in_sources(tmp_path)
+    monkeypatch.setattr(recipes, "GRID_N_SENTENCES_POOL", 3)
+    monkeypatch.setattr(recipes, "GAIN_SPEAKERS", 2)
+    monkeypatch.setattr(recipes, "GAIN_SPEAKERS_POOL", 3)
+    recipe = recipes.speech_gain if name == "speech-gain" else recipes.speech_voices
+    spec = recipe(src, recipes._Synth())  # items render lazily: nothing is synthesised here
+    ids = [item.fields["id"] for item in spec.items]
+    profiles = build._profiles(spec, ids)
+    field = {item.fields["id"]: item.fields for item in spec.items}
+    assert {p: {field[i]["meaning_id"] for i in got} for p, got in profiles.items()} == {
+        "ci": {"c01"},
+        "ci-alt": {"c02"},
+        "full": {"c01", "c02"},
+        "pool": {"c01", "c02", "c03"},
+    }
+    assert profiles["pool"] == ids  # every sample, in manifest order
+    speakers = {p: {field[i]["speaker"] for i in got} for p, got in profiles.items()}
+    if name == "speech-gain":  # the pool adds speakers too: S3's units are sentences and speakers
+        assert speakers["ci"] == speakers["ci-alt"] == speakers["full"]
+        younger = [sp.id for sp in recipes.grid_speakers() if sp.age_group == "younger"]
+        assert speakers["full"] == set(younger[:2]) and speakers["pool"] == set(younger[:3])
+    else:
+        assert speakers["pool"] == speakers["full"]
+
+
+@pytest.mark.parametrize("name", ["speech-parallel", "crossmodal"])
+def test_parallel_speech_pools_add_meanings_unrendered(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = _stand_in_sources(tmp_path)
+    monkeypatch.setattr(recipes, "POOL_MEANINGS", 3)
+    recipe = recipes.speech_parallel if name == "speech-parallel" else recipes.crossmodal
+    spec = recipe(src, recipes._Synth())  # items render lazily: nothing is synthesised here
+    ids = [item.fields["id"] for item in spec.items]
+    profiles = build._profiles(spec, ids)
+    meaning = {item.fields["id"]: item.fields["meaning_id"] for item in spec.items}
+    assert {p: {meaning[i] for i in got} for p, got in profiles.items()} == {
+        "ci": {"m01"},
+        "ci-alt": {"m02"},
+        "full": {"m01", "m02"},
+        "pool": {"m01", "m02", "m03"},
+    }
+    assert profiles["pool"] == ids  # every sample, in manifest order
+    added = [i for i in ids if meaning[i] == "m03"]
+    voices = len(recipes.PARALLEL_VARIANTS if name == "speech-parallel" else recipes.PARALLEL_VARIANTS_CI)
+    texts = 0 if name == "speech-parallel" else 2  # crossmodal: punct and nopunct text per language
+    assert len(added) == len(PAPER_LANGUAGES) * (voices + texts), name
+    monkeypatch.setattr(recipes, "POOL_MEANINGS", 4)  # the stand-in has 3 meanings
+    with pytest.raises(
+        ValueError, match=r"parallel_sentences\.json has 3 meanings; the speech sets' pool needs 4"
+    ):
+        recipe(src, recipes._Synth())
 
 
 def test_grid_pool_adds_sentences_unrendered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,8 +5,8 @@ rendered on demand). Profiles: ``ci`` is the first block of meanings (and, in sp
 ``ci-alt`` is the next block of the same size with the voices ``ci`` leaves out where the set has any (see
 :func:`profile_of`), so the same claims can be checked on other items of the same design; ``full`` is the
 first :data:`FULL_MEANINGS` meanings (:data:`FULL_PARAPHRASES` paraphrase sets, :data:`GRID_N_SENTENCES`
-grid sentences) with every voice and device; ``pool`` (text-parallel, text-paraphrase and speech-grid only)
-is every sample, the items authored after ``full`` included. Writing, hashing and checking the sets is
+grid sentences) with every voice and device; ``pool`` is every sample, the items authored after ``full``
+included (and, in speech-gain, the speakers ``full`` leaves out). Writing, hashing and checking the sets is
 :mod:`benchmark.probes.build`.
 """
 
@@ -62,10 +62,14 @@ PARALLEL_VARIANTS_CI_ALT: tuple[str, ...] = ("m3", "f4")
 CI_MEANINGS = 12
 #: Parallel meanings (m01-m38) and paraphrase sets (p01-p36) of the ``full`` profile. Why fixed counts rather
 #: than "every item": ``full``'s content hash keys recorded expectations, so items authored later (m39-m80,
-#: p37-p72) join only the ``pool`` profile, and the speech sets built from the parallel sentences
-#: (speech-parallel, crossmodal) keep exactly these meanings (synthesising more would cost build time for
-#: clips no profile of theirs uses).
+#: p37-p72) join only the ``pool`` profile.
 FULL_MEANINGS = 38
+#: Parallel meanings of the speech sets' ``pool`` profiles (speech-parallel, crossmodal: m01-m80): a fixed
+#: count, not "every row of the source", so that a meaning added to the source changes no committed manifest
+#: until this is raised on purpose. Why they are spoken at all: calibration at the full size draws samples of
+#: 38 meanings from a population that has to be larger (CLAIMS.md, Calibration); with only m01-m38 every
+#: full-size sample would be the whole set and the absence claims M3 and S6 could not be calibrated there.
+POOL_MEANINGS = 80
 FULL_PARAPHRASES = 36
 
 #: The six English accents of the grid (eSpeak voice names; labels in synth.ENGLISH_ACCENTS).
@@ -188,18 +192,6 @@ SYNTHETIC_CAVEATS = [
     "Clips are reproducible on the same platform; another libm, CPU or soxr build may change the last bit of "
     "some samples, and the check then names those clips.",
 ]
-
-
-def no_pool_caveat(items: str) -> str:
-    """The caveat of every speech set without a ``pool`` profile (all but speech-grid), naming its items.
-
-    Why say it: calibration at the full size wants a pool larger than ``full``; a claim on one of these sets
-    has to draw its full-size samples from ``full`` itself, and the set should say so where users look.
-    """
-    return (
-        f"No pool profile: this set holds only its full profile's items ({items}). The parallel meanings "
-        "m39-m80 are only in text-parallel's pool profile, and grid sentences c09-c16 only in speech-grid's."
-    )
 
 
 LANGUAGE_CAVEATS = [
@@ -364,14 +356,14 @@ def _parallel_speech_items(
 ) -> tuple[list[Item], dict[str, list[str]]]:
     """Speech clips of the parallel sentences: every language with the same voice variants.
 
-    Returns the items and the ``ci`` / ``ci-alt`` ids (each profile keeps its own voice variants). Only the
-    first :data:`FULL_MEANINGS` meanings are spoken: these sets have no ``pool`` profile (see
-    :func:`no_pool_caveat`).
+    Returns the items and the ``ci`` / ``ci-alt`` / ``full`` ids (each ci profile keeps its own voice
+    variants; ``full`` is the first :data:`FULL_MEANINGS` meanings). The first :data:`POOL_MEANINGS` meanings
+    are spoken: the ones after ``full`` belong to the ``pool`` profile only.
     """
-    meanings = _load(src, "parallel_sentences.json", "meanings")[:FULL_MEANINGS]
+    meanings = _pool_meanings(src)
     voices_of = {"ci": PARALLEL_VARIANTS_CI, "ci-alt": PARALLEL_VARIANTS_CI_ALT}
     items: list[Item] = []
-    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": []}
+    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": [], "full": []}
     requests = []
     for k, m in enumerate(meanings):
         block = profile_of(k, CI_MEANINGS)
@@ -411,8 +403,28 @@ def _parallel_speech_items(
                 )
                 if block is not None and variant in voices_of[block]:
                     profiles[block].append(sid)
+                if k < FULL_MEANINGS:
+                    profiles["full"].append(sid)
     del requests
     return items, profiles
+
+
+def _pool_meanings(src: Path) -> list[dict[str, Any]]:
+    meanings = _load(src, "parallel_sentences.json", "meanings")
+    if len(meanings) < POOL_MEANINGS:
+        raise ValueError(
+            f"parallel_sentences.json has {len(meanings)} meanings; the speech sets' pool needs {POOL_MEANINGS}"
+        )
+    return meanings[:POOL_MEANINGS]
+
+
+def _speech_pool_caveat(set_name: str) -> str:
+    return (
+        f"Profiles: full takes the first {FULL_MEANINGS} meanings (m01-m{FULL_MEANINGS:02d}); pool adds "
+        f"m{FULL_MEANINGS + 1:02d}-m{POOL_MEANINGS:02d} (the same voices and text as {set_name}'s other "
+        "meanings), the population that calibration draws full-size samples from; the added meanings are in "
+        "no other profile of this set."
+    )
 
 
 def _renderer(
@@ -436,11 +448,13 @@ def speech_parallel(src: Path, synth_: _Synth) -> SetSpec:
         + [
             "The same variant preset in every language is the closest eSpeak comes to one speaker "
             "across languages; its per-language voices differ in phoneme inventory and prosody rules.",
-            no_pool_caveat(f"the first {FULL_MEANINGS} parallel meanings, m01-m38"),
+            _speech_pool_caveat("speech-parallel"),
         ],
         items,
         profiles["ci"],
         ci_alt=profiles["ci-alt"],
+        full=profiles["full"],
+        pool=[item.fields["id"] for item in items],
     )
 
 
@@ -532,17 +546,21 @@ def speech_grid(src: Path, synth_: _Synth) -> SetSpec:
     )
 
 
+#: Speakers of speech-gain's ``full`` profile (the first younger grid speakers) and of its ``pool`` (all 12
+#: younger ones): the pool is larger on both of S3's unit axes, sentences and speakers.
 GAIN_SPEAKERS = 8
+GAIN_SPEAKERS_POOL = 12
 
 
 def speech_gain(src: Path, synth_: _Synth) -> SetSpec:
-    sentences = _grid_sentences(src, GRID_N_SENTENCES)
-    speakers = [sp for sp in grid_speakers() if sp.age_group == "younger"][:GAIN_SPEAKERS]
+    sentences = _grid_sentences(src, GRID_N_SENTENCES_POOL)
+    speakers = [sp for sp in grid_speakers() if sp.age_group == "younger"][:GAIN_SPEAKERS_POOL]
     items: list[Item] = []
-    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": []}
+    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": [], "full": []}
     for k, row in enumerate(sentences):
         block = profile_of(k, GRID_N_SENTENCES_CI)
-        for sp in speakers:
+        for s_index, sp in enumerate(speakers):
+            in_full = k < GRID_N_SENTENCES and s_index < GAIN_SPEAKERS
             base_id = f"{row['content_id']}-{sp.id}"
             level = gain.draw_gain_db(gain.stable_seed(SEED, "gain", base_id))
             for norm in ("raw", "peak"):
@@ -582,8 +600,10 @@ def speech_gain(src: Path, synth_: _Synth) -> SetSpec:
                 items.append(
                     Item(fields, render=render, render_key=f"gain/{sid}", needs=((row["text"], sp.voice),))
                 )
-                if block is not None:
+                if block is not None and s_index < GAIN_SPEAKERS:
                     profiles[block].append(sid)
+                if in_full:
+                    profiles["full"].append(sid)
     return SetSpec(
         "speech-gain",
         "Grid sentences x 8 speakers, close microphone, each clip at a seeded input "
@@ -595,12 +615,17 @@ def speech_gain(src: Path, synth_: _Synth) -> SetSpec:
             "normalised real recordings from several devices.",
             "The peak version is normalised from the stored 16-bit raw clip, as a user would.",
             "Profiles: ci-alt differs from ci in sentences only (c05-c08 against c01-c04); both use all 8 "
-            "speakers of the set, so the speaker axis could not change.",
-            no_pool_caveat(f"grid sentences c01-c{GRID_N_SENTENCES:02d}"),
+            "speakers of full, so the speaker axis could not change.",
+            f"Profiles: full takes sentences c01-c{GRID_N_SENTENCES:02d} and the first {GAIN_SPEAKERS} younger "
+            f"grid speakers; pool adds c{GRID_N_SENTENCES + 1:02d}-c{GRID_N_SENTENCES_POOL:02d} and the other "
+            f"{GAIN_SPEAKERS_POOL - GAIN_SPEAKERS} younger speakers (the population that calibration draws "
+            "full-size samples from); the added items are in no other profile.",
         ],
         items,
         profiles["ci"],
         ci_alt=profiles["ci-alt"],
+        full=profiles["full"],
+        pool=[item.fields["id"] for item in items],
     )
 
 
@@ -629,9 +654,9 @@ def _take(audio: np.ndarray, take: int, seed: int) -> np.ndarray:
 
 
 def speech_voices(src: Path, synth_: _Synth) -> SetSpec:
-    sentences = _grid_sentences(src, GRID_N_SENTENCES)
+    sentences = _grid_sentences(src, GRID_N_SENTENCES_POOL)
     items: list[Item] = []
-    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": []}
+    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": [], "full": []}
     for k, row in enumerate(sentences):
         block = profile_of(k, GRID_N_SENTENCES_CI)
         for device in devices.DEVICES:
@@ -680,6 +705,8 @@ def speech_voices(src: Path, synth_: _Synth) -> SetSpec:
                     )
                     if block is not None and take in VOICES_TAKES[block]:
                         profiles[block].append(sid)
+                    if k < GRID_N_SENTENCES:
+                        profiles["full"].append(sid)
     return SetSpec(
         "speech-voices",
         "One voice versus six voices with equal n and equal non-speaker variation: "
@@ -694,34 +721,41 @@ def speech_voices(src: Path, synth_: _Synth) -> SetSpec:
             "Profiles: ci-alt takes other sentences (c05-c08 against c01-c04) and takes 0, 1, 4, 5 against "
             "ci's 0-3, so two of its four multi voices are new and two are shared with ci; the single voice "
             "is the same in both (the set has one), so the speaker axis could not change in full.",
-            no_pool_caveat(f"grid sentences c01-c{GRID_N_SENTENCES:02d}"),
+            f"Profiles: full takes sentences c01-c{GRID_N_SENTENCES:02d}; pool adds "
+            f"c{GRID_N_SENTENCES + 1:02d}-c{GRID_N_SENTENCES_POOL:02d} with the same voices, devices and takes "
+            "(the population that calibration draws full-size samples from; its takes are all of full's, so "
+            "a full-size sample varies in sentences only); the added sentences are in no other profile.",
         ],
         items,
         profiles["ci"],
         ci_alt=profiles["ci-alt"],
+        full=profiles["full"],
+        pool=[item.fields["id"] for item in items],
     )
 
 
 def crossmodal(src: Path, synth_: _Synth) -> SetSpec:
-    meanings = _load(src, "parallel_sentences.json", "meanings")[:FULL_MEANINGS]
+    meanings = _pool_meanings(src)
     text = text_parallel(src)
     speech_items, _ = _parallel_speech_items(src, synth_, PARALLEL_VARIANTS_CI)
     items: list[Item] = []
-    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": []}
+    profiles: dict[str, list[str]] = {"ci": [], "ci-alt": [], "full": []}
     # Speech here has only the ci voices, so ci-alt differs from ci by meanings alone (in both modalities).
     block_of = {m["meaning_id"]: profile_of(k, CI_MEANINGS) for k, m in enumerate(meanings)}
-    for item in text.items:
-        if item.fields["meaning_id"] not in block_of:  # a pool-only meaning: this set has no pool
-            continue
-        fields = dict(item.fields, id=f"text-{item.fields['id']}")
-        items.append(Item(fields))
-        if block_of[fields["meaning_id"]] is not None:
-            profiles[block_of[fields["meaning_id"]]].append(fields["id"])
-    for item in speech_items:
-        fields = dict(item.fields, id=f"speech-{item.fields['id']}")
+    in_full = {m["meaning_id"] for m in meanings[:FULL_MEANINGS]}
+
+    def add(item: Item, fields: dict[str, Any]) -> None:
         items.append(Item(fields, render=item.render, render_key=item.render_key, needs=item.needs))
         if block_of[fields["meaning_id"]] is not None:
             profiles[block_of[fields["meaning_id"]]].append(fields["id"])
+        if fields["meaning_id"] in in_full:
+            profiles["full"].append(fields["id"])
+
+    for item in text.items:
+        if item.fields["meaning_id"] in block_of:  # text-parallel's source may hold meanings beyond the pool
+            add(item, dict(item.fields, id=f"text-{item.fields['id']}"))
+    for item in speech_items:
+        add(item, dict(item.fields, id=f"speech-{item.fields['id']}"))
     return SetSpec(
         "crossmodal",
         "Text and speech of the same meanings in all 8 languages, linked by meaning_id: "
@@ -732,11 +766,13 @@ def crossmodal(src: Path, synth_: _Synth) -> SetSpec:
             *LANGUAGE_CAVEATS,
             "Profiles: ci-alt differs from ci in meanings only (m13-m24 against m01-m12); the set's speech has "
             "the two ci voices (espeak-m1, espeak-f1) only, so the voice axis could not change.",
-            no_pool_caveat(f"the first {FULL_MEANINGS} parallel meanings, m01-m38"),
+            _speech_pool_caveat("crossmodal"),
         ],
         items,
         profiles["ci"],
         ci_alt=profiles["ci-alt"],
+        full=profiles["full"],
+        pool=[item.fields["id"] for item in items],
     )
 
 
