@@ -43,7 +43,6 @@ from benchmark.probes.recipes import (
 REPO = Path(__file__).resolve().parents[1]
 #: The last commit whose manifests had no pool-only items.
 BEFORE_POOL = "5dc48c1ec977b4dc826094cf78e113cb6637b753"
-POOL_SETS = SET_NAMES
 #: (set, profile) -> (sha256 of the profile's id list in header order, ProbeSet.content_hash of its rows),
 #: both computed from the manifests and headers at BEFORE_POOL. The ci content hashes are the ones recorded
 #: in reports/baselines/expectations.json.

@@ -332,6 +332,25 @@ def test_every_set_has_a_pool_holding_the_later_items(built: Path) -> None:
     assert all(pools[name] == set() for name in speech)
 
 
+def _unrendered_profiles(spec: recipes.SetSpec) -> tuple[dict[str, list[str]], dict[str, dict]]:
+    """A recipe's profiles and each item's fields, without synthesising anything (items render lazily)."""
+    profiles = build._profiles(spec, [item.fields["id"] for item in spec.items])
+    assert profiles["pool"] == [item.fields["id"] for item in spec.items]  # every sample, in manifest order
+    return profiles, {item.fields["id"]: item.fields for item in spec.items}
+
+
+def _by_profile(profiles: dict[str, list[str]], fields: dict[str, dict], key: str) -> dict[str, set]:
+    return {p: {fields[i][key] for i in ids} for p, ids in profiles.items()}
+
+
+NESTED_UNITS = {"ci": {"01"}, "ci-alt": {"02"}, "full": {"01", "02"}, "pool": {"01", "02", "03"}}
+
+
+def _units(prefix: str) -> dict[str, set[str]]:
+    """The stand-in's units per profile when its pool adds a third: ci the first, ci-alt the second."""
+    return {p: {prefix + u for u in units} for p, units in NESTED_UNITS.items()}
+
+
 @pytest.mark.parametrize("name", ["speech-gain", "speech-voices"])
 def test_gain_and_voices_pools_add_sentences_unrendered(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -341,18 +360,9 @@ def test_gain_and_voices_pools_add_sentences_unrendered(
     monkeypatch.setattr(recipes, "GAIN_SPEAKERS", 2)
     monkeypatch.setattr(recipes, "GAIN_SPEAKERS_POOL", 3)
     recipe = recipes.speech_gain if name == "speech-gain" else recipes.speech_voices
-    spec = recipe(src, recipes._Synth())  # items render lazily: nothing is synthesised here
-    ids = [item.fields["id"] for item in spec.items]
-    profiles = build._profiles(spec, ids)
-    field = {item.fields["id"]: item.fields for item in spec.items}
-    assert {p: {field[i]["meaning_id"] for i in got} for p, got in profiles.items()} == {
-        "ci": {"c01"},
-        "ci-alt": {"c02"},
-        "full": {"c01", "c02"},
-        "pool": {"c01", "c02", "c03"},
-    }
-    assert profiles["pool"] == ids  # every sample, in manifest order
-    speakers = {p: {field[i]["speaker"] for i in got} for p, got in profiles.items()}
+    profiles, fields = _unrendered_profiles(recipe(src, recipes._Synth()))
+    assert _by_profile(profiles, fields, "meaning_id") == _units("c")
+    speakers = _by_profile(profiles, fields, "speaker")
     if name == "speech-gain":  # the pool adds speakers too: S3's units are sentences and speakers
         assert speakers["ci"] == speakers["ci-alt"] == speakers["full"]
         younger = [sp.id for sp in recipes.grid_speakers() if sp.age_group == "younger"]
@@ -368,18 +378,9 @@ def test_parallel_speech_pools_add_meanings_unrendered(
     src = _stand_in_sources(tmp_path)
     monkeypatch.setattr(recipes, "POOL_MEANINGS", 3)
     recipe = recipes.speech_parallel if name == "speech-parallel" else recipes.crossmodal
-    spec = recipe(src, recipes._Synth())  # items render lazily: nothing is synthesised here
-    ids = [item.fields["id"] for item in spec.items]
-    profiles = build._profiles(spec, ids)
-    meaning = {item.fields["id"]: item.fields["meaning_id"] for item in spec.items}
-    assert {p: {meaning[i] for i in got} for p, got in profiles.items()} == {
-        "ci": {"m01"},
-        "ci-alt": {"m02"},
-        "full": {"m01", "m02"},
-        "pool": {"m01", "m02", "m03"},
-    }
-    assert profiles["pool"] == ids  # every sample, in manifest order
-    added = [i for i in ids if meaning[i] == "m03"]
+    profiles, fields = _unrendered_profiles(recipe(src, recipes._Synth()))
+    assert _by_profile(profiles, fields, "meaning_id") == _units("m")
+    added = [i for i in profiles["pool"] if fields[i]["meaning_id"] == "m03"]
     voices = len(recipes.PARALLEL_VARIANTS if name == "speech-parallel" else recipes.PARALLEL_VARIANTS_CI)
     texts = 0 if name == "speech-parallel" else 2  # crossmodal: punct and nopunct text per language
     assert len(added) == len(PAPER_LANGUAGES) * (voices + texts), name
@@ -393,15 +394,8 @@ def test_parallel_speech_pools_add_meanings_unrendered(
 def test_grid_pool_adds_sentences_unrendered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     src = _stand_in_sources(tmp_path)
     monkeypatch.setattr(recipes, "GRID_N_SENTENCES_POOL", 3)
-    spec = recipes.speech_grid(src, recipes._Synth())  # items render lazily: nothing is synthesised here
-    profiles = build._profiles(spec, [item.fields["id"] for item in spec.items])
-    sentences = {p: {i.split("-")[0] for i in ids} for p, ids in profiles.items()}
-    assert sentences == {
-        "ci": {"c01"},
-        "ci-alt": {"c02"},
-        "full": {"c01", "c02"},
-        "pool": {"c01", "c02", "c03"},
-    }
+    profiles, fields = _unrendered_profiles(recipes.speech_grid(src, recipes._Synth()))
+    assert _by_profile(profiles, fields, "meaning_id") == _units("c")
     assert len(profiles["pool"]) == 3 * len(recipes.grid_speakers()) * len(devices.DEVICES)
     monkeypatch.setattr(recipes, "GRID_N_SENTENCES_POOL", 9)  # the stand-in has 8 sentences
     with pytest.raises(ValueError, match=r"grid_sentences\.json has 8 sentences; the grid needs 9"):

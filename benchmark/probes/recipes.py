@@ -409,15 +409,6 @@ def _parallel_speech_items(
     return items, profiles
 
 
-def _pool_meanings(src: Path) -> list[dict[str, Any]]:
-    meanings = _load(src, "parallel_sentences.json", "meanings")
-    if len(meanings) < POOL_MEANINGS:
-        raise ValueError(
-            f"parallel_sentences.json has {len(meanings)} meanings; the speech sets' pool needs {POOL_MEANINGS}"
-        )
-    return meanings[:POOL_MEANINGS]
-
-
 def _speech_pool_caveat(set_name: str) -> str:
     return (
         f"Profiles: full takes the first {FULL_MEANINGS} meanings (m01-m{FULL_MEANINGS:02d}); pool adds "
@@ -458,14 +449,23 @@ def speech_parallel(src: Path, synth_: _Synth) -> SetSpec:
     )
 
 
-def _grid_sentences(src: Path, n: int) -> list[dict[str, Any]]:
-    rows = _load(src, "grid_sentences.json", "sentences")
+def _first_rows(src: Path, name: str, key: str, n: int, needed_by: str) -> list[dict[str, Any]]:
+    """The first ``n`` rows of a source: a fixed count, so rows appended to a source change no manifest."""
+    rows = _load(src, name, key)
     if len(rows) < n:
-        raise ValueError(f"grid_sentences.json has {len(rows)} sentences; the grid needs {n}")
+        raise ValueError(f"{name} has {len(rows)} {key}; {needed_by} needs {n}")
     return rows[:n]
 
 
-#: Grid sentences of the ``full`` profile (c01-c08; also the only sentences of speech-gain and speech-voices).
+def _pool_meanings(src: Path) -> list[dict[str, Any]]:
+    return _first_rows(src, "parallel_sentences.json", "meanings", POOL_MEANINGS, "the speech sets' pool")
+
+
+def _grid_sentences(src: Path, n: int) -> list[dict[str, Any]]:
+    return _first_rows(src, "grid_sentences.json", "sentences", n, "the grid")
+
+
+#: Grid sentences of the ``full`` profile (c01-c08; also the full sentences of speech-gain and speech-voices).
 GRID_N_SENTENCES = 8
 GRID_N_SENTENCES_CI = 4
 #: Grid sentences of speech-grid's ``pool`` profile (c01-c16): a fixed count, not "every row of the source",
