@@ -233,9 +233,8 @@ def run_controls(
                 }
             )
 
-    def failed(
-        index: int, exc: ValueError
-    ) -> None:  # tallied as failures; its seeds are skipped, not retried
+    def failed(index: int, exc: ValueError) -> None:
+        # a population that cannot be planted is tallied as a failure; its seeds are skipped, not retried
         failures.append(f"population {index}: {exc}")
 
     decisions = control_decisions(

@@ -57,8 +57,15 @@ def _silhouette_block(D: np.ndarray, codes: np.ndarray, k: int) -> np.ndarray:
         intra = intra_sum / (own_count - 1)[None]
         mean_to = S / counts[None, None]  # empty clusters -> inf/nan, masked below
     mask = (counts[None, :, :] == 0) | (np.arange(k)[None, None, :] == own[:, :, None])  # [n, P, k]
-    mean_to = np.where(mask[None], np.inf, mean_to)
-    inter = mean_to.min(axis=3)
+    np.copyto(mean_to, np.inf, where=mask[None])  # mean_to is this function's own array: no second copy
+    if k <= 8:
+        # numpy reduces a short last axis element by element; a few whole-array minima are faster (k = 2: 2.5x)
+        # and give the same values (a minimum does not depend on the order it is taken in)
+        inter = mean_to[..., 0].copy()
+        for c in range(1, k):
+            np.minimum(inter, mean_to[..., c], out=inter)
+    else:
+        inter = mean_to.min(axis=3)
     with np.errstate(divide="ignore", invalid="ignore"):
         sil = (inter - intra) / np.maximum(intra, inter)
     sil = np.where((own_count > 1)[None], sil, 0.0)
@@ -363,7 +370,9 @@ Statistic = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 ``index`` holds the positions of the ``m`` samples in the full design (so a statistic can look up fixed side
 information, e.g. group membership, for a resample). ``D`` must already be validated float64 ``[L, m, m]``
-(:func:`benchmark.stats.inference.effect` checks it once): statistics skip the O(L m^2) re-check."""
+(:func:`benchmark.stats.inference.effect` checks it once): statistics skip the O(L m^2) re-check. A statistic
+that reads only blocks may instead take the design's full ``[L, n, n]`` and restrict through ``index``
+(``net_curve(..., reads_blocks=True)``; see ``benchmark.stats.scores._block``)."""
 
 
 def _stack(D: np.ndarray) -> np.ndarray:

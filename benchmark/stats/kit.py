@@ -465,6 +465,7 @@ def net_curve(
     strata: Sequence[str] | None = None,
     permute_level: str | None = None,
     jackknife: bool = True,
+    reads_blocks: bool = False,
 ) -> NetCurve:
     """Net statistic of ``design.factors[label]`` per column, with its null and its jackknife replicates.
 
@@ -490,6 +491,9 @@ def net_curve(
         Permute the label between whole groups of this factor (see :class:`_Labellings`).
     jackknife : bool
         False computes the point estimate only (no replicates): what planting a control needs.
+    reads_blocks : bool
+        The statistic takes every sample's distances ``D`` and reads a resample's blocks through ``index`` (its
+        positions in ``D``), so a replicate passes ``D`` itself instead of a restricted ``[L, m, m]`` copy.
     """
     rng = check_rng(rng)
     Dl, _ = as_layers(D)
@@ -503,7 +507,7 @@ def net_curve(
 
         def evaluate(keep: np.ndarray, _rows: int | None) -> tuple[np.ndarray, np.ndarray]:
             idx = np.flatnonzero(keep)
-            sub = Dl if keep.all() else distance_rows(Dl, idx)
+            sub = Dl if keep.all() or reads_blocks else distance_rows(Dl, idx)
             value = np.asarray(stat(sub, np.zeros((1, idx.size), dtype=np.int64), idx), dtype=np.float64)[0]
             return value, np.zeros((1, value.size))
     else:
@@ -511,7 +515,7 @@ def net_curve(
 
         def evaluate(keep: np.ndarray, rows: int | None) -> tuple[np.ndarray, np.ndarray]:
             idx = np.flatnonzero(keep)
-            sub = Dl if keep.all() else distance_rows(Dl, idx)
+            sub = Dl if keep.all() or reads_blocks else distance_rows(Dl, idx)
             values = np.asarray(stat(sub, labellings.rows(keep, rows), idx), dtype=np.float64)
             return values[0], values[1:]
 

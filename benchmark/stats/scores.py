@@ -61,6 +61,9 @@ class ScorePlan:
     strata: tuple[str, ...] = ()
     permute_level: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: the statistic reads blocks of the design's full distance matrix through ``index`` (see :func:`_block`)
+    #: instead of taking a resample's restricted copy, which a jackknife replicate would otherwise build
+    reads_blocks: bool = False
 
 
 class ScoreError(ValueError):
@@ -87,6 +90,19 @@ def _silhouette(D: np.ndarray, codes: np.ndarray) -> np.ndarray:
             f"a silhouette needs 2 <= labels <= members - 1; got {k} labels for {codes.shape[1]}"
         )
     return silhouette_batch(D, codes)
+
+
+def _block(D: np.ndarray, index: np.ndarray, rows: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray:
+    """Distances ``[L, len(rows), len(cols)]`` between a resample's positions ``rows`` and ``cols`` (default:
+    ``rows``).
+
+    ``D`` is either the resample's own matrix (``m x m``, ``m = len(index)``) or the design's full one, read
+    through ``index`` (the resample's positions in it); the sizes tell which, and a full resample is both. The
+    full matrix gives the same values as restricting it to the resample first, without that ``[L, m, m]`` copy:
+    statistics built from blocks (cells, subsets, query x target) read a small part of it."""
+    if D.shape[-1] != index.size:
+        rows, cols = index[rows], None if cols is None else index[cols]
+    return D[np.ix_(np.arange(D.shape[0]), rows, rows if cols is None else cols)]
 
 
 def _require(factors: Mapping[str, np.ndarray], *names: str) -> None:
@@ -127,7 +143,7 @@ def cellwise_silhouette(
             sel = np.flatnonzero(cell == level)
             k = np.unique(codes[0, sel]).size
             if 2 <= k <= sel.size - 1:
-                total += sel.size * silhouette_batch(D[:, sel][:, :, sel], codes[:, sel])
+                total += sel.size * silhouette_batch(_block(D, index, sel), codes[:, sel])
                 weight += sel.size
         if weight == 0:
             raise ScoreError(
@@ -136,7 +152,9 @@ def cellwise_silhouette(
         return total / weight
 
     n = len(factors[label])
-    return ScorePlan(np.arange(n), dict(factors), stat, ("",), label, tuple(strata), permute_level)
+    return ScorePlan(
+        np.arange(n), dict(factors), stat, ("",), label, tuple(strata), permute_level, reads_blocks=True
+    )
 
 
 def subset_difference(
@@ -158,10 +176,10 @@ def subset_difference(
     def stat(D: np.ndarray, codes: np.ndarray, index: np.ndarray) -> np.ndarray:
         part = part_all[index]
         a, b = np.flatnonzero(part == first), np.flatnonzero(part == second)
-        return _silhouette(D[:, a][:, :, a], codes[:, a]) - _silhouette(D[:, b][:, :, b], codes[:, b])
+        return _silhouette(_block(D, index, a), codes[:, a]) - _silhouette(_block(D, index, b), codes[:, b])
 
     n = len(factors[label])
-    return ScorePlan(np.arange(n), dict(factors), stat, ("",), label, (axis, *strata))
+    return ScorePlan(np.arange(n), dict(factors), stat, ("",), label, (axis, *strata), reads_blocks=True)
 
 
 def by_subset(
@@ -183,11 +201,13 @@ def by_subset(
         out = []
         for value in values:
             rows = np.flatnonzero(part == value)
-            out.append(_silhouette(D[:, rows][:, :, rows], codes[:, rows]))
+            out.append(_silhouette(_block(D, index, rows), codes[:, rows]))
         return np.concatenate(out, axis=1)
 
     n = len(factors[label])
-    return ScorePlan(np.arange(n), dict(factors), stat, tuple(values), label, (axis, *strata))
+    return ScorePlan(
+        np.arange(n), dict(factors), stat, tuple(values), label, (axis, *strata), reads_blocks=True
+    )
 
 
 def pair_separability(
@@ -219,22 +239,48 @@ def pair_separability(
         for k in range(n_pairs):
             m = np.flatnonzero(blk == k)
             c = codes[:, m]
-            out[:, k] = _silhouette(D[:, m][:, :, m], (c == c[0].max()).astype(np.int64))
+            out[:, k] = _silhouette(_block(D, index, m), (c == c[0].max()).astype(np.int64))
         return out.reshape(codes.shape[0], -1)
 
     tags = tuple(f"{a}-{b}" for a, b in pairs)
-    return ScorePlan(row_index, expanded, stat, tags, axis, ("_block", *strata))
+    return ScorePlan(row_index, expanded, stat, tags, axis, ("_block", *strata), reads_blocks=True)
+
+
+def _candidate_scores(Dqt: np.ndarray) -> np.ndarray:
+    """``2 AUC - 1`` of every candidate as if it were the query's partner: ``[L, q, t]`` (ties count one half).
+
+    Why a table: the null only moves which candidate is the partner, never the distances, so each candidate's
+    count of farther and tied candidates is computed once per block (a sort, ``O(t log t)`` a query) and every
+    labelling then reads its partner's entry, instead of comparing all ``t`` candidates once per labelling.
+    The counts are the same integers a direct comparison gives, so the scores are the same to the bit."""
+    t = Dqt.shape[-1]
+    order = np.argsort(Dqt, axis=-1, kind="stable")
+    ranked = np.take_along_axis(Dqt, order, axis=-1)
+    position = np.broadcast_to(np.arange(t), ranked.shape)
+    starts = np.ones(ranked.shape, dtype=bool)
+    starts[..., 1:] = ranked[..., 1:] != ranked[..., :-1]
+    # for each sorted position: where its run of equal distances begins (= candidates strictly closer) ...
+    first = np.maximum.accumulate(np.where(starts, position, 0), axis=-1)
+    ends = np.ones(ranked.shape, dtype=bool)
+    ends[..., :-1] = starts[..., 1:]
+    # ... and where it ends (+1 = candidates at most as far)
+    last = np.flip(np.minimum.accumulate(np.flip(np.where(ends, position, t - 1), axis=-1), axis=-1), axis=-1)
+    farther_sorted = t - 1 - last
+    ties_sorted = last - first
+    farther = np.empty_like(farther_sorted)
+    ties = np.empty_like(ties_sorted)
+    np.put_along_axis(farther, order, farther_sorted, axis=-1)
+    np.put_along_axis(ties, order, ties_sorted, axis=-1)
+    return 2.0 * (farther + 0.5 * ties) / (t - 1) - 1.0
 
 
 def _rank_score(Dqt: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """``2 AUC - 1`` of each query's correct candidate against the others: ``[L, P, q]`` (ties count one half)."""
-    t = Dqt.shape[-1]
-    q_idx = np.arange(Dqt.shape[1])[None, :]
-    d_correct = Dqt[:, q_idx, pos]
-    diff = Dqt[:, None, :, :] - d_correct[..., None]
-    farther = (diff > 0).sum(axis=-1)
-    ties = (diff == 0).sum(axis=-1) - 1
-    return 2.0 * (farther + 0.5 * ties) / (t - 1) - 1.0
+    by_query = np.ascontiguousarray(_candidate_scores(Dqt).transpose(1, 2, 0))  # [q, t, L]
+    picked = by_query[np.arange(Dqt.shape[1])[None, :], pos]  # [P, q, L]
+    # Laid out as the direct comparison's result was (layers fastest, then queries), so the caller's sum over
+    # queries adds in the same order: a sum's last bit depends on the memory order numpy reduces in.
+    return picked.transpose(2, 0, 1)
 
 
 def _target_positions(pair_q: np.ndarray, pair_t: np.ndarray) -> np.ndarray:
@@ -296,14 +342,14 @@ def retrieval(
                 if q.size == 0 or t.size < 2:
                     continue
                 pos = _target_positions(codes[:, q], codes[:, t])
-                total += _rank_score(D[:, q][:, :, t], pos).sum(axis=2)
+                total += _rank_score(_block(D, index, q, t), pos).sum(axis=2)
                 weight += q.size
         if weight == 0:
             raise ScoreError("retrieval: no group pair has queries and >= 2 candidates")
         return (total / weight).T
 
     n = len(factors[label])
-    return ScorePlan(np.arange(n), dict(factors), stat, ("",), label, tuple(strata))
+    return ScorePlan(np.arange(n), dict(factors), stat, ("",), label, tuple(strata), reads_blocks=True)
 
 
 #: pair type -> (same content, same speaker, same device)

@@ -164,6 +164,7 @@ def compute_components(
             strata=plan.strata,
             permute_level=plan.permute_level,
             jackknife=jackknife,
+            reads_blocks=plan.reads_blocks,
         )
         out[name] = ComponentResult(plan, curve, Columns(plan.tags, names, data.num_blocks))
     return out
