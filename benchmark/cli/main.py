@@ -318,6 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="draw no new seeds: replay each entry's recorded seeds with this code and carry the entries whose "
         "decisions it reproduces bit for bit (after a change of verdict code meant to leave verdicts alone)",
     )
+    calibrate.add_argument(
+        "--seeds-per-population",
+        type=_positive_int,
+        default=None,
+        help="seeds drawn from one planted population. Default: the calibrated size's (50 at ci, 20 at full); "
+        "deciding an older entry's seeds again (a re-tally) needs the size it was made with",
+    )
     calibrate.add_argument("--results", type=Path, default=Path("results"), help="Default: %(default)r")
     _add_run_options(calibrate)
     calibrate.set_defaults(func=_cmd_calibrate)

@@ -54,11 +54,10 @@ def limit_threads() -> None:
     torch.set_num_threads(1)
 
 
-def _run(args: tuple[ClaimSpec, ClaimData, dict[str, int], str, int, int, Budget, Path]) -> str:
+def _run(args: tuple[ClaimSpec, ClaimData, dict[str, int], str, int, int, Budget, Path, int]) -> str:
     from benchmark.claims.calibrate import calibrate_claim
-    from benchmark.claims.controls import seeds_per_population
 
-    spec, pool, sizes, size_name, first_seed, seeds, budget, out = args
+    spec, pool, sizes, size_name, first_seed, seeds, budget, out, per_population = args
     calibrate_claim(
         spec,
         pool,
@@ -68,7 +67,7 @@ def _run(args: tuple[ClaimSpec, ClaimData, dict[str, int], str, int, int, Budget
         budget=budget,
         out=out,
         first_seed=first_seed,
-        seeds_per_population=seeds_per_population(size_name),
+        seeds_per_population=per_population,
     )
     return f"{spec.id} {pool.template} seeds {first_seed}..{first_seed + seeds - 1}"
 
@@ -82,13 +81,16 @@ def run_tasks(
     budget: Budget,
     out: Path,
     jobs: int,
+    seeds_per_population: int | None = None,
 ) -> list[str]:
-    """Every task's seeds in shards over ``jobs`` worker processes; each shard merges into ``out`` on finishing."""
-    from benchmark.claims.controls import seeds_per_population
+    """Every task's seeds in shards over ``jobs`` worker processes; each shard merges into ``out`` on finishing.
+    ``seeds_per_population``: default the size's (a shard holds whole populations)."""
+    from benchmark.claims.controls import seeds_per_population as size_default
 
-    shard_size = default_shard_size(seeds, jobs, seeds_per_population(size_name))
+    per_population = seeds_per_population or size_default(size_name)
+    shard_size = default_shard_size(seeds, jobs, per_population)
     shards = plan_shards(len(tasks), seeds=seeds, first_seed=first_seed, shard_size=shard_size)
-    work = [(*tasks[s.task], size_name, s.first_seed, s.seeds, budget, out) for s in shards]
+    work = [(*tasks[s.task], size_name, s.first_seed, s.seeds, budget, out, per_population) for s in shards]
     with ProcessPoolExecutor(
         max_workers=jobs, mp_context=get_context("spawn"), initializer=limit_threads
     ) as pool:

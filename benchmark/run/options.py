@@ -78,6 +78,9 @@ class CalibrateOptions:
     quiet: bool = False
     #: replay each entry's recorded seeds instead of drawing new ones, carrying entries this code reproduces
     replay: bool = False
+    #: seeds drawn from one population; None: the calibrated size's (``controls.POPULATION_SEEDS``). Another
+    #: value is for deciding an older entry's seeds again, which must use the population size it was made with.
+    seeds_per_population: int | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
             jobs=args.jobs,
             quiet=quiet,
             replay=bool(getattr(args, "replay", False)),
+            seeds_per_population=get("seeds_per_population"),
         )
     if command == "consistency":
         return ConsistencyOptions(

@@ -618,6 +618,7 @@ def calibrate_main(options: CalibrateOptions) -> int:
         specs = [spec for spec in specs if spec.id in options.claims]
     budget = Budget.for_profile(options.budget)
     out = options.out or CALIBRATION_FILE
+    per_population = options.seeds_per_population or seeds_per_population(size)
     templates = list(options.session.templates) if options.session.templates else None
     tasks = []
     for spec in specs:
@@ -645,7 +646,7 @@ def calibrate_main(options: CalibrateOptions) -> int:
                 budget=budget,
                 out=out,
                 first_seed=options.first_seed,
-                seeds_per_population=seeds_per_population(size),
+                seeds_per_population=per_population,
             )
     else:
         from benchmark.run.control_pool import run_tasks
@@ -658,6 +659,7 @@ def calibrate_main(options: CalibrateOptions) -> int:
             budget=budget,
             out=out,
             jobs=options.jobs,
+            seeds_per_population=per_population,
         )
     document = json.loads(out.read_text(encoding="utf-8"))
     for spec, pool, _ in tasks:
