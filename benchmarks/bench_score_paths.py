@@ -105,7 +105,9 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-def _curve(kind: str, params: dict[str, Any], D: np.ndarray, factors: dict[str, np.ndarray], *, new: bool):
+def _curve(
+    kind: str, params: dict[str, Any], D: np.ndarray, factors: dict[str, np.ndarray], *, new: bool
+) -> NetCurve:
     plan = scores.build_score(kind, factors, params)
     design = Design(
         factors={**plan.factors, "meaning_id": factors["meaning_id"][plan.rows]},

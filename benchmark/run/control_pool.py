@@ -81,16 +81,15 @@ def run_tasks(
     budget: Budget,
     out: Path,
     jobs: int,
-    seeds_per_population: int | None = None,
+    seeds_per_population: int,
 ) -> list[str]:
     """Every task's seeds in shards over ``jobs`` worker processes; each shard merges into ``out`` on finishing.
-    ``seeds_per_population``: default the size's (a shard holds whole populations)."""
-    from benchmark.claims.controls import seeds_per_population as size_default
-
-    per_population = seeds_per_population or size_default(size_name)
-    shard_size = default_shard_size(seeds, jobs, per_population)
+    A shard holds whole populations of ``seeds_per_population`` seeds (the caller resolves the size's default)."""
+    shard_size = default_shard_size(seeds, jobs, seeds_per_population)
     shards = plan_shards(len(tasks), seeds=seeds, first_seed=first_seed, shard_size=shard_size)
-    work = [(*tasks[s.task], size_name, s.first_seed, s.seeds, budget, out, per_population) for s in shards]
+    work = [
+        (*tasks[s.task], size_name, s.first_seed, s.seeds, budget, out, seeds_per_population) for s in shards
+    ]
     with ProcessPoolExecutor(
         max_workers=jobs, mp_context=get_context("spawn"), initializer=limit_threads
     ) as pool:
