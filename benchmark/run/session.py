@@ -593,6 +593,45 @@ def _has_profile(name: str, profile: str) -> bool:
     return profile in header.get("profiles", {})
 
 
+CalibrationTask = tuple[ClaimSpec, ClaimData, dict[str, int]]
+
+
+def calibration_tasks(options: CalibrateOptions) -> list[CalibrationTask]:
+    """``(claim, pool, unit sizes)`` for every claim and template ``options`` select at the calibrated size
+    (``options.session.profile``), the pools read from the profile one larger (:data:`POOL_OF_SIZE`).
+
+    Shared by ``lalm-bench calibrate`` and the diagnostics that rerun its controls (``scripts/power_breakdown.py``)
+    so that both see the same pools and sizes."""
+    size = options.session.profile
+    if size not in POOL_OF_SIZE:
+        raise BenchError(f"--profile {size}: calibration sizes are {sorted(POOL_OF_SIZE)}")
+    session = ClaimSession(replace(options.session, profile=POOL_OF_SIZE[size]))
+    specs = [spec for spec in all_claims() if not spec.cross_model]
+    if options.claims:  # checked before any latents are extracted
+        unknown = sorted(set(options.claims) - {spec.id for spec in specs})
+        if unknown:
+            raise BenchError(
+                f"--claim {', '.join(unknown)}: no single-model claim of that id "
+                f"(known: {', '.join(spec.id for spec in specs)})"
+            )
+        specs = [spec for spec in specs if spec.id in options.claims]
+    templates = list(options.session.templates) if options.session.templates else None
+    tasks: list[CalibrationTask] = []
+    for spec in specs:
+        if spec.rule.descriptive:
+            print(f"{spec.id:42s} not calibrated: descriptive, it gives no verdict to calibrate")
+            continue
+        if not _has_profile(spec.probe_set, POOL_OF_SIZE[size]):
+            print(
+                f"{spec.id:42s} not calibrated at the {size} size: {spec.probe_set} has no "
+                f"{POOL_OF_SIZE[size]!r} profile larger than its {size} profile"
+            )
+            continue
+        for pool in calibration_pools(session, spec, list(options.models) or None, templates):
+            tasks.append((spec, pool, calibration_sizes(spec, pool, size)))
+    return tasks
+
+
 def calibrate_main(options: CalibrateOptions) -> int:
     """``lalm-bench calibrate``: every claim's controls, drawn from pools of real offline latents one profile
     larger than the calibrated size (``options.session.profile``: ci or full)."""
@@ -606,33 +645,10 @@ def calibrate_main(options: CalibrateOptions) -> int:
     problems = option_problems(options.session, [("--out", options.out, False)])
     if problems:
         raise ValidationFailed(problems)
-    session = ClaimSession(replace(options.session, profile=POOL_OF_SIZE[size]))
-    specs = [spec for spec in all_claims() if not spec.cross_model]
-    if options.claims:  # checked before any latents are extracted
-        unknown = sorted(set(options.claims) - {spec.id for spec in specs})
-        if unknown:
-            raise BenchError(
-                f"--claim {', '.join(unknown)}: no single-model claim of that id "
-                f"(known: {', '.join(spec.id for spec in specs)})"
-            )
-        specs = [spec for spec in specs if spec.id in options.claims]
     budget = Budget.for_profile(options.budget)
     out = options.out or CALIBRATION_FILE
     per_population = options.seeds_per_population or seeds_per_population(size)
-    templates = list(options.session.templates) if options.session.templates else None
-    tasks = []
-    for spec in specs:
-        if spec.rule.descriptive:
-            print(f"{spec.id:42s} not calibrated: descriptive, it gives no verdict to calibrate")
-            continue
-        if not _has_profile(spec.probe_set, POOL_OF_SIZE[size]):
-            print(
-                f"{spec.id:42s} not calibrated at the {size} size: {spec.probe_set} has no "
-                f"{POOL_OF_SIZE[size]!r} profile larger than its {size} profile"
-            )
-            continue
-        for pool in calibration_pools(session, spec, list(options.models) or None, templates):
-            tasks.append((spec, pool, calibration_sizes(spec, pool, size)))
+    tasks = calibration_tasks(options)
     if options.replay:
         return replay_entries(tasks, size, out)
     if options.jobs == 1:
@@ -672,7 +688,7 @@ def calibrate_main(options: CalibrateOptions) -> int:
     return 0
 
 
-def replay_entries(tasks: list[tuple[ClaimSpec, ClaimData, dict[str, int]]], size: str, out: Path) -> int:
+def replay_entries(tasks: list[CalibrationTask], size: str, out: Path) -> int:
     """``lalm-bench calibrate --replay``: each task's entry replayed with this code and carried where its recorded
     decisions come back bit for bit (:mod:`benchmark.claims.replay`). Exit 1 when any entry could not be."""
     from benchmark.claims.calibrate import entry_key
