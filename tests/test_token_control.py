@@ -15,13 +15,15 @@ LANGS = ["en", "de", "fr", "ja"]
 LAYERS = ["emb", *(f"block{i}" for i in range(6)), "final_norm"]
 
 
-def planted(where: str, n_meanings: int = 10, seed: int = 0) -> ClaimData:
+def planted(where: str, n_meanings: int = 10, seed: int = 0, template: str = "bare") -> ClaimData:
     """Early blocks carry language structure; ``where`` says where it comes from.
 
     ``token``: every input of a language ends on that language's token, the early latents are that token's
     embedding plus noise, and the mean of the tokens carries the language too (a model that only echoes tokens).
     ``content``: the early latents carry the language, but the last token and the bag of tokens do not (the
     last tokens are random per input).
+    ``last``: the last content token carries the language and the early latents echo it, but the bag of tokens
+    does not.
     """
     rng = np.random.default_rng(seed)
     d = 16
@@ -40,7 +42,7 @@ def planted(where: str, n_meanings: int = 10, seed: int = 0) -> ClaimData:
                     variant="nopunct",
                 )
             )
-            token = lang_tok[i] if where == "token" else rng.normal(size=d) * 3.0
+            token = lang_tok[i] if where in ("token", "last") else rng.normal(size=d) * 3.0
             last = token + 0.3 * rng.normal(size=d)
             bag = (token if where == "token" else rng.normal(size=d) * 3.0) + 0.3 * rng.normal(size=d)
             language = lang_tok[i] if where == "content" else last
@@ -56,7 +58,7 @@ def planted(where: str, n_meanings: int = 10, seed: int = 0) -> ClaimData:
         samples=samples,
         model="synthetic",
         model_kind="text-lm",
-        template="bare",
+        template=template,
         controls={"tok_last": np.asarray(tok_last, np.float32), "tok_mean": np.asarray(tok_mean, np.float32)},
     )
 
@@ -92,3 +94,16 @@ def test_missing_controls_are_named_not_invented(t3) -> None:
     measured, _ = _decide(t3, data)
     assert "tok_mean" not in measured.control_values and "tok_last" in measured.control_values
     assert "cross-attention" in measured.control_note
+
+
+def test_the_last_content_token_decides_under_bare_only(t3) -> None:
+    """CLAIMS.md: under ``bare`` the last token's embedding and the mean of the tokens are the controls; under
+    ``shared-suffix`` the mean of the content tokens alone. So an effect carried by the last content token is
+    explained by tokens under ``bare``, and under ``shared-suffix`` it is reported there but does not decide."""
+    measured, decision = _decide(t3, planted("last", template="bare"))
+    assert decision.explained_by_tokens is True and decision.verdict != "holds", decision.reason
+    measured, decision = _decide(t3, planted("last", template="shared-suffix"))
+    assert measured.deciding_controls == ("tok_mean",)
+    assert {"tok_last", "tok_mean"} <= set(measured.control_margins), "tok_last is still reported"
+    assert "tok_last reported, not deciding under shared-suffix" in measured.control_note
+    assert decision.explained_by_tokens is False and decision.verdict == "holds", decision.reason

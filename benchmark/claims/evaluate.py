@@ -161,7 +161,7 @@ def decide_measured(
     if spec.token_control is not None and spec.rule.kind != "absence":
         decision = token_veto(
             decision,
-            measured.control_margins,
+            {k: m for k, m in measured.control_margins.items() if k in measured.deciding_controls},
             delta=float(spec.rule.delta),  # presence/change rules have delta
             alpha=spec.rule.alpha,
             decides=spec.token_control.decides,

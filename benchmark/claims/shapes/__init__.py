@@ -28,6 +28,8 @@ class Measured:
     payloads: dict[str, Any] = field(default_factory=dict)
     #: token control: ``compare - control`` per control representation (the claim's delta decides "exceeds")
     control_margins: dict[str, Estimate] = field(default_factory=dict)
+    #: the representations whose margins decide the token veto under this template (the others are reported)
+    deciding_controls: tuple[str, ...] = ("tok_last", "tok_mean")
     #: the compared value and each control's value of the per-layer measure
     control_values: dict[str, float] = field(default_factory=dict)
     control_note: str = ""

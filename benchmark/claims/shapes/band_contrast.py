@@ -208,6 +208,19 @@ def _swap_selector(ref: str, control: str) -> str:
     return prefix + control
 
 
+#: The token controls that decide, per template (CLAIMS.md): under ``bare`` the last token's input embedding and
+#: the mean of the input's token embeddings; under ``shared-suffix`` the mean of the content tokens' embeddings.
+#: ``tok_last`` (the last *content* token's embedding) is still computed and reported under ``shared-suffix``,
+#: but it is not that template's control, so it does not decide there. A template not named here is decided
+#: on both (the stricter reading).
+DECIDING_CONTROLS = {"bare": ("tok_last", "tok_mean"), "shared-suffix": ("tok_mean",)}
+CONTROL_NAMES = ("tok_last", "tok_mean")
+
+
+def deciding_controls(template: str) -> tuple[str, ...]:
+    return DECIDING_CONTROLS.get(template, CONTROL_NAMES)
+
+
 def _token_control(
     control: TokenControl, results: dict[str, ComponentResult], data: ClaimData
 ) -> tuple[dict[str, Estimate], dict[str, float], str]:
@@ -216,7 +229,7 @@ def _token_control(
     compare = part_estimate(part.plus, part.minus, part.offset, results)
     margins, values = {}, {"compared": compare.value}
     missing = []
-    for name in ("tok_last", "tok_mean"):
+    for name in CONTROL_NAMES:
         plus = [_swap_selector(r, name) for r in part.plus]
         minus = [_swap_selector(r, name) for r in part.minus]
         try:
@@ -226,10 +239,15 @@ def _token_control(
             continue
         values[name] = ctl.value
         margins[name] = apply(np.subtract, compare, ctl)
-    note = ""
+    notes = []
     if missing:
-        note = f"{', '.join(missing)} not available: {data.control_note or 'the model gives no content span'}"
-    return margins, values, note
+        notes.append(
+            f"{', '.join(missing)} not available: {data.control_note or 'the model gives no content span'}"
+        )
+    reported = [name for name in margins if name not in deciding_controls(data.template)]
+    if reported:
+        notes.append(f"{', '.join(reported)} reported, not deciding under {data.template} (CLAIMS.md)")
+    return margins, values, "; ".join(notes)
 
 
 def _tsne(data: ClaimData, layers: list[str], labels: list[str], rng: np.random.Generator) -> dict[str, Any]:
@@ -379,6 +397,7 @@ def evaluate(
         numbers={k: v for k, v in numbers.items() if np.isfinite(v)},
         payloads=payloads,
         control_margins=margins,
+        deciding_controls=deciding_controls(data.template),
         control_values=values,
         control_note=note,
     )
