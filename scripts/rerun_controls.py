@@ -102,7 +102,6 @@ def as_users(reduction: Reduction, truths: np.ndarray, sampled_share: dict[str, 
                 part,
                 value=part.value + shift,
                 replicates={u: r + shift for u, r in part.replicates.items()},
-                null=part.null,
             )
         )
     return replace(reduction, parts=tuple(parts))
@@ -171,10 +170,12 @@ def rerun(
                 )
                 vetoed = []
                 if rule.verdict == "holds" and spec.token_control is not None and spec.token_control.decides:
+                    # the controls ``verdict.token_veto`` finds short, among those deciding under this template
                     vetoed = [
                         control
                         for control, margin in measured.control_margins.items()
-                        if not margin.bounds(spec.rule.alpha)[0] > float(spec.rule.delta)
+                        if control in measured.deciding_controls
+                        and not margin.bounds(spec.rule.alpha)[0] > float(spec.rule.delta)
                     ]
                 rows.append(
                     {

@@ -596,15 +596,21 @@ def _has_profile(name: str, profile: str) -> bool:
 CalibrationTask = tuple[ClaimSpec, ClaimData, dict[str, int]]
 
 
+def calibrated_size(options: CalibrateOptions) -> str:
+    """The size being calibrated (``--profile``), refused unless it has a larger pool profile."""
+    size = options.session.profile
+    if size not in POOL_OF_SIZE:
+        raise BenchError(f"--profile {size}: calibration sizes are {sorted(POOL_OF_SIZE)}")
+    return size
+
+
 def calibration_tasks(options: CalibrateOptions) -> list[CalibrationTask]:
     """``(claim, pool, unit sizes)`` for every claim and template ``options`` select at the calibrated size
     (``options.session.profile``), the pools read from the profile one larger (:data:`POOL_OF_SIZE`).
 
-    Shared by ``lalm-bench calibrate`` and the diagnostics that rerun its controls (``scripts/power_breakdown.py``)
+    Shared by ``lalm-bench calibrate`` and the diagnostics that rerun its controls (``scripts/rerun_controls.py``)
     so that both see the same pools and sizes."""
-    size = options.session.profile
-    if size not in POOL_OF_SIZE:
-        raise BenchError(f"--profile {size}: calibration sizes are {sorted(POOL_OF_SIZE)}")
+    size = calibrated_size(options)
     session = ClaimSession(replace(options.session, profile=POOL_OF_SIZE[size]))
     specs = [spec for spec in all_claims() if not spec.cross_model]
     if options.claims:  # checked before any latents are extracted
@@ -639,9 +645,7 @@ def calibrate_main(options: CalibrateOptions) -> int:
     from benchmark.claims.controls import seeds_per_population
     from benchmark.run.validate import ValidationFailed, option_problems
 
-    size = options.session.profile
-    if size not in POOL_OF_SIZE:
-        raise BenchError(f"--profile {size}: calibration sizes are {sorted(POOL_OF_SIZE)}")
+    size = calibrated_size(options)
     problems = option_problems(options.session, [("--out", options.out, False)])
     if problems:
         raise ValidationFailed(problems)
