@@ -3,7 +3,7 @@
 A control population is built from a pool of real latents (a model's full-profile latents):
 
 1. **shuffle** the pool so the structure the claim measures is gone (rows permuted within the design's strata,
-   or a named shuffle: every layer a rescaled copy of ``block0`` for T2, the two versions of a pair swapped for
+   a member that no real probe set puts into the contrast left in place, or a named shuffle: every layer a rescaled copy of ``block0`` for T2, the two versions of a pair swapped for
    S3, whole speakers relabelled for D1); token controls move with their rows;
 2. **plant** label-dependent offsets: a random unit direction per level of each key (per layer), times the
    layer's RMS spread, on the declared layers and members;
@@ -75,14 +75,27 @@ def _strata_codes(data: ClaimData, axes: Sequence[str]) -> np.ndarray:
     return np.unique(keys.astype(str), return_inverse=True)[1].reshape(-1)
 
 
+def _kept_rows(data: ClaimData, keep: dict[str, list[str]]) -> np.ndarray:
+    """Rows a within-shuffle leaves in place (``Shuffle.keep``); every label named must occur in the pool."""
+    kept = np.zeros(len(data.samples), dtype=bool)
+    for axis, labels in keep.items():
+        values = data.labels(axis).astype(str)
+        missing = sorted(set(labels) - set(values.tolist()))
+        if missing:
+            raise ValueError(f"shuffle keep: {axis} has no rows labelled {missing} in this pool")
+        kept |= np.isin(values, labels)
+    return kept
+
+
 def shuffle(data: ClaimData, spec: Shuffle, rng: np.random.Generator) -> ClaimData:
     """Destroy the structure a claim measures (see the module docstring)."""
     n = len(data.samples)
     if spec.within is not None:
         strata = _strata_codes(data, spec.within) if spec.within else np.zeros(n, dtype=np.int64)
+        movable = ~_kept_rows(data, spec.keep)
         order = np.arange(n)
         for level in np.unique(strata):
-            rows = np.flatnonzero(strata == level)
+            rows = np.flatnonzero((strata == level) & movable)
             order[rows] = rng.permutation(rows)
         return data.with_latents(np.asarray(data.latents)[order], order)
     if spec.named == "norm_growth":

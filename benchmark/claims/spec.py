@@ -27,7 +27,15 @@ import json
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from benchmark.core.schema import Modality
 from benchmark.stats.scores import SCORES
@@ -286,6 +294,12 @@ class Shuffle(_Strict):
     """How a control destroys the structure the claim measures (before a plant adds it back, known in size)."""
 
     within: list[str] | None = Field(default=None, description="permute latent rows within these axes")
+    keep: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="axis -> labels whose rows a within-shuffle leaves in place: a member outside the claim's "
+        "contrast that is a near-copy of another member (T1's same-words adversarial sentence), which no real "
+        "probe set puts into the contrasted roles",
+    )
     named: Literal["norm_growth", "version_swap", "group_relabel"] | None = Field(
         default=None,
         description="norm_growth: every layer a rescaled copy of block0 (T2); version_swap: swap the two versions "
@@ -298,11 +312,22 @@ class Shuffle(_Strict):
     def _one_kind(self) -> Shuffle:
         if (self.within is None) == (self.named is None):
             raise ValueError("a shuffle is either within: [axes] or named: <kind>")
+        if self.keep and self.within is None:
+            raise ValueError("shuffle keep: only a within-shuffle leaves rows in place")
         if self.named in ("version_swap", "group_relabel") and not self.group:
             raise ValueError(f"shuffle {self.named} needs group")
         if self.named == "group_relabel" and not self.cells:
             raise ValueError("shuffle group_relabel needs cells")
         return self
+
+    @model_serializer(mode="wrap")
+    def _empty_keep_left_out(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A shuffle that keeps nothing dumps as it did before ``keep`` existed, so the fingerprints of the claims
+        that do not use it (recorded in results and calibration entries) stay what they were."""
+        dumped = handler(self)
+        if not self.keep:
+            dumped.pop("keep", None)
+        return dumped
 
 
 class Plant(_Strict):
