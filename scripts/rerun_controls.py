@@ -16,8 +16,9 @@ entry records, so a rerun on other code is refused):
    its population value scaled up to a user's: ``value' = truth + k (value - truth)``, the replicates moved
    with it (same standard error), ``k = sqrt(sum_f v_f / sum_f (1 - f_f) v_f)`` from the part's jackknife
    variance ``v_f`` per unit factor. Part truths are the calibration's own population values (each part's
-   mean point estimate over the population's probe samples). It is the rule before the token veto, so for a
-   claim with a deciding veto it bounds the false-positive rate from above.
+   mean point estimate over the population's probe samples). ``user_holds`` then moves the deciding token-control
+   margins the same way (their truths: each margin's mean over the same probe samples) and applies the veto:
+   the verdict a user's sample would get. ``user_rule_holds`` is the rule before the veto.
 
 Usage::
 
@@ -53,8 +54,9 @@ from benchmark.claims.evaluate import CALIBRATION_FILE, decide_measured, measure
 from benchmark.claims.replay import CONTROLS
 from benchmark.claims.shapes import band_contrast, metric_agreement
 from benchmark.claims.spec import BandContrast, MetricAgreement
-from benchmark.claims.verdict import decide
+from benchmark.claims.verdict import decide, token_veto
 from benchmark.cli.main import build_parser
+from benchmark.report.calibration import rerun_table
 from benchmark.run.options import CalibrateOptions, typed_options
 from benchmark.run.session import calibration_tasks
 from benchmark.stats.kit import Estimate, Reduction
@@ -88,23 +90,48 @@ def scatter_factor(estimate: Estimate, sampled_share: dict[str, float]) -> float
     return math.sqrt(user / without_replacement) if without_replacement > 0 else math.inf
 
 
+def as_users_estimate(estimate: Estimate, truth: float, sampled_share: dict[str, float]) -> Estimate | None:
+    """``estimate`` with its deviation from ``truth`` scaled to a user's, its replicates moved with it (same
+    standard error); None when a factor is the whole pool, where this sample defines no user's scatter."""
+    k = scatter_factor(estimate, sampled_share)
+    if not math.isfinite(k):
+        return None
+    shift = (k - 1.0) * (estimate.value - float(truth))
+    return replace(
+        estimate,
+        value=estimate.value + shift,
+        replicates={u: r + shift for u, r in estimate.replicates.items()},
+    )
+
+
 def as_users(reduction: Reduction, truths: np.ndarray, sampled_share: dict[str, float]) -> Reduction | None:
     """The reduction with each part's deviation from its truth scaled to a user's (None when a part's
     factor is the whole pool, where a user's scatter is not defined by this sample)."""
     parts = []
     for part, truth in zip(reduction.parts, truths, strict=True):
-        k = scatter_factor(part, sampled_share)
-        if not math.isfinite(k):
+        moved = as_users_estimate(part, float(truth), sampled_share)
+        if moved is None:
             return None
-        shift = (k - 1.0) * (part.value - float(truth))
-        parts.append(
-            replace(
-                part,
-                value=part.value + shift,
-                replicates={u: r + shift for u, r in part.replicates.items()},
-            )
-        )
+        parts.append(moved)
     return replace(reduction, parts=tuple(parts))
+
+
+def margin_truths(population: Population, scale: float, budget: Budget) -> dict[str, float]:
+    """Each token-control margin's population value at ``scale``: its mean over the population's probe samples
+    (the same samples that define the parts' truths). Only claims whose veto decides need it."""
+    spec = population.spec
+    if spec.token_control is None or not spec.token_control.decides or spec.rule.kind == "absence":
+        return {}  # no veto decides (``evaluate.decide_measured``)
+    planted = population.at(scale)
+    n = len(planted.samples)
+    values: dict[str, list[float]] = {}
+    for index, rows in enumerate(population.probes):
+        sample = planted.subset(np.isin(np.arange(n), rows))
+        sample.extra["control"] = True
+        measured = measure(spec, sample, budget, np.random.default_rng([population.seed, index]))
+        for name, margin in measured.control_margins.items():
+            values.setdefault(name, []).append(margin.value)
+    return {name: float(np.mean(v)) for name, v in values.items()}
 
 
 def _rate(held: list[int], clusters: list[int]) -> dict[str, Any]:
@@ -152,6 +179,7 @@ def rerun(
             spec, pool, sizes, population_seed(spec, pool.template, index), targets
         )
         truths = {name: part_truths(population, scale) for name, (scale, _) in solved.items()}
+        margin_truth = {name: margin_truths(population, scale, budget) for name, (scale, _) in solved.items()}
         start = index * population_size
         for seed in range(max(start, first), min(start + per_population, last)):
             rng = np.random.default_rng([seed, 7919])
@@ -163,11 +191,30 @@ def rerun(
                 final = decide_measured(spec, measured, model=pool.model, reference_verdict="holds")
                 rule = decide(spec.rule, measured.reduction, model=pool.model, reference_verdict="holds")
                 users = as_users(measured.reduction, truths[name], sampled_share)
-                user_rule = (
+                user_decision = (
                     None
                     if users is None
-                    else decide(spec.rule, users, model=pool.model, reference_verdict="holds").verdict
+                    else decide(spec.rule, users, model=pool.model, reference_verdict="holds")
                 )
+                user_rule = None if user_decision is None else user_decision.verdict
+                user_final = user_rule
+                if user_decision is not None and margin_truth[name]:
+                    moved = {
+                        control: as_users_estimate(margin, margin_truth[name][control], sampled_share)
+                        for control, margin in measured.control_margins.items()
+                        if control in measured.deciding_controls
+                    }
+                    user_final = (
+                        None
+                        if any(m is None for m in moved.values())
+                        else token_veto(
+                            user_decision,
+                            {c: m for c, m in moved.items() if m is not None},
+                            delta=float(spec.rule.delta),
+                            alpha=spec.rule.alpha,
+                            decides=True,
+                        ).verdict
+                    )
                 vetoed = []
                 if rule.verdict == "holds" and spec.token_control is not None and spec.token_control.decides:
                     # the controls ``verdict.token_veto`` finds short, among those deciding under this template
@@ -191,6 +238,8 @@ def rerun(
                         "rule_verdict": rule.verdict,
                         "vetoed_by": vetoed,
                         "user_rule_verdict": user_rule,
+                        "user_verdict": user_final,
+                        "margin_truths": margin_truth[name],
                         "user_value": None if users is None else users.value,
                         "recorded_held": recorded[name].get(seed),
                     }
@@ -218,6 +267,7 @@ def rerun(
             "holds": _rate([int(r["verdict"] == "holds") for r in mine], clusters),
             "rule_holds": _rate([int(r["rule_verdict"] == "holds") for r in mine], clusters),
             "user_rule_holds": _rate([int(r["user_rule_verdict"] == "holds") for r in mine], clusters),
+            "user_holds": _rate([int(r["user_verdict"] == "holds") for r in mine], clusters),
             "vetoed_by": vetoes,
             "mismatches": [r["seed"] for r in mine if int(r["verdict"] == "holds") != r["recorded_held"]],
         }
@@ -235,31 +285,6 @@ def rerun(
     }
 
 
-def _cell(rate: dict[str, Any]) -> str:
-    low, high = rate["ci95"]
-    return f"{rate['holds']}/{rate['trials']} = {100 * rate['rate']:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
-
-
-def table(results: list[dict[str, Any]]) -> str:
-    """A markdown table of reruns: per control, the calibration's verdicts, the rule alone, a user's scatter."""
-    head = (
-        "| claim | template | size | share of the pool | boundary null holds | rule alone | rule, user's scatter "
-        "| planted holds | rule alone | vetoed by | rule, user's scatter |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|\n"
-    )
-    lines = []
-    for r in sorted(results, key=lambda r: (r["claim"], r["template"], r["size"])):
-        null, positive = r["summary"]["boundary_null"], r["summary"]["positive"]
-        share = ", ".join(f"{u} {r['sizes'][u]}/{r['pool_levels'][u]}" for u in r["sizes"])
-        vetoes = ", ".join(f"{c} {n}" for c, n in sorted(positive["vetoed_by"].items())) or "-"
-        lines.append(
-            f"| {r['claim']} | {r['template']} | {r['size']} | {share} | {_cell(null['holds'])} "
-            f"| {_cell(null['rule_holds'])} | {_cell(null['user_rule_holds'])} | {_cell(positive['holds'])} "
-            f"| {_cell(positive['rule_holds'])} | {vetoes} | {_cell(positive['user_rule_holds'])} |"
-        )
-    return head + "\n".join(lines) + "\n"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", type=Path, nargs="+", help="print a markdown table of these reruns' files")
@@ -272,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     if args.table:
-        print(table([json.loads(path.read_text(encoding="utf-8")) for path in args.table]), end="")
+        print(rerun_table([json.loads(path.read_text(encoding="utf-8")) for path in args.table]))
         return 0
     if not (args.claim and args.template and args.profile):
         parser.error("--claim, --template and --profile are required unless --table is given")

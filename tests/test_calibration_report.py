@@ -190,3 +190,47 @@ def test_cli_reads_entries_and_names_a_file_that_is_not_a_calibration(tmp_path: 
     assert done.returncode == 0, done.stderr
     assert "T1-paraphrase-closer" in done.stdout
     assert re.search(r"\| T1-paraphrase-closer \| bare +\| ci +\| 500 +\|", out.read_text())
+
+
+def _rerun(code: str, null_holds: int = 1) -> dict:
+    def rate(holds: int) -> dict:
+        return {"holds": holds, "trials": 20, "rate": holds / 20, "ci95": [0.0, 0.3], "design_effect": 1.0}
+
+    control = {"holds": rate(0), "rule_holds": rate(0), "user_rule_holds": rate(null_holds), "vetoed_by": {}}
+    positive = {
+        "holds": rate(13),
+        "rule_holds": rate(19),
+        "user_rule_holds": rate(18),
+        "vetoed_by": {"tok_mean": 6},
+    }
+    return {
+        "claim": "T1-paraphrase-closer",
+        "template": "bare",
+        "size": "full",
+        "code": code,
+        "sizes": {"pair_id": 36},
+        "pool_levels": {"pair_id": 72},
+        "summary": {"boundary_null": control, "positive": positive},
+    }
+
+
+def test_a_rerun_applies_to_its_entry_and_the_code_it_was_carried_from_only() -> None:
+    from benchmark.report.calibration import calibration_markdown, rerun_applies
+
+    carried = entry(
+        (0, 200), (115, 200), 200, code="new", carried=[{"from": "old", "to": "new", "decisions": 20}]
+    )
+    assert rerun_applies(_rerun("new"), carried)
+    assert rerun_applies(_rerun("old"), carried)
+    recalibrated = entry((0, 200), (115, 200), 200, code="new")
+    assert not rerun_applies(_rerun("old"), recalibrated)  # other seeds now: the rerun says nothing of them
+    assert not rerun_applies(_rerun("new"), None)
+
+    page = calibration_markdown(
+        document({"T1-paraphrase-closer|bare|full": carried}), source="x", reruns=[_rerun("old", 3)]
+    )
+    assert "user's scatter" in page and "3/20 = 15.0%" in page and "tok_mean 6" in page
+    page = calibration_markdown(
+        document({"T1-paraphrase-closer|bare|full": recalibrated}), source="x", reruns=[_rerun("old", 3)]
+    )
+    assert "Seeds rerun" not in page

@@ -37,7 +37,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _calibration_report(args: argparse.Namespace) -> int:
     from benchmark.claims.evaluate import CALIBRATION_FILE, verdict_code_sha256
-    from benchmark.report.calibration import calibration_markdown, calibration_table
+    from benchmark.report.calibration import calibration_markdown, calibration_table, load_reruns
 
     source = Path(args.file) if args.file else CALIBRATION_FILE
     try:
@@ -54,7 +54,8 @@ def _calibration_report(args: argparse.Namespace) -> int:
         shown = "benchmark/claims/calibration.json" if args.file is None else str(source)
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(
-            calibration_markdown(document, source=shown, current_code=code), encoding="utf-8"
+            calibration_markdown(document, source=shown, current_code=code, reruns=load_reruns(args.reruns)),
+            encoding="utf-8",
         )
         print(f"written: {args.markdown}")
     return 0
@@ -95,5 +96,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     calibration.add_argument(
         "--markdown", type=Path, default=None, help="also write the table as Markdown here"
+    )
+    calibration.add_argument(
+        "--reruns",
+        type=Path,
+        default=Path("reports/control_reruns"),
+        help="folder of seed reruns (scripts/rerun_controls.py) to tabulate where they apply. Default: %(default)s",
     )
     calibration.set_defaults(func=_calibration_report)

@@ -209,8 +209,119 @@ def matrix_calibration_cell(
     return "; ".join(f"{t}: {rule_calibration_cell(document, claim, t, size)}" for t in templates)
 
 
-def calibration_markdown(document: Mapping[str, Any], *, source: str, current_code: str | None = None) -> str:
-    """``reports/calibration.md``: the design, the targets, how to read the statuses, and the table."""
+def load_reruns(folder: Path | None) -> list[dict[str, Any]]:
+    """The rerun files of ``folder`` (``scripts/rerun_controls.py --out``); none when it does not exist."""
+    if folder is None or not folder.is_dir():
+        return []
+    reruns = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            reruns.append(json.loads(path.read_text(encoding="utf-8")))
+        except ValueError as exc:
+            raise ValueError(f"rerun file {path}: not JSON ({exc})") from exc
+    return reruns
+
+
+def rerun_applies(rerun: Mapping[str, Any], entry: Mapping[str, Any] | None) -> bool:
+    """A rerun speaks for an entry when it replayed that entry's seeds: same claim, template and size, run on the
+    entry's code or on code the entry was carried from (a carry reproduced the same decisions). A recalibrated
+    entry has other seeds, so an older rerun no longer applies."""
+    if not entry:
+        return False
+    codes = {entry.get("code")} | {str(step.get("from")) for step in entry.get("carried") or []}
+    return rerun.get("code") in codes
+
+
+def _rerun_rate(rate: Mapping[str, Any] | None) -> str:
+    if rate is None:  # a rerun made before the script read it
+        return "-"
+    low, high = rate["ci95"]
+    return f"{rate['holds']}/{rate['trials']} = {100 * rate['rate']:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def rerun_table(reruns: list[Mapping[str, Any]], document: Mapping[str, Any] | None = None) -> str:
+    """Reruns of calibration seeds (``scripts/rerun_controls.py``) as a Markdown table: per control the verdicts
+    as calibrated, the rule before the token veto, the vetoes, and the rule at a user's scatter. With
+    ``document``, only the reruns that still apply to its entries (:func:`rerun_applies`)."""
+    entries = (document or {}).get("entries", {})
+    rows = []
+    for r in sorted(reruns, key=lambda r: (claim_sort_key(r["claim"]), r["template"], r["size"])):
+        if document is not None and not rerun_applies(
+            r, entries.get(f"{r['claim']}|{r['template']}|{r['size']}")
+        ):
+            continue
+        null, positive = r["summary"]["boundary_null"], r["summary"]["positive"]
+        share = ", ".join(f"{u} {r['sizes'][u]}/{r['pool_levels'][u]}" for u in r["sizes"])
+        vetoes = ", ".join(f"{c} {n}" for c, n in sorted(positive["vetoed_by"].items())) or "-"
+        rows.append(
+            [
+                r["claim"],
+                r["template"],
+                r["size"],
+                share,
+                _rerun_rate(null["holds"]),
+                _rerun_rate(null["rule_holds"]),
+                _rerun_rate(null["user_rule_holds"]),
+                _rerun_rate(null.get("user_holds")),
+                _rerun_rate(positive["holds"]),
+                _rerun_rate(positive["rule_holds"]),
+                vetoes,
+                _rerun_rate(positive["user_rule_holds"]),
+                _rerun_rate(positive.get("user_holds")),
+            ]
+        )
+    return tabulate(
+        rows,
+        headers=[
+            "claim",
+            "template",
+            "size",
+            "share of the pool",
+            "boundary null holds",
+            "rule alone",
+            "rule, user's scatter",
+            "verdict, user's scatter",
+            "planted holds",
+            "rule alone",
+            "vetoed by",
+            "rule, user's scatter",
+            "verdict, user's scatter",
+        ],
+        tablefmt="github",
+        disable_numparse=True,
+    )
+
+
+def _reruns_section(reruns: list[Mapping[str, Any]], document: Mapping[str, Any]) -> list[str]:
+    table = rerun_table(reruns, document)
+    if not reruns or table.count("\n") < 2:  # header and rule only: no rerun applies
+        return []
+    return [
+        "## Seeds rerun: the rule before the token veto, and a user's scatter",
+        "",
+        "Each row reran the first seeds of every population of the entry (`scripts/rerun_controls.py`; every "
+        "final verdict matched the entry's record). `rule alone`: the rule before the token-identity veto. "
+        "`rule, user's scatter`: each part's deviation from its population value scaled by `k = sqrt(sum_f v_f / "
+        "sum_f (1 - f_f) v_f)`, so the estimate scatters as a user's sample of the same size would, drawn from an "
+        "unlimited supply of units rather than half of a finite pool; its false-positive rate is the one a user "
+        "gets, the entry's is optimistic. `verdict, user's scatter`: the same with the deciding token-control "
+        "margins moved alike, then the veto (`-` for reruns made before the script computed it; equal to the "
+        "rule's where no veto decides). Rows whose entry was recalibrated since are left out.",
+        "",
+        table,
+        "",
+    ]
+
+
+def calibration_markdown(
+    document: Mapping[str, Any],
+    *,
+    source: str,
+    current_code: str | None = None,
+    reruns: list[Mapping[str, Any]] | None = None,
+) -> str:
+    """``reports/calibration.md``: the design, the targets, how to read the statuses, the table, and the reruns
+    that still apply to its entries."""
     targets = document.get("targets", {})
     return "\n".join(
         [
@@ -244,5 +355,6 @@ def calibration_markdown(document: Mapping[str, Any], *, source: str, current_co
             "",
             calibration_table(document, current_code=current_code),
             "",
+            *_reruns_section(reruns or [], document),
         ]
     )
