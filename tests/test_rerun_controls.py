@@ -58,3 +58,20 @@ def test_a_factor_sampled_whole_has_no_users_scatter() -> None:
     est = _estimate(0.2, meaning=np.linspace(0.1, 0.3, 6))
     reduction = Reduction("single", (est,), ("only",))
     assert rerun_controls.as_users(reduction, np.array([0.1]), {"meaning": 1.0}) is None
+
+
+def test_a_margin_moved_to_a_users_scatter_can_be_vetoed_where_the_calibrations_was_not() -> None:
+    """The veto at a user's scatter reads margins moved like the parts: a margin above delta only because the
+    half-pool sample scattered little falls short once moved from its truth."""
+    from benchmark.claims.verdict import Decision, token_veto
+
+    margin = _estimate(0.10, meaning=np.linspace(0.095, 0.105, 36))  # truth 0.30: this sample sits low
+    moved = rerun_controls.as_users_estimate(margin, 0.30, {"meaning": 0.5})
+    assert moved is not None
+    assert moved.value == pytest.approx(0.30 - math.sqrt(2.0) * 0.20)
+    assert moved.se == pytest.approx(margin.se)
+    held = Decision("holds", "rule", None, None, None, None, False, ())  # type: ignore[arg-type]
+    as_calibrated = token_veto(held, {"tok_mean": margin}, delta=0.05, alpha=0.05, decides=True)
+    as_users = token_veto(held, {"tok_mean": moved}, delta=0.05, alpha=0.05, decides=True)
+    assert as_calibrated.verdict == "holds"
+    assert as_users.verdict == "inconclusive"

@@ -241,7 +241,7 @@ def _rerun_rate(rate: Mapping[str, Any] | None) -> str:
 
 def rerun_table(reruns: list[Mapping[str, Any]], document: Mapping[str, Any] | None = None) -> str:
     """Reruns of calibration seeds (``scripts/rerun_controls.py``) as a Markdown table: per control the verdicts
-    as calibrated, the rule before the token veto, the vetoes, and the rule at a user's scatter. With
+    as calibrated, the rule before the token veto, the vetoes, and the rule and the verdict at a user's scatter. With
     ``document``, only the reruns that still apply to its entries (:func:`rerun_applies`)."""
     entries = (document or {}).get("entries", {})
     rows = []
