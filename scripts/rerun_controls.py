@@ -49,7 +49,7 @@ from benchmark.claims.controls import (
     solved_population,
     unit_levels,
 )
-from benchmark.claims.data import Budget
+from benchmark.claims.data import Budget, ClaimData
 from benchmark.claims.evaluate import CALIBRATION_FILE, decide_measured, measure, verdict_code_sha256
 from benchmark.claims.replay import CONTROLS
 from benchmark.claims.shapes import band_contrast, metric_agreement
@@ -116,13 +116,12 @@ def as_users(reduction: Reduction, truths: np.ndarray, sampled_share: dict[str, 
     return replace(reduction, parts=tuple(parts))
 
 
-def margin_truths(population: Population, scale: float, budget: Budget) -> dict[str, float]:
-    """Each token-control margin's population value at ``scale``: its mean over the population's probe samples
-    (the same samples that define the parts' truths). Only claims whose veto decides need it."""
+def margin_truths(population: Population, planted: ClaimData, budget: Budget) -> dict[str, float]:
+    """Each token-control margin's population value in the ``planted`` pool: its mean over the population's probe
+    samples (the same samples that define the parts' truths). Only claims whose veto decides need it."""
     spec = population.spec
     if spec.token_control is None or not spec.token_control.decides or spec.rule.kind == "absence":
         return {}  # no veto decides (``evaluate.decide_measured``)
-    planted = population.at(scale)
     n = len(planted.samples)
     values: dict[str, list[float]] = {}
     for index, rows in enumerate(population.probes):
@@ -132,6 +131,32 @@ def margin_truths(population: Population, scale: float, budget: Budget) -> dict[
         for name, margin in measured.control_margins.items():
             values.setdefault(name, []).append(margin.value)
     return {name: float(np.mean(v)) for name, v in values.items()}
+
+
+def users_verdict(
+    spec: Any,
+    users: Reduction | None,
+    measured: Any,
+    truths: dict[str, float],
+    sampled_share: dict[str, float],
+    model: str,
+) -> tuple[str | None, str | None]:
+    """``(rule, verdict)`` at a user's scatter: the rule on the moved reduction, then the veto on the deciding
+    margins moved alike from ``truths`` (none: no veto decides, the verdict is the rule's). None where a factor is
+    the whole pool."""
+    if users is None:
+        return None, None
+    decision = decide(spec.rule, users, model=model, reference_verdict="holds")
+    if not truths:
+        return decision.verdict, decision.verdict
+    moved = {}
+    for control, margin in measured.control_margins.items():
+        if control in measured.deciding_controls:
+            moved[control] = as_users_estimate(margin, truths[control], sampled_share)
+            if moved[control] is None:
+                return decision.verdict, None
+    vetoed = token_veto(decision, moved, delta=float(spec.rule.delta), alpha=spec.rule.alpha, decides=True)
+    return decision.verdict, vetoed.verdict
 
 
 def _rate(held: list[int], clusters: list[int]) -> dict[str, Any]:
@@ -178,43 +203,23 @@ def rerun(
         population, solved, _ = solved_population(
             spec, pool, sizes, population_seed(spec, pool.template, index), targets
         )
+        planted = {name: population.at(scale) for name, (scale, _) in solved.items()}  # once, not per seed
         truths = {name: part_truths(population, scale) for name, (scale, _) in solved.items()}
-        margin_truth = {name: margin_truths(population, scale, budget) for name, (scale, _) in solved.items()}
+        margin_truth = {name: margin_truths(population, planted[name], budget) for name in solved}
         start = index * population_size
         for seed in range(max(start, first), min(start + per_population, last)):
             rng = np.random.default_rng([seed, 7919])
             mask = np.isin(np.arange(len(population.base.samples)), draw_sample(population.base, sizes, rng))
-            for name, (scale, effect) in solved.items():
-                sample = population.at(scale).subset(mask)
+            for name, (_, effect) in solved.items():
+                sample = planted[name].subset(mask)
                 sample.extra["control"] = True
                 measured = measure(spec, sample, budget, np.random.default_rng([seed, 104729]))
                 final = decide_measured(spec, measured, model=pool.model, reference_verdict="holds")
                 rule = decide(spec.rule, measured.reduction, model=pool.model, reference_verdict="holds")
                 users = as_users(measured.reduction, truths[name], sampled_share)
-                user_decision = (
-                    None
-                    if users is None
-                    else decide(spec.rule, users, model=pool.model, reference_verdict="holds")
+                user_rule, user_final = users_verdict(
+                    spec, users, measured, margin_truth[name], sampled_share, pool.model
                 )
-                user_rule = None if user_decision is None else user_decision.verdict
-                user_final = user_rule
-                if user_decision is not None and margin_truth[name]:
-                    moved = {
-                        control: as_users_estimate(margin, margin_truth[name][control], sampled_share)
-                        for control, margin in measured.control_margins.items()
-                        if control in measured.deciding_controls
-                    }
-                    user_final = (
-                        None
-                        if any(m is None for m in moved.values())
-                        else token_veto(
-                            user_decision,
-                            {c: m for c, m in moved.items() if m is not None},
-                            delta=float(spec.rule.delta),
-                            alpha=spec.rule.alpha,
-                            decides=True,
-                        ).verdict
-                    )
                 vetoed = []
                 if rule.verdict == "holds" and spec.token_control is not None and spec.token_control.decides:
                     # the controls ``verdict.token_veto`` finds short, among those deciding under this template

@@ -46,10 +46,10 @@ def test_no_keep_draws_the_same_permutation_as_before() -> None:
     data = paraphrase_data()
     moved = shuffle(data, Shuffle(within=["pair_id"]), np.random.default_rng(7))
     rng = np.random.default_rng(7)
-    pairs = data.labels("pair_id").astype(str)
-    order = np.arange(len(pairs))
-    for level in np.unique(np.unique(pairs, return_inverse=True)[1]):
-        rows = np.flatnonzero(np.unique(pairs, return_inverse=True)[1] == level)
+    codes = np.unique(data.labels("pair_id").astype(str), return_inverse=True)[1]
+    order = np.arange(codes.size)
+    for level in np.unique(codes):
+        rows = np.flatnonzero(codes == level)
         order[rows] = rng.permutation(rows)
     np.testing.assert_array_equal(np.asarray(moved.latents), np.asarray(data.latents)[order])
 

@@ -239,17 +239,19 @@ def _rerun_rate(rate: Mapping[str, Any] | None) -> str:
     return f"{rate['holds']}/{rate['trials']} = {100 * rate['rate']:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
 
 
-def rerun_table(reruns: list[Mapping[str, Any]], document: Mapping[str, Any] | None = None) -> str:
+def applicable_reruns(
+    reruns: list[Mapping[str, Any]], document: Mapping[str, Any]
+) -> list[Mapping[str, Any]]:
+    """The reruns that still speak for an entry of ``document`` (:func:`rerun_applies`)."""
+    entries = document.get("entries", {})
+    return [r for r in reruns if rerun_applies(r, entries.get(f"{r['claim']}|{r['template']}|{r['size']}"))]
+
+
+def rerun_table(reruns: list[Mapping[str, Any]]) -> str:
     """Reruns of calibration seeds (``scripts/rerun_controls.py``) as a Markdown table: per control the verdicts
-    as calibrated, the rule before the token veto, the vetoes, and the rule and the verdict at a user's scatter. With
-    ``document``, only the reruns that still apply to its entries (:func:`rerun_applies`)."""
-    entries = (document or {}).get("entries", {})
+    as calibrated, the rule before the token veto, the vetoes, and the rule and the verdict at a user's scatter."""
     rows = []
     for r in sorted(reruns, key=lambda r: (claim_sort_key(r["claim"]), r["template"], r["size"])):
-        if document is not None and not rerun_applies(
-            r, entries.get(f"{r['claim']}|{r['template']}|{r['size']}")
-        ):
-            continue
         null, positive = r["summary"]["boundary_null"], r["summary"]["positive"]
         share = ", ".join(f"{u} {r['sizes'][u]}/{r['pool_levels'][u]}" for u in r["sizes"])
         vetoes = ", ".join(f"{c} {n}" for c, n in sorted(positive["vetoed_by"].items())) or "-"
@@ -293,8 +295,8 @@ def rerun_table(reruns: list[Mapping[str, Any]], document: Mapping[str, Any] | N
 
 
 def _reruns_section(reruns: list[Mapping[str, Any]], document: Mapping[str, Any]) -> list[str]:
-    table = rerun_table(reruns, document)
-    if not reruns or table.count("\n") < 2:  # header and rule only: no rerun applies
+    applicable = applicable_reruns(reruns, document)
+    if not applicable:
         return []
     return [
         "## Seeds rerun: the rule before the token veto, and a user's scatter",
@@ -308,7 +310,7 @@ def _reruns_section(reruns: list[Mapping[str, Any]], document: Mapping[str, Any]
         "margins moved alike, then the veto (`-` for reruns made before the script computed it; equal to the "
         "rule's where no veto decides). Rows whose entry was recalibrated since are left out.",
         "",
-        table,
+        rerun_table(applicable),
         "",
     ]
 
