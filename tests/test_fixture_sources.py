@@ -25,16 +25,21 @@ LATIN_FINAL = {".": "statement", "?": "question", "!": "exclamation"}
 CJK_FINAL = {"。": "statement", "？": "question", "！": "exclamation"}
 #: Size of the ``ci`` profile's slice of the parallel set (the first meanings in file order).
 CI_MEANINGS = 12
-#: Items of the ``full`` profile (m01-m38, p01-p36, in file order); later items are in the ``pool`` profile
-#: only (benchmark.probes.recipes.FULL_MEANINGS / FULL_PARAPHRASES).
+#: Items of the ``full`` profile (m01-m38, p01-p72, in file order); later items are in the ``pool`` profile
+#: only (benchmark.probes.recipes.FULL_MEANINGS / FULL_PARAPHRASES). The paraphrase count was 36 until
+#: 2026-12-06, when it was raised on purpose for T1's power (the recipe says why).
 FULL_MEANINGS = 38
-FULL_PARAPHRASES = 36
+FULL_PARAPHRASES = 72
+#: The paraphrase sets of the ``full`` profile before it was raised: they are still its first items, unchanged.
+FORMER_FULL_PARAPHRASES = 36
 #: sha256 of the canonical JSON (sorted keys, UTF-8) of the first FULL_MEANINGS meanings and FULL_PARAPHRASES
 #: sets: the ``full`` profiles' content hashes key recorded expectations, so these items never change.
 FULL_SOURCE_SHA256 = {
     "meanings": "13a53b14035cadf8b43473865c917fa4e1c542a3228519aa45fc826468ddd62a",
-    "items": "3a672e0a1bc0ff795051ddafd4f8916b6fe9660eec6d7566da854d15d30ca49b",
+    "items": "be8432897aea9303685a0b70c15b28ec34d183579f5878199e147817765a6051",
 }
+#: The same digest of the first FORMER_FULL_PARAPHRASES sets (the ``full`` profile until 2026-12-06).
+FORMER_FULL_ITEMS_SHA256 = "3a672e0a1bc0ff795051ddafd4f8916b6fe9660eec6d7566da854d15d30ca49b"
 #: Statements, questions and exclamations per block of the parallel set, as the README states them.
 SENTENCE_TYPES = {"ci": (9, 2, 1), "full": (25, 9, 4), "added": (28, 10, 4)}
 #: Ceiling on the share of one final mark per language (punctuation must not explain language clusters).
@@ -174,8 +179,16 @@ def _block(items: list, block: str) -> list:
 def test_full_profile_items_are_unchanged(name, key):
     items = _load(name)[key]
     full = items[: FULL_MEANINGS if key == "meanings" else FULL_PARAPHRASES]
-    digest = hashlib.sha256(json.dumps(full, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
-    assert digest == FULL_SOURCE_SHA256[key], f"{name}: the full profile's items changed"
+    assert _digest(full) == FULL_SOURCE_SHA256[key], f"{name}: the full profile's items changed"
+
+
+def test_raised_full_paraphrases_keep_the_former_full_sets_first():
+    """Raising FULL_PARAPHRASES appended sets: the former full profile's sets are its first ones, unchanged."""
+    assert _digest(_load("paraphrases.json")["items"][:FORMER_FULL_PARAPHRASES]) == FORMER_FULL_ITEMS_SHA256
+
+
+def _digest(items: list) -> str:
+    return hashlib.sha256(json.dumps(items, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
 
 
 def test_parallel_size_and_ids(parallel):
@@ -290,7 +303,7 @@ def test_paraphrase_size_and_ids(paraphrases):
     ids = [it["meaning_id"] for it in items]
     assert len(items) >= 32
     assert len(set(ids)) == len(ids)
-    assert all(re.fullmatch(r"p\d{2}", i) for i in ids)
+    assert all(re.fullmatch(r"p\d{2,3}", i) for i in ids)
     assert ids == [f"p{k:02d}" for k in range(1, len(ids) + 1)]  # file order = profile blocks
 
 
@@ -298,6 +311,24 @@ def test_paraphrase_final_punctuation(paraphrases):
     for it in paraphrases["items"]:
         for k in _PARA_KEYS:
             assert _final_kind(it[k], "en") is not None, (it["meaning_id"], k)
+
+
+#: (statements, questions, exclamations) among the anchors of each block of 36 paraphrase sets.
+PARAPHRASE_BLOCK_TYPES = (33, 2, 1)
+
+
+def test_paraphrase_sets_share_one_final_mark(paraphrases):
+    # All four sentences of a set end alike, so in the ``punct`` variant no role differs by its final token
+    # alone; each block of 36 sets keeps the first block's mix of statements, questions and exclamations.
+    items = paraphrases["items"]
+    kinds = [{_final_kind(it[k], "en") for k in _PARA_KEYS} for it in items]
+    assert all(len(k) == 1 for k in kinds), [
+        it["meaning_id"] for it, k in zip(items, kinds, strict=True) if len(k) > 1
+    ]
+    assert len(items) % 36 == 0
+    for start in range(0, len(items), 36):
+        block = Counter(_final_kind(it["anchor"], "en") for it in items[start : start + 36])
+        assert (block["statement"], block["question"], block["exclamation"]) == PARAPHRASE_BLOCK_TYPES, start
 
 
 def test_paraphrase_roles(paraphrases):

@@ -1,7 +1,7 @@
 """The ``pool`` profile (every shipped set has one) and the profiles it must not disturb.
 
 Why these tests: calibration at the ``full`` size draws fresh samples of design units from a population that
-has to be larger than ``full``, so later-authored items (m39-m80, p37-p72, grid sentences c09-c16) joined the
+has to be larger than ``full``, so later-authored items (m39-m80, p37-p144, grid sentences c09-c16) joined the
 manifests under a new ``pool`` profile (first in text-parallel, text-paraphrase and speech-grid; the other
 speech sets, whose later items had to be synthesised, came last). Recorded expectations are keyed by the ``ci``/``full``
 content hashes, so adding items must leave the ``ci``, ``ci-alt`` and ``full`` profiles of every set exactly as
@@ -67,9 +67,11 @@ PINNED: dict[tuple[str, str], tuple[str, str]] = {
         "b95f618bfcce3151c466fd74d038b60780ac5ce11ed82d473f7c12a09722fe67",
         "6b666f745ae45e3c9339443940aa07194eb3fe2496602cb093da6747abaf7193",
     ),
+    # Raised from p01-p36 (ids a2b9d404..., content 799b3fb2...) to p01-p72 on 2026-12-06 on purpose: T1's power
+    # (benchmark.probes.recipes.FULL_PARAPHRASES); the former ids are its first ones (test below).
     ("text-paraphrase", "full"): (
-        "a2b9d4048b4f16f4df233fb7c62620ec11140e04989a06f9fab72320944e1344",
-        "799b3fb2d432d3f651e4b93cd9c9a4286aafd0c023002d94543f10605bd098d6",
+        "9f08044cd027c0cd61a3d6c443f20727ea0a3d35287b753a409282a81c14542d",
+        "8cc7c8ec1e5ad5686668fe005d503445f6ce46c0490ae41d20d425edfa13cedd",
     ),
     ("speech-parallel", "ci"): (
         "9759c2041b3ab7821c125de48bf811bda345c67ea523c46177e9c15b783b2297",
@@ -134,6 +136,25 @@ PINNED: dict[tuple[str, str], tuple[str, str]] = {
 }
 
 
+#: Profiles raised on purpose after the pool existed: (set, profile) -> (number of ids before, sha256 of those
+#: ids, their content hash), pinned like PINNED; the former ids stay first and unchanged.
+RAISED: dict[tuple[str, str], tuple[int, str, str]] = {
+    ("text-paraphrase", "full"): (
+        36 * 8,  # p01-p36 x 4 roles x punct/nopunct
+        "a2b9d4048b4f16f4df233fb7c62620ec11140e04989a06f9fab72320944e1344",
+        "799b3fb2d432d3f651e4b93cd9c9a4286aafd0c023002d94543f10605bd098d6",
+    ),
+}
+
+
+@pytest.mark.parametrize(("name", "profile"), sorted(RAISED))
+def test_raised_profiles_keep_their_former_ids_first(name: str, profile: str) -> None:
+    n_before, id_digest, content = RAISED[(name, profile)]
+    former = _header(name)["profiles"][profile][:n_before]
+    assert hashlib.sha256("\n".join(former).encode()).hexdigest() == id_digest, (name, profile)
+    assert _content_hash(name, _rows(name), former) == content, (name, profile)
+
+
 def _header(name: str) -> dict:
     return json.loads((FIXTURES_DIR / name / "probeset.json").read_text(encoding="utf-8"))
 
@@ -180,7 +201,10 @@ def test_profiles_equal_the_manifests_committed_before_the_pool(name: str) -> No
     assert set(old_profiles) == {"ci", "ci-alt", "full"}
     now = _header(name)["profiles"]
     for profile, ids in old_profiles.items():
-        assert now[profile] == ids, (name, profile)
+        if (name, profile) in RAISED:
+            assert now[profile][: len(ids)] == ids, (name, profile)  # appended to on purpose
+        else:
+            assert now[profile] == ids, (name, profile)
     # Every row committed before is still there, byte for byte (same fields, same clip hash).
     now_lines = set((FIXTURES_DIR / name / "manifest.jsonl").read_text(encoding="utf-8").splitlines())
     assert set(filter(str.strip, manifest.splitlines())) <= now_lines, name
@@ -205,7 +229,7 @@ def _units(name: str, ids: list[str], rows: dict[str, dict]) -> Counter[str]:
     ("name", "n_full", "n_pool", "per_unit"),
     [
         ("text-parallel", FULL_MEANINGS, 80, 16),  # 8 languages x punct/nopunct
-        ("text-paraphrase", FULL_PARAPHRASES, 72, 8),  # 4 roles x punct/nopunct
+        ("text-paraphrase", FULL_PARAPHRASES, 144, 8),  # 4 roles x punct/nopunct
         ("speech-grid", GRID_N_SENTENCES, GRID_N_SENTENCES_POOL, 24 * 5),  # speakers x devices
         ("speech-parallel", FULL_MEANINGS, POOL_MEANINGS, 8 * 4),  # languages x voice variants
         ("crossmodal", FULL_MEANINGS, POOL_MEANINGS, 8 * (2 + 2)),  # languages x (2 texts + 2 voices)

@@ -10,7 +10,7 @@ profile is added, and importing it costs the CLI nothing.
 - ``full``: the full-size design of the set (every sample of the sets that have no ``pool``); the size whose
   verdicts the claims' targets are stated at.
 - ``pool`` (text-parallel, text-paraphrase and speech-grid only): every sample, ``full`` plus items authored
-  later (m39-m80, p37-p72, grid sentences c09-c16). It exists for calibration: the controls draw fresh
+  later (m39-m80, p73-p144, grid sentences c09-c16). It exists for calibration: the controls draw fresh
   samples of design units of the calibrated size from a population, and at the ``full`` size that
   population has to be larger than ``full`` itself. It is not a CI-sized profile and has no expectations.
 - ``custom`` (not declared in a header): every row of a user's folder.
