@@ -52,8 +52,8 @@ from benchmark.claims.controls import (
 from benchmark.claims.data import Budget, ClaimData
 from benchmark.claims.evaluate import CALIBRATION_FILE, decide_measured, measure, verdict_code_sha256
 from benchmark.claims.replay import CONTROLS
-from benchmark.claims.shapes import band_contrast, metric_agreement
-from benchmark.claims.spec import BandContrast, MetricAgreement
+from benchmark.claims.shapes import Measured, band_contrast, metric_agreement
+from benchmark.claims.spec import BandContrast, ClaimSpec, MetricAgreement
 from benchmark.claims.verdict import decide, token_veto
 from benchmark.cli.main import build_parser
 from benchmark.report.calibration import rerun_table
@@ -134,9 +134,9 @@ def margin_truths(population: Population, planted: ClaimData, budget: Budget) ->
 
 
 def users_verdict(
-    spec: Any,
+    spec: ClaimSpec,
     users: Reduction | None,
-    measured: Any,
+    measured: Measured,
     truths: dict[str, float],
     sampled_share: dict[str, float],
     model: str,

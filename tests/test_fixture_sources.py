@@ -42,6 +42,9 @@ FULL_SOURCE_SHA256 = {
 FORMER_FULL_ITEMS_SHA256 = "3a672e0a1bc0ff795051ddafd4f8916b6fe9660eec6d7566da854d15d30ca49b"
 #: Statements, questions and exclamations per block of the parallel set, as the README states them.
 SENTENCE_TYPES = {"ci": (9, 2, 1), "full": (25, 9, 4), "added": (28, 10, 4)}
+#: Paraphrase sets per authored block, and (statements, questions, exclamations) among each block's anchors.
+PARAPHRASE_BLOCK = 36
+PARAPHRASE_BLOCK_TYPES = (33, 2, 1)
 #: Ceiling on the share of one final mark per language (punctuation must not explain language clusters).
 MAX_FINAL_SHARE = 0.9
 #: Minimum Jaccard overlap of lower-cased word sets between an anchor and its adversarial.
@@ -313,21 +316,17 @@ def test_paraphrase_final_punctuation(paraphrases):
             assert _final_kind(it[k], "en") is not None, (it["meaning_id"], k)
 
 
-#: (statements, questions, exclamations) among the anchors of each block of 36 paraphrase sets.
-PARAPHRASE_BLOCK_TYPES = (33, 2, 1)
-
-
 def test_paraphrase_sets_share_one_final_mark(paraphrases):
     # All four sentences of a set end alike, so in the ``punct`` variant no role differs by its final token
-    # alone; each block of 36 sets keeps the first block's mix of statements, questions and exclamations.
+    # alone; each authored block keeps the first block's mix of statements, questions and exclamations.
     items = paraphrases["items"]
     kinds = [{_final_kind(it[k], "en") for k in _PARA_KEYS} for it in items]
     assert all(len(k) == 1 for k in kinds), [
         it["meaning_id"] for it, k in zip(items, kinds, strict=True) if len(k) > 1
     ]
-    assert len(items) % 36 == 0
-    for start in range(0, len(items), 36):
-        block = Counter(_final_kind(it["anchor"], "en") for it in items[start : start + 36])
+    assert len(items) % PARAPHRASE_BLOCK == 0
+    for start in range(0, len(items), PARAPHRASE_BLOCK):
+        block = Counter(_final_kind(it["anchor"], "en") for it in items[start : start + PARAPHRASE_BLOCK])
         assert (block["statement"], block["question"], block["exclamation"]) == PARAPHRASE_BLOCK_TYPES, start
 
 

@@ -67,8 +67,8 @@ PINNED: dict[tuple[str, str], tuple[str, str]] = {
         "b95f618bfcce3151c466fd74d038b60780ac5ce11ed82d473f7c12a09722fe67",
         "6b666f745ae45e3c9339443940aa07194eb3fe2496602cb093da6747abaf7193",
     ),
-    # Raised from p01-p36 (ids a2b9d404..., content 799b3fb2...) to p01-p72 on 2026-12-06 on purpose: T1's power
-    # (benchmark.probes.recipes.FULL_PARAPHRASES); the former ids are its first ones (test below).
+    # Raised from p01-p36 to p01-p72 on 2026-12-06 on purpose: T1's power (benchmark.probes.recipes.FULL_PARAPHRASES);
+    # the former ids and their pins are in RAISED.
     ("text-paraphrase", "full"): (
         "9f08044cd027c0cd61a3d6c443f20727ea0a3d35287b753a409282a81c14542d",
         "8cc7c8ec1e5ad5686668fe005d503445f6ce46c0490ae41d20d425edfa13cedd",
