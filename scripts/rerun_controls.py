@@ -54,7 +54,7 @@ from benchmark.claims.evaluate import CALIBRATION_FILE, decide_measured, measure
 from benchmark.claims.replay import CONTROLS
 from benchmark.claims.shapes import Measured, band_contrast, metric_agreement
 from benchmark.claims.spec import BandContrast, ClaimSpec, MetricAgreement
-from benchmark.claims.verdict import decide, token_veto
+from benchmark.claims.verdict import Decision, decide, token_veto
 from benchmark.cli.main import build_parser
 from benchmark.report.calibration import rerun_table
 from benchmark.run.options import CalibrateOptions, typed_options
@@ -159,6 +159,22 @@ def users_verdict(
     return decision.verdict, vetoed.verdict
 
 
+def vetoing_controls(spec: ClaimSpec, rule: Decision, measured: Measured) -> list[str]:
+    """The deciding token controls that each, put to ``verdict.token_veto`` alone, turn the rule's ``holds``
+    away: the veto's own test, so this tally cannot drift from the verdict it explains."""
+    if rule.verdict != "holds" or spec.token_control is None or not spec.token_control.decides:
+        return []
+    return [
+        control
+        for control, margin in measured.control_margins.items()
+        if control in measured.deciding_controls
+        and token_veto(
+            rule, {control: margin}, delta=float(spec.rule.delta), alpha=spec.rule.alpha, decides=True
+        ).verdict
+        != "holds"
+    ]
+
+
 def _rate(held: list[int], clusters: list[int]) -> dict[str, Any]:
     low, high, design_effect = clustered_interval(held, clusters)
     return {
@@ -220,15 +236,7 @@ def rerun(
                 user_rule, user_final = users_verdict(
                     spec, users, measured, margin_truth[name], sampled_share, pool.model
                 )
-                vetoed = []
-                if rule.verdict == "holds" and spec.token_control is not None and spec.token_control.decides:
-                    # the controls ``verdict.token_veto`` finds short, among those deciding under this template
-                    vetoed = [
-                        control
-                        for control, margin in measured.control_margins.items()
-                        if control in measured.deciding_controls
-                        and not margin.bounds(spec.rule.alpha)[0] > float(spec.rule.delta)
-                    ]
+                vetoed = vetoing_controls(spec, rule, measured)
                 rows.append(
                     {
                         "seed": seed,

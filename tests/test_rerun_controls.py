@@ -75,3 +75,28 @@ def test_a_margin_moved_to_a_users_scatter_can_be_vetoed_where_the_calibrations_
     as_users = token_veto(held, {"tok_mean": moved}, delta=0.05, alpha=0.05, decides=True)
     assert as_calibrated.verdict == "holds"
     assert as_users.verdict == "inconclusive"
+
+
+def test_the_tally_of_vetoing_controls_names_those_the_veto_itself_finds_short() -> None:
+    """``vetoing_controls`` asks ``token_veto`` about each deciding control alone, so its tally names exactly the
+    controls that turn a ``holds`` away, and none where the rule did not hold or the veto does not decide."""
+    from types import SimpleNamespace
+
+    from benchmark.claims.verdict import Decision
+
+    short = _estimate(0.04, meaning=np.linspace(0.035, 0.045, 36))  # below delta = 0.05
+    wide = _estimate(0.40, meaning=np.linspace(0.395, 0.405, 36))  # well above it
+    ignored = _estimate(0.0, meaning=np.linspace(-0.005, 0.005, 36))  # short, but not deciding here
+    spec = SimpleNamespace(
+        rule=SimpleNamespace(delta=0.05, alpha=0.05), token_control=SimpleNamespace(decides=True)
+    )
+    measured = SimpleNamespace(
+        control_margins={"tok_last": short, "tok_mean": wide, "content_mean": ignored},
+        deciding_controls=("tok_last", "tok_mean"),
+    )
+    held = Decision("holds", "rule", None, None, None, None, False, ())  # type: ignore[arg-type]
+    assert rerun_controls.vetoing_controls(spec, held, measured) == ["tok_last"]
+    not_held = Decision("inconclusive", "rule", None, None, None, None, False, ())  # type: ignore[arg-type]
+    assert rerun_controls.vetoing_controls(spec, not_held, measured) == []
+    spec.token_control.decides = False
+    assert rerun_controls.vetoing_controls(spec, held, measured) == []
