@@ -364,7 +364,7 @@ def test_paraphrase_no_duplicates(paraphrases):
 
 def test_grid_sentences(grid):
     sents = grid["sentences"]
-    assert len(sents) == 16
+    assert len(sents) == 32
     ids = [s["content_id"] for s in sents]
     assert len(set(ids)) == len(ids)
     assert all(re.fullmatch(r"c\d{2}", i) for i in ids)

@@ -31,12 +31,16 @@ from benchmark.probes.io import load_probe_set
 from benchmark.probes.recipes import (
     FULL_MEANINGS,
     FULL_PARAPHRASES,
+    GAIN_FULL_BEFORE,
+    GAIN_N_SENTENCES,
+    GAIN_N_SENTENCES_POOL,
     GAIN_SPEAKERS,
     GAIN_SPEAKERS_POOL,
     GRID_N_SENTENCES,
     GRID_N_SENTENCES_POOL,
     POOL_MEANINGS,
     SET_NAMES,
+    gain_speakers,
     grid_speakers,
 )
 
@@ -105,9 +109,11 @@ PINNED: dict[tuple[str, str], tuple[str, str]] = {
         "fe6784eb689e03255369349cdbb7ba249620b6604e99c827662732cb0b273b4c",
         "4e05071e139e9aa486881606912fee86f74964e66a27366db5f314938bc30f52",
     ),
+    # Raised from c01-c08 x 8 speakers to c01-c16 x 12 on 2026-12-07 on purpose: S3's power
+    # (benchmark.probes.recipes.GAIN_N_SENTENCES); the former ids and their pins are in RAISED.
     ("speech-gain", "full"): (
-        "ee0aacc0c8935011a2c6f03332c55b7a1faa0b5d25d11e43fab732f13ba52029",
-        "daa397cc4f79e9b5f8849d44576503a65f1015a0e91dbb30eac11252013d2638",
+        "054c41f80557fcb31e49cddd73b958de7589a1f4316aad78f9d684cdbbda9b6f",
+        "218c4b5e5c3398dd7f09bf9fdc208f69598b1649a3af53d845d0be0309bc5d3d",
     ),
     ("speech-voices", "ci"): (
         "605267c8fe47bf23b09f564bd795a7f99ed2bea4c1783768c377713a286b0194",
@@ -143,6 +149,11 @@ RAISED: dict[tuple[str, str], tuple[int, str, str]] = {
         36 * 8,  # p01-p36 x 4 roles x punct/nopunct
         "a2b9d4048b4f16f4df233fb7c62620ec11140e04989a06f9fab72320944e1344",
         "799b3fb2d432d3f651e4b93cd9c9a4286aafd0c023002d94543f10605bd098d6",
+    ),
+    ("speech-gain", "full"): (
+        8 * 8 * 2,  # c01-c08 x the first 8 younger speakers x raw/peak
+        "ee0aacc0c8935011a2c6f03332c55b7a1faa0b5d25d11e43fab732f13ba52029",
+        "daa397cc4f79e9b5f8849d44576503a65f1015a0e91dbb30eac11252013d2638",
     ),
 }
 
@@ -281,7 +292,7 @@ def test_pool_is_a_known_full_budget_profile() -> None:
 
 
 def test_gain_pool_adds_sentences_and_speakers() -> None:
-    """speech-gain's pool is larger on both of S3's unit axes: all 16 grid sentences x all 12 younger speakers."""
+    """speech-gain's pool is larger on both of S3's unit axes: c01-c32 x all 24 grid speakers."""
     profiles, rows = _header("speech-gain")["profiles"], _rows("speech-gain")
 
     def axes(ids: list[str]) -> tuple[set, set]:
@@ -291,9 +302,25 @@ def test_gain_pool_adds_sentences_and_speakers() -> None:
         axes(profiles["full"]),
         axes(profiles["pool"]),
     )
-    assert (len(full_sentences), len(full_speakers)) == (GRID_N_SENTENCES, GAIN_SPEAKERS)
-    assert (len(pool_sentences), len(pool_speakers)) == (GRID_N_SENTENCES_POOL, GAIN_SPEAKERS_POOL)
+    assert (len(full_sentences), len(full_speakers)) == (GAIN_N_SENTENCES, GAIN_SPEAKERS)
+    assert (len(pool_sentences), len(pool_speakers)) == (GAIN_N_SENTENCES_POOL, GAIN_SPEAKERS_POOL)
     assert full_sentences < pool_sentences and full_speakers < pool_speakers
-    assert {rows[i]["age_group"] for i in profiles["pool"]} == {"younger"}
+    assert full_speakers == {sp.id for sp in gain_speakers()[:GAIN_SPEAKERS]}
+    assert pool_speakers == {sp.id for sp in grid_speakers()}
     # Every sentence x speaker cell has its raw and its peak-normalised clip.
-    assert len(profiles["pool"]) == GRID_N_SENTENCES_POOL * GAIN_SPEAKERS_POOL * 2
+    assert len(profiles["full"]) == GAIN_N_SENTENCES * GAIN_SPEAKERS * 2
+    assert len(profiles["pool"]) == GAIN_N_SENTENCES_POOL * GAIN_SPEAKERS_POOL * 2
+    # The full profile before the raise is its first clips (pinned in RAISED): the 8 x 8 design.
+    before = profiles["full"][: GAIN_FULL_BEFORE[0] * GAIN_FULL_BEFORE[1] * 2]
+    assert axes(before) == (
+        {f"c{k + 1:02d}" for k in range(GAIN_FULL_BEFORE[0])},
+        {sp.id for sp in gain_speakers()[: GAIN_FULL_BEFORE[1]]},
+    )
+
+
+def test_gain_speakers_keep_the_younger_first() -> None:
+    """Raising speech-gain's speakers never reorders earlier ones: the 12 younger (ci's and the former full's)
+    come first, in grid order."""
+    younger = [sp.id for sp in grid_speakers() if sp.age_group == "younger"]
+    ordered = [sp.id for sp in gain_speakers()]
+    assert ordered[:12] == younger and sorted(ordered) == sorted(sp.id for sp in grid_speakers())

@@ -81,7 +81,8 @@ def _small_design(patch: pytest.MonkeyPatch) -> None:
     patch.setattr(recipes, "CI_MEANINGS", 1)
     patch.setattr(recipes, "FULL_MEANINGS", 2)
     patch.setattr(recipes, "POOL_MEANINGS", 2)
-    patch.setattr(recipes, "GAIN_SPEAKERS_POOL", recipes.GAIN_SPEAKERS)
+    speakers = recipes.GAIN_CI_SPEAKERS  # speech-gain's pool equals its full: 2 sentences x ci's speakers
+    _gain_design(patch, full=(2, speakers), pool=(2, speakers), before=(2, speakers))
     patch.setattr(recipes, "FULL_PARAPHRASES", 2)
 
 
@@ -327,7 +328,7 @@ def test_every_set_has_a_pool_holding_the_later_items(built: Path) -> None:
     assert pools["text-parallel"] == {"m03"}
     assert pools["text-paraphrase"] == {"p03", "p03-adv", "p03-unrel"}
     # The stand-in's speech pools equal full: GRID_N_SENTENCES_POOL == GRID_N_SENTENCES, POOL_MEANINGS ==
-    # FULL_MEANINGS and GAIN_SPEAKERS_POOL == GAIN_SPEAKERS (their pools are checked unrendered below).
+    # FULL_MEANINGS and speech-gain's pool equals its full (their pools are checked unrendered below).
     speech = ("speech-grid", "speech-parallel", "crossmodal", "speech-gain", "speech-voices")
     assert all(pools[name] == set() for name in speech)
 
@@ -351,14 +352,25 @@ def _units(prefix: str) -> dict[str, set[str]]:
     return {p: {prefix + u for u in units} for p, units in NESTED_UNITS.items()}
 
 
+def _gain_design(
+    patch: pytest.MonkeyPatch, *, full: tuple[int, int], pool: tuple[int, int], before: tuple[int, int]
+) -> None:
+    """speech-gain's (sentences, speakers) of full, pool and the former full; ci takes the former's speakers."""
+    patch.setattr(recipes, "GAIN_N_SENTENCES", full[0])
+    patch.setattr(recipes, "GAIN_SPEAKERS", full[1])
+    patch.setattr(recipes, "GAIN_N_SENTENCES_POOL", pool[0])
+    patch.setattr(recipes, "GAIN_SPEAKERS_POOL", pool[1])
+    patch.setattr(recipes, "GAIN_FULL_BEFORE", before)
+    patch.setattr(recipes, "GAIN_CI_SPEAKERS", before[1])
+
+
 @pytest.mark.parametrize("name", ["speech-gain", "speech-voices"])
 def test_gain_and_voices_pools_add_sentences_unrendered(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     src = _stand_in_sources(tmp_path)
     monkeypatch.setattr(recipes, "GRID_N_SENTENCES_POOL", 3)
-    monkeypatch.setattr(recipes, "GAIN_SPEAKERS", 2)
-    monkeypatch.setattr(recipes, "GAIN_SPEAKERS_POOL", 3)
+    _gain_design(monkeypatch, full=(2, 2), pool=(3, 3), before=(2, 2))
     recipe = recipes.speech_gain if name == "speech-gain" else recipes.speech_voices
     profiles, fields = _unrendered_profiles(recipe(src, recipes._Synth()))
     assert _by_profile(profiles, fields, "meaning_id") == _units("c")
@@ -369,6 +381,22 @@ def test_gain_and_voices_pools_add_sentences_unrendered(
         assert speakers["full"] == set(younger[:2]) and speakers["pool"] == set(younger[:3])
     else:
         assert speakers["pool"] == speakers["full"]
+
+
+def test_gain_full_raise_keeps_the_former_clips_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A raised speech-gain ``full`` lists its former sentence x speaker clips first, then the added ones, and ci
+    keeps its speakers: a stand-in raise from 2 x 2 to 3 x 3 in a pool of 4 x 4."""
+    src = _stand_in_sources(tmp_path)
+    _gain_design(monkeypatch, full=(3, 3), pool=(4, 4), before=(2, 2))
+    profiles, fields = _unrendered_profiles(recipes.speech_gain(src, recipes._Synth()))
+    speakers = [sp.id for sp in recipes.gain_speakers()]
+    cells = [(fields[i]["meaning_id"], fields[i]["speaker"]) for i in profiles["full"]]
+    former = {(f"c0{k}", sp) for k in (1, 2) for sp in speakers[:2]}
+    assert len(cells) == 3 * 3 * 2
+    assert set(cells[:8]) == former and not former & set(cells[8:])
+    assert {fields[i]["speaker"] for i in profiles["ci"]} == set(speakers[:2])
 
 
 @pytest.mark.parametrize("name", ["speech-parallel", "crossmodal"])

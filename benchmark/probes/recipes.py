@@ -12,6 +12,7 @@ included (and, in speech-gain, the speakers ``full`` leaves out). Writing, hashi
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -551,67 +552,98 @@ def speech_grid(src: Path, synth_: _Synth) -> SetSpec:
     )
 
 
-#: Speakers of speech-gain's ``full`` profile (the first younger grid speakers) and of its ``pool`` (all 12
-#: younger ones): the pool is larger on both of S3's unit axes, sentences and speakers.
-GAIN_SPEAKERS = 8
-GAIN_SPEAKERS_POOL = 12
+#: speech-gain's ``full`` profile: grid sentences c01-c16 x the first 12 of :func:`gain_speakers` (the 12 younger
+#: grid speakers: each accent x gender once). Raised from 8 x 8 on 2026-12-07 on purpose (fixed counts, so they
+#: move only on purpose): S3 is decided two-sided on models without a paper direction, and at 8 x 8 its planted
+#: ``power_at`` held in 38.5% (bare) and 12.5% (shared-suffix) of full-size calibration samples
+#: (reports/calibration.md). Sentences and speakers both add to its standard error, sentences more; on samples
+#: of the new pool its jackknife standard error under bare was about 0.030 at 16 x 12 (0.027 at 16 x 16, 0.024
+#: at 24 x 12), against the 0.029 that 80% power needs. 16 x 12 keeps the accent x gender balance and half of
+#: each pool axis unsampled, like the former size.
+GAIN_N_SENTENCES = 16
+GAIN_SPEAKERS = 12
+#: The full profile before the raise (sentences, speakers): those clips stay first in ``full``, pinned.
+GAIN_FULL_BEFORE: tuple[int, int] = (8, 8)
+#: Speakers of the ``ci`` and ``ci-alt`` profiles (the first younger ones; unchanged by the raise).
+GAIN_CI_SPEAKERS = 8
+#: speech-gain's ``pool``: c01-c32 x all 24 grid speakers, the population that calibration draws full-size
+#: samples from (larger than ``full`` on both of S3's unit axes). Sentences c17-c32 were authored for it.
+GAIN_N_SENTENCES_POOL = 32
+GAIN_SPEAKERS_POOL = 24
+
+
+def gain_speakers() -> list[Speaker]:
+    """The grid speakers in speech-gain's order: the 12 younger ones first (the speakers ``ci`` and the former
+    ``full`` used), then the 12 older ones, so raising :data:`GAIN_SPEAKERS` never reorders earlier speakers."""
+    grid = grid_speakers()
+    return [sp for sp in grid if sp.age_group == "younger"] + [sp for sp in grid if sp.age_group != "younger"]
+
+
+def _was_gain_full(k: int, s_index: int) -> bool:
+    return k < GAIN_FULL_BEFORE[0] and s_index < GAIN_FULL_BEFORE[1]
 
 
 def speech_gain(src: Path, synth_: _Synth) -> SetSpec:
-    sentences = _grid_sentences(src, GRID_N_SENTENCES_POOL)
-    speakers = [sp for sp in grid_speakers() if sp.age_group == "younger"][:GAIN_SPEAKERS_POOL]
+    sentences = _grid_sentences(src, GAIN_N_SENTENCES_POOL)
+    speakers = gain_speakers()[:GAIN_SPEAKERS_POOL]
     items: list[Item] = []
     profiles: dict[str, list[str]] = {"ci": [], "ci-alt": [], "full": []}
-    for k, row in enumerate(sentences):
+    # Manifest order, and so every profile's order: the former full's cells first, so that raising full only
+    # appends to it (tests/test_pool_profiles.py, RAISED); sentence-major within each part, as before the raise.
+    cells = sorted(
+        itertools.product(range(len(sentences)), range(len(speakers))),
+        key=lambda cell: (not _was_gain_full(*cell), cell),
+    )
+    for k, s_index in cells:
+        row, sp = sentences[k], speakers[s_index]
         block = profile_of(k, GRID_N_SENTENCES_CI)
-        for s_index, sp in enumerate(speakers):
-            in_full = k < GRID_N_SENTENCES and s_index < GAIN_SPEAKERS
-            base_id = f"{row['content_id']}-{sp.id}"
-            level = gain.draw_gain_db(gain.stable_seed(SEED, "gain", base_id))
-            for norm in ("raw", "peak"):
-                sid = f"{base_id}-{norm}"
-                step = (
-                    f"gain: peak at {level:.2f} dBFS"
-                    if norm == "raw"
-                    else f"gain: peak at {level:.2f} dBFS, then peak-normalised to {gain.PEAK_TARGET_DBFS:g} dBFS"
-                )
-                fields = _speech_fields(
-                    id=sid,
-                    text=row["text"],
-                    language="en",
-                    meaning_id=row["content_id"],
-                    group_id=row["content_id"],
-                    pair_id=base_id,
-                    speaker=sp.id,
-                    gender=sp.gender,
-                    age_group=sp.age_group,
-                    accent=sp.accent,
-                    device="clean",
-                    normalisation=norm,
-                    gain_db=level,
-                    preprocessing=_preprocessing(sp.voice, devices.describe("clean"), step),
-                )
+        in_full = k < GAIN_N_SENTENCES and s_index < GAIN_SPEAKERS
+        base_id = f"{row['content_id']}-{sp.id}"
+        level = gain.draw_gain_db(gain.stable_seed(SEED, "gain", base_id))
+        for norm in ("raw", "peak"):
+            sid = f"{base_id}-{norm}"
+            step = (
+                f"gain: peak at {level:.2f} dBFS"
+                if norm == "raw"
+                else f"gain: peak at {level:.2f} dBFS, then peak-normalised to {gain.PEAK_TARGET_DBFS:g} dBFS"
+            )
+            fields = _speech_fields(
+                id=sid,
+                text=row["text"],
+                language="en",
+                meaning_id=row["content_id"],
+                group_id=row["content_id"],
+                pair_id=base_id,
+                speaker=sp.id,
+                gender=sp.gender,
+                age_group=sp.age_group,
+                accent=sp.accent,
+                device="clean",
+                normalisation=norm,
+                gain_db=level,
+                preprocessing=_preprocessing(sp.voice, devices.describe("clean"), step),
+            )
 
-                def render(
-                    text: str = row["text"],
-                    voice: synth.Voice = sp.voice,
-                    lvl: float = level,
-                    norm: str = norm,
-                    name: str = sid,
-                ) -> np.ndarray:
-                    raw = gain.apply_gain(synth_(text, voice), lvl, name=name)
-                    return raw if norm == "raw" else gain.peak_normalise(_pcm_roundtrip(raw), name=name)
+            def render(
+                text: str = row["text"],
+                voice: synth.Voice = sp.voice,
+                lvl: float = level,
+                norm: str = norm,
+                name: str = sid,
+            ) -> np.ndarray:
+                raw = gain.apply_gain(synth_(text, voice), lvl, name=name)
+                return raw if norm == "raw" else gain.peak_normalise(_pcm_roundtrip(raw), name=name)
 
-                items.append(
-                    Item(fields, render=render, render_key=f"gain/{sid}", needs=((row["text"], sp.voice),))
-                )
-                if block is not None and s_index < GAIN_SPEAKERS:
-                    profiles[block].append(sid)
-                if in_full:
-                    profiles["full"].append(sid)
+            items.append(
+                Item(fields, render=render, render_key=f"gain/{sid}", needs=((row["text"], sp.voice),))
+            )
+            if block is not None and s_index < GAIN_CI_SPEAKERS:
+                profiles[block].append(sid)
+            if in_full:
+                profiles["full"].append(sid)
     return SetSpec(
         "speech-gain",
-        "Grid sentences x 8 speakers, close microphone, each clip at a seeded input "
+        f"Grid sentences x {GAIN_SPEAKERS} speakers, close microphone, each clip at a seeded input "
         f"level in [{gain.GAIN_RANGE_DBFS[0]:g}, {gain.GAIN_RANGE_DBFS[1]:g}] dBFS (peak), stored raw and "
         "peak-normalised to 0 dBFS (claim S3).",
         [
@@ -619,12 +651,14 @@ def speech_gain(src: Path, synth_: _Synth) -> SetSpec:
             "Level is the only thing normalisation changes here (no device variation); the paper "
             "normalised real recordings from several devices.",
             "The peak version is normalised from the stored 16-bit raw clip, as a user would.",
-            "Profiles: ci-alt differs from ci in sentences only (c05-c08 against c01-c04); both use all 8 "
-            "speakers of full, so the speaker axis could not change.",
-            f"Profiles: full takes sentences c01-c{GRID_N_SENTENCES:02d} and the first {GAIN_SPEAKERS} younger "
-            f"grid speakers; pool adds c{GRID_N_SENTENCES + 1:02d}-c{GRID_N_SENTENCES_POOL:02d} and the other "
-            f"{GAIN_SPEAKERS_POOL - GAIN_SPEAKERS} younger speakers (the population that calibration draws "
-            "full-size samples from); the added items are in no other profile.",
+            f"Profiles: ci-alt differs from ci in sentences only (c05-c08 against c01-c04); both use the same "
+            f"{GAIN_CI_SPEAKERS} younger speakers, so the speaker axis could not change.",
+            f"Profiles: full takes sentences c01-c{GAIN_N_SENTENCES:02d} and the first {GAIN_SPEAKERS} speakers "
+            "(the 12 younger grid speakers first, then the older); pool crosses "
+            f"c01-c{GAIN_N_SENTENCES_POOL:02d} with all {GAIN_SPEAKERS_POOL} grid speakers (the population that "
+            "calibration draws full-size samples from); the added items are in no other profile.",
+            f"Profiles: until 2026-12-07 full took c01-c{GAIN_FULL_BEFORE[0]:02d} x the first "
+            f"{GAIN_FULL_BEFORE[1]} younger speakers (S3 lacked power at that size); those clips stay first.",
         ],
         items,
         profiles["ci"],
