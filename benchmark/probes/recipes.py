@@ -5,9 +5,9 @@ rendered on demand). Profiles: ``ci`` is the first block of meanings (and, in sp
 ``ci-alt`` is the next block of the same size with the voices ``ci`` leaves out where the set has any (see
 :func:`profile_of`), so the same claims can be checked on other items of the same design; ``full`` is the
 first :data:`FULL_MEANINGS` meanings (:data:`FULL_PARAPHRASES` paraphrase sets, :data:`GRID_N_SENTENCES`
-grid sentences) with every voice and device; ``pool`` is every sample, the items authored after ``full``
-included (and, in speech-gain, the speakers ``full`` leaves out). Writing, hashing and checking the sets is
-:mod:`benchmark.probes.build`.
+grid sentences; speech-gain :data:`GAIN_N_SENTENCES` x :data:`GAIN_SPEAKERS`) with every voice and device;
+``pool`` is every sample, the items authored after ``full`` included (and, in speech-gain, the speakers ``full``
+leaves out). Writing, hashing and checking the sets is :mod:`benchmark.probes.build`.
 """
 
 from __future__ import annotations
