@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmark.claims.calibrate import ControlTally, clopper_pearson, clustered_interval, merge_entries
-from benchmark.run.control_pool import default_shard_size
 
 
 def _spread(holds: int, trials: int) -> list[int]:
@@ -134,13 +133,6 @@ def test_runs_of_another_population_size_do_not_merge() -> None:
     merged = merge_entries(entry(0, 20), entry(20, 20))
     assert merged is not None and merged["seeds_per_population"] == 20
     assert merged["boundary_null"]["interval_populations"] == 2
-
-
-def test_shards_align_to_the_population_size() -> None:
-    assert default_shard_size(200, 2, 20) == 100
-    assert default_shard_size(200, 3, 20) == 60
-    assert default_shard_size(500, 2, 50) == 250
-    assert default_shard_size(10, 2, 20) == 5
 
 
 def test_a_calibration_run_records_each_verdict_and_its_population_size() -> None:

@@ -295,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=_positive_int,
         default=1,
-        help="worker processes; each claim's seeds are split into one range per worker. Default: %(default)r",
+        help="worker processes; each entry's seeds run in shards of one population, spread over the "
+        "workers. Default: %(default)r",
     )
     calibrate.add_argument(
         "--profile",

@@ -1,21 +1,27 @@
-"""Calibration split into seed shards run in worker processes, so a calibration uses every core.
+"""Calibration split into seed shards of one population each, run in worker processes so that a calibration
+uses every core and reports its progress.
 
 Why processes: one seed of a claim's controls is many small permutation and jackknife computations that numpy
 runs on one core at these sizes, so threads buy nothing and processes scale with the cores. Each worker is
 limited to one BLAS/OpenMP thread so that ``jobs`` workers do not oversubscribe the machine. Scheduling never
 changes a count: each seed's draws depend on the seed alone, and shards merge into one entry under a file lock.
+
+Why one population a shard: a full-size entry runs for up to two hours on two cores, and a shard is the finest
+unit whose end the parent can see without reaching into the seed loop (the verdict code, which the calibration
+hashes). Ten shards a task give a progress line with a measured rate and ETA every tenth of the run, and a
+stopped run keeps every finished population in the file.
 """
 
 from __future__ import annotations
 
-import math
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
 from benchmark.claims.data import Budget, ClaimData
 from benchmark.claims.spec import ClaimSpec
+from benchmark.engine.progress import ProgressReporter, StageProgress, as_reporter
 
 
 @dataclass(frozen=True)
@@ -38,10 +44,13 @@ def plan_shards(n_tasks: int, *, seeds: int, first_seed: int = 0, shard_size: in
     ]
 
 
-def default_shard_size(seeds: int, jobs: int, population: int) -> int:
-    """One shard per worker and task, aligned to whole populations of ``population`` seeds where possible."""
-    size = max(1, math.ceil(seeds / max(jobs, 1)))
-    return max(population, size - size % population) if seeds >= population else size
+def shard_size_for(seeds_per_population: int) -> int:
+    """The fewest whole populations that hold the seeds a replay digest covers: a shard is one population at the
+    calibrated sizes (20 or 50 seeds), more only for populations under ``REPLAY_SEEDS`` seeds, so the first shard
+    records the same digest one run over all the seeds would."""
+    from benchmark.claims.replay import REPLAY_SEEDS
+
+    return seeds_per_population * -(-REPLAY_SEEDS // seeds_per_population)
 
 
 def limit_threads() -> None:
@@ -72,6 +81,33 @@ def _run(args: tuple[ClaimSpec, ClaimData, dict[str, int], str, int, int, Budget
     return f"{spec.id} {pool.template} seeds {first_seed}..{first_seed + seeds - 1}"
 
 
+def describe_plan(
+    tasks: list[tuple[ClaimSpec, ClaimData, dict[str, int]]],
+    *,
+    size_name: str,
+    seeds: int,
+    first_seed: int,
+    budget: Budget,
+    jobs: int,
+    seeds_per_population: int,
+) -> str:
+    """The line printed before the seeds start: what runs, how it is split, and on how many workers."""
+    size = shard_size_for(seeds_per_population)
+    shards = len(plan_shards(len(tasks), seeds=seeds, first_seed=first_seed, shard_size=size))
+    entries = ", ".join(
+        f"{spec.id} {pool.template} (sample {sizes} of {len(pool.samples)} pool inputs)"
+        for spec, pool, sizes in tasks
+    )
+    populations = size // seeds_per_population
+    return (
+        f"calibrating {len(tasks)} {'entry' if len(tasks) == 1 else 'entries'} at the {size_name} size: "
+        f"{entries}; seeds {first_seed}..{first_seed + seeds - 1} each, {shards} shards of at most "
+        f"{size} seeds ({populations} population{'s' if populations > 1 else ''}) over {jobs} "
+        f"worker{'s' if jobs != 1 else ''}, {budget.name} budget ({budget.n_perm} permutations, "
+        f"{budget.n_perm_replicate} per replicate); the rate and ETA follow each finished shard"
+    )
+
+
 def run_tasks(
     tasks: list[tuple[ClaimSpec, ClaimData, dict[str, int]]],
     *,
@@ -82,15 +118,56 @@ def run_tasks(
     out: Path,
     jobs: int,
     seeds_per_population: int,
+    progress: ProgressReporter | bool | None = None,
 ) -> list[str]:
-    """Every task's seeds in shards over ``jobs`` worker processes; each shard merges into ``out`` on finishing.
-    A shard holds whole populations of ``seeds_per_population`` seeds (the caller resolves the size's default)."""
-    shard_size = default_shard_size(seeds, jobs, seeds_per_population)
-    shards = plan_shards(len(tasks), seeds=seeds, first_seed=first_seed, shard_size=shard_size)
+    """Every task's seeds in shards of one population (:func:`shard_size_for`) over ``jobs`` workers (``jobs ==
+    1``: in this process, its threads unlimited); each shard merges into ``out`` on finishing. The caller resolves
+    the size's population size. On a failed shard the shards not yet started are cancelled and the error is
+    raised: what finished is already in ``out``."""
+    shards = plan_shards(
+        len(tasks), seeds=seeds, first_seed=first_seed, shard_size=shard_size_for(seeds_per_population)
+    )
     work = [
         (*tasks[s.task], size_name, s.first_seed, s.seeds, budget, out, seeds_per_population) for s in shards
     ]
+    reporter = as_reporter(progress)
+    reporter.line(
+        describe_plan(
+            tasks,
+            size_name=size_name,
+            seeds=seeds,
+            first_seed=first_seed,
+            budget=budget,
+            jobs=jobs,
+            seeds_per_population=seeds_per_population,
+        )
+    )
+    stage = reporter.stage("calibration seeds", sum(s.seeds for s in shards), unit="seed")
+    try:
+        if jobs == 1:
+            done = []
+            for item, shard in zip(work, shards, strict=True):
+                done.append(_run(item))
+                stage.update(shard.seeds)
+            return done
+        return _run_in_workers(work, shards, jobs, stage)
+    finally:
+        stage.close()
+
+
+def _run_in_workers(work: list[tuple], shards: list[Shard], jobs: int, stage: StageProgress) -> list[str]:
     with ProcessPoolExecutor(
         max_workers=jobs, mp_context=get_context("spawn"), initializer=limit_threads
     ) as pool:
-        return list(pool.map(_run, work))
+        futures = {pool.submit(_run, item): shard for item, shard in zip(work, shards, strict=True)}
+        pending = set(futures)
+        results: dict[Shard, str] = {}
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            if any(future.exception() is not None for future in finished):
+                for other in pending:  # the running shards finish and merge; the queued ones never start
+                    other.cancel()
+            for future in finished:
+                results[futures[future]] = future.result()  # raises a failed shard's error
+                stage.update(futures[future].seeds)
+    return [results[shard] for shard in shards]

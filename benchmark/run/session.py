@@ -27,7 +27,7 @@ from benchmark.core.provenance import git_commit, library_versions, utc_now
 from benchmark.core.schema import ProbeSet
 from benchmark.engine.cache import LatentCache
 from benchmark.engine.extract import LatentSet, extract_templates
-from benchmark.engine.progress import ProgressReporter, as_reporter
+from benchmark.engine.progress import ProgressReporter, as_reporter, choose_mode
 from benchmark.models.base import ModelAdapter
 from benchmark.models.catalog import DEFAULT_MODELS, get_adapter
 from benchmark.run.options import (
@@ -641,8 +641,9 @@ def calibration_tasks(options: CalibrateOptions) -> list[CalibrationTask]:
 def calibrate_main(options: CalibrateOptions) -> int:
     """``lalm-bench calibrate``: every claim's controls, drawn from pools of real offline latents one profile
     larger than the calibrated size (``options.session.profile``: ci or full)."""
-    from benchmark.claims.calibrate import calibrate_claim, entry_key
+    from benchmark.claims.calibrate import entry_key
     from benchmark.claims.controls import seeds_per_population
+    from benchmark.run.control_pool import run_tasks
     from benchmark.run.validate import ValidationFailed, option_problems
 
     size = calibrated_size(options)
@@ -655,32 +656,17 @@ def calibrate_main(options: CalibrateOptions) -> int:
     tasks = calibration_tasks(options)
     if options.replay:
         return replay_entries(tasks, size, out)
-    if options.jobs == 1:
-        for spec, pool, sizes in tasks:
-            calibrate_claim(
-                spec,
-                pool,
-                sizes,
-                size_name=size,
-                seeds=options.seeds,
-                budget=budget,
-                out=out,
-                first_seed=options.first_seed,
-                seeds_per_population=per_population,
-            )
-    else:
-        from benchmark.run.control_pool import run_tasks
-
-        run_tasks(
-            tasks,
-            size_name=size,
-            seeds=options.seeds,
-            first_seed=options.first_seed,
-            budget=budget,
-            out=out,
-            jobs=options.jobs,
-            seeds_per_population=per_population,
-        )
+    run_tasks(
+        tasks,
+        size_name=size,
+        seeds=options.seeds,
+        first_seed=options.first_seed,
+        budget=budget,
+        out=out,
+        jobs=options.jobs,
+        seeds_per_population=per_population,
+        progress=ProgressReporter(mode=choose_mode(quiet=options.quiet)),
+    )
     document = json.loads(out.read_text(encoding="utf-8"))
     for spec, pool, _ in tasks:
         row = document["entries"].get(entry_key(spec.id, pool.template, size), {})
