@@ -83,25 +83,24 @@ def _run(args: tuple[ClaimSpec, ClaimData, dict[str, int], str, int, int, Budget
 
 def describe_plan(
     tasks: list[tuple[ClaimSpec, ClaimData, dict[str, int]]],
+    shards: list[Shard],
     *,
     size_name: str,
-    seeds: int,
-    first_seed: int,
     budget: Budget,
     jobs: int,
     seeds_per_population: int,
 ) -> str:
-    """The line printed before the seeds start: what runs, how it is split, and on how many workers."""
-    size = shard_size_for(seeds_per_population)
-    shards = len(plan_shards(len(tasks), seeds=seeds, first_seed=first_seed, shard_size=size))
+    """The line printed before the seeds start: what runs, how :func:`run_tasks` split it, on how many workers."""
     entries = ", ".join(
         f"{spec.id} {pool.template} (sample {sizes} of {len(pool.samples)} pool inputs)"
         for spec, pool, sizes in tasks
     )
-    populations = size // seeds_per_population
+    first, last = min(s.first_seed for s in shards), max(s.first_seed + s.seeds for s in shards) - 1
+    size = max(s.seeds for s in shards)
+    populations = -(-size // seeds_per_population)
     return (
         f"calibrating {len(tasks)} {'entry' if len(tasks) == 1 else 'entries'} at the {size_name} size: "
-        f"{entries}; seeds {first_seed}..{first_seed + seeds - 1} each, {shards} shards of at most "
+        f"{entries}; seeds {first}..{last} each, {len(shards)} shards of at most "
         f"{size} seeds ({populations} population{'s' if populations > 1 else ''}) over {jobs} "
         f"worker{'s' if jobs != 1 else ''}, {budget.name} budget ({budget.n_perm} permutations, "
         f"{budget.n_perm_replicate} per replicate); the rate and ETA follow each finished shard"
@@ -134,9 +133,8 @@ def run_tasks(
     reporter.line(
         describe_plan(
             tasks,
+            shards,
             size_name=size_name,
-            seeds=seeds,
-            first_seed=first_seed,
             budget=budget,
             jobs=jobs,
             seeds_per_population=seeds_per_population,

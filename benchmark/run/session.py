@@ -27,7 +27,7 @@ from benchmark.core.provenance import git_commit, library_versions, utc_now
 from benchmark.core.schema import ProbeSet
 from benchmark.engine.cache import LatentCache
 from benchmark.engine.extract import LatentSet, extract_templates
-from benchmark.engine.progress import ProgressReporter, as_reporter, choose_mode
+from benchmark.engine.progress import ProgressReporter, as_reporter
 from benchmark.models.base import ModelAdapter
 from benchmark.models.catalog import DEFAULT_MODELS, get_adapter
 from benchmark.run.options import (
@@ -665,7 +665,7 @@ def calibrate_main(options: CalibrateOptions) -> int:
         out=out,
         jobs=options.jobs,
         seeds_per_population=per_population,
-        progress=ProgressReporter(mode=choose_mode(quiet=options.quiet)),
+        progress=not options.quiet,
     )
     document = json.loads(out.read_text(encoding="utf-8"))
     for spec, pool, _ in tasks:
