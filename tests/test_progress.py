@@ -108,3 +108,19 @@ def test_a_slow_item_still_gets_a_line_per_interval() -> None:
     stage.close()
     beats = [line for line in stream.getvalue().splitlines() if "1/3 claims (33%)" in line]
     assert beats, stream.getvalue()
+
+
+def test_a_line_before_the_first_item_says_how_long_it_has_run() -> None:
+    """A calibration shard runs ~20 min before its first seeds count: the heartbeat shows the wait, not 0/s."""
+    clock, stream = _Clock(), io.StringIO()
+    reporter = ProgressReporter(mode="log", stream=stream, interval=60.0, clock=clock, heartbeat=False)
+    stage = reporter.stage("calibration seeds", 40, unit="seed")
+    clock.now += 17 * 60
+    stage._maybe_line()
+    clock.now += 3 * 60
+    stage.update(20)
+    stage.close()
+    lines = stream.getvalue().splitlines()
+    waiting = [line for line in lines if "none finished after 17m00s" in line]
+    assert waiting and "0/40 seeds (0%)" in waiting[0] and "/s" not in waiting[0], lines
+    assert any("20/40 seeds (50%)" in line and "ETA 20m00s" in line for line in lines), lines

@@ -101,11 +101,11 @@ class _LogStage:
         elapsed = max(now - self.started, 1e-9)
         rate = self.done / elapsed
         percent = 100.0 * self.done / self.total if self.total else 100.0
-        eta = format_duration((self.total - self.done) / rate) if rate > 0 else "unknown"
-        text = (
-            f"{self.label}: {self.done}/{self.total} {self.unit}s ({percent:.0f}%), {_rate(rate, self.unit)}"
-        )
-        text += f", ETA {eta}"
+        text = f"{self.label}: {self.done}/{self.total} {self.unit}s ({percent:.0f}%), "
+        if rate > 0:
+            text += f"{_rate(rate, self.unit)}, ETA {format_duration((self.total - self.done) / rate)}"
+        else:  # coarse items (a calibration shard takes ~20 min): say how long the first has run, not "0/s"
+            text += f"none finished after {format_duration(elapsed)}, no rate or ETA yet"
         overall = self.reporter.overall_eta()
         return text + (f"; run: {overall}" if overall else "")
 
