@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -144,3 +147,61 @@ def test_a_shard_that_fails_in_a_worker_raises_its_error(tmp_path: Path) -> None
             seeds=10,
             seeds_per_population=10,
         )
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.updates: list[int] = []
+
+    def update(self, n: int = 1) -> None:
+        self.updates.append(n)
+
+    def close(self) -> None: ...
+
+
+def _collect_in_thread(futures: dict, stage: _Recorder) -> tuple[threading.Thread, dict]:
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            outcome["results"] = control_pool.collect_as_finished(futures, stage)
+        except Exception as error:  # the test reads it
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread, outcome
+
+
+def _until(condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
+def test_progress_advances_as_each_shard_finishes_not_at_the_end() -> None:
+    """A regression seen on a 200-seed run: the parent waited for every shard before its first progress line."""
+    first, second = Future(), Future()
+    shards = {first: control_pool.Shard(0, 0, 20), second: control_pool.Shard(0, 20, 20)}
+    stage = _Recorder()
+    thread, outcome = _collect_in_thread(shards, stage)
+    first.set_result("first")
+    try:
+        assert _until(lambda: stage.updates == [20]), stage.updates  # while the second shard still runs
+    finally:
+        second.set_result("second")
+        thread.join(10)
+    assert stage.updates == [20, 20]
+    assert outcome["results"] == {shards[first]: "first", shards[second]: "second"}
+
+
+def test_a_failed_shard_cancels_the_queued_ones_and_raises() -> None:
+    failed, queued = Future(), Future()
+    shards = {failed: control_pool.Shard(0, 0, 20), queued: control_pool.Shard(0, 20, 20)}
+    stage = _Recorder()
+    thread, outcome = _collect_in_thread(shards, stage)
+    failed.set_exception(ValueError("shard 0..19 failed"))
+    thread.join(10)
+    assert queued.cancelled() and stage.updates == []
+    assert isinstance(outcome.get("error"), ValueError), outcome

@@ -14,7 +14,7 @@ stopped run keeps every finished population in the file.
 
 from __future__ import annotations
 
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -158,14 +158,22 @@ def _run_in_workers(work: list[tuple], shards: list[Shard], jobs: int, stage: St
         max_workers=jobs, mp_context=get_context("spawn"), initializer=limit_threads
     ) as pool:
         futures = {pool.submit(_run, item): shard for item, shard in zip(work, shards, strict=True)}
-        pending = set(futures)
-        results: dict[Shard, str] = {}
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            if any(future.exception() is not None for future in finished):
-                for other in pending:  # the running shards finish and merge; the queued ones never start
-                    other.cancel()
-            for future in finished:
-                results[futures[future]] = future.result()  # raises a failed shard's error
-                stage.update(futures[future].seeds)
+        results = collect_as_finished(futures, stage)
     return [results[shard] for shard in shards]
+
+
+def collect_as_finished(futures: dict[Future[str], Shard], stage: StageProgress) -> dict[Shard, str]:
+    """Each shard's result as it finishes, the stage advanced at once (waiting for the first *exception* instead
+    would return only when every shard is done, and the progress would stand at 0 until the end). On a failed
+    shard the queued shards are cancelled, the running ones finish and merge, and its error is raised."""
+    pending = set(futures)
+    results: dict[Shard, str] = {}
+    while pending:
+        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+        if any(future.exception() is not None for future in finished):
+            for other in pending:
+                other.cancel()
+        for future in finished:
+            results[futures[future]] = future.result()  # raises a failed shard's error
+            stage.update(futures[future].seeds)
+    return results
