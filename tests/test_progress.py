@@ -124,3 +124,21 @@ def test_a_line_before_the_first_item_says_how_long_it_has_run() -> None:
     waiting = [line for line in lines if "none finished after 17m00s" in line]
     assert waiting and "0/40 seeds (0%)" in waiting[0] and "/s" not in waiting[0], lines
     assert any("20/40 seeds (50%)" in line and "ETA 20m00s" in line for line in lines), lines
+
+
+def test_the_eta_counts_down_between_coarse_items() -> None:
+    """Between two shards the ETA falls with the time spent waiting; it does not grow as the rate would."""
+    clock, stream = _Clock(), io.StringIO()
+    reporter = ProgressReporter(mode="log", stream=stream, interval=60.0, clock=clock, heartbeat=False)
+    stage = reporter.stage("calibration seeds", 40, unit="seed")
+    clock.now += 20 * 60
+    stage.update(20)  # 60 s a seed: 20 minutes left
+    clock.now += 15 * 60
+    stage._maybe_line()
+    clock.now += 10 * 60
+    stage._maybe_line()
+    stage.close()
+    lines = stream.getvalue().splitlines()
+    assert "20/40 seeds (50%), 60.0 s/seed, ETA 20m00s" in lines[1], lines
+    assert "20/40 seeds (50%), 60.0 s/seed, ETA 5m00s" in lines[2], lines
+    assert "20/40 seeds (50%), 60.0 s/seed, overdue by 5m00s at that rate" in lines[3], lines

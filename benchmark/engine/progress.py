@@ -70,10 +70,11 @@ class _LogStage:
     done: int = 0
     started: float = 0.0
     last_line: float = 0.0
+    last_update: float = 0.0
     closed: bool = False
 
     def __post_init__(self) -> None:
-        self.started = self.last_line = self.reporter.clock()
+        self.started = self.last_line = self.last_update = self.reporter.clock()
         self.reporter.line(f"{self.label}: 0/{self.total} {self.unit}s")
         if self.reporter.heartbeat:  # a line per interval also while one slow item (a claim, a batch) runs
             threading.Thread(target=self._beat, name=f"progress {self.label}", daemon=True).start()
@@ -94,17 +95,28 @@ class _LogStage:
 
     def update(self, n: int = 1) -> None:
         self.done += n
+        self.last_update = self.reporter.clock()
         self.reporter.advance(self.label, n)
         self._maybe_line()
 
     def _status(self, now: float) -> str:
-        elapsed = max(now - self.started, 1e-9)
-        rate = self.done / elapsed
+        # The rate is measured up to the last finished item, and the time since then counts against the ETA:
+        # with coarse items (two 20-seed shards every half hour) a rate over the whole elapsed time falls and
+        # the ETA grows between two finishes (a 2h08m ETA one minute before the last 32 minutes began).
+        rate = self.done / max(self.last_update - self.started, 1e-9)
         percent = 100.0 * self.done / self.total if self.total else 100.0
         text = f"{self.label}: {self.done}/{self.total} {self.unit}s ({percent:.0f}%), "
         if rate > 0:
-            text += f"{_rate(rate, self.unit)}, ETA {format_duration((self.total - self.done) / rate)}"
-        else:  # coarse items (a calibration shard takes ~20 min): say how long the first has run, not "0/s"
+            left = (self.total - self.done) / rate - (now - self.last_update)
+            eta = (
+                f"ETA {format_duration(left)}"
+                if left >= 0
+                else f"overdue by {format_duration(-left)} at that rate"
+            )
+            text += f"{_rate(rate, self.unit)}, {eta}"
+        else:
+            # coarse items (a calibration shard takes ~30 min): say how long the first has run, not "0/s"
+            elapsed = now - self.started
             text += f"none finished after {format_duration(elapsed)}, no rate or ETA yet"
         overall = self.reporter.overall_eta()
         return text + (f"; run: {overall}" if overall else "")
