@@ -95,7 +95,8 @@ class _LogStage:
 
     def update(self, n: int = 1) -> None:
         self.done += n
-        self.last_update = self.reporter.clock()
+        if n > 0:  # an empty update is not a finished item: it must not restart the ETA's countdown
+            self.last_update = self.reporter.clock()
         self.reporter.advance(self.label, n)
         self._maybe_line()
 
