@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from benchmark.engine.progress import ProgressReporter, choose_mode, format_duration, stage_progress
 
@@ -126,13 +127,19 @@ def test_a_line_before_the_first_item_says_how_long_it_has_run() -> None:
     assert any("20/40 seeds (50%)" in line and "ETA 20m00s" in line for line in lines), lines
 
 
-def test_the_eta_counts_down_between_coarse_items() -> None:
-    """Between two shards the ETA falls with the time spent waiting; it does not grow as the rate would."""
+def _half_done_after_twenty_minutes() -> tuple[_Clock, io.StringIO, Any]:
+    """A 40-seed log stage whose first 20 seeds finished after 20 minutes: 60 s a seed, 20 minutes left."""
     clock, stream = _Clock(), io.StringIO()
     reporter = ProgressReporter(mode="log", stream=stream, interval=60.0, clock=clock, heartbeat=False)
     stage = reporter.stage("calibration seeds", 40, unit="seed")
     clock.now += 20 * 60
-    stage.update(20)  # 60 s a seed: 20 minutes left
+    stage.update(20)
+    return clock, stream, stage
+
+
+def test_the_eta_counts_down_between_coarse_items() -> None:
+    """Between two shards the ETA falls with the time spent waiting; it does not grow as the rate would."""
+    clock, stream, stage = _half_done_after_twenty_minutes()
     clock.now += 15 * 60
     stage._maybe_line()
     clock.now += 10 * 60
@@ -142,3 +149,13 @@ def test_the_eta_counts_down_between_coarse_items() -> None:
     assert "20/40 seeds (50%), 60.0 s/seed, ETA 20m00s" in lines[1], lines
     assert "20/40 seeds (50%), 60.0 s/seed, ETA 5m00s" in lines[2], lines
     assert "20/40 seeds (50%), 60.0 s/seed, overdue by 5m00s at that rate" in lines[3], lines
+
+
+def test_an_empty_update_does_not_restart_the_eta_countdown() -> None:
+    """The extraction engine passes ``len(group)``, which can be 0: that finishes nothing, so the ETA keeps falling."""
+    clock, stream, stage = _half_done_after_twenty_minutes()
+    clock.now += 15 * 60
+    stage.update(0)
+    stage.close()
+    lines = stream.getvalue().splitlines()
+    assert "20/40 seeds (50%), 60.0 s/seed, ETA 5m00s" in lines[2], lines
