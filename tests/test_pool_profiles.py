@@ -40,6 +40,8 @@ from benchmark.probes.recipes import (
     GRID_N_SENTENCES_POOL,
     POOL_MEANINGS,
     SET_NAMES,
+    VOICES_N_SENTENCES,
+    VOICES_N_SENTENCES_POOL,
     gain_speakers,
     grid_speakers,
 )
@@ -123,9 +125,11 @@ PINNED: dict[tuple[str, str], tuple[str, str]] = {
         "86ca43e43e8c48e79616c8b9e9d14f9b5805fc5a1aea62839a87957c6ea6fab6",
         "44845d4e6184cb043deb54e57beaa3958553183384d32c0e949fc59c9e7a844c",
     ),
+    # Raised from c01-c08 to c01-c16 on 2026-12-08 on purpose: S4's power
+    # (benchmark.probes.recipes.VOICES_N_SENTENCES); the former ids and their pins are in RAISED.
     ("speech-voices", "full"): (
-        "2882a0088988e770df06db1c195839452d2326bf3170f8994e2ed351917fb4f8",
-        "ebf9dddb7d32287b1ae85326b3c4d29c5a882763ee79ec21d5133d29dbdfe50f",
+        "d0afa38bdde3e6891fb39caa968adaf90148b688b5269025ff79eaf55a0d3730",
+        "2977ff70877b21e3e48e9776726ba84da96fe2cf32bfbcffd9c74f431ff6b661",
     ),
     ("crossmodal", "ci"): (
         "64e1224e2b27da9e06dc317e810ee88f54ae4978e7bf623a833d6e1f054a0336",
@@ -154,6 +158,11 @@ RAISED: dict[tuple[str, str], tuple[int, str, str]] = {
         8 * 8 * 2,  # c01-c08 x the first 8 younger speakers x raw/peak
         "ee0aacc0c8935011a2c6f03332c55b7a1faa0b5d25d11e43fab732f13ba52029",
         "daa397cc4f79e9b5f8849d44576503a65f1015a0e91dbb30eac11252013d2638",
+    ),
+    ("speech-voices", "full"): (
+        8 * 5 * 6 * 2,  # c01-c08 x devices x takes x single/multi
+        "2882a0088988e770df06db1c195839452d2326bf3170f8994e2ed351917fb4f8",
+        "ebf9dddb7d32287b1ae85326b3c4d29c5a882763ee79ec21d5133d29dbdfe50f",
     ),
 }
 
@@ -244,7 +253,12 @@ def _units(name: str, ids: list[str], rows: dict[str, dict]) -> Counter[str]:
         ("speech-grid", GRID_N_SENTENCES, GRID_N_SENTENCES_POOL, 24 * 5),  # speakers x devices
         ("speech-parallel", FULL_MEANINGS, POOL_MEANINGS, 8 * 4),  # languages x voice variants
         ("crossmodal", FULL_MEANINGS, POOL_MEANINGS, 8 * (2 + 2)),  # languages x (2 texts + 2 voices)
-        ("speech-voices", GRID_N_SENTENCES, GRID_N_SENTENCES_POOL, 5 * 6 * 2),  # devices x takes x voice sets
+        (
+            "speech-voices",
+            VOICES_N_SENTENCES,
+            VOICES_N_SENTENCES_POOL,
+            5 * 6 * 2,
+        ),  # devices x takes x voice sets
     ],
 )
 def test_pool_has_the_full_design_on_more_units(name: str, n_full: int, n_pool: int, per_unit: int) -> None:

@@ -83,6 +83,7 @@ def _small_design(patch: pytest.MonkeyPatch) -> None:
     patch.setattr(recipes, "POOL_MEANINGS", 2)
     speakers = recipes.GAIN_CI_SPEAKERS  # speech-gain's pool equals its full: 2 sentences x ci's speakers
     _gain_design(patch, full=(2, speakers), pool=(2, speakers), before=(2, speakers))
+    _voices_design(patch, full=2, pool=2, before=2)
     patch.setattr(recipes, "FULL_PARAPHRASES", 2)
 
 
@@ -364,6 +365,13 @@ def _gain_design(
     patch.setattr(recipes, "GAIN_CI_SPEAKERS", before[1])
 
 
+def _voices_design(patch: pytest.MonkeyPatch, *, full: int, pool: int, before: int) -> None:
+    """speech-voices' sentences of full, pool and the former full."""
+    patch.setattr(recipes, "VOICES_N_SENTENCES", full)
+    patch.setattr(recipes, "VOICES_N_SENTENCES_POOL", pool)
+    patch.setattr(recipes, "VOICES_N_SENTENCES_BEFORE", before)
+
+
 @pytest.mark.parametrize("name", ["speech-gain", "speech-voices"])
 def test_gain_and_voices_pools_add_sentences_unrendered(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -371,6 +379,7 @@ def test_gain_and_voices_pools_add_sentences_unrendered(
     src = _stand_in_sources(tmp_path)
     monkeypatch.setattr(recipes, "GRID_N_SENTENCES_POOL", 3)
     _gain_design(monkeypatch, full=(2, 2), pool=(3, 3), before=(2, 2))
+    _voices_design(monkeypatch, full=2, pool=3, before=2)
     recipe = recipes.speech_gain if name == "speech-gain" else recipes.speech_voices
     profiles, fields = _unrendered_profiles(recipe(src, recipes._Synth()))
     assert _by_profile(profiles, fields, "meaning_id") == _units("c")
@@ -397,6 +406,24 @@ def test_gain_full_raise_keeps_the_former_clips_first(
     assert len(cells) == 3 * 3 * 2
     assert set(cells[:8]) == former and not former & set(cells[8:])
     assert {fields[i]["speaker"] for i in profiles["ci"]} == set(speakers[:2])
+
+
+def test_voices_full_raise_keeps_the_former_clips_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A raised speech-voices ``full`` lists its former sentences' clips first, then the added sentence's, and ci
+    keeps its own: a stand-in raise from 2 to 3 sentences in a pool of 4."""
+    src = _stand_in_sources(tmp_path)
+    _voices_design(monkeypatch, full=3, pool=4, before=2)
+    profiles, fields = _unrendered_profiles(recipes.speech_voices(src, recipes._Synth()))
+    sentences = [fields[i]["meaning_id"] for i in profiles["full"]]
+    per_sentence = len(recipes.devices.DEVICES) * recipes.VOICES_N_TAKES * 2
+    assert len(sentences) == 3 * per_sentence
+    assert set(sentences[: 2 * per_sentence]) == {"c01", "c02"} and set(sentences[2 * per_sentence :]) == {
+        "c03"
+    }
+    assert {fields[i]["meaning_id"] for i in profiles["pool"]} == {"c01", "c02", "c03", "c04"}
+    assert {fields[i]["meaning_id"] for i in profiles["ci"]} == {"c01"}
 
 
 @pytest.mark.parametrize("name", ["speech-parallel", "crossmodal"])

@@ -5,7 +5,8 @@ rendered on demand). Profiles: ``ci`` is the first block of meanings (and, in sp
 ``ci-alt`` is the next block of the same size with the voices ``ci`` leaves out where the set has any (see
 :func:`profile_of`), so the same claims can be checked on other items of the same design; ``full`` is the
 first :data:`FULL_MEANINGS` meanings (:data:`FULL_PARAPHRASES` paraphrase sets, :data:`GRID_N_SENTENCES`
-grid sentences; speech-gain :data:`GAIN_N_SENTENCES` x :data:`GAIN_SPEAKERS`) with every voice and device;
+grid sentences; speech-gain :data:`GAIN_N_SENTENCES` x :data:`GAIN_SPEAKERS`, speech-voices
+:data:`VOICES_N_SENTENCES`) with every voice and device;
 ``pool`` is every sample, the items authored after ``full`` included (and, in speech-gain, the speakers ``full``
 leaves out). Writing, hashing and checking the sets is :mod:`benchmark.probes.build`.
 """
@@ -471,7 +472,7 @@ def _grid_sentences(src: Path, n: int) -> list[dict[str, Any]]:
     return _first_rows(src, "grid_sentences.json", "sentences", n, "the grid")
 
 
-#: Grid sentences of the ``full`` profile (c01-c08; also the full sentences of speech-gain and speech-voices).
+#: Grid sentences of speech-grid's ``full`` profile (c01-c08; speech-gain and speech-voices were raised since).
 GRID_N_SENTENCES = 8
 GRID_N_SENTENCES_CI = 4
 #: Grid sentences of speech-grid's ``pool`` profile (c01-c16): a fixed count, not "every row of the source",
@@ -670,6 +671,20 @@ def speech_gain(src: Path, synth_: _Synth) -> SetSpec:
 
 VOICES_N_TAKES = 6
 VOICES_N_TAKES_CI = 4
+#: speech-voices' ``full`` profile: grid sentences c01-c16 x every device, take and voice set. Raised from
+#: c01-c08 on 2026-12-08 on purpose (a fixed count, so it moves only on purpose): at 8 sentences S4's planted
+#: ``power_at`` held in 51.0% (bare) and 76.0% (shared-suffix) of full-size calibration samples
+#: (reports/calibration.md). On the former pool's real whisper-base latents (scripts/unit_size_se.py) its
+#: jackknife standard error under bare was about 0.045 at 8 sentences x 5 devices, 0.030 at 12 and 0.028 at 16,
+#: against the ~0.03 that 80% power at 0.1 needs with delta 0.02. Fewer devices did not help (0.072 at 8 x 2
+#: devices, 0.054 at 16 x 2): the devices average a meaning's clips, and the take factor's share falls as
+#: sentences are added.
+VOICES_N_SENTENCES = 16
+#: The full profile's sentences before the raise: those clips stay first in ``full``, pinned.
+VOICES_N_SENTENCES_BEFORE = 8
+#: speech-voices' ``pool``: c01-c32 with the same voices, devices and takes, the population that calibration
+#: draws full-size samples from (twice full's sentences, as before the raise).
+VOICES_N_SENTENCES_POOL = 32
 #: Takes (and so multi voices) per profile: ci-alt has the two that ci leaves out plus ci's first two, so like
 #: ci its multi set holds the single voice's accent (en-us) and two male and two female voices.
 VOICES_TAKES: dict[str, tuple[int, ...]] = {"ci": (0, 1, 2, 3), "ci-alt": (0, 1, 4, 5)}
@@ -693,7 +708,8 @@ def _take(audio: np.ndarray, take: int, seed: int) -> np.ndarray:
 
 
 def speech_voices(src: Path, synth_: _Synth) -> SetSpec:
-    sentences = _grid_sentences(src, GRID_N_SENTENCES_POOL)
+    # Sentence-major order: the former full's sentences (c01-c08) come first, so raising full only appends.
+    sentences = _grid_sentences(src, VOICES_N_SENTENCES_POOL)
     items: list[Item] = []
     profiles: dict[str, list[str]] = {"ci": [], "ci-alt": [], "full": []}
     for k, row in enumerate(sentences):
@@ -744,7 +760,7 @@ def speech_voices(src: Path, synth_: _Synth) -> SetSpec:
                     )
                     if block is not None and take in VOICES_TAKES[block]:
                         profiles[block].append(sid)
-                    if k < GRID_N_SENTENCES:
+                    if k < VOICES_N_SENTENCES:
                         profiles["full"].append(sid)
     return SetSpec(
         "speech-voices",
@@ -760,10 +776,12 @@ def speech_voices(src: Path, synth_: _Synth) -> SetSpec:
             "Profiles: ci-alt takes other sentences (c05-c08 against c01-c04) and takes 0, 1, 4, 5 against "
             "ci's 0-3, so two of its four multi voices are new and two are shared with ci; the single voice "
             "is the same in both (the set has one), so the speaker axis could not change in full.",
-            f"Profiles: full takes sentences c01-c{GRID_N_SENTENCES:02d}; pool adds "
-            f"c{GRID_N_SENTENCES + 1:02d}-c{GRID_N_SENTENCES_POOL:02d} with the same voices, devices and takes "
-            "(the population that calibration draws full-size samples from; its takes are all of full's, so "
-            "a full-size sample varies in sentences only); the added sentences are in no other profile.",
+            f"Profiles: full takes sentences c01-c{VOICES_N_SENTENCES:02d}; pool adds "
+            f"c{VOICES_N_SENTENCES + 1:02d}-c{VOICES_N_SENTENCES_POOL:02d} with the same voices, devices and "
+            "takes (the population that calibration draws full-size samples from; its takes are all of full's, "
+            "so a full-size sample varies in sentences only); the added sentences are in no other profile.",
+            f"Profiles: until 2026-12-08 full took c01-c{VOICES_N_SENTENCES_BEFORE:02d} (S4 lacked power at "
+            "that size) and pool c01-c16; those clips stay first.",
         ],
         items,
         profiles["ci"],
