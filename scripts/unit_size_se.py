@@ -83,9 +83,9 @@ def one_draw(
     combined = reduction.combined
     if combined is not None:  # a single estimate: its se, and each factor's share of the variance
         row["se"] = combined.se
-        for factor, reps in combined.replicates.items():
-            n = reps.size
-            row[f"se[{factor}]"] = float(np.sqrt((n - 1) / n * ((reps - reps.mean()) ** 2).sum()))
+        # The kit's own per-factor jackknife variances (in the order of its replicates), not a copy of the formula.
+        for factor, (variance, _) in zip(combined.replicates, combined._parts(), strict=True):
+            row[f"se[{factor}]"] = float(np.sqrt(variance))
     return row
 
 
